@@ -1,0 +1,65 @@
+"""Build the ASGI application from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tether import __version__
+from tether.api import errors, health
+from tether.api.deps import Services
+from tether.config import Settings
+from tether.db import migrate
+from tether.db.engine import Database
+from tether.tracking.experiments import endpoints as experiment_endpoints
+from tether.tracking.experiments.service import ExperimentService
+from tether.tracking.metrics import endpoints as metric_endpoints
+from tether.tracking.metrics.service import MetricService
+from tether.tracking.runs import endpoints as run_endpoints
+from tether.tracking.runs.service import RunService
+
+
+def build_services(settings: Settings) -> tuple[Database, Services]:
+    db = Database(
+        settings.resolved_backend_store_uri(),
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    services = Services(
+        experiments=ExperimentService(db, settings.resolved_default_artifact_root()),
+        runs=RunService(db),
+        metrics=MetricService(db),
+    )
+    return db, services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    db, services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            migrate.upgrade(db)
+        services.experiments.ensure_default_experiment()
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="Tether",
+        version=__version__,
+        summary="MLflow-compatible tracking server that syncs to Azure Machine Learning",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.services = services
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(experiment_endpoints.router)
+    app.include_router(run_endpoints.router)
+    app.include_router(metric_endpoints.router)
+    return app

@@ -1,0 +1,113 @@
+"""Engine and sessions for SQLite (embedded default) and PostgreSQL (team store).
+
+Writes go through `Database.write()`: one transaction per request. On SQLite that transaction
+starts with BEGIN IMMEDIATE under a process-wide lock, so writers queue instead of failing with
+"database is locked" when a read transaction would otherwise need upgrading.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from tether.errors import invalid_parameter
+
+_WRITE_OPTION = "tether_write"
+
+
+def normalize_url(uri: str) -> str:
+    """Accept the URIs `mlflow server` users type; choose psycopg 3 for PostgreSQL."""
+    url = make_url(uri)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    elif url.drivername not in ("sqlite", "postgresql+psycopg"):
+        raise invalid_parameter(
+            f"Unsupported --backend-store-uri scheme '{url.drivername}': "
+            "use sqlite:///path or postgresql://user:pass@host/db"
+        )
+    return url.render_as_string(hide_password=False)
+
+
+class Database:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        pool_size: int = 10,
+        max_overflow: int = 20,
+    ) -> None:
+        self.url = normalize_url(uri)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        self.engine = self._make_engine(sqlite_synchronous, pool_size, max_overflow)
+        self._writer = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+
+    def _make_engine(self, synchronous: str, pool_size: int, max_overflow: int) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_pre_ping=True,
+            )
+        database = make_url(self.url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            connect_args={"check_same_thread": False, "timeout": 60},
+        )
+        _install_sqlite_hooks(engine, synchronous)
+        return engine
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read_sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, committed when the block exits without an exception."""
+        if self._write_lock is None:
+            with self._write_sessions.begin() as session:
+                yield session
+            return
+        with self._write_lock, self._write_sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _install_sqlite_hooks(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so BEGIN is ours to choose (see `_on_begin`).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(_WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,178 @@
+"""The SQL schema. Alembic migrations in `alembic/versions/` create exactly these tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), never a BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+
+    experiment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(500), unique=True)
+    artifact_location: Mapped[str | None] = mapped_column(Text)
+    lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active")
+    creation_time: Mapped[int | None] = mapped_column(BigInteger)
+    last_update_time: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ExperimentTag(Base):
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        # Default search order is start_time DESC, run_uuid within the chosen experiments.
+        Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    )
+
+    run_uuid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.experiment_id"))
+    name: Mapped[str | None] = mapped_column(String(250))
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(20))
+    start_time: Mapped[int | None] = mapped_column(BigInteger)
+    end_time: Mapped[int | None] = mapped_column(BigInteger)
+    deleted_time: Mapped[int | None] = mapped_column(BigInteger)
+    lifecycle_stage: Mapped[str] = mapped_column(String(20), default="active")
+    artifact_uri: Mapped[str | None] = mapped_column(Text)
+
+
+class RunTag(Base):
+    __tablename__ = "tags"
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str | None] = mapped_column(String(8000))
+
+
+class Param(Base):
+    __tablename__ = "params"
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(String(8000))
+
+
+class Metric(Base):
+    """Every logged metric point. `id` is the insertion order the sync worker resumes from."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (
+        # MLflow keeps one row per distinct point; this index also serves history reads.
+        UniqueConstraint(
+            "run_uuid", "key", "step", "timestamp", "value", "is_nan", name="uq_metrics_point"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_uuid: Mapped[str] = mapped_column(ForeignKey("runs.run_uuid", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    value: Mapped[float] = mapped_column(Double)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(BigInteger)
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LatestMetric(Base):
+    """The latest point per (run, key) by (step, timestamp, value): what search filters on."""
+
+    __tablename__ = "latest_metrics"
+    __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
+
+    run_uuid: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(BigInteger)
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("experiment_id", "name", "digest", name="uq_datasets"),)
+
+    dataset_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(500))
+    digest: Mapped[str] = mapped_column(String(36))
+    source_type: Mapped[str] = mapped_column(String(36))
+    source: Mapped[str] = mapped_column(Text)
+    schema: Mapped[str | None] = mapped_column(Text)
+    profile: Mapped[str | None] = mapped_column(Text)
+
+
+class RunInput(Base):
+    """A dataset used by a run (MLflow's `inputs` rows with destination RUN)."""
+
+    __tablename__ = "run_inputs"
+    __table_args__ = (
+        UniqueConstraint("run_uuid", "dataset_uuid", name="uq_run_inputs"),
+        Index("ix_run_inputs_dataset", "dataset_uuid"),
+    )
+
+    input_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_uuid: Mapped[str] = mapped_column(ForeignKey("runs.run_uuid", ondelete="CASCADE"))
+    dataset_uuid: Mapped[str] = mapped_column(
+        ForeignKey("datasets.dataset_uuid", ondelete="CASCADE")
+    )
+
+
+class InputTag(Base):
+    __tablename__ = "input_tags"
+
+    input_uuid: Mapped[str] = mapped_column(
+        ForeignKey("run_inputs.input_uuid", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))
+
+
+class OutboxEntry(Base):
+    """One acknowledged write, appended in the same transaction, for the Azure ML sync worker.
+
+    `entity_id` is the run or experiment the write touched; per-entity order is `id` order.
+    """
+
+    __tablename__ = "sync_outbox"
+    __table_args__ = (Index("ix_sync_outbox_entity", "entity_type", "entity_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    op: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)

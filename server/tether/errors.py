@@ -1,0 +1,50 @@
+"""MLflow-style errors: an `error_code` from MLflow's protocol and the HTTP status it implies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The HTTP statuses `mlflow server` answers for each error code it uses.
+_STATUS_BY_CODE: dict[str, int] = {
+    "INTERNAL_ERROR": 500,
+    "TEMPORARILY_UNAVAILABLE": 503,
+    "INVALID_PARAMETER_VALUE": 400,
+    "BAD_REQUEST": 400,
+    "INVALID_STATE": 500,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401,
+    "RESOURCE_CONFLICT": 409,
+    "ALREADY_EXISTS": 409,
+    "ABORTED": 409,
+    "REQUEST_LIMIT_EXCEEDED": 429,
+    "NOT_IMPLEMENTED": 501,
+}
+
+
+class MlflowError(Exception):
+    def __init__(self, message: str, error_code: str = "INVALID_PARAMETER_VALUE") -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_code = error_code
+
+    @property
+    def http_status(self) -> int:
+        return _STATUS_BY_CODE.get(self.error_code, 500)
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error_code": self.error_code, "message": self.message}
+
+
+def invalid_parameter(message: str) -> MlflowError:
+    return MlflowError(message, "INVALID_PARAMETER_VALUE")
+
+
+def not_found(message: str) -> MlflowError:
+    return MlflowError(message, "RESOURCE_DOES_NOT_EXIST")
+
+
+def already_exists(message: str) -> MlflowError:
+    return MlflowError(message, "RESOURCE_ALREADY_EXISTS")

@@ -1,0 +1,29 @@
+"""The sync outbox: every acknowledged write appends one row, in the write's own transaction.
+
+The Azure ML worker drains it later; the row says what changed, so nothing written before
+sync was switched on is lost. Bulk data (metric points) is referenced by its id range rather
+than copied, keeping the append one small insert per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from tether.clock import now_ms
+from tether.db.models import OutboxEntry
+
+
+def append(session: Session, entity_type: str, entity_id: str, op: str, payload: Any) -> None:
+    session.execute(
+        insert(OutboxEntry).values(
+            created_at=now_ms(),
+            entity_type=entity_type,
+            entity_id=entity_id,
+            op=op,
+            payload=orjson.dumps(payload).decode(),
+        )
+    )

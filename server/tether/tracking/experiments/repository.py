@@ -1,0 +1,108 @@
+"""Queries over experiments and their tags."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from tether.db.dialect import upsert_insert
+from tether.db.models import Experiment, ExperimentTag, Run
+
+
+def get(session: Session, experiment_id: int) -> Experiment | None:
+    return session.get(Experiment, experiment_id)
+
+
+def get_by_name(session: Session, name: str) -> Experiment | None:
+    return session.scalars(select(Experiment).where(Experiment.name == name)).one_or_none()
+
+
+def get_many(session: Session, ids: Sequence[int]) -> dict[int, Experiment]:
+    rows = session.scalars(select(Experiment).where(Experiment.experiment_id.in_(ids)))
+    return {row.experiment_id: row for row in rows}
+
+
+def tags_for(session: Session, ids: Sequence[int]) -> dict[int, list[tuple[str, str | None]]]:
+    result: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
+    rows = session.execute(
+        select(ExperimentTag.experiment_id, ExperimentTag.key, ExperimentTag.value)
+        .where(ExperimentTag.experiment_id.in_(ids))
+        .order_by(ExperimentTag.experiment_id, ExperimentTag.key)
+    )
+    for experiment_id, key, value in rows:
+        result[experiment_id].append((key, value))
+    return result
+
+
+def insert_experiment(
+    session: Session,
+    *,
+    name: str,
+    artifact_location: str | None,
+    now: int,
+    experiment_id: int | None = None,
+) -> Experiment:
+    row = Experiment(
+        name=name,
+        artifact_location=artifact_location,
+        lifecycle_stage="active",
+        creation_time=now,
+        last_update_time=now,
+    )
+    if experiment_id is not None:
+        row.experiment_id = experiment_id
+    session.add(row)
+    session.flush()
+    return row
+
+
+def upsert_tags(session: Session, experiment_id: int, tags: dict[str, str]) -> None:
+    if not tags:
+        return
+    rows = [{"experiment_id": experiment_id, "key": k, "value": v} for k, v in tags.items()]
+    stmt = upsert_insert(session, ExperimentTag).values(rows)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[ExperimentTag.experiment_id, ExperimentTag.key],
+            set_={"value": stmt.excluded.value},
+        )
+    )
+
+
+def delete_tag(session: Session, experiment_id: int, key: str) -> int:
+    result = session.execute(
+        delete(ExperimentTag).where(
+            ExperimentTag.experiment_id == experiment_id, ExperimentTag.key == key
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def set_runs_lifecycle(
+    session: Session, experiment_id: int, stage: str, deleted_time: int | None
+) -> list[str]:
+    run_ids = list(
+        session.scalars(select(Run.run_uuid).where(Run.experiment_id == experiment_id))
+    )
+    session.execute(
+        update(Run)
+        .where(Run.experiment_id == experiment_id)
+        .values(lifecycle_stage=stage, deleted_time=deleted_time)
+    )
+    return run_ids
+
+
+def insert_default(session: Session, artifact_location: str, now: int) -> None:
+    session.execute(
+        insert(Experiment).values(
+            experiment_id=0,
+            name="Default",
+            artifact_location=artifact_location,
+            lifecycle_stage="active",
+            creation_time=now,
+            last_update_time=now,
+        )
+    )

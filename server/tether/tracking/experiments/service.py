@@ -1,0 +1,208 @@
+"""Experiment operations: validation, lifecycle rules and the outbox record of each write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from tether.clock import now_ms
+from tether.db.engine import Database
+from tether.db.models import Experiment
+from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
+from tether.search.experiments import search_experiment_ids
+from tether.sync import outbox
+from tether.tracking import serialize, validation
+from tether.tracking.experiments import repository
+
+DEFAULT_EXPERIMENT_ID = 0
+_VIEW_TYPES = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
+
+
+def _stages(view_type: str) -> set[str]:
+    return {"ACTIVE_ONLY": {"active"}, "DELETED_ONLY": {"deleted"}}.get(
+        view_type, {"active", "deleted"}
+    )
+
+
+def normalize_view_type(value: str | int | None) -> str:
+    if value is None or value == "":
+        return "ACTIVE_ONLY"
+    if isinstance(value, int):
+        if value in _VIEW_TYPES:
+            return _VIEW_TYPES[value]
+    elif value.upper() in _VIEW_TYPES.values():
+        return value.upper()
+    elif value.isdigit() and int(value) in _VIEW_TYPES:
+        return _VIEW_TYPES[int(value)]
+    raise invalid_parameter(f"Invalid view type '{value}'")
+
+
+class ExperimentService:
+    def __init__(self, db: Database, artifact_root: str) -> None:
+        self.db = db
+        self.artifact_root = artifact_root
+
+    def _artifact_location_for(self, experiment_id: int) -> str:
+        return f"{self.artifact_root.rstrip('/')}/{experiment_id}"
+
+    def ensure_default_experiment(self) -> None:
+        with self.db.write() as session:
+            if repository.get(session, DEFAULT_EXPERIMENT_ID) is not None:
+                return
+            location = self._artifact_location_for(DEFAULT_EXPERIMENT_ID)
+            repository.insert_default(session, location, now_ms())
+            outbox.append(
+                session,
+                "experiment",
+                "0",
+                "create",
+                {"name": "Default", "artifact_location": location, "tags": {}},
+            )
+
+    # Reads -------------------------------------------------------------------------------
+
+    def get(self, experiment_id: str) -> dict[str, Any]:
+        exp_id = validation.parse_experiment_id(experiment_id)
+        with self.db.read() as session:
+            row = repository.get(session, exp_id)
+            if row is None:
+                raise not_found(f"No Experiment with id={exp_id} exists")
+            return serialize.experiment(row, repository.tags_for(session, [exp_id])[exp_id])
+
+    def get_by_name(self, name: str) -> dict[str, Any]:
+        with self.db.read() as session:
+            row = repository.get_by_name(session, name)
+            if row is None:
+                raise not_found(f"Could not find experiment with name '{name}'")
+            tags = repository.tags_for(session, [row.experiment_id])[row.experiment_id]
+            return serialize.experiment(row, tags)
+
+    def search(
+        self,
+        *,
+        view_type: str,
+        max_results: int | None,
+        filter_string: str,
+        order_by: list[str],
+        page_token: str | None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        with self.db.read() as session:
+            ids, token = search_experiment_ids(
+                session,
+                view_type=view_type,
+                filter_string=filter_string,
+                max_results=1000 if max_results is None else max_results,
+                order_by=order_by,
+                page_token=page_token,
+            )
+            rows = repository.get_many(session, ids)
+            tags = repository.tags_for(session, ids)
+            return [serialize.experiment(rows[i], tags[i]) for i in ids], token
+
+    # Writes ------------------------------------------------------------------------------
+
+    def create(self, name: str, artifact_location: str, tags: list[tuple[str, str]]) -> str:
+        validation.validate_experiment_name(name)
+        for key, value in tags:
+            validation.validate_experiment_tag(key, value)
+        tag_map = dict(tags)
+        try:
+            with self.db.write() as session:
+                if repository.get_by_name(session, name) is not None:
+                    raise already_exists(f"Experiment(name={name}) already exists.")
+                row = repository.insert_experiment(
+                    session, name=name, artifact_location=artifact_location or None, now=now_ms()
+                )
+                if not artifact_location:
+                    row.artifact_location = self._artifact_location_for(row.experiment_id)
+                repository.upsert_tags(session, row.experiment_id, tag_map)
+                outbox.append(
+                    session,
+                    "experiment",
+                    str(row.experiment_id),
+                    "create",
+                    {"name": name, "artifact_location": row.artifact_location, "tags": tag_map},
+                )
+                return str(row.experiment_id)
+        except IntegrityError:
+            # Another request created the same name between our check and our insert.
+            raise already_exists(f"Experiment(name={name}) already exists.") from None
+
+    def _load(self, session: Any, experiment_id: str, stages: set[str]) -> Experiment:
+        exp_id = validation.parse_experiment_id(experiment_id)
+        row = repository.get(session, exp_id)
+        if row is None or row.lifecycle_stage not in stages:
+            raise not_found(f"No Experiment with id={exp_id} exists")
+        return row
+
+    @staticmethod
+    def _check_active(row: Experiment) -> None:
+        if row.lifecycle_stage != "active":
+            raise invalid_parameter(
+                f"The experiment {row.experiment_id} must be in the 'active' state. "
+                f"Current state is {row.lifecycle_stage}."
+            )
+
+    def delete(self, experiment_id: str) -> None:
+        self._set_lifecycle(experiment_id, from_stage="active", to_stage="deleted")
+
+    def restore(self, experiment_id: str) -> None:
+        self._set_lifecycle(experiment_id, from_stage="deleted", to_stage="active")
+
+    def _set_lifecycle(self, experiment_id: str, *, from_stage: str, to_stage: str) -> None:
+        with self.db.write() as session:
+            row = self._load(session, experiment_id, {from_stage})
+            now = now_ms()
+            row.lifecycle_stage = to_stage
+            row.last_update_time = now
+            deleted_time = now if to_stage == "deleted" else None
+            run_ids = repository.set_runs_lifecycle(
+                session, row.experiment_id, to_stage, deleted_time
+            )
+            op = "delete" if to_stage == "deleted" else "restore"
+            outbox.append(
+                session, "experiment", str(row.experiment_id), op, {"run_ids": run_ids}
+            )
+
+    def rename(self, experiment_id: str, new_name: str) -> None:
+        validation.validate_experiment_name(new_name)
+        try:
+            with self.db.write() as session:
+                row = self._load(session, experiment_id, _stages("ALL"))
+                if row.lifecycle_stage != "active":
+                    raise MlflowError("Cannot rename a non-active experiment.", "INVALID_STATE")
+                existing = repository.get_by_name(session, new_name)
+                if existing is not None and existing.experiment_id != row.experiment_id:
+                    raise already_exists(f"Experiment(name={new_name}) already exists.")
+                row.name = new_name
+                row.last_update_time = now_ms()
+                outbox.append(
+                    session, "experiment", str(row.experiment_id), "rename", {"name": new_name}
+                )
+        except IntegrityError:
+            raise already_exists(f"Experiment(name={new_name}) already exists.") from None
+
+    def set_tag(self, experiment_id: str, key: str, value: str) -> None:
+        validation.validate_experiment_tag(key, value)
+        with self.db.write() as session:
+            row = self._load(session, experiment_id, _stages("ALL"))
+            self._check_active(row)
+            repository.upsert_tags(session, row.experiment_id, {key: value})
+            outbox.append(
+                session,
+                "experiment",
+                str(row.experiment_id),
+                "set_tag",
+                {"key": key, "value": value},
+            )
+
+    def delete_tag(self, experiment_id: str, key: str) -> None:
+        with self.db.write() as session:
+            row = self._load(session, experiment_id, _stages("ALL"))
+            self._check_active(row)
+            if repository.delete_tag(session, row.experiment_id, key) == 0:
+                raise not_found(f"No tag with name: {key} in experiment with id {experiment_id}")
+            outbox.append(
+                session, "experiment", str(row.experiment_id), "delete_tag", {"key": key}
+            )

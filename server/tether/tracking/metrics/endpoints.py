@@ -1,0 +1,44 @@
+"""HTTP endpoints of MLflow's metric history API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from tether.api.deps import Metrics
+from tether.api.request import parse_request
+from tether.api.routing import MlflowRouter
+from tether.api.threads import blocking
+from tether.tracking.metrics import schemas
+
+api = MlflowRouter("metrics")
+router = api.router
+
+
+@api.route("/metrics/get-history", ["GET"])
+async def get_metric_history(request: Request, service: Metrics) -> dict[str, Any]:
+    body = await parse_request(request, schemas.GetMetricHistory)
+    metrics, token = await blocking(
+        service.history, body.run_id, body.metric_key, body.max_results, body.page_token or None
+    )
+    response: dict[str, Any] = {}
+    if metrics:
+        response["metrics"] = metrics
+    if token:
+        response["next_page_token"] = token
+    return response
+
+
+@api.route("/metrics/get-history-bulk-interval", ["GET"])
+async def get_metric_history_bulk_interval(request: Request, service: Metrics) -> dict[str, Any]:
+    body = await parse_request(request, schemas.GetMetricHistoryBulkInterval)
+    metrics = await blocking(
+        service.bulk_interval,
+        body.run_ids,
+        body.metric_key,
+        body.max_results,
+        body.start_step,
+        body.end_step,
+    )
+    return {"metrics": metrics} if metrics else {}

@@ -1,0 +1,77 @@
+"""Metric history reads: full history with paging, and the UI's sampled bulk history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tether.db.engine import Database
+from tether.errors import invalid_parameter
+from tether.search.page_token import decode_offset, encode_offset
+from tether.tracking import serialize
+from tether.tracking.metrics import repository
+
+MAX_RUNS_BULK_INTERVAL = 100
+MAX_RESULTS_PER_RUN = 2500
+
+
+class MetricService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def history(
+        self, run_id: str, key: str, max_results: int | None, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        if max_results is not None and max_results <= 0:
+            raise invalid_parameter(
+                f"Invalid value {max_results} for parameter 'max_results' supplied. "
+                "It must be a positive integer."
+            )
+        offset = decode_offset(page_token)
+        limit = None if max_results is None else max_results + 1
+        with self.db.read() as session:
+            rows = repository.history(session, run_id, key, offset, limit)
+        token = None
+        if max_results is not None and len(rows) > max_results:
+            rows = rows[:max_results]
+            token = encode_offset(offset + max_results)
+        points = [serialize.metric(r.key, r.value, r.is_nan, r.timestamp, r.step) for r in rows]
+        return points, token
+
+    def bulk_interval(
+        self,
+        run_ids: list[str],
+        key: str,
+        max_results: int | None,
+        start_step: int | None,
+        end_step: int | None,
+    ) -> list[dict[str, Any]]:
+        if len(run_ids) > MAX_RUNS_BULK_INTERVAL:
+            raise invalid_parameter(
+                f"GetMetricHistoryBulkInterval request must specify at most "
+                f"{MAX_RUNS_BULK_INTERVAL} run_ids. Received {len(run_ids)} run_ids."
+            )
+        if max_results is None:
+            max_results = MAX_RESULTS_PER_RUN
+        if not 1 <= max_results <= MAX_RESULTS_PER_RUN:
+            raise invalid_parameter(f"max_results must be between 1 and {MAX_RESULTS_PER_RUN}.")
+        step_range: tuple[int, int] | None = None
+        if start_step is not None and end_step is not None:
+            if start_step > end_step:
+                raise invalid_parameter(
+                    "end_step must be greater than start_step. "
+                    f"Found start_step={start_step} and end_step={end_step}."
+                )
+            step_range = (start_step, end_step)
+        elif start_step is not None or end_step is not None:
+            raise invalid_parameter(
+                "If either start step or end step are specified, both must be specified."
+            )
+        unique_ids = list(dict.fromkeys(run_ids))
+        with self.db.read() as session:
+            rows = repository.sampled_history(session, unique_ids, key, max_results, step_range)
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            point = serialize.metric(key, r.value, r.is_nan, r.timestamp, r.step)
+            point["run_id"] = r.run_uuid
+            by_run.setdefault(r.run_uuid, []).append(point)
+        return [point for run_id in run_ids for point in by_run.pop(run_id, [])]

@@ -1,0 +1,157 @@
+"""HTTP endpoints of MLflow's run API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from tether.api.deps import Runs
+from tether.api.request import parse_request
+from tether.api.routing import MlflowRouter
+from tether.api.threads import blocking
+from tether.errors import invalid_parameter
+from tether.tracking.experiments.service import normalize_view_type
+from tether.tracking.runs import schemas
+from tether.tracking.runs.service import DatasetIn, MetricIn
+from tether.tracking.validation import MAX_BATCH_LOG_REQUEST_SIZE, MAX_RESULTS_SEARCH_RUNS
+
+api = MlflowRouter("runs")
+router = api.router
+
+
+@api.route("/runs/create", ["POST"])
+async def create_run(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.CreateRun)
+    run = await blocking(
+        service.create,
+        experiment_id=body.experiment_id,
+        user_id=body.user_id,
+        start_time=body.start_time,
+        run_name=body.run_name,
+        tags=[(t.key or "", t.value or "") for t in body.tags],
+    )
+    return {"run": run}
+
+
+@api.route("/runs/get", ["GET"])
+async def get_run(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.RunId)
+    return {"run": await blocking(service.get, body.run_id)}
+
+
+@api.route("/runs/update", ["POST"])
+async def update_run(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.UpdateRun)
+    info = await blocking(service.update, body.run_id, body.status, body.end_time, body.run_name)
+    return {"run_info": info}
+
+
+@api.route("/runs/delete", ["POST"])
+async def delete_run(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.RunId)
+    await blocking(service.delete, body.run_id)
+    return {}
+
+
+@api.route("/runs/restore", ["POST"])
+async def restore_run(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.RunId)
+    await blocking(service.restore, body.run_id)
+    return {}
+
+
+@api.route("/runs/set-tag", ["POST"])
+async def set_tag(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.SetTag)
+    await blocking(service.set_tag, body.run_id, body.key, body.value)
+    return {}
+
+
+@api.route("/runs/delete-tag", ["POST"])
+async def delete_tag(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.DeleteTag)
+    await blocking(service.delete_tag, body.run_id, body.key)
+    return {}
+
+
+@api.route("/runs/log-parameter", ["POST"])
+async def log_param(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.LogParam)
+    await blocking(service.log_param, body.run_id, body.key, body.value)
+    return {}
+
+
+@api.route("/runs/log-metric", ["POST"])
+async def log_metric(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.LogMetric)
+    metric = MetricIn(body.key, body.value, body.timestamp, body.step)
+    await blocking(service.log_metric, body.run_id, metric)
+    return {}
+
+
+@api.route("/runs/log-batch", ["POST"])
+async def log_batch(request: Request, service: Runs) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BATCH_LOG_REQUEST_SIZE:
+        raise invalid_parameter(
+            f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
+            f"got a request of size {len(raw)}."
+        )
+    body = await parse_request(request, schemas.LogBatch)
+    await blocking(
+        service.log_batch,
+        body.run_id,
+        [MetricIn(m.key, m.value, m.timestamp, m.step) for m in body.metrics],
+        [(p.key, p.value) for p in body.params],
+        [(t.key, t.value) for t in body.tags],
+    )
+    return {}
+
+
+@api.route("/runs/log-inputs", ["POST"])
+async def log_inputs(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.LogInputs)
+    datasets = []
+    for item in body.datasets:
+        if item.dataset is None:
+            raise invalid_parameter("Dataset cannot be None")
+        ds = item.dataset
+        datasets.append(
+            DatasetIn(
+                ds.name,
+                ds.digest,
+                ds.source_type,
+                ds.source,
+                ds.schema_,
+                ds.profile,
+                [(t.key, t.value) for t in item.tags],
+            )
+        )
+    await blocking(service.log_inputs, body.run_id, datasets)
+    return {}
+
+
+@api.route("/runs/search", ["POST"])
+async def search_runs(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.SearchRuns)
+    if body.max_results > MAX_RESULTS_SEARCH_RUNS:
+        raise invalid_parameter(
+            f"Invalid value {body.max_results} for parameter 'max_results' supplied."
+            " See the API docs for more information about request parameters."
+        )
+    runs, token = await blocking(
+        service.search,
+        experiment_ids=body.experiment_ids,
+        filter_string=body.filter,
+        run_view_type=normalize_view_type(body.run_view_type),
+        max_results=body.max_results,
+        order_by=body.order_by,
+        page_token=body.page_token or None,
+    )
+    response: dict[str, Any] = {}
+    if runs:
+        response["runs"] = runs
+    if token:
+        response["next_page_token"] = token
+    return response

@@ -1,0 +1,133 @@
+"""Queries over runs, their params, tags, latest metrics and dataset inputs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tether.db.dialect import upsert_insert
+from tether.db.models import Dataset, InputTag, LatestMetric, Param, Run, RunInput, RunTag
+from tether.tracking import serialize
+
+
+def get(session: Session, run_id: str) -> Run | None:
+    return session.get(Run, run_id)
+
+
+def params_for(session: Session, run_id: str, keys: Sequence[str]) -> dict[str, str]:
+    rows = session.execute(
+        select(Param.key, Param.value).where(Param.run_uuid == run_id, Param.key.in_(keys))
+    )
+    return {key: value for key, value in rows}
+
+
+def insert_params(session: Session, run_id: str, params: dict[str, str]) -> None:
+    if not params:
+        return
+    session.execute(
+        upsert_insert(session, Param)
+        .values([{"run_uuid": run_id, "key": k, "value": v} for k, v in params.items()])
+        .on_conflict_do_nothing()
+    )
+
+
+def upsert_tags(session: Session, run_id: str, tags: dict[str, str]) -> None:
+    if not tags:
+        return
+    stmt = upsert_insert(session, RunTag).values(
+        [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()]
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[RunTag.run_uuid, RunTag.key], set_={"value": stmt.excluded.value}
+        )
+    )
+
+
+def delete_tag(session: Session, run_id: str, key: str) -> int:
+    result = session.execute(delete(RunTag).where(RunTag.run_uuid == run_id, RunTag.key == key))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def load_runs(session: Session, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Full MLflow run objects for `run_ids`, in that order, in five set-based queries."""
+    if not run_ids:
+        return []
+    runs = {r.run_uuid: r for r in session.scalars(select(Run).where(Run.run_uuid.in_(run_ids)))}
+    metrics: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in session.scalars(select(LatestMetric).where(LatestMetric.run_uuid.in_(run_ids))):
+        metrics[m.run_uuid].append(serialize.metric(m.key, m.value, m.is_nan, m.timestamp, m.step))
+    params: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    for run_uuid, key, value in session.execute(
+        select(Param.run_uuid, Param.key, Param.value).where(Param.run_uuid.in_(run_ids))
+    ):
+        params[run_uuid].append((key, value))
+    tags: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    for run_uuid, key, value in session.execute(
+        select(RunTag.run_uuid, RunTag.key, RunTag.value).where(RunTag.run_uuid.in_(run_ids))
+    ):
+        tags[run_uuid].append((key, value))
+    inputs = _dataset_inputs(session, run_ids)
+    result = []
+    for run_id in run_ids:
+        run = runs.get(run_id)
+        if run is None:
+            continue
+        data: dict[str, Any] = {}
+        if metrics[run_id]:
+            data["metrics"] = metrics[run_id]
+        if params[run_id]:
+            data["params"] = serialize.key_values(params[run_id])
+        if tags[run_id]:
+            data["tags"] = serialize.key_values(tags[run_id])
+        run_inputs: dict[str, Any] = {}
+        if inputs[run_id]:
+            run_inputs["dataset_inputs"] = inputs[run_id]
+        result.append({"info": serialize.run_info(run), "data": data, "inputs": run_inputs})
+    return result
+
+
+def _dataset_inputs(session: Session, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    rows = session.execute(
+        select(RunInput.run_uuid, RunInput.input_uuid, Dataset)
+        .join(Dataset, Dataset.dataset_uuid == RunInput.dataset_uuid)
+        .where(RunInput.run_uuid.in_(run_ids))
+        .order_by(RunInput.run_uuid, Dataset.name, Dataset.digest)
+    ).all()
+    tags: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    input_ids = [row[1] for row in rows]
+    if input_ids:
+        for input_uuid, name, value in session.execute(
+            select(InputTag.input_uuid, InputTag.name, InputTag.value).where(
+                InputTag.input_uuid.in_(input_ids)
+            )
+        ):
+            tags[input_uuid].append((name, value))
+    result: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run_uuid, input_uuid, dataset in rows:
+        result[run_uuid].append(serialize.dataset_input(dataset, tags[input_uuid]))
+    return result
+
+
+def datasets_by_name_digest(
+    session: Session, experiment_id: int, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    names = {k[0] for k in keys}
+    rows = session.execute(
+        select(Dataset.name, Dataset.digest, Dataset.dataset_uuid).where(
+            Dataset.experiment_id == experiment_id, Dataset.name.in_(names)
+        )
+    )
+    return {(name, digest): uuid for name, digest, uuid in rows if (name, digest) in set(keys)}
+
+
+def existing_input(session: Session, run_id: str, dataset_uuid: str) -> str | None:
+    return session.scalar(
+        select(RunInput.input_uuid).where(
+            RunInput.run_uuid == run_id, RunInput.dataset_uuid == dataset_uuid
+        )
+    )

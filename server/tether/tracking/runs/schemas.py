@@ -1,0 +1,120 @@
+"""Request bodies of MLflow's run endpoints."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from tether.api.request import Double, Int64, RequestModel, Str
+from tether.tracking.experiments.schemas import KeyValue
+
+
+class CreateRun(RequestModel):
+    experiment_id: Str = ""
+    user_id: Str = ""
+    start_time: Int64 | None = None
+    run_name: Str = ""
+    tags: list[KeyValue] = []
+
+
+class RunId(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("run_id",)
+    run_id: Str
+
+
+class UpdateRun(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("run_id",)
+    run_id: Str
+    status: Str | None = None
+    end_time: Int64 | None = None
+    run_name: Str | None = None
+
+
+class SetTag(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("run_id", "key")
+    run_id: Str
+    key: Str
+    value: Str = ""
+
+
+class DeleteTag(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("run_id", "key")
+    run_id: Str
+    key: Str
+
+
+class LogParam(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("run_id", "key")
+    run_id: Str
+    key: Str
+    value: Str = ""
+
+
+class LogMetric(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("run_id", "key", "value", "timestamp")
+    run_id: Str
+    key: Str
+    value: Double
+    timestamp: Int64
+    step: Int64 = 0
+    model_id: Str | None = None
+    dataset_name: Str | None = None
+    dataset_digest: Str | None = None
+
+
+class MetricPoint(RequestModel):
+    key: Str | None = None
+    value: Double | None = None
+    timestamp: Int64 | None = None
+    step: Int64 = 0
+    model_id: Str | None = None
+    dataset_name: Str | None = None
+    dataset_digest: Str | None = None
+
+
+class LogBatch(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("run_id",)
+    run_id: Str
+    metrics: list[MetricPoint] = []
+    params: list[KeyValue] = []
+    tags: list[KeyValue] = []
+
+
+class InputTag(RequestModel):
+    key: Str | None = None
+    value: Str | None = None
+
+
+class DatasetBody(RequestModel):
+    name: Str | None = None
+    digest: Str | None = None
+    source_type: Str | None = None
+    source: Str | None = None
+    schema_: Str | None = Field(default=None, alias="schema")
+    profile: Str | None = None
+
+
+class DatasetInput(RequestModel):
+    tags: list[InputTag] = []
+    dataset: DatasetBody | None = None
+
+
+class ModelInput(RequestModel):
+    model_id: Str | None = None
+
+
+class LogInputs(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("run_id",)
+    run_id: Str
+    datasets: list[DatasetInput] = []
+    models: list[ModelInput] = []
+
+
+class SearchRuns(RequestModel):
+    experiment_ids: list[Str] = []
+    filter: Str = ""
+    run_view_type: Str | Int64 = "ACTIVE_ONLY"
+    max_results: Int64 = 1000
+    order_by: list[Str] = []
+    page_token: Str = ""

@@ -1,0 +1,362 @@
+"""Run operations: creation, lifecycle, params, tags, metric logging, inputs and search.
+
+Every write is one transaction that also appends its outbox record; validation happens
+before the transaction starts, so rejected input changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tether.clock import now_ms
+from tether.db.engine import Database
+from tether.db.models import Dataset, InputTag, Run, RunInput
+from tether.errors import invalid_parameter, not_found
+from tether.search.runs import search_run_ids
+from tether.sync import outbox
+from tether.tracking import validation
+from tether.tracking.experiments import repository as experiments
+from tether.tracking.experiments.service import DEFAULT_EXPERIMENT_ID
+from tether.tracking.metrics.repository import Point, insert_points
+from tether.tracking.names import random_run_name
+from tether.tracking.runs import repository
+
+RUN_NAME_TAG = "mlflow.runName"
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+_LOAD_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class MetricIn:
+    key: str | None
+    value: float | None
+    timestamp: int | None
+    step: int
+
+
+@dataclass(frozen=True)
+class DatasetIn:
+    name: str | None
+    digest: str | None
+    source_type: str | None
+    source: str | None
+    schema: str | None
+    profile: str | None
+    tags: list[tuple[str | None, str | None]]
+
+
+def _id_ranges(ids: list[int]) -> list[list[int]]:
+    """Compress ids into [first, last] runs: the outbox references points, not copies."""
+    ranges: list[list[int]] = []
+    for i in sorted(ids):
+        if ranges and ranges[-1][1] + 1 == i:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    return ranges
+
+
+class RunService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # Reads -------------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        with self.db.read() as session:
+            runs = repository.load_runs(session, [run_id])
+        if not runs:
+            raise not_found(f"Run with id={run_id} not found")
+        return runs[0]
+
+    def search(
+        self,
+        *,
+        experiment_ids: list[str],
+        filter_string: str,
+        run_view_type: str,
+        max_results: int,
+        order_by: list[str],
+        page_token: str | None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        exp_ids = [validation.parse_experiment_id(e) for e in experiment_ids]
+        with self.db.read() as session:
+            run_ids, token = search_run_ids(
+                session,
+                experiment_ids=exp_ids,
+                filter_string=filter_string,
+                run_view_type=run_view_type,
+                max_results=max_results,
+                order_by=order_by,
+                page_token=page_token,
+            )
+            runs: list[dict[str, Any]] = []
+            for start in range(0, len(run_ids), _LOAD_CHUNK):
+                runs.extend(repository.load_runs(session, run_ids[start : start + _LOAD_CHUNK]))
+        return runs, token
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        experiment_id: str,
+        user_id: str,
+        start_time: int | None,
+        run_name: str,
+        tags: list[tuple[str, str]],
+    ) -> dict[str, Any]:
+        exp_id = validation.parse_experiment_id(experiment_id or DEFAULT_EXPERIMENT_ID)
+        tag_map = {k: validation.validate_tag(k, v) for k, v in tags}
+        name_tag = tag_map.get(RUN_NAME_TAG)
+        if run_name and name_tag and run_name != name_tag:
+            raise invalid_parameter(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+                f"different values (run_name='{run_name}', mlflow.runName='{name_tag}')."
+            )
+        name = run_name or name_tag or random_run_name()
+        tag_map[RUN_NAME_TAG] = name
+        run_id = uuid.uuid4().hex
+        with self.db.write() as session:
+            experiment = experiments.get(session, exp_id)
+            if experiment is None:
+                raise not_found(f"No Experiment with id={exp_id} exists")
+            if experiment.lifecycle_stage != "active":
+                raise invalid_parameter(
+                    f"The experiment {exp_id} must be in the 'active' state. "
+                    f"Current state is {experiment.lifecycle_stage}."
+                )
+            run = Run(
+                run_uuid=run_id,
+                experiment_id=exp_id,
+                name=name,
+                user_id=user_id,
+                status="RUNNING",
+                start_time=now_ms() if start_time is None else start_time,
+                lifecycle_stage="active",
+                artifact_uri=f"{(experiment.artifact_location or '').rstrip('/')}/{run_id}/artifacts",
+            )
+            session.add(run)
+            session.flush()
+            repository.upsert_tags(session, run_id, tag_map)
+            outbox.append(
+                session,
+                "run",
+                run_id,
+                "create",
+                {
+                    "experiment_id": str(exp_id),
+                    "name": name,
+                    "user_id": user_id,
+                    "start_time": run.start_time,
+                    "artifact_uri": run.artifact_uri,
+                    "tags": tag_map,
+                },
+            )
+            return repository.load_runs(session, [run_id])[0]
+
+    def update(
+        self, run_id: str, status: str | None, end_time: int | None, run_name: str | None
+    ) -> dict[str, Any]:
+        if status is not None and status not in RUN_STATUSES:
+            raise invalid_parameter(
+                f"Invalid value {status!r} for parameter 'status': "
+                f"expected one of {', '.join(RUN_STATUSES)}"
+            )
+        with self.db.write() as session:
+            run = self._active_run(session, run_id)
+            changes: dict[str, Any] = {}
+            if status is not None:
+                run.status = changes["status"] = status
+            if end_time is not None:
+                run.end_time = changes["end_time"] = end_time
+            if run_name:
+                run.name = changes["run_name"] = run_name
+                repository.upsert_tags(session, run_id, {RUN_NAME_TAG: run_name})
+            outbox.append(session, "run", run_id, "update", changes)
+            session.flush()
+            info: dict[str, Any] = repository.load_runs(session, [run_id])[0]["info"]
+            return info
+
+    def delete(self, run_id: str) -> None:
+        self._set_lifecycle(run_id, "deleted")
+
+    def restore(self, run_id: str) -> None:
+        self._set_lifecycle(run_id, "active")
+
+    def _set_lifecycle(self, run_id: str, stage: str) -> None:
+        with self.db.write() as session:
+            run = self._run(session, run_id)
+            run.lifecycle_stage = stage
+            run.deleted_time = now_ms() if stage == "deleted" else None
+            op = "delete" if stage == "deleted" else "restore"
+            outbox.append(session, "run", run_id, op, {})
+
+    # Data --------------------------------------------------------------------------------
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        stored = validation.validate_tag(key, value)
+        with self.db.write() as session:
+            run = self._active_run(session, run_id)
+            if key == RUN_NAME_TAG:
+                run.name = stored
+            repository.upsert_tags(session, run_id, {key: stored})
+            outbox.append(session, "run", run_id, "set_tag", {"key": key, "value": stored})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self.db.write() as session:
+            self._active_run(session, run_id)
+            if repository.delete_tag(session, run_id, key) == 0:
+                raise not_found(f"No tag with name: {key} in run with id {run_id}")
+            outbox.append(session, "run", run_id, "delete_tag", {"key": key})
+
+    def log_param(self, run_id: str, key: str, value: str) -> None:
+        stored = validation.validate_param(key, value)
+        with self.db.write() as session:
+            self._active_run(session, run_id)
+            existing = repository.params_for(session, run_id, [key])
+            if key in existing:
+                if existing[key] != stored:
+                    raise invalid_parameter(
+                        f"Changing param values is not allowed. Param with key='{key}' was "
+                        f"already logged with value='{existing[key]}' for run ID='{run_id}'. "
+                        f"Attempted logging new value '{stored}'."
+                    )
+                return
+            repository.insert_params(session, run_id, {key: stored})
+            outbox.append(session, "run", run_id, "log_batch", {"params": {key: stored}})
+
+    def log_metric(self, run_id: str, metric: MetricIn) -> None:
+        validation.validate_metric(metric.key, metric.value, metric.timestamp, metric.step)
+        self._log(run_id, [metric], {}, {})
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: list[MetricIn],
+        params: list[tuple[str | None, str | None]],
+        tags: list[tuple[str | None, str | None]],
+    ) -> None:
+        validation.validate_run_id(run_id)
+        for i, m in enumerate(metrics):
+            validation.validate_metric(m.key, m.value, m.timestamp, m.step, path=f"metrics[{i}]")
+        param_map: dict[str, str] = {}
+        for i, (key, value) in enumerate(params):
+            param_map[key or ""] = validation.validate_param(key, value, path=f"params[{i}]")
+        tag_map: dict[str, str] = {}
+        for i, (key, value) in enumerate(tags):
+            tag_map[key or ""] = validation.validate_tag(key, value, path=f"tags[{i}]")
+        validation.validate_batch_limits(len(metrics), len(params), len(tags))
+        validation.validate_unique_param_keys([key or "" for key, _ in params])
+        self._log(run_id, metrics, param_map, tag_map)
+
+    def _log(
+        self, run_id: str, metrics: list[MetricIn], params: dict[str, str], tags: dict[str, str]
+    ) -> None:
+        # Validation has already refused points without a key, value or timestamp.
+        points = [
+            Point.sanitized(m.key or "", m.value or 0.0, m.timestamp or 0, m.step)
+            for m in metrics
+        ]
+        with self.db.write() as session:
+            run = self._active_run(session, run_id)
+            new_params = self._check_params(session, run_id, params)
+            repository.insert_params(session, run_id, new_params)
+            metric_ids = insert_points(session, run_id, points)
+            if RUN_NAME_TAG in tags:
+                run.name = tags[RUN_NAME_TAG]
+            repository.upsert_tags(session, run_id, tags)
+            payload: dict[str, Any] = {}
+            if new_params:
+                payload["params"] = new_params
+            if tags:
+                payload["tags"] = tags
+            if metric_ids:
+                payload["metric_ids"] = _id_ranges(metric_ids)
+            if payload:
+                outbox.append(session, "run", run_id, "log_batch", payload)
+
+    @staticmethod
+    def _check_params(session: Session, run_id: str, params: dict[str, str]) -> dict[str, str]:
+        """Params are write-once: equal re-logs are no-ops, different values are refused."""
+        if not params:
+            return {}
+        existing = repository.params_for(session, run_id, list(params))
+        conflicts = [
+            {"key": k, "old_value": existing[k], "new_value": v}
+            for k, v in params.items()
+            if k in existing and existing[k] != v
+        ]
+        if conflicts:
+            raise invalid_parameter(
+                "Changing param values is not allowed. Params were already"
+                f" logged='{conflicts}' for run ID='{run_id}'."
+            )
+        return {k: v for k, v in params.items() if k not in existing}
+
+    def log_inputs(self, run_id: str, datasets: list[DatasetIn]) -> None:
+        validation.validate_run_id(run_id)
+        for ds in datasets:
+            validation.validate_dataset(
+                ds.name, ds.digest, ds.source_type, ds.source, ds.schema, ds.profile, ds.tags
+            )
+        unique: dict[tuple[str, str], DatasetIn] = {}
+        for ds in datasets:  # The first input of each (name, digest) wins, as in MLflow.
+            unique.setdefault((ds.name or "", ds.digest or ""), ds)
+        with self.db.write() as session:
+            run = self._active_run(session, run_id)
+            known = repository.datasets_by_name_digest(session, run.experiment_id, list(unique))
+            logged = []
+            for (name, digest), ds in unique.items():
+                dataset_uuid = known.get((name, digest))
+                if dataset_uuid is None:
+                    dataset_uuid = uuid.uuid4().hex
+                    session.add(
+                        Dataset(
+                            dataset_uuid=dataset_uuid,
+                            experiment_id=run.experiment_id,
+                            name=name,
+                            digest=digest,
+                            source_type=ds.source_type or "",
+                            source=ds.source or "",
+                            schema=ds.schema,
+                            profile=ds.profile,
+                        )
+                    )
+                    session.flush()
+                if repository.existing_input(session, run_id, dataset_uuid) is not None:
+                    continue
+                input_uuid = uuid.uuid4().hex
+                session.add(
+                    RunInput(input_uuid=input_uuid, run_uuid=run_id, dataset_uuid=dataset_uuid)
+                )
+                session.flush()
+                tags = {k or "": v or "" for k, v in ds.tags}
+                session.add_all(
+                    InputTag(input_uuid=input_uuid, name=k, value=v) for k, v in tags.items()
+                )
+                logged.append({"name": name, "digest": digest, "tags": tags})
+            if logged:
+                outbox.append(session, "run", run_id, "log_inputs", {"datasets": logged})
+
+    # Helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _run(session: Session, run_id: str) -> Run:
+        run = repository.get(session, run_id)
+        if run is None:
+            raise not_found(f"Run with id={run_id} not found")
+        return run
+
+    def _active_run(self, session: Session, run_id: str) -> Run:
+        run = self._run(session, run_id)
+        if run.lifecycle_stage != "active":
+            raise invalid_parameter(
+                f"The run {run_id} must be in the 'active' state. "
+                f"Current state is {run.lifecycle_stage}."
+            )
+        return run
