@@ -7,6 +7,7 @@ errors with MLflow's wording, never FastAPI's 422.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -17,6 +18,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictStr, Validati
 from tether.errors import MlflowError, invalid_parameter
 
 _API_DOCS_HINT = " See the API docs for more information about request parameters."
+_JSON_METHODS = ("POST", "PUT")
+_JSON_CONTENT_TYPES = ("application/json",)
 
 
 def _int64(value: Any) -> Any:
@@ -75,16 +78,35 @@ M = TypeVar("M", bound=RequestModel)
 
 async def read_request_data(request: Request, model: type[RequestModel]) -> dict[str, Any]:
     if request.method == "GET" and request.query_params:
-        data: dict[str, Any] = {}
-        for name, field in model.model_fields.items():
-            if name not in request.query_params:
-                continue
-            if _is_list(field.annotation):
-                data[name] = request.query_params.getlist(name)
-            else:
-                data[name] = request.query_params[name]
-        return data
-    body = await request.body()
+        return _query_data(request, model)
+    if request.method in _JSON_METHODS:
+        _check_content_type(request.headers.get("content-type"))
+    return _json_body(await request.body())
+
+
+def _query_data(request: Request, model: type[RequestModel]) -> dict[str, Any]:
+    """Every query parameter (aliases such as run_uuid included); list fields repeat keys."""
+    data: dict[str, Any] = {}
+    for name in request.query_params:
+        field = model.model_fields.get(name)
+        if field is not None and _is_list(field.annotation):
+            data[name] = request.query_params.getlist(name)
+        else:
+            data[name] = request.query_params[name]
+    return data
+
+
+def _check_content_type(content_type: str | None) -> None:
+    """MLflow refuses non-JSON POST bodies (its guard against cross-site form posts)."""
+    if content_type is None:
+        raise invalid_parameter("Bad Request. Content-Type header is missing.")
+    if content_type.split(";")[0].strip().lower() not in _JSON_CONTENT_TYPES:
+        raise invalid_parameter(
+            f"Bad Request. Content-Type must be one of {list(_JSON_CONTENT_TYPES)}."
+        )
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
@@ -94,15 +116,15 @@ async def read_request_data(request: Request, model: type[RequestModel]) -> dict
             # orjson refuses NaN/Infinity literals, which Python's json (and MLflow) accept.
             parsed = json.loads(body)
         except ValueError as exc:
-            raise MlflowError(f"Malformed JSON request body: {exc}", "MALFORMED_REQUEST") from exc
+            raise invalid_parameter(f"Malformed JSON request body: {exc}") from exc
     if isinstance(parsed, str):
         # Some older clients double-encode the body; MLflow accepts that.
-        try:
+        with contextlib.suppress(ValueError):
             parsed = json.loads(parsed)
-        except ValueError:
-            pass
     if not isinstance(parsed, dict):
-        raise MlflowError("Request body must be a JSON object.", "MALFORMED_REQUEST")
+        raise invalid_parameter(
+            f"Malformed request body: expected a JSON object, got {type(parsed).__name__}."
+        )
     return parsed
 
 
@@ -113,14 +135,42 @@ def _is_list(annotation: Any) -> bool:
 def parse_model(model: type[M], data: dict[str, Any]) -> M:
     if "run_id" in model.model_fields and not data.get("run_id") and data.get("run_uuid"):
         data = {**data, "run_id": data["run_uuid"]}
-    for name in model.required:
-        value = data.get(name)
-        if value is None or value == "":
-            raise invalid_parameter(f"Missing value for required parameter '{name}'." + _API_DOCS_HINT)
+    _check_required(model.required, data)
+    _check_required_items(model, data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise _to_mlflow_error(exc, data) from None
+
+
+def _check_required(names: tuple[str, ...], data: dict[str, Any], prefix: str = "") -> None:
+    for name in names:
+        value = data.get(name)
+        if value is None or value == "":
+            raise missing_value(f"{prefix}{name}")
+
+
+def _check_required_items(model: type[RequestModel], data: dict[str, Any]) -> None:
+    """Required fields of list items (log-batch's metrics[i].key ...), as MLflow checks them."""
+    for name, field in model.model_fields.items():
+        item_model = _list_item_model(field.annotation)
+        items = data.get(name)
+        if item_model is None or not item_model.required or not isinstance(items, list):
+            continue
+        for index, item in enumerate(items):
+            if isinstance(item, dict):
+                _check_required(item_model.required, item, prefix=f"{name}[{index}].")
+
+
+def _list_item_model(annotation: Any) -> type[RequestModel] | None:
+    if not _is_list(annotation):
+        return None
+    (item,) = annotation.__args__
+    return item if isinstance(item, type) and issubclass(item, RequestModel) else None
+
+
+def missing_value(path: str) -> MlflowError:
+    return invalid_parameter(f"Missing value for required parameter '{path}'." + _API_DOCS_HINT)
 
 
 async def parse_request(request: Request, model: type[M]) -> M:
@@ -132,7 +182,7 @@ def _to_mlflow_error(exc: ValidationError, data: dict[str, Any]) -> MlflowError:
     loc = error["loc"]
     path = _json_path(loc)
     if error["type"] == "missing":
-        return invalid_parameter(f"Missing value for required parameter '{path}'." + _API_DOCS_HINT)
+        return missing_value(path)
     value = error.get("input")
     hint = f" Hint: Value was of type '{type(value).__name__}'."
     return invalid_parameter(

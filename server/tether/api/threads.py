@@ -14,5 +14,3 @@ T = TypeVar("T")
 
 async def blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await run_in_threadpool(functools.partial(func, *args, **kwargs))
-
-

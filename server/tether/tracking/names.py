@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-_ADJECTIVES = (
+_ADJECTIVES = (  # noqa: SIM905 - a word list reads better as text
     "abundant able adorable agreeable amazing ambitious amusing angry auspicious bald beautiful "
     "bedecked bemused bittersweet blushing bold bouncy brawny bright burly capable carefree "
     "casual caring charming clean clumsy colorful crawling debonair delicate dapper defiant "
@@ -20,7 +20,7 @@ _ADJECTIVES = (
     "upbeat unique unleashed useful valuable vaunted victorious welcoming whimsical wise witty "
     "wistful worried youthful zealous"
 ).split()
-_NOUNS = (
+_NOUNS = (  # noqa: SIM905
     "ant ape asp auk bass bat bear bee bird boar bug calf carp cat chimp cod colt conch cow "
     "crab crane croc crow cub deer doe dog dolphin donkey dove duck eel elk fawn finch fish "
     "flea fly foal fowl fox frog gnat gnu goat goose grouse grub gull hare hawk hen hog horse "

@@ -13,7 +13,11 @@ from tether.errors import invalid_parameter
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 MAX_ENTITIES_PER_BATCH = 1000
-MAX_BATCH_LOG_REQUEST_SIZE = 1_000_000
+# MLflow means to cap log-batch bodies at 1 MB, but its check measures the parsed dict, so it
+# never fires, and MLflow clients (which split batches by count only) do send larger bodies:
+# 100 params of 6000 chars plus 100 tags of 8000 chars is 1.4 MB before any \u-escaping. This
+# cap only stops bodies no valid batch could need (every key and value \u-escaped).
+MAX_BATCH_LOG_REQUEST_SIZE = 32 * 1024 * 1024
 MAX_PARAM_VAL_LENGTH = 6000
 MAX_TAG_VAL_LENGTH = 8000
 MAX_EXPERIMENT_NAME_LENGTH = 500
@@ -21,6 +25,7 @@ MAX_EXPERIMENT_TAG_KEY_LENGTH = 250
 MAX_EXPERIMENT_TAG_VAL_LENGTH = 20000
 MAX_ENTITY_KEY_LENGTH = 250
 MAX_RESULTS_SEARCH_RUNS = 50000
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")  # RunStatus 1..5
 MAX_DATASET_NAME_SIZE = 500
 MAX_DATASET_DIGEST_SIZE = 36
 MAX_DATASET_SOURCE_SIZE = 65535
@@ -36,6 +41,7 @@ _BAD_CHARACTERS = (
     " spaces ( ), colon(:) and slashes (/)."
 )
 _MISSING_KEY = "A key name must be provided."
+_API_DOCS_HINT = " See the API docs for more information about request parameters."
 
 
 def invalid_value(path: str, value: Any, message: str | None = None) -> str:
@@ -173,6 +179,14 @@ def validate_batch_limits(n_metrics: int, n_params: int, n_tags: int) -> None:
             )
 
 
+def validate_batch_log_request_size(size: int) -> None:
+    if size > MAX_BATCH_LOG_REQUEST_SIZE:
+        raise invalid_parameter(
+            f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
+            f"got a request of size {size}."
+        )
+
+
 def validate_unique_param_keys(keys: list[str]) -> None:
     seen: set[str] = set()
     dupes = [k for k in keys if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
@@ -219,3 +233,29 @@ def validate_dataset(
             raise invalid_parameter("InputTag value cannot be None")
         _check_length("key", MAX_INPUT_TAG_KEY_SIZE, key)
         _check_length("value", MAX_INPUT_TAG_VALUE_SIZE, value)
+
+
+def run_status(value: str | int | None) -> str | None:
+    """A RunStatus given by name or enum number; None when absent.
+
+    MLflow silently ignores an unknown status; Tether refuses it.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if 1 <= value <= len(RUN_STATUSES):
+            return RUN_STATUSES[value - 1]
+    elif value in RUN_STATUSES:
+        return value
+    raise invalid_parameter(
+        f"Invalid value {value!r} for parameter 'status': expected one of {', '.join(RUN_STATUSES)}"
+    )
+
+
+def validate_search_runs_max_results(max_results: int) -> None:
+    """The request-level bound MLflow applies to runs/search (the store checks the rest)."""
+    if max_results > MAX_RESULTS_SEARCH_RUNS:
+        raise invalid_parameter(
+            invalid_value("max_results", max_results, " Hint: Value was of type 'int'.")
+            + _API_DOCS_HINT
+        )

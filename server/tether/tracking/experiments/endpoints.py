@@ -21,7 +21,9 @@ router = api.router
 async def create_experiment(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.CreateExperiment)
     tags = [(t.key or "", t.value or "") for t in body.tags]
-    return {"experiment_id": await blocking(service.create, body.name, body.artifact_location, tags)}
+    return {
+        "experiment_id": await blocking(service.create, body.name, body.artifact_location, tags)
+    }
 
 
 @api.route("/experiments/get", ["GET"])

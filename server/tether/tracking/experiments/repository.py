@@ -84,9 +84,7 @@ def delete_tag(session: Session, experiment_id: int, key: str) -> int:
 def set_runs_lifecycle(
     session: Session, experiment_id: int, stage: str, deleted_time: int | None
 ) -> list[str]:
-    run_ids = list(
-        session.scalars(select(Run.run_uuid).where(Run.experiment_id == experiment_id))
-    )
+    run_ids = list(session.scalars(select(Run.run_uuid).where(Run.experiment_id == experiment_id)))
     session.execute(
         update(Run)
         .where(Run.experiment_id == experiment_id)

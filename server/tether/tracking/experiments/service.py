@@ -161,9 +161,7 @@ class ExperimentService:
                 session, row.experiment_id, to_stage, deleted_time
             )
             op = "delete" if to_stage == "deleted" else "restore"
-            outbox.append(
-                session, "experiment", str(row.experiment_id), op, {"run_ids": run_ids}
-            )
+            outbox.append(session, "experiment", str(row.experiment_id), op, {"run_ids": run_ids})
 
     def rename(self, experiment_id: str, new_name: str) -> None:
         validation.validate_experiment_name(new_name)
@@ -203,6 +201,4 @@ class ExperimentService:
             self._check_active(row)
             if repository.delete_tag(session, row.experiment_id, key) == 0:
                 raise not_found(f"No tag with name: {key} in experiment with id {experiment_id}")
-            outbox.append(
-                session, "experiment", str(row.experiment_id), "delete_tag", {"key": key}
-            )
+            outbox.append(session, "experiment", str(row.experiment_id), "delete_tag", {"key": key})

@@ -99,9 +99,7 @@ def _update_latest(session: Session, run_id: str, points: Sequence[Point]) -> No
     )
 
 
-def history(
-    session: Session, run_id: str, key: str, offset: int, limit: int | None
-) -> list[Any]:
+def history(session: Session, run_id: str, key: str, offset: int, limit: int | None) -> list[Any]:
     stmt = (
         select(Metric.key, Metric.value, Metric.is_nan, Metric.timestamp, Metric.step)
         .where(Metric.run_uuid == run_id, Metric.key == key)

@@ -6,12 +6,13 @@ from typing import Any
 
 from tether.db.engine import Database
 from tether.errors import invalid_parameter
-from tether.search.page_token import decode_offset, encode_offset
+from tether.search.page_token import create_page_token, parse_page_token
 from tether.tracking import serialize
 from tether.tracking.metrics import repository
 
 MAX_RUNS_BULK_INTERVAL = 100
 MAX_RESULTS_PER_RUN = 2500
+_API_DOCS_HINT = " See the API docs for more information about request parameters."
 
 
 class MetricService:
@@ -26,14 +27,14 @@ class MetricService:
                 f"Invalid value {max_results} for parameter 'max_results' supplied. "
                 "It must be a positive integer."
             )
-        offset = decode_offset(page_token)
+        offset = parse_page_token(page_token)
         limit = None if max_results is None else max_results + 1
         with self.db.read() as session:
             rows = repository.history(session, run_id, key, offset, limit)
         token = None
         if max_results is not None and len(rows) > max_results:
             rows = rows[:max_results]
-            token = encode_offset(offset + max_results)
+            token = create_page_token(offset + max_results)
         points = [serialize.metric(r.key, r.value, r.is_nan, r.timestamp, r.step) for r in rows]
         return points, token
 
@@ -49,11 +50,14 @@ class MetricService:
             raise invalid_parameter(
                 f"GetMetricHistoryBulkInterval request must specify at most "
                 f"{MAX_RUNS_BULK_INTERVAL} run_ids. Received {len(run_ids)} run_ids."
+                + _API_DOCS_HINT
             )
         if max_results is None:
             max_results = MAX_RESULTS_PER_RUN
         if not 1 <= max_results <= MAX_RESULTS_PER_RUN:
-            raise invalid_parameter(f"max_results must be between 1 and {MAX_RESULTS_PER_RUN}.")
+            raise invalid_parameter(
+                f"max_results must be between 1 and {MAX_RESULTS_PER_RUN}." + _API_DOCS_HINT
+            )
         step_range: tuple[int, int] | None = None
         if start_step is not None and end_step is not None:
             if start_step > end_step:

@@ -11,10 +11,10 @@ from tether.api.request import parse_request
 from tether.api.routing import MlflowRouter
 from tether.api.threads import blocking
 from tether.errors import invalid_parameter
+from tether.tracking import validation
 from tether.tracking.experiments.service import normalize_view_type
 from tether.tracking.runs import schemas
 from tether.tracking.runs.service import DatasetIn, MetricIn
-from tether.tracking.validation import MAX_BATCH_LOG_REQUEST_SIZE, MAX_RESULTS_SEARCH_RUNS
 
 api = MlflowRouter("runs")
 router = api.router
@@ -92,12 +92,7 @@ async def log_metric(request: Request, service: Runs) -> dict[str, Any]:
 
 @api.route("/runs/log-batch", ["POST"])
 async def log_batch(request: Request, service: Runs) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BATCH_LOG_REQUEST_SIZE:
-        raise invalid_parameter(
-            f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, "
-            f"got a request of size {len(raw)}."
-        )
+    validation.validate_batch_log_request_size(len(await request.body()))
     body = await parse_request(request, schemas.LogBatch)
     await blocking(
         service.log_batch,
@@ -135,11 +130,6 @@ async def log_inputs(request: Request, service: Runs) -> dict[str, Any]:
 @api.route("/runs/search", ["POST"])
 async def search_runs(request: Request, service: Runs) -> dict[str, Any]:
     body = await parse_request(request, schemas.SearchRuns)
-    if body.max_results > MAX_RESULTS_SEARCH_RUNS:
-        raise invalid_parameter(
-            f"Invalid value {body.max_results} for parameter 'max_results' supplied."
-            " See the API docs for more information about request parameters."
-        )
     runs, token = await blocking(
         service.search,
         experiment_ids=body.experiment_ids,

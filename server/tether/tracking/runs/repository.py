@@ -14,8 +14,10 @@ from tether.db.models import Dataset, InputTag, LatestMetric, Param, Run, RunInp
 from tether.tracking import serialize
 
 
-def get(session: Session, run_id: str) -> Run | None:
-    return session.get(Run, run_id)
+def get(session: Session, run_id: str, *, for_update: bool = False) -> Run | None:
+    """`for_update` serializes concurrent writers of one run on PostgreSQL (a row lock), so
+    write-once params and latest metrics are decided against committed state."""
+    return session.get(Run, run_id, with_for_update=for_update)
 
 
 def params_for(session: Session, run_id: str, keys: Sequence[str]) -> dict[str, str]:
@@ -53,8 +55,14 @@ def delete_tag(session: Session, run_id: str, key: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def load_runs(session: Session, run_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Full MLflow run objects for `run_ids`, in that order, in five set-based queries."""
+def load_runs(
+    session: Session, run_ids: Sequence[str], *, with_outputs: bool = False
+) -> list[dict[str, Any]]:
+    """Full MLflow run objects for `run_ids`, in that order, in five set-based queries.
+
+    `with_outputs` adds the (always empty: Tether logs no models) `outputs` that MLflow's
+    runs/get and runs/search include and runs/create does not.
+    """
     if not run_ids:
         return []
     runs = {r.run_uuid: r for r in session.scalars(select(Run).where(Run.run_uuid.in_(run_ids)))}
@@ -67,10 +75,10 @@ def load_runs(session: Session, run_ids: Sequence[str]) -> list[dict[str, Any]]:
     ):
         params[run_uuid].append((key, value))
     tags: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
-    for run_uuid, key, value in session.execute(
+    for run_uuid, key, tag_value in session.execute(
         select(RunTag.run_uuid, RunTag.key, RunTag.value).where(RunTag.run_uuid.in_(run_ids))
     ):
-        tags[run_uuid].append((key, value))
+        tags[run_uuid].append((key, tag_value))
     inputs = _dataset_inputs(session, run_ids)
     result = []
     for run_id in run_ids:
@@ -87,7 +95,14 @@ def load_runs(session: Session, run_ids: Sequence[str]) -> list[dict[str, Any]]:
         run_inputs: dict[str, Any] = {}
         if inputs[run_id]:
             run_inputs["dataset_inputs"] = inputs[run_id]
-        result.append({"info": serialize.run_info(run), "data": data, "inputs": run_inputs})
+        body: dict[str, Any] = {
+            "info": serialize.run_info(run),
+            "data": data,
+            "inputs": run_inputs,
+        }
+        if with_outputs:
+            body["outputs"] = {}
+        result.append(body)
     return result
 
 

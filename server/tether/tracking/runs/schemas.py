@@ -26,7 +26,8 @@ class RunId(RequestModel):
 class UpdateRun(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("run_id",)
     run_id: Str
-    status: Str | None = None
+    # RunStatus by name or, as protobuf's JSON also allows, by enum number.
+    status: Str | Int64 | None = None
     end_time: Int64 | None = None
     run_name: Str | None = None
 
@@ -64,6 +65,7 @@ class LogMetric(RequestModel):
 
 
 class MetricPoint(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("key", "value", "timestamp")
     key: Str | None = None
     value: Double | None = None
     timestamp: Int64 | None = None
@@ -73,12 +75,16 @@ class MetricPoint(RequestModel):
     dataset_digest: Str | None = None
 
 
+class BatchKeyValue(KeyValue):
+    required: ClassVar[tuple[str, ...]] = ("key",)
+
+
 class LogBatch(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("run_id",)
     run_id: Str
     metrics: list[MetricPoint] = []
-    params: list[KeyValue] = []
-    tags: list[KeyValue] = []
+    params: list[BatchKeyValue] = []
+    tags: list[BatchKeyValue] = []
 
 
 class InputTag(RequestModel):

@@ -26,7 +26,6 @@ from tether.tracking.names import random_run_name
 from tether.tracking.runs import repository
 
 RUN_NAME_TAG = "mlflow.runName"
-RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 _LOAD_CHUNK = 500
 
 
@@ -60,6 +59,10 @@ def _id_ranges(ids: list[int]) -> list[list[int]]:
     return ranges
 
 
+def _artifact_uri(experiment_location: str | None, run_id: str) -> str:
+    return f"{(experiment_location or '').rstrip('/')}/{run_id}/artifacts"
+
+
 class RunService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -68,7 +71,7 @@ class RunService:
 
     def get(self, run_id: str) -> dict[str, Any]:
         with self.db.read() as session:
-            runs = repository.load_runs(session, [run_id])
+            runs = repository.load_runs(session, [run_id], with_outputs=True)
         if not runs:
             raise not_found(f"Run with id={run_id} not found")
         return runs[0]
@@ -83,6 +86,7 @@ class RunService:
         order_by: list[str],
         page_token: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
+        validation.validate_search_runs_max_results(max_results)
         exp_ids = [validation.parse_experiment_id(e) for e in experiment_ids]
         with self.db.read() as session:
             run_ids, token = search_run_ids(
@@ -96,7 +100,8 @@ class RunService:
             )
             runs: list[dict[str, Any]] = []
             for start in range(0, len(run_ids), _LOAD_CHUNK):
-                runs.extend(repository.load_runs(session, run_ids[start : start + _LOAD_CHUNK]))
+                chunk = run_ids[start : start + _LOAD_CHUNK]
+                runs.extend(repository.load_runs(session, chunk, with_outputs=True))
         return runs, token
 
     # Lifecycle ---------------------------------------------------------------------------
@@ -138,7 +143,7 @@ class RunService:
                 status="RUNNING",
                 start_time=now_ms() if start_time is None else start_time,
                 lifecycle_stage="active",
-                artifact_uri=f"{(experiment.artifact_location or '').rstrip('/')}/{run_id}/artifacts",
+                artifact_uri=_artifact_uri(experiment.artifact_location, run_id),
             )
             session.add(run)
             session.flush()
@@ -160,18 +165,14 @@ class RunService:
             return repository.load_runs(session, [run_id])[0]
 
     def update(
-        self, run_id: str, status: str | None, end_time: int | None, run_name: str | None
+        self, run_id: str, status: str | int | None, end_time: int | None, run_name: str | None
     ) -> dict[str, Any]:
-        if status is not None and status not in RUN_STATUSES:
-            raise invalid_parameter(
-                f"Invalid value {status!r} for parameter 'status': "
-                f"expected one of {', '.join(RUN_STATUSES)}"
-            )
+        new_status = validation.run_status(status)
         with self.db.write() as session:
             run = self._active_run(session, run_id)
             changes: dict[str, Any] = {}
-            if status is not None:
-                run.status = changes["status"] = status
+            if new_status is not None:
+                run.status = changes["status"] = new_status
             if end_time is not None:
                 run.end_time = changes["end_time"] = end_time
             if run_name:
@@ -259,8 +260,7 @@ class RunService:
     ) -> None:
         # Validation has already refused points without a key, value or timestamp.
         points = [
-            Point.sanitized(m.key or "", m.value or 0.0, m.timestamp or 0, m.step)
-            for m in metrics
+            Point.sanitized(m.key or "", m.value or 0.0, m.timestamp or 0, m.step) for m in metrics
         ]
         with self.db.write() as session:
             run = self._active_run(session, run_id)
@@ -347,7 +347,7 @@ class RunService:
 
     @staticmethod
     def _run(session: Session, run_id: str) -> Run:
-        run = repository.get(session, run_id)
+        run = repository.get(session, run_id, for_update=True)
         if run is None:
             raise not_found(f"Run with id={run_id} not found")
         return run

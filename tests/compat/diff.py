@@ -1,0 +1,290 @@
+"""Differential testing helpers: send one request to the reference `mlflow server` and to
+Tether, normalise what legitimately differs, and compare the rest exactly.
+
+What is normalised (and only this):
+- generated ids: experiment and run ids are replaced by symbols (`<exp:1>`, `<run:2>`), assigned
+  per side in order of registration (ids the test created) or of first appearance;
+- server-assigned times: `creation_time` / `last_update_time` become "<ts>" (must be ints);
+- artifact locations / URIs: ids inside them are mapped like ids, the rest compared exactly;
+- order of the key/value lists inside a run (`data.params`, `data.tags`, `data.metrics`) and of
+  experiment / dataset-input tags: sorted by key;
+- page tokens: opaque, "<token>" (tests follow them and compare the pages instead);
+- fields only MLflow 3.x emits that no MLflow client reads: `workspace` on experiments,
+  `sqlstate` / `error_class` on errors.
+
+Request bodies may contain `Ref` objects (an id with one value per server); `Pair` substitutes
+the right value for each side.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from support import MlflowRest, RestResponse, unique_name
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_EXTRA_ERROR_FIELDS = ("sqlstate", "error_class")
+_TIME_FIELDS = ("creation_time", "last_update_time")
+_SORTED_LISTS = ("params", "tags")
+_ARTIFACT_PATH = re.compile(r"(?P<root>.*?)(?:/(?P<exp>\d+))?(?:/(?P<run>[0-9a-f]{32})/artifacts)?")
+_RANDOM_NAME = re.compile(r"^[a-z]+-[a-z]+-\d{1,3}$")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One logical entity (experiment or run) with its id on each server."""
+
+    symbol: str
+    ref: str
+    tet: str
+
+    def side(self, side: str) -> str:
+        return self.ref if side == "ref" else self.tet
+
+
+@dataclass
+class Side:
+    """Id -> symbol mapping of one server."""
+
+    name: str
+    symbols: dict[str, str] = field(default_factory=lambda: {"0": "<exp:0>"})
+    counter: int = 0
+
+    def symbol_for(self, value: str, kind: str) -> str:
+        if value not in self.symbols:
+            self.counter += 1
+            self.symbols[value] = f"<{kind}?{self.counter}>"
+        return self.symbols[value]
+
+
+def substitute(value: Any, side: str) -> Any:
+    """A request body with every `Ref` replaced by that side's id."""
+    if isinstance(value, Ref):
+        return value.side(side)
+    if isinstance(value, dict):
+        return {k: substitute(v, side) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [substitute(v, side) for v in value]
+    return value
+
+
+class Normaliser:
+    def __init__(self, side: Side) -> None:
+        self.side = side
+
+    def __call__(self, body: Any) -> Any:
+        return self._value(body, ())
+
+    def _value(self, value: Any, path: tuple[str, ...]) -> Any:
+        if isinstance(value, dict):
+            return self._dict(value, path)
+        if isinstance(value, list):
+            items = [self._value(v, path) for v in value]
+            return self._maybe_sorted(items, path)
+        if isinstance(value, str):
+            return self._string(value, path[-1] if path else "")
+        return value
+
+    def _dict(self, value: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "workspace" or (not path and key in _EXTRA_ERROR_FIELDS):
+                continue
+            if key in _TIME_FIELDS:
+                assert isinstance(item, int), f"{key} should be an int, got {item!r}"
+                out[key] = "<ts>"
+            elif key == "next_page_token":
+                assert isinstance(item, str) and item, f"bad page token {item!r}"
+                out[key] = "<token>"
+            else:
+                out[key] = self._value(item, (*path, key))
+        return out
+
+    def _maybe_sorted(self, items: list[Any], path: tuple[str, ...]) -> list[Any]:
+        keyed = all(isinstance(i, dict) and "key" in i for i in items)
+        if not keyed or not path:
+            return items
+        in_run_data = len(path) >= 2 and path[-2] == "data"
+        if path[-1] in _SORTED_LISTS or (path[-1] == "metrics" and in_run_data):
+            return sorted(items, key=lambda i: (i["key"], json.dumps(i, sort_keys=True)))
+        return items
+
+    def _string(self, value: str, key: str) -> str:
+        if key in ("experiment_id", "experiment_ids"):
+            return self.side.symbol_for(value, "exp")
+        if key in ("run_id", "run_uuid") and _RUN_ID.fullmatch(value):
+            return self.side.symbol_for(value, "run")
+        if key in ("artifact_location", "artifact_uri"):
+            return self._artifact_path(value)
+        return _RUN_ID.sub(lambda m: self.side.symbols.get(m.group(0), m.group(0)), value)
+
+    def _artifact_path(self, value: str) -> str:
+        """`<root>/<exp_id>[/<run_id>/artifacts]` with both ids mapped; the root is kept.
+
+        An explicit artifact_location is kept as it is (with the run's part mapped)."""
+        match = _ARTIFACT_PATH.fullmatch(value)
+        assert match is not None
+        out = match["root"]
+        if match["exp"]:
+            out += f"/{self.side.symbol_for(match['exp'], 'exp')}"
+        if match["run"]:
+            out += f"/{self.side.symbol_for(match['run'], 'run')}/artifacts"
+        return out
+
+
+@dataclass
+class Outcome:
+    """The normalised answers of both servers to one request."""
+
+    ref: RestResponse
+    tet: RestResponse
+    ref_body: Any
+    tet_body: Any
+
+    @property
+    def status(self) -> int:
+        return self.tet.status
+
+    @property
+    def body(self) -> Any:
+        return self.tet_body
+
+
+class Pair:
+    """The reference server and Tether side by side."""
+
+    def __init__(self, ref: MlflowRest, tet: MlflowRest) -> None:
+        self.rest = {"ref": ref, "tet": tet}
+        self.sides = {"ref": Side("ref"), "tet": Side("tet")}
+        self.norm = {name: Normaliser(side) for name, side in self.sides.items()}
+        self._count = 0
+
+    # -------------------------------------------------------------------- raw requests
+
+    def send(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Outcome:
+        answers: dict[str, RestResponse] = {}
+        for name, rest in self.rest.items():
+            payload = substitute(dict(body or {}), name)
+            if method == "GET":
+                answers[name] = rest.get(path, _query(payload))
+            else:
+                answers[name] = rest.request(method, path, json=payload)
+        return Outcome(
+            answers["ref"],
+            answers["tet"],
+            self.norm["ref"](answers["ref"].json),
+            self.norm["tet"](answers["tet"].json),
+        )
+
+    def send_raw(self, path: str, content: Callable[[str], bytes], **headers: str) -> Outcome:
+        """POST a hand-made body; `content(side)` builds it (ids differ per side)."""
+        answers = {
+            name: rest.request("POST", path, content=content(name), headers=headers)
+            for name, rest in self.rest.items()
+        }
+        return Outcome(
+            answers["ref"],
+            answers["tet"],
+            self.norm["ref"](answers["ref"].json),
+            self.norm["tet"](answers["tet"].json),
+        )
+
+    # ---------------------------------------------------------------------- assertions
+
+    def same(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        status: int | None = None,
+    ) -> Any:
+        """Both answer the same status and the same normalised body; returns that body."""
+        out = self.send(method, path, body)
+        assert_same(out, status)
+        return out.tet_body
+
+    def same_error(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        status: int = 400,
+        code: str = "INVALID_PARAMETER_VALUE",
+        message: bool = True,
+        mentions: tuple[str, ...] = (),
+    ) -> Outcome:
+        """Both refuse with `status` and `code`; messages equal (or both mention `mentions`)."""
+        out = self.send(method, path, body)
+        assert_error(out, status, code, message=message, mentions=mentions)
+        return out
+
+    # ----------------------------------------------------------------------- fixtures
+
+    def register(self, kind: str, ref_id: str, tet_id: str) -> Ref:
+        self._count += 1
+        symbol = f"<{kind}:{self._count}>"
+        self.sides["ref"].symbols[ref_id] = symbol
+        self.sides["tet"].symbols[tet_id] = symbol
+        return Ref(symbol, ref_id, tet_id)
+
+    def experiment(self, name: str | None = None, **extra: Any) -> Ref:
+        body = {"name": name or unique_name("diff"), **extra}
+        out = self.send("POST", "experiments/create", body)
+        assert out.ref.status == out.tet.status == 200, (out.ref.json, out.tet.json)
+        return self.register("exp", out.ref.json["experiment_id"], out.tet.json["experiment_id"])
+
+    def run(self, experiment: Ref | str, **extra: Any) -> Ref:
+        body = {"experiment_id": experiment, "start_time": 1_700_000_000_000, "run_name": "r"}
+        body.update(extra)
+        out = self.send("POST", "runs/create", body)
+        assert out.ref.status == out.tet.status == 200, (out.ref.json, out.tet.json)
+        ref_id = out.ref.json["run"]["info"]["run_id"]
+        return self.register("run", ref_id, out.tet.json["run"]["info"]["run_id"])
+
+    def snapshot(self, run: Ref) -> Any:
+        """The run as both servers show it (already asserted equal)."""
+        return self.same("GET", "runs/get", {"run_id": run}, status=200)
+
+
+def _query(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """Query parameters as the MLflow client sends them: lists as repeated keys."""
+    items: list[tuple[str, str]] = []
+    for key, value in payload.items():
+        for item in value if isinstance(value, list) else [value]:
+            items.append((key, item if isinstance(item, str) else json.dumps(item)))
+    return items
+
+
+def assert_same(out: Outcome, status: int | None = None) -> None:
+    assert (out.ref.status, out.ref_body) == (out.tet.status, out.tet_body), (
+        f"reference answered {out.ref.status}, Tether {out.tet.status}"
+    )
+    if status is not None:
+        assert out.tet.status == status, out.tet.json
+
+
+def assert_error(
+    out: Outcome,
+    status: int,
+    code: str,
+    *,
+    message: bool = True,
+    mentions: tuple[str, ...] = (),
+) -> None:
+    for name, answer in (("reference", out.ref), ("tether", out.tet)):
+        assert (answer.status, answer.error_code) == (status, code), (name, answer.text[:2000])
+    ref_msg, tet_msg = out.ref_body.get("message"), out.tet_body.get("message")
+    if message:
+        assert tet_msg == ref_msg
+    for fact in mentions:
+        assert fact in ref_msg and fact in tet_msg, (fact, ref_msg, tet_msg)
+
+
+def is_random_run_name(name: str) -> bool:
+    return bool(_RANDOM_NAME.match(name))

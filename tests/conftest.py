@@ -1,0 +1,266 @@
+"""Shared fixtures: real Tether / reference MLflow servers, PostgreSQL, an MLflow 2.x client.
+
+Servers are expensive on 2 cores, so they are shared: one Tether server per backend per test
+module, one reference `mlflow server` and one PostgreSQL cluster per session. Tests therefore
+create their own uniquely named experiments (`support.unique_name()`), never assume an empty
+server, and use `start_tether_server` when they need a private one or non-default flags.
+
+    def test_create(tether_rest, backend_kind):       # runs twice: [sqlite] and [postgres]
+        status, body = tether_rest.post("experiments/create", {"name": unique_name()})
+
+To pin a test (or module) to one backend:
+    @pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from support import (
+    Mlflow2,
+    MlflowRest,
+    PostgresCluster,
+    PostgresUnavailable,
+    ReferenceServer,
+    TetherServer,
+    ensure_mlflow2_venv,
+)
+from support.postgres import SKIP_ENV, find_pg_bindir
+
+# The in-process mlflow client (3.x) some tests use: no telemetry calls, no minutes of retries.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+# Fixtures whose use marks a test, so `-m "not postgres"` etc. select as expected.
+_FIXTURE_MARKS = {
+    "postgres_server": "postgres",
+    "new_postgres_database": "postgres",
+    "reference_server": "reference",
+    "reference_rest": "reference",
+    "mlflow2_python": "client2",
+    "mlflow2": "client2",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for fixture, mark in _FIXTURE_MARKS.items():
+            if fixture in names:
+                item.add_marker(getattr(pytest.mark, mark))
+
+
+# ---------------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster (trust auth on 127.0.0.1:`.port`) for the session.
+
+    Missing binaries FAIL the tests that need it, unless TETHER_TEST_SKIP_POSTGRES=1.
+    """
+    try:
+        find_pg_bindir()
+    except PostgresUnavailable as exc:
+        if os.environ.get(SKIP_ENV) == "1":
+            pytest.skip(f"{SKIP_ENV}=1 and PostgreSQL is not installed")
+        pytest.fail(str(exc), pytrace=False)
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def new_postgres_database(postgres_server: PostgresCluster) -> Callable[[], str]:
+    """Factory: `new_postgres_database()` -> URI of a fresh empty database."""
+    return postgres_server.new_database
+
+
+# ------------------------------------------------------------------------------ backend stores
+
+
+class BackendUriFactory(Protocol):
+    def __call__(self, kind: str) -> str: ...
+
+
+@pytest.fixture(scope="session")
+def make_backend_uri(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> BackendUriFactory:
+    """Factory: `make_backend_uri("sqlite" | "postgres")` -> a fresh, empty backend-store URI."""
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'tether.db'}"
+        if kind == "postgres":
+            cluster: PostgresCluster = request.getfixturevalue("postgres_server")
+            return cluster.new_database()
+        raise ValueError(f"unknown backend kind {kind!r}")
+
+    return make
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Either "sqlite" or "postgres": every test depending on it runs once per backend."""
+    kind: str = request.param
+    if kind == "postgres":
+        request.getfixturevalue("postgres_server")  # fail/skip here, with the clear message
+    return kind
+
+
+@pytest.fixture
+def backend_uri(backend_kind: str, make_backend_uri: BackendUriFactory) -> str:
+    """A fresh, empty backend-store URI for the current backend (parametrized both ways)."""
+    return make_backend_uri(backend_kind)
+
+
+# ------------------------------------------------------------------------------------ Tether
+
+
+@pytest.fixture(scope="module")
+def tether_server(backend_kind: str, make_backend_uri: BackendUriFactory) -> Iterator[TetherServer]:
+    """`tether serve` on a fresh store of the current backend, shared by the test module.
+
+    `.url`, `.port`, `.backend_uri`, `.artifacts_destination`, `.rest()`, `.log_text()`.
+    """
+    server = TetherServer(make_backend_uri(backend_kind))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tether_rest(tether_server: TetherServer) -> Iterator[MlflowRest]:
+    with tether_server.rest() as rest:
+        yield rest
+
+
+class TetherServerStarter(Protocol):
+    def __call__(
+        self,
+        backend_uri: str | None = ...,
+        *,
+        extra_args: list[str] | tuple[str, ...] = ...,
+        env: dict[str, str] | None = ...,
+        artifacts_destination: str | None = ...,
+    ) -> TetherServer: ...
+
+
+@pytest.fixture
+def start_tether_server(
+    backend_kind: str, make_backend_uri: BackendUriFactory
+) -> Iterator[TetherServerStarter]:
+    """Factory for private servers with custom flags, stopped when the test ends.
+
+    `start_tether_server(extra_args=["--workers", "2"])` uses a fresh store of the current
+    backend; pass `backend_uri=` to reuse one (e.g. to restart a server on the same data).
+    """
+    started: list[TetherServer] = []
+
+    def start(
+        backend_uri: str | None = None,
+        *,
+        extra_args: list[str] | tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        artifacts_destination: str | None = None,
+    ) -> TetherServer:
+        server = TetherServer(
+            backend_uri or make_backend_uri(backend_kind),
+            extra_args=extra_args,
+            env=env,
+            artifacts_destination=artifacts_destination,
+        )
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+# ---------------------------------------------------------------------- reference MLflow 3.x
+
+
+@pytest.fixture(scope="session")
+def reference_server() -> Iterator[ReferenceServer]:
+    """The installed `mlflow server` (3.x) on its own SQLite store, for differential tests."""
+    server = ReferenceServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def reference_rest(reference_server: ReferenceServer) -> Iterator[MlflowRest]:
+    with reference_server.rest() as rest:
+        yield rest
+
+
+# ------------------------------------------------------------------------ MLflow 2.x client
+
+
+@pytest.fixture(scope="session")
+def mlflow2_python() -> Path:
+    """Python of a cached venv (<repo>/.cache/mlflow2-venv) with mlflow-skinny 2.22."""
+    return ensure_mlflow2_venv()
+
+
+@pytest.fixture(scope="session")
+def mlflow2(mlflow2_python: Path) -> Mlflow2:
+    """`mlflow2.run(tracking_uri, snippet)` -> the snippet's `result`, JSON round-tripped."""
+    return Mlflow2(mlflow2_python)
+
+
+# --------------------------------------------------- server logs in the report of a failure
+
+_LOG_MARKS = pytest.StashKey[dict[int, int]]()
+
+
+def _log_sources(item: pytest.Item) -> list[tuple[str, Any]]:
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    sources = []
+    seen: set[int] = set()
+    for name, value in funcargs.items():
+        if hasattr(value, "log_size") and hasattr(value, "log_text") and id(value) not in seen:
+            seen.add(id(value))
+            sources.append((name, value))
+    return sources
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    item.stash[_LOG_MARKS] = {id(v): v.log_size() for _, v in _log_sources(item)}
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if call.when != "call" or not report.failed:
+        return
+    marks = item.stash.get(_LOG_MARKS, {})
+    for name, source in _log_sources(item):
+        text = source.log_text(marks.get(id(source), 0))
+        if len(text) > 20_000:
+            text = "[...]\n" + text[-20_000:]
+        report.sections.append((f"{name} log during the test", text or "<empty>"))

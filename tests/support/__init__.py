@@ -1,0 +1,36 @@
+"""Test infrastructure: real servers on loopback ports, PostgreSQL, and an MLflow 2.x client.
+
+Fixtures wrapping these live in tests/conftest.py; import helpers with `from support import ...`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from .mlflow2 import Mlflow2, ensure_mlflow2_venv, run_mlflow2
+from .net import free_port, wait_for_http
+from .postgres import PostgresCluster, PostgresUnavailable
+from .rest import MlflowRest, RestResponse
+from .servers import ReferenceServer, ServerProcess, TetherServer
+
+
+def unique_name(prefix: str = "exp") -> str:
+    """A name no other test (or earlier run against a reused server) has used."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+__all__ = [
+    "Mlflow2",
+    "MlflowRest",
+    "PostgresCluster",
+    "PostgresUnavailable",
+    "ReferenceServer",
+    "RestResponse",
+    "ServerProcess",
+    "TetherServer",
+    "ensure_mlflow2_venv",
+    "free_port",
+    "run_mlflow2",
+    "unique_name",
+    "wait_for_http",
+]
