@@ -48,17 +48,22 @@ class Ref:
 
 @dataclass
 class Side:
-    """Id -> symbol mapping of one server."""
+    """Id -> symbol mapping of one server: registered ids, plus the ids first seen in the
+    body being normalised (numbered from 1 in each body, so both sides agree)."""
 
     name: str
     symbols: dict[str, str] = field(default_factory=lambda: {"0": "<exp:0>"})
-    counter: int = 0
+    unseen: dict[str, str] = field(default_factory=dict)
 
     def symbol_for(self, value: str, kind: str) -> str:
-        if value not in self.symbols:
-            self.counter += 1
-            self.symbols[value] = f"<{kind}?{self.counter}>"
-        return self.symbols[value]
+        if value in self.symbols:
+            return self.symbols[value]
+        if value not in self.unseen:
+            self.unseen[value] = f"<{kind}?{len(self.unseen) + 1}>"
+        return self.unseen[value]
+
+    def lookup(self, value: str) -> str:
+        return self.symbols.get(value) or self.unseen.get(value) or value
 
 
 def substitute(value: Any, side: str) -> Any:
@@ -77,6 +82,7 @@ class Normaliser:
         self.side = side
 
     def __call__(self, body: Any) -> Any:
+        self.side.unseen.clear()
         return self._value(body, ())
 
     def _value(self, value: Any, path: tuple[str, ...]) -> Any:
@@ -120,7 +126,7 @@ class Normaliser:
             return self.side.symbol_for(value, "run")
         if key in ("artifact_location", "artifact_uri"):
             return self._artifact_path(value)
-        return _RUN_ID.sub(lambda m: self.side.symbols.get(m.group(0), m.group(0)), value)
+        return _RUN_ID.sub(lambda m: self.side.lookup(m.group(0)), value)
 
     def _artifact_path(self, value: str) -> str:
         """`<root>/<exp_id>[/<run_id>/artifacts]` with both ids mapped; the root is kept.

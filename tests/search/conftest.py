@@ -26,5 +26,3 @@ def engine(
         yield eng
     finally:
         eng.dispose()
-
-

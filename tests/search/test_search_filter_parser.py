@@ -54,7 +54,7 @@ VALID_RUN_FILTERS = [
     "param.a.b = 'x'",
     "parameters.a != 'x'",
     'params.`a b` = "x y"',
-    'params."a" = \'x\'',
+    "params.\"a\" = 'x'",
     "params.1abc = 'x'",
     "params.select = 'x'",
     "params.a LIKE '%x_'",
@@ -68,7 +68,7 @@ VALID_RUN_FILTERS = [
     "tags.a = ''",
     "tags.a is null",
     "tags.a is not null",
-    'tags."mlflow.runName" = \'x\'',
+    "tags.\"mlflow.runName\" = 'x'",
     "tags.mlflow.runName = 'x'",
     "tags.`mlflow.source.name` LIKE '%.py'",
     "tags.user = 'x'",
@@ -98,8 +98,8 @@ VALID_RUN_FILTERS = [
     "end_time < 10",
     "attributes.end_time != 10",
     "`run name` = 'x'",
-    '"run name" = \'x\'',
-    '"Run Name" = \'x\'',
+    "\"run name\" = 'x'",
+    "\"Run Name\" = 'x'",
     "`Run name` = 'x'",
     "run_name = 'x'",
     "attributes.run_name ILIKE '%x%'",
@@ -487,7 +487,9 @@ def test_order_by_duplicates() -> None:
     assert error.message == f"`order_by` contains duplicate fields: {clauses}"
     clauses = ["created", "attributes.start_time DESC"]
     error_of(lambda: check_no_duplicates(clauses, [parse_order_by(c) for c in clauses]))
-    check_no_duplicates(["metrics.a", "params.a"], [parse_order_by("metrics.a"), parse_order_by("params.a")])
+    check_no_duplicates(
+        ["metrics.a", "params.a"], [parse_order_by("metrics.a"), parse_order_by("params.a")]
+    )
 
 
 def test_order_by_parsing() -> None:
@@ -528,8 +530,10 @@ def _allowed_divergence(kind: str, mlflow_outcome: oracle.Outcome, ours: oracle.
         return str(ours[1]).startswith("Invalid comparison clause: comparator")
     if mlflow_outcome[0] == "ERR" and ours[0] == "OK":
         # Lower-case LIKE / ILIKE in experiment filters (see the test above).
-        return kind == "experiment" and "comparator" in mlflow_outcome[1].lower() and (
-            "like" in mlflow_outcome[1]
+        return (
+            kind == "experiment"
+            and "comparator" in mlflow_outcome[1].lower()
+            and ("like" in mlflow_outcome[1])
         )
     return mlflow_outcome[0] == "CRASH" and ours[0] == "ERR"
 

@@ -280,9 +280,7 @@ def test_paging(session: Session, store: dict[str, int]) -> None:
     assert json.loads(base64.b64decode(pages[0][1] or "")) == {"offset": 2}
     assert SearchUtils.parse_start_offset_from_page_token(pages[1][1]) == 4
     # A page that ends exactly at the last run has no next token.
-    assert [p[0] for p in _pages(session, [store["e1"]], 5)] == [
-        ["r4", "r3", "r2", "r1", "r5"]
-    ]
+    assert [p[0] for p in _pages(session, [store["e1"]], 5)] == [["r4", "r3", "r2", "r1", "r5"]]
     ordered = _pages(session, [store["e1"]], 3, order_by=["metrics.acc DESC"])
     assert [p[0] for p in ordered] == [["r5", "r1", "r4"], ["r3", "r2"]]
 
@@ -362,9 +360,7 @@ def test_like_pattern_with_trailing_backslash(
     # PostgreSQL treats backslash as LIKE's escape character (MLflow too, there): a pattern
     # ending in one is an error we report instead of a database exception.
     def search() -> tuple[list[str], str | None]:
-        return _search(
-            session, experiment_ids=[store["e1"]], filter_string="params.opt LIKE 'a\\'"
-        )
+        return _search(session, experiment_ids=[store["e1"]], filter_string="params.opt LIKE 'a\\'")
 
     if db_kind == "postgres":
         assert "escape character" in error_of(search).message

@@ -179,10 +179,9 @@ async def parse_request(request: Request, model: type[M]) -> M:
 
 def _to_mlflow_error(exc: ValidationError, data: dict[str, Any]) -> MlflowError:
     error = exc.errors()[0]
-    loc = error["loc"]
-    path = _json_path(loc)
     if error["type"] == "missing":
-        return missing_value(path)
+        return missing_value(_json_path(error["loc"]))
+    path = _data_path(error["loc"], data)
     value = error.get("input")
     hint = f" Hint: Value was of type '{type(value).__name__}'."
     return invalid_parameter(
@@ -199,6 +198,20 @@ def _json_path(loc: tuple[int | str, ...]) -> str:
             path = part
         else:
             path += f".{part}"
+    return path
+
+
+def _data_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """The JSON path of `loc` within `data`, without pydantic's union-member labels."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int) and isinstance(data, list) and 0 <= part < len(data):
+            path += f"[{part}]"
+        elif isinstance(part, str) and isinstance(data, dict) and part in data:
+            path = f"{path}.{part}" if path else part
+        else:
+            break
+        data = data[part]
     return path
 
 

@@ -380,10 +380,8 @@ class _FilterParser:
 
     def _invalid(self, tokens: list[_Token]) -> Exception:
         shown = _group_parentheses(self.text, tokens)
-        if self.quote_invalid:
-            clauses = ", ".join(f"'{raw}'" for raw in shown)
-        else:
-            clauses = ", ".join(shown)
+        # MLflow quotes each invalid token for runs, not for experiments.
+        clauses = ", ".join(f"'{raw}'" if self.quote_invalid else raw for raw in shown)
         return invalid_parameter(f"Invalid clause(s) in filter string: {clauses}")
 
     def _rest(self, start: int) -> list[_Token]:

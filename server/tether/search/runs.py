@@ -15,7 +15,7 @@ real values first, then NaN, then runs without the metric -- for ASC and DESC al
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -88,31 +88,35 @@ def compare(column: Any, comparator: str, value: Any, dialect: str) -> ColumnEle
     compile LIKE to the equivalent GLOB instead, which needs no connection state). ILIKE is
     `lower(x) LIKE lower(y)` on SQLite and native ILIKE on PostgreSQL, as in MLflow.
     """
+    expr: Any
     if comparator == "=":
-        return column == value  # type: ignore[no-any-return]
-    if comparator == "!=":
-        return column != value  # type: ignore[no-any-return]
-    if comparator == "<":
-        return column < value  # type: ignore[no-any-return]
-    if comparator == "<=":
-        return column <= value  # type: ignore[no-any-return]
-    if comparator == ">":
-        return column > value  # type: ignore[no-any-return]
-    if comparator == ">=":
-        return column >= value  # type: ignore[no-any-return]
-    if comparator in ("LIKE", "ILIKE"):
+        expr = column == value
+    elif comparator == "!=":
+        expr = column != value
+    elif comparator == "<":
+        expr = column < value
+    elif comparator == "<=":
+        expr = column <= value
+    elif comparator == ">":
+        expr = column > value
+    elif comparator == ">=":
+        expr = column >= value
+    elif comparator in ("LIKE", "ILIKE"):
         if dialect == "postgresql":
             _check_postgres_pattern(value)
         if comparator == "ILIKE":
-            return column.ilike(value)  # type: ignore[no-any-return]
-        if dialect == "sqlite":
-            return column.op("GLOB")(_like_to_glob(value))  # type: ignore[no-any-return]
-        return column.like(value)  # type: ignore[no-any-return]
-    if comparator == "IN":
-        return column.in_(list(value))  # type: ignore[no-any-return]
-    if comparator == "NOT IN":
-        return ~column.in_(list(value))  # type: ignore[no-any-return]
-    raise invalid_parameter(f"Invalid comparator '{comparator}'")
+            expr = column.ilike(value)
+        elif dialect == "sqlite":
+            expr = column.op("GLOB")(_like_to_glob(value))
+        else:
+            expr = column.like(value)
+    elif comparator == "IN":
+        expr = column.in_(list(value))
+    elif comparator == "NOT IN":
+        expr = ~column.in_(list(value))
+    else:
+        raise invalid_parameter(f"Invalid comparator '{comparator}'")
+    return cast("ColumnElement[bool]", expr)
 
 
 def view_type_to_stages(view_type: str) -> list[str]:
