@@ -13,12 +13,8 @@ from mlflow.store.tracking.sqlalchemy_store import _get_search_experiments_filte
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
 from tether.errors import MlflowError
-from tether.search.filter_parser import (
-    parse_experiment_filter,
-    parse_experiment_order_by,
-    parse_order_by,
-    parse_search_filter,
-)
+from tether.search.filter_parser import parse_experiment_filter, parse_search_filter
+from tether.search.order_by import parse_experiment_order_by, parse_order_by
 
 Outcome = tuple[str, Any]
 

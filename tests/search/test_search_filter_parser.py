@@ -9,14 +9,12 @@ import mlflow_oracle as oracle
 import pytest
 from searchdb import error_of
 
-from tether.search.filter_parser import (
-    Comparison,
-    OrderBy,
+from tether.search.filter_parser import parse_experiment_filter, parse_search_filter
+from tether.search.grammar import Comparison, OrderBy
+from tether.search.order_by import (
     check_no_duplicates,
-    parse_experiment_filter,
     parse_experiment_order_by,
     parse_order_by,
-    parse_search_filter,
 )
 
 

@@ -13,12 +13,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from tether.db.models import Experiment, ExperimentTag
-from tether.search.filter_parser import (
-    TAG,
-    Comparison,
-    parse_experiment_filter,
-    parse_experiment_order_by,
-)
+from tether.search.filter_parser import parse_experiment_filter
+from tether.search.grammar import TAG, Comparison
+from tether.search.order_by import parse_experiment_order_by
 from tether.search.page_token import create_page_token, parse_page_token, validate_max_results
 from tether.search.runs import compare, view_type_to_stages
 

@@ -24,18 +24,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from tether.db.models import Dataset as DatasetRow
 from tether.db.models import InputTag, LatestMetric, Param, Run, RunInput, RunTag
 from tether.errors import invalid_parameter
-from tether.search.filter_parser import (
-    ATTRIBUTE,
-    DATASET,
-    METRIC,
-    PARAM,
-    TAG,
-    Comparison,
-    OrderBy,
-    check_no_duplicates,
-    parse_order_by,
-    parse_search_filter,
-)
+from tether.search.filter_parser import parse_search_filter
+from tether.search.grammar import ATTRIBUTE, DATASET, METRIC, PARAM, TAG, Comparison, OrderBy
+from tether.search.order_by import check_no_duplicates, parse_order_by
 from tether.search.page_token import create_page_token, parse_page_token, validate_max_results
 
 MLFLOW_DATASET_CONTEXT = "mlflow.data.context"
