@@ -31,6 +31,8 @@ _EXTRA_ERROR_FIELDS = ("sqlstate", "error_class")
 _TIME_FIELDS = ("creation_time", "last_update_time")
 _SORTED_LISTS = ("params", "tags")
 _ARTIFACT_PATH = re.compile(r"(?P<root>.*?)(?:/(?P<exp>\d+))?(?:/(?P<run>[0-9a-f]{32})/artifacts)?")
+# Where an experiment id shows inside an error message.
+_EXP_ID_IN_TEXT = re.compile(r"(?<=id=)\d+|(?<=id )\d+|(?<=[Ee]xperiment )\d+")
 _RANDOM_NAME = re.compile(r"^[a-z]+-[a-z]+-\d{1,3}$")
 
 
@@ -126,7 +128,10 @@ class Normaliser:
             return self.side.symbol_for(value, "run")
         if key in ("artifact_location", "artifact_uri"):
             return self._artifact_path(value)
-        return _RUN_ID.sub(lambda m: self.side.lookup(m.group(0)), value)
+        value = _RUN_ID.sub(lambda m: self.side.lookup(m.group(0)), value)
+        if key == "message":
+            value = _EXP_ID_IN_TEXT.sub(lambda m: self.side.lookup(m.group(0)), value)
+        return value
 
     def _artifact_path(self, value: str) -> str:
         """`<root>/<exp_id>[/<run_id>/artifacts]` with both ids mapped; the root is kept.

@@ -166,8 +166,12 @@ def test_update(pair: Pair) -> None:
     # The status enum by number, as protobuf's JSON mapping allows (5 = KILLED).
     info = pair.same("POST", update, {"run_id": run, "status": 5})
     assert info["run_info"]["status"] == "KILLED"
+    info = pair.same("POST", update, {"run_id": run, "status": "4"})
+    assert info["run_info"]["status"] == "FAILED"
     info = pair.same("POST", update, {"run_id": run})
-    assert info["run_info"]["status"] == "KILLED"
+    assert info["run_info"]["status"] == "FAILED"
+    for number in (0, 6):
+        pair.same_error("POST", update, {"run_id": run, "status": number})
     assert {"key": "mlflow.runName", "value": "renamed"} in _data(pair.snapshot(run))["tags"]
     pair.same_error("POST", update, {"run_id": NO_RUN, "status": "FAILED"}, **MISSING_RUN)
     pair.same_error("POST", update, {"status": "FAILED"})
@@ -619,6 +623,8 @@ def test_wrong_types_mlflow_drops_are_refused(pair: Pair) -> None:
         ("runs/create", {"experiment_id": exp, "tags": {"a": "b"}}),  # MLflow: tags dropped
         ("runs/log-metric", {"run_id": run, "key": "b", "value": True, "timestamp": 1}),
         ("runs/log-metric", {"run_id": run, "key": "t", "value": 1, "timestamp": True}),  # ts 0
+        ("runs/log-metric", {"run_id": run, "key": "f", "value": 1, "timestamp": 1.5}),
+        ("runs/log-metric", {"run_id": run, "key": "s", "value": 1, "timestamp": 1, "step": 0.5}),
         ("runs/log-batch", {"run_id": run, "tags": [{"key": "t", "value": 3}]}),  # stored ""
     ]
     for path, body in cases:

@@ -1,8 +1,9 @@
 """Turn an HTTP request into a typed request model, the way `mlflow server` reads it.
 
 GET requests carry their fields in the query string (repeated fields as repeated keys);
-other methods carry a JSON body. Validation failures become MLflow's INVALID_PARAMETER_VALUE
-errors with MLflow's wording, never FastAPI's 422.
+other methods carry a JSON body, which POST/PUT must label application/json (MLflow's guard
+against cross-site form posts). Validation failures, malformed bodies included, become
+MLflow's INVALID_PARAMETER_VALUE errors with MLflow's wording, never FastAPI's 422 or a 500.
 """
 
 from __future__ import annotations

@@ -236,20 +236,26 @@ def validate_dataset(
 
 
 def run_status(value: str | int | None) -> str | None:
-    """A RunStatus given by name or enum number; None when absent.
+    """A RunStatus given by name or enum number (protobuf's JSON allows both); None if absent.
 
-    MLflow silently ignores an unknown status; Tether refuses it.
+    MLflow silently ignores an unknown status name; Tether refuses it.
     """
     if value is None:
         return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
     if isinstance(value, int):
         if 1 <= value <= len(RUN_STATUSES):
             return RUN_STATUSES[value - 1]
-    elif value in RUN_STATUSES:
-        return value
-    raise invalid_parameter(
-        f"Invalid value {value!r} for parameter 'status': expected one of {', '.join(RUN_STATUSES)}"
-    )
+        raise invalid_parameter(
+            invalid_value("status", value, " Hint: Value was of type 'int'.") + _API_DOCS_HINT
+        )
+    if value not in RUN_STATUSES:
+        raise invalid_parameter(
+            f"Invalid value {value!r} for parameter 'status': "
+            f"expected one of {', '.join(RUN_STATUSES)}"
+        )
+    return value
 
 
 def validate_search_runs_max_results(max_results: int) -> None:
