@@ -40,9 +40,7 @@ def test_upgrade_is_idempotent_and_keeps_data(backend_uri: str) -> None:
             )
         migrate.upgrade(db)
         with db.read() as session:
-            assert session.execute(text("SELECT name FROM experiments")).scalars().all() == [
-                "kept"
-            ]
+            assert session.execute(text("SELECT name FROM experiments")).scalars().all() == ["kept"]
     finally:
         db.dispose()
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from support import MlflowRest, TetherServer, unique_name
 
+from support import MlflowRest, TetherServer, unique_name
 from tether.db.engine import Database
 
 
@@ -114,9 +114,10 @@ def test_rejected_writes_append_nothing(tether_rest: MlflowRest, store: Database
     run_id = tether_rest.post("runs/create", {"experiment_id": exp_id}).json["run"]["info"][
         "run_id"
     ]
-    assert tether_rest.post(
-        "runs/log-parameter", {"run_id": run_id, "key": "p", "value": "1"}
-    ).status == 200
+    assert (
+        tether_rest.post("runs/log-parameter", {"run_id": run_id, "key": "p", "value": "1"}).status
+        == 200
+    )
     last = _last_id(store)
     rejected = [
         ("runs/log-parameter", {"run_id": run_id, "key": "p", "value": "2"}),
@@ -152,4 +153,21 @@ def test_idempotent_relog_appends_nothing(tether_rest: MlflowRest, store: Databa
     assert tether_rest.post("runs/log-parameter", body).status == 200
     last = _last_id(store)
     assert tether_rest.post("runs/log-parameter", body).status == 200
+    assert _outbox_after(store, last) == []
+
+
+def test_logged_model_inputs_are_refused_not_dropped(
+    tether_rest: MlflowRest, store: Database
+) -> None:
+    """Until logged models exist, model inputs are refused (501) rather than silently lost."""
+    exp_id = tether_rest.post("experiments/create", {"name": unique_name()}).json["experiment_id"]
+    run_id = tether_rest.post("runs/create", {"experiment_id": exp_id}).json["run"]["info"][
+        "run_id"
+    ]
+    last = _last_id(store)
+    response = tether_rest.post(
+        "runs/log-inputs", {"run_id": run_id, "models": [{"model_id": "m-123"}]}
+    )
+    assert response.status == 501
+    assert response.error_code == "NOT_IMPLEMENTED"
     assert _outbox_after(store, last) == []

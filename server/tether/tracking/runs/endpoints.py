@@ -10,7 +10,6 @@ from tether.api.deps import Runs
 from tether.api.request import parse_request
 from tether.api.routing import MlflowRouter
 from tether.api.threads import blocking
-from tether.errors import invalid_parameter
 from tether.tracking import validation
 from tether.tracking.experiments.service import normalize_view_type
 from tether.tracking.runs import schemas
@@ -107,23 +106,22 @@ async def log_batch(request: Request, service: Runs) -> dict[str, Any]:
 @api.route("/runs/log-inputs", ["POST"])
 async def log_inputs(request: Request, service: Runs) -> dict[str, Any]:
     body = await parse_request(request, schemas.LogInputs)
-    datasets = []
-    for item in body.datasets:
-        if item.dataset is None:
-            raise invalid_parameter("Dataset cannot be None")
-        ds = item.dataset
-        datasets.append(
-            DatasetIn(
-                ds.name,
-                ds.digest,
-                ds.source_type,
-                ds.source,
-                ds.schema_,
-                ds.profile,
-                [(t.key, t.value) for t in item.tags],
-            )
+    datasets = [
+        None
+        if item.dataset is None
+        else DatasetIn(
+            item.dataset.name,
+            item.dataset.digest,
+            item.dataset.source_type,
+            item.dataset.source,
+            item.dataset.schema_,
+            item.dataset.profile,
+            [(t.key, t.value) for t in item.tags],
         )
-    await blocking(service.log_inputs, body.run_id, datasets)
+        for item in body.datasets
+    ]
+    model_ids = [m.model_id or "" for m in body.models]
+    await blocking(service.log_inputs, body.run_id, datasets, model_ids)
     return {}
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import Dataset, InputTag, Run, RunInput
-from tether.errors import invalid_parameter, not_found
+from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.search.runs import search_run_ids
 from tether.sync import outbox
 from tether.tracking import validation
@@ -298,8 +298,18 @@ class RunService:
             )
         return {k: v for k, v in params.items() if k not in existing}
 
-    def log_inputs(self, run_id: str, datasets: list[DatasetIn]) -> None:
+    def log_inputs(self, run_id: str, inputs: list[DatasetIn | None], model_ids: list[str]) -> None:
         validation.validate_run_id(run_id)
+        if model_ids:
+            # Accepting them without storing them would lose data the client believes logged.
+            raise MlflowError(
+                "Logged-model inputs are not supported by this server yet.", "NOT_IMPLEMENTED"
+            )
+        datasets: list[DatasetIn] = []
+        for ds in inputs:
+            if ds is None:
+                raise invalid_parameter("Dataset cannot be None")
+            datasets.append(ds)
         for ds in datasets:
             validation.validate_dataset(
                 ds.name, ds.digest, ds.source_type, ds.source, ds.schema, ds.profile, ds.tags
