@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from support import Mlflow2, ReferenceServer, TetherServer, unique_name
 
 BASE_TS = 1_700_000_000_000
@@ -212,15 +213,16 @@ def bad_input():
     client.log_param(run_id, "lr", "0.1")
     client.log_metric(run_id, "m", 1.0, timestamp=BASE_TS, step=0)
     before = norm_run(client.get_run(run_id))
+    exp_ids = [state["exp_id"]]
     out = {
         "param_conflict": capture(lambda: client.log_param(run_id, "lr", "0.2")),
         "param_same": capture(lambda: client.log_param(run_id, "lr", "0.1")),
         "batch_conflict": capture(lambda: client.log_batch(
             run_id, metrics=[Metric("m", 2.0, BASE_TS, 1)], params=[Param("lr", "0.3")])),
-        "bad_filter": capture(lambda: client.search_runs([state["exp_id"]], "metrics.m <<< 1")),
-        "unquoted_filter": capture(lambda: client.search_runs([state["exp_id"]], "params.lr = 0.1")),
+        "bad_filter": capture(lambda: client.search_runs(exp_ids, "metrics.m <<< 1")),
+        "unquoted_filter": capture(lambda: client.search_runs(exp_ids, "params.lr = 0.1")),
         "bad_order": capture(
-            lambda: client.search_runs([state["exp_id"]], order_by=["metrics.m SIDEWAYS"])),
+            lambda: client.search_runs(exp_ids, order_by=["metrics.m SIDEWAYS"])),
     }
     out["unchanged_after_conflicts"] = norm_run(client.get_run(run_id)) == before
     client.delete_run(run_id)

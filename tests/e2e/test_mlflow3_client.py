@@ -20,7 +20,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import mlflow
+import mlflow.config
 import mlflow.data
 import pandas as pd
 import pytest
@@ -28,7 +30,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import fluent
+
 from support import ReferenceServer, TetherServer, unique_name
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Starting with pandas version 4.0",  # mlflow.data's digest code, not ours
+    "ignore:Hint. Inferred schema contains integer column",
+)
 
 BASE_TS = 1_700_000_000_000  # explicit timestamps (ms) so histories compare exactly
 
@@ -124,7 +132,7 @@ class Ctx:
         return {
             "run": self.run_label(info.run_id),
             "experiment": self.exp_label(info.experiment_id),
-            "run_name": info.run_name,
+            "run_name": self.scrub(info.run_name),
             "status": info.status,
             "lifecycle_stage": info.lifecycle_stage,
             "user_id": info.user_id,
@@ -262,7 +270,9 @@ def scenario_training_loop(ctx: Ctx) -> dict[str, Any]:
     out["set_again_same_id"] = mlflow.set_experiment(ctx.name("train")).experiment_id == (
         exp.experiment_id
     )
-    out["set_by_id_same_name"] = ctx.scrub(mlflow.set_experiment(experiment_id=exp.experiment_id).name)
+    out["set_by_id_same_name"] = ctx.scrub(
+        mlflow.set_experiment(experiment_id=exp.experiment_id).name
+    )
     run_ids: list[str] = []
     with mlflow.start_run(run_name="parent", tags={"team": "e2e"}, description="notes") as parent:
         run_ids.append(ctx.register_run(parent))
@@ -284,9 +294,10 @@ def scenario_training_loop(ctx: Ctx) -> dict[str, Any]:
             mlflow.log_param("fold", i)
             mlflow.log_metric("loss", 0.1 * (i + 1), step=0, timestamp=BASE_TS)
             mlflow.end_run(status=status)
-        with contextlib.suppress(RuntimeError), mlflow.start_run(
-            run_name="child-crash", nested=True
-        ) as crash:
+        with (
+            contextlib.suppress(RuntimeError),
+            mlflow.start_run(run_name="child-crash", nested=True) as crash,
+        ):
             run_ids.append(ctx.register_run(crash))
             with mlflow.start_run(run_name="grandchild", nested=True) as grandchild:
                 run_ids.append(ctx.register_run(grandchild))
@@ -324,6 +335,73 @@ def test_training_loop(tether_server: TetherServer, reference_server: ReferenceS
     assert runs["grandchild"]["tags"]["mlflow.parentRunId"] == "child-crash"
     assert runs["child-0"]["tags"]["mlflow.parentRunId"] == "parent"
     assert [p[0] for p in ref["loss_history"]] == [0, 1, 2, 3, 4]
+
+
+def scenario_default_experiment_and_async(ctx: Ctx) -> dict[str, Any]:
+    """No set_experiment: runs land in Default ('0'). Async logging batches in the background."""
+    c = ctx.client
+    with mlflow.start_run(run_name=ctx.name("in-default")) as run:
+        ctx.register_run(run, "in-default")
+        mlflow.log_param("where", "default")
+    out: dict[str, Any] = {"default_run": ctx.norm_run(c.get_run(run.info.run_id))}
+    exp = mlflow.set_experiment(ctx.name("async"))
+    ctx.register_experiment(exp.experiment_id, "async")
+    mlflow.config.enable_async_logging(True)
+    try:
+        with mlflow.start_run(run_name="async") as arun:
+            ctx.register_run(arun)
+            for step in range(50):
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step, timestamp=BASE_TS + step)
+                mlflow.log_metrics({"a": step * 2.0, "b": -step * 1.0}, step=step)
+            mlflow.log_params({f"p{i}": i for i in range(30)})
+            mlflow.set_tags({"async": "yes", "n": "50"})
+            mlflow.flush_async_logging()
+    finally:
+        mlflow.config.enable_async_logging(False)
+    out["async_run"] = ctx.norm_run(c.get_run(arun.info.run_id))
+    out["async_loss"] = ctx.history(arun.info.run_id, "loss")
+    out["async_b"] = ctx.history(arun.info.run_id, "b", timestamps=False)
+    return out
+
+
+def test_default_experiment_and_async_logging(
+    tether_server: TetherServer, reference_server: ReferenceServer
+) -> None:
+    _, ref = compare(scenario_default_experiment_and_async, tether_server, reference_server)
+    assert ref["default_run"]["experiment"] == "Default"
+    assert ref["default_run"]["params"] == {"where": "default"}
+    assert len(ref["async_loss"]) == 50 and ref["async_run"]["metrics"]["b"] == -49.0
+    assert len(ref["async_run"]["params"]) == 30
+
+
+def scenario_artifact_location(ctx: Ctx) -> dict[str, Any]:
+    """An explicit artifact location is kept verbatim; runs get <location>/<run_id>/artifacts."""
+    c = ctx.client
+    out: dict[str, Any] = {}
+    for label, location in [
+        ("s3", f"s3://bucket/e2e/{ctx.prefix}"),
+        ("file", f"file:///tmp/tether-e2e/{ctx.prefix}"),
+        ("trailing-slash", f"s3://bucket/e2e/{ctx.prefix}/slash/"),
+    ]:
+        exp_id = ctx.register_experiment(
+            c.create_experiment(ctx.name(label), artifact_location=location), label
+        )
+        run = c.create_run(exp_id, run_name=label)
+        ctx.register_run(run)
+        got = c.get_run(run.info.run_id)
+        out[label] = {
+            "experiment": ctx.scrub(c.get_experiment(exp_id).artifact_location),
+            "run": ctx.scrub(got.info.artifact_uri.replace(run.info.run_id, "<RUN_ID>")),
+        }
+    return out
+
+
+def test_artifact_location(tether_server: TetherServer, reference_server: ReferenceServer) -> None:
+    _, ref = compare(scenario_artifact_location, tether_server, reference_server)
+    assert ref["s3"] == {
+        "experiment": "s3://bucket/e2e/<P>",
+        "run": "s3://bucket/e2e/<P>/<RUN_ID>/artifacts",
+    }
 
 
 # ------------------------------------------------------------------------- search runs
@@ -419,9 +497,7 @@ def scenario_search_runs_client(ctx: Ctx) -> dict[str, Any]:
         out["filters"][flt] = capture(lambda f=flt: c.search_runs([exp_id], f), ctx.names)
     for order in SEARCH_ORDERS:
         key = " | ".join(order) if order else "<default>"
-        out["orders"][key] = capture(
-            lambda o=order: c.search_runs([exp_id], order_by=o), ctx.names
-        )
+        out["orders"][key] = capture(lambda o=order: c.search_runs([exp_id], order_by=o), ctx.names)
     combos = [
         ("params.lr = '{}'", ["metrics.loss DESC"]),
         ("tags.x LIKE '%y%'", ["attributes.run_name ASC"]),
@@ -540,9 +616,7 @@ def scenario_metric_history(ctx: Ctx) -> dict[str, Any]:
     c = ctx.client
     exp_id = ctx.register_experiment(c.create_experiment(ctx.name("hist")), "hist")
     run_id = ctx.register_run(c.create_run(exp_id, run_name="h"))
-    points = [
-        Metric("curve", round(math.sin(i / 50), 12), BASE_TS + i, i) for i in range(1500)
-    ]
+    points = [Metric("curve", round(math.sin(i / 50), 12), BASE_TS + i, i) for i in range(1500)]
     c.log_batch(run_id, metrics=points[:1000])
     c.log_batch(run_id, metrics=points[1000:])
     # Same step logged again later, and a far step logged with an early timestamp.
@@ -602,7 +676,149 @@ def test_special_metric_values(
     assert ref["bigstep"] == [[2**40, 1.0, BASE_TS]]
 
 
+def scenario_search_special_values(ctx: Ctx) -> dict[str, Any]:
+    """Search and order over NaN, +-inf and missing metric values."""
+    c = ctx.client
+    exp_id = ctx.register_experiment(c.create_experiment(ctx.name("nan")), "nan")
+    values = {
+        "nan": float("nan"),
+        "pinf": float("inf"),
+        "ninf": float("-inf"),
+        "zero": 0.0,
+        "neg": -2.5,
+        "big": 1e300,
+        "none": None,
+    }
+    for i, (name, value) in enumerate(values.items()):
+        run_id = ctx.register_run(c.create_run(exp_id, start_time=BASE_TS + i, run_name=name))
+        if value is not None:
+            c.log_metric(run_id, "v", value, timestamp=BASE_TS, step=0)
+    queries: list[tuple[str, list[str] | None]] = [
+        ("", ["metrics.v ASC"]),
+        ("", ["metrics.v DESC"]),
+        ("metrics.v > 0", ["run_name ASC"]),
+        ("metrics.v < 0", ["run_name ASC"]),
+        ("metrics.v >= -1e308", ["run_name ASC"]),
+        ("metrics.v != 0", ["run_name ASC"]),
+        ("metrics.v = 0", ["run_name ASC"]),
+    ]
+    return {
+        f"{f} || {o}": capture(lambda f=f, o=o: c.search_runs([exp_id], f, order_by=o), ctx.names)
+        for f, o in queries
+    }
+
+
+def test_search_special_values(
+    tether_server: TetherServer, reference_server: ReferenceServer
+) -> None:
+    _, ref = compare(scenario_search_special_values, tether_server, reference_server)
+    ascending = ref[" || ['metrics.v ASC']"]["ok"]
+    assert ascending[0] == "ninf" and ascending[-1] == "none"
+
+
+def scenario_unicode_and_limits(ctx: Ctx) -> dict[str, Any]:
+    """Unusual but valid keys and values, and values just past MLflow's limits."""
+    c = ctx.client
+    exp_id = ctx.register_experiment(c.create_experiment(ctx.name("ünï-🚀")), "unicode")
+    run_id = ctx.register_run(c.create_run(exp_id, run_name="日本語の実行 🚀"))
+    out: dict[str, Any] = {}
+    c.log_param(run_id, "path/to.key-name_1 with space", "v")
+    c.log_param(run_id, "emoji", "🚀 ünïcødé\ttab \n new\nline \\ backslash")
+    c.log_param(run_id, "long", "x" * 6000)
+    c.set_tag(run_id, "long_tag", "t" * 8000)
+    c.set_tag(run_id, "quote", 'it\'s "quoted" %_')
+    c.log_metric(run_id, "metric/with.slash", 1.5, timestamp=BASE_TS, step=0)
+    c.set_experiment_tag(exp_id, "note", "ü" * 1000)
+    out["too_long_param"] = capture(lambda: c.log_param(run_id, "too_long", "x" * 6001))
+    out["too_long_tag"] = capture(lambda: c.set_tag(run_id, "too_long", "t" * 8001))
+    out["bad_key"] = capture(lambda: c.log_param(run_id, "../escape", "1"))
+    out["bad_metric_key"] = capture(lambda: c.log_metric(run_id, "a\tb", 1.0))
+    out["long_key"] = capture(lambda: c.log_param(run_id, "k" * 251, "1"))
+    out["run"] = ctx.norm_run(c.get_run(run_id))
+    out["experiment"] = ctx.norm_experiment(c.get_experiment(exp_id))
+    out["by_name"] = ctx.norm_experiment(c.get_experiment_by_name(ctx.name("ünï-🚀")))
+    out["search"] = {
+        f: capture(lambda f=f: c.search_runs([exp_id], f), ctx.names)
+        for f in [
+            "attributes.run_name = '日本語の実行 🚀'",
+            "params.emoji LIKE '%ünï%'",
+            "tags.quote = 'it\\'s \"quoted\" %_'",
+            "tags.quote LIKE '%\"quoted\"%'",
+            "metrics.`metric/with.slash` = 1.5",
+            "params.`path/to.key-name_1 with space` = 'v'",
+        ]
+    }
+    return out
+
+
+def test_unicode_and_limits(tether_server: TetherServer, reference_server: ReferenceServer) -> None:
+    _, ref = compare(scenario_unicode_and_limits, tether_server, reference_server)
+    assert ref["run"]["run_name"] == "日本語の実行 🚀"
+    assert len(ref["run"]["params"]["long"]) == 6000
+    assert len(ref["run"]["tags"]["long_tag"]) == 8000
+    # The 3.x client truncates over-long param and tag values (MLFLOW_TRUNCATE_LONG_VALUES).
+    assert len(ref["run"]["params"]["too_long"]) == 6000
+    assert ref["long_key"] == {"error": "INVALID_PARAMETER_VALUE"}
+    assert ref["search"]["metrics.`metric/with.slash` = 1.5"] == {"ok": ["日本語の実行 🚀"]}
+
+
 # ------------------------------------------------------------------------ search experiments
+
+
+def scenario_nul_byte(ctx: Ctx) -> dict[str, Any]:
+    """A NUL character in a param/tag value: MLflow on SQLite stores it as is."""
+    c = ctx.client
+    exp_id = ctx.register_experiment(c.create_experiment(ctx.name("nul")), "nul")
+    run_id = ctx.register_run(c.create_run(exp_id, run_name="nul"))
+    c.log_param(run_id, "ok", "1")
+    out = {
+        "param": capture(lambda: c.log_param(run_id, "p", "a\x00b")),
+        "tag": capture(lambda: c.set_tag(run_id, "t", "a\x00b")),
+        "batch": capture(lambda: c.log_batch(run_id, params=[Param("q", "a\x00b")])),
+    }
+    out["run"] = ctx.norm_run(c.get_run(run_id))
+    return out
+
+
+def test_nul_byte_in_values(tether_server: TetherServer, reference_server: ReferenceServer) -> None:
+    expected = reference_result(scenario_nul_byte, reference_server)
+    got = run_scenario(scenario_nul_byte, tether_server.url)
+    assert expected["param"] == {"ok": None}
+    assert expected["run"]["params"]["p"] == "a\x00b"
+    for op in ("param", "tag", "batch"):
+        # Storing the value as MLflow does is right; refusing it as bad input is acceptable
+        # (PostgreSQL text cannot hold NUL) -- a 500 with a database traceback is not.
+        assert got[op] in ({"ok": None}, {"error": "INVALID_PARAMETER_VALUE"}), (op, got)
+        key = {"param": "p", "tag": "t", "batch": "q"}[op]
+        stored = got["run"]["tags" if op == "tag" else "params"]
+        if got[op] == {"ok": None}:
+            assert stored.get(key) == "a\x00b", (op, got["run"])
+        else:
+            assert key not in stored, (op, got["run"])  # refused: nothing half-written
+    assert got["run"]["params"]["ok"] == "1"
+
+
+def test_connection_survives_a_failed_request(tether_server: TetherServer) -> None:
+    """A client reusing its keep-alive connection after an error reply must not be reset.
+
+    Any failing request would do; a NUL in a value is refused (PostgreSQL text cannot hold
+    it). The unexpected-exception path is covered in tests/api/test_errors.py.
+    """
+    with tether_server.rest() as rest:
+        exp_id = rest.post("experiments/create", {"name": unique_name()}).json["experiment_id"]
+        created = rest.post("runs/create", {"experiment_id": exp_id})
+        run_id = created.json["run"]["info"]["run_id"]
+        failing = rest.post("runs/log-parameter", {"run_id": run_id, "key": "p", "value": "a\x00b"})
+        try:
+            after = rest.get("runs/get", {"run_id": run_id})  # same pooled connection
+            next_request = f"{after.status}"
+        except httpx.TransportError as exc:
+            next_request = f"{type(exc).__name__}: {exc}"
+    assert next_request == "200", (
+        f"after POST runs/log-parameter answered {failing.status} {failing.text!r}, the next "
+        f"request on the same connection got {next_request}"
+    )
+    assert failing.status in (200, 400), (failing.status, failing.text)
 
 
 def scenario_search_experiments(ctx: Ctx) -> dict[str, Any]:
@@ -668,9 +884,7 @@ def scenario_search_experiments(ctx: Ctx) -> dict[str, Any]:
     return out
 
 
-def test_search_experiments(
-    tether_server: TetherServer, reference_server: ReferenceServer
-) -> None:
+def test_search_experiments(tether_server: TetherServer, reference_server: ReferenceServer) -> None:
     _, ref = compare(scenario_search_experiments, tether_server, reference_server)
     first = next(iter(ref["queries"].values()))
     assert [e[0] for e in first["ok"]] == ["e", "d", "c", "b", "a"]
@@ -910,7 +1124,10 @@ def scenario_experiment_tags(ctx: Ctx) -> dict[str, Any]:
 
 def test_experiment_tags(tether_server: TetherServer, reference_server: ReferenceServer) -> None:
     got, ref = compare(
-        scenario_experiment_tags, tether_server, reference_server, any_error_for=("rename_to_taken",)
+        scenario_experiment_tags,
+        tether_server,
+        reference_server,
+        any_error_for=("rename_to_taken",),
     )
     assert ref["tagged"]["tags"] == {"owner": "alice", "team": "blue", "fluent": "yes", "b": "2"}
     assert ref["renamed"]["name"] == "<P>-tags-renamed"
@@ -1057,9 +1274,8 @@ def scenario_errors_bad_search(ctx: Ctx) -> dict[str, Any]:
             f: capture(lambda f=f: c.search_experiments(filter_string=f), len)
             for f in BAD_EXPERIMENT_FILTERS
         },
-        "experiment_order": capture(
-            lambda: c.search_experiments(order_by=["tags.team DESC"]), len
-        ),
+        "experiment_order": capture(lambda: c.search_experiments(order_by=["tags.team DESC"]), len),
+        "max_results_zero": capture(lambda: c.search_runs([exp_id], max_results=0), ctx.names),
         "max_results_too_big": capture(
             lambda: c.search_runs([exp_id], max_results=50_001), ctx.names
         ),
@@ -1102,7 +1318,9 @@ def scenario_errors_missing(ctx: Ctx) -> dict[str, Any]:
         ),
         "create_duplicate": capture(lambda: c.create_experiment(name)),
         "create_run_missing_experiment": capture(lambda: c.create_run("987654321")),
-        "set_experiment_missing_id": capture(lambda: mlflow.set_experiment(experiment_id="987654321")),
+        "set_experiment_missing_id": capture(
+            lambda: mlflow.set_experiment(experiment_id="987654321")
+        ),
         "experiment_still_there": ctx.norm_experiment(c.get_experiment(exp_id)),
         "runs_in_experiment": ctx.names(c.search_runs([exp_id])),
     }

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether.api.responses import JsonResponse
 from tether.errors import MlflowError
@@ -38,8 +39,34 @@ def install(app: FastAPI) -> None:
             body = {"error_code": "BAD_REQUEST", "message": str(exc.detail)}
         return JsonResponse(body, status_code=exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
-        log.exception("Unhandled error on %s %s", request.method, request.url.path)
-        body = MlflowError(f"Internal error: {type(exc).__name__}", "INTERNAL_ERROR").to_body()
-        return JsonResponse(body, status_code=500)
+    app.add_middleware(CatchAllMiddleware)
+
+
+class CatchAllMiddleware:
+    """Answer an unexpected exception with MLflow's INTERNAL_ERROR body and keep the
+    connection usable. (Starlette's own last-resort handler re-raises after responding, and
+    uvicorn then resets the keep-alive connection under the client's next request.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.exception("Unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            body = MlflowError(f"Internal error: {type(exc).__name__}", "INTERNAL_ERROR").to_body()
+            await JsonResponse(body, status_code=500)(scope, receive, send)

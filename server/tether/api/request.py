@@ -14,7 +14,15 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 import orjson
 from fastapi import Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StrictStr,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from tether.errors import MlflowError, invalid_parameter
 
@@ -61,10 +69,20 @@ def _bool(value: Any) -> Any:
     raise ValueError("not a bool")
 
 
+_NUL_MESSAGE = "strings may not contain NUL (\\u0000) characters"
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it everywhere keeps both backends identical.
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", _NUL_MESSAGE)
+    return value
+
+
 Int64 = Annotated[int, BeforeValidator(_int64)]
 Double = Annotated[float, BeforeValidator(_double)]
 Bool = Annotated[bool, BeforeValidator(_bool)]
-Str = StrictStr
+Str = Annotated[StrictStr, AfterValidator(_no_nul)]
 
 
 class RequestModel(BaseModel):
@@ -184,6 +202,8 @@ def _to_mlflow_error(exc: ValidationError, data: dict[str, Any]) -> MlflowError:
         return missing_value(_json_path(error["loc"]))
     path = _data_path(error["loc"], data)
     value = error.get("input")
+    if error["type"] == "nul_character":
+        return invalid_parameter(f"Invalid value for parameter '{path}' supplied: {_NUL_MESSAGE}.")
     hint = f" Hint: Value was of type '{type(value).__name__}'."
     return invalid_parameter(
         f"Invalid value {_dump(value)} for parameter '{path}' supplied: {hint}" + _API_DOCS_HINT
