@@ -1,4 +1,4 @@
-"""The SQL schema. Alembic migrations in `alembic/versions/` create exactly these tables."""
+"""Tracking tables: experiments, runs and what is logged to them."""
 
 from __future__ import annotations
 
@@ -13,14 +13,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), never a BIGINT.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class Base(DeclarativeBase):
-    pass
+from tether.db.models.base import Base, BigId
 
 
 class Experiment(Base):
@@ -159,20 +154,3 @@ class InputTag(Base):
     )
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(String(500))
-
-
-class OutboxEntry(Base):
-    """One acknowledged write, appended in the same transaction, for the Azure ML sync worker.
-
-    `entity_id` is the run or experiment the write touched; per-entity order is `id` order.
-    """
-
-    __tablename__ = "sync_outbox"
-    __table_args__ = (Index("ix_sync_outbox_entity", "entity_type", "entity_id", "id"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    entity_type: Mapped[str] = mapped_column(String(32))
-    entity_id: Mapped[str] = mapped_column(String(64))
-    op: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[str] = mapped_column(Text)

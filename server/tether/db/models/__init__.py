@@ -1,0 +1,56 @@
+"""The SQL schema. Alembic migrations in `alembic/versions/` create exactly these tables."""
+
+from tether.db.models.base import Base, BigId
+from tether.db.models.logged_models import (
+    LoggedModel,
+    LoggedModelMetric,
+    LoggedModelParam,
+    LoggedModelTag,
+    RunModelLink,
+)
+from tether.db.models.registry import (
+    ModelVersion,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelAlias,
+    RegisteredModelTag,
+)
+from tether.db.models.sync import OutboxEntry
+from tether.db.models.tracking import (
+    Dataset,
+    Experiment,
+    ExperimentTag,
+    InputTag,
+    LatestMetric,
+    Metric,
+    Param,
+    Run,
+    RunInput,
+    RunTag,
+)
+
+__all__ = [
+    "Base",
+    "BigId",
+    "Dataset",
+    "Experiment",
+    "ExperimentTag",
+    "InputTag",
+    "LatestMetric",
+    "LoggedModel",
+    "LoggedModelMetric",
+    "LoggedModelParam",
+    "LoggedModelTag",
+    "Metric",
+    "ModelVersion",
+    "ModelVersionTag",
+    "OutboxEntry",
+    "Param",
+    "RegisteredModel",
+    "RegisteredModelAlias",
+    "RegisteredModelTag",
+    "Run",
+    "RunInput",
+    "RunModelLink",
+    "RunTag",
+]
