@@ -3,6 +3,11 @@
 The Azure ML worker drains it later; the row says what changed, so nothing written before
 sync was switched on is lost. Bulk data (metric points) is referenced by its id range rather
 than copied, keeping the append one small insert per request.
+
+Per entity, outbox ids follow commit order: the worker can then keep one cursor per entity
+and never skip a row. SQLite gets that from its single writer; on PostgreSQL two transactions
+touching the same entity could otherwise draw ids in one order and commit in the other, so
+the append first takes a transaction-scoped advisory lock on the entity.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
@@ -18,6 +23,9 @@ from tether.db.models import OutboxEntry
 
 
 def append(session: Session, entity_type: str, entity_id: str, op: str, payload: Any) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        key = func.hashtextextended(f"{entity_type}:{entity_id}", 0)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
     session.execute(
         insert(OutboxEntry).values(
             created_at=now_ms(),

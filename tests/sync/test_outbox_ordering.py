@@ -1,0 +1,68 @@
+"""On PostgreSQL, outbox ids of one entity follow commit order (the worker's cursor relies on it).
+
+Two transactions append for the same entity: the second must wait for the first to commit, so
+it cannot draw a smaller id and commit later. Other entities are not held up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import select
+
+from tether.db import migrate
+from tether.db.engine import Database
+from tether.db.models import OutboxEntry
+from tether.sync import outbox
+
+
+@pytest.fixture
+def pg(new_postgres_database: Callable[[], str]) -> Iterator[Database]:
+    db = Database(new_postgres_database())
+    migrate.upgrade(db)
+    yield db
+    db.dispose()
+
+
+def test_same_entity_appends_serialize_in_commit_order(pg: Database) -> None:
+    first_appended = threading.Event()
+    release_first = threading.Event()
+    second_done = threading.Event()
+
+    def first() -> None:
+        with pg.write() as session:
+            outbox.append(session, "run", "r1", "log_batch", {"n": 1})
+            first_appended.set()
+            release_first.wait(30)
+
+    def second() -> None:
+        first_appended.wait(30)
+        with pg.write() as session:
+            outbox.append(session, "run", "r1", "log_batch", {"n": 2})
+        second_done.set()
+
+    def other_entity() -> float:
+        started = time.monotonic()
+        with pg.write() as session:
+            outbox.append(session, "run", "r2", "log_batch", {"n": 3})
+        return time.monotonic() - started
+
+    t1, t2 = threading.Thread(target=first), threading.Thread(target=second)
+    t1.start()
+    t2.start()
+    assert first_appended.wait(30)
+    assert not second_done.wait(1.0), "second append did not wait for the first to commit"
+    assert other_entity() < 1.0, "an unrelated entity was blocked"
+    release_first.set()
+    t1.join(30)
+    t2.join(30)
+    assert second_done.is_set()
+    with pg.read() as session:
+        rows = session.execute(
+            select(OutboxEntry.entity_id, OutboxEntry.payload).order_by(OutboxEntry.id)
+        ).all()
+    r1_payloads = [payload for entity, payload in rows if entity == "r1"]
+    assert r1_payloads == ['{"n":1}', '{"n":2}']
