@@ -1,0 +1,164 @@
+"""HTTP to the workspace: bearer auth, Azure's throttling and failures turned into decisions.
+
+Idempotent calls are retried here with exponential backoff and full jitter, honouring
+`Retry-After`; a 401 refreshes the token once. Non-idempotent calls are never resent blindly:
+when their outcome is unknown they raise AmbiguousError for the caller to resolve.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from tether.sync.azureml.credentials import TokenProvider
+from tether.sync.azureml.errors import AmbiguousError, PermanentError, TransientError
+
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# A gateway timeout or server error may come after the write was applied.
+_MAYBE_APPLIED_STATUS = frozenset({500, 502, 504})
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 120.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+@dataclass
+class CallStats:
+    """Counters for `tether sync status` and Prometheus."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    token_refreshes: int = 0
+
+
+class AzureMLClient:
+    def __init__(
+        self,
+        tokens: TokenProvider,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.tokens = tokens
+        self.retry = retry or RetryPolicy()
+        self.http = http or httpx.Client(timeout=timeout, trust_env=False)
+        self.stats = CallStats()
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool,
+    ) -> Any:
+        """One logical call; returns the decoded JSON body (None when empty)."""
+        refreshed = False
+        attempt = 0
+        while True:
+            try:
+                response = self._send(method, url, json=json, params=params)
+            except TransientError as exc:
+                if not idempotent and isinstance(exc, AmbiguousError):
+                    raise
+                attempt = self._backoff(attempt, exc)
+                continue
+            if response.status_code == 401 and not refreshed:
+                refreshed = True
+                self.stats.token_refreshes += 1
+                self.tokens.refresh()
+                continue
+            if response.status_code in _RETRYABLE_STATUS:
+                if response.status_code == 429:
+                    self.stats.throttled += 1
+                if not idempotent and response.status_code in _MAYBE_APPLIED_STATUS:
+                    raise AmbiguousError(_describe(response), status=response.status_code)
+                # Throttled or refused (429, 503, 408): not applied, safe to send again.
+                attempt = self._backoff(attempt, _transient(response))
+                continue
+            if response.status_code >= 400:
+                raise PermanentError(_describe(response), status=response.status_code)
+            return response.json() if response.content else None
+
+    def _send(
+        self, method: str, url: str, *, json: Any, params: dict[str, Any] | None
+    ) -> httpx.Response:
+        self.stats.requests += 1
+        headers = {"Authorization": f"Bearer {self.tokens.token()}"}
+        try:
+            return self.http.request(method, url, json=json, params=params, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Nothing reached the server: not ambiguous.
+            raise TransientError(f"{method} {_path(url)}: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            raise AmbiguousError(f"{method} {_path(url)}: {exc!r}") from exc
+
+    def _backoff(self, attempt: int, exc: TransientError) -> int:
+        if attempt + 1 >= self.retry.attempts:
+            raise exc
+        self.stats.retries += 1
+        self.retry.sleep(self.retry.delay(attempt, exc.retry_after))
+        return attempt + 1
+
+
+def _transient(response: httpx.Response) -> TransientError:
+    return TransientError(
+        _describe(response),
+        status=response.status_code,
+        retry_after=_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _describe(response: httpx.Response) -> str:
+    """A short reason from Azure's error shapes (MLflow-style or Azure's `Error` envelope)."""
+    request = response.request
+    prefix = f"{request.method} {_path(str(request.url))} -> {response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        return prefix if not response.text else f"{prefix}: {response.text[:300]}"
+    if isinstance(body, dict):
+        error = body.get("Error") or body.get("error")
+        if isinstance(error, dict):
+            code = error.get("Code") or error.get("code") or ""
+            message = error.get("Message") or error.get("message") or ""
+            return f"{prefix}: {code} {message}".strip()
+        if "message" in body:
+            return f"{prefix}: {body.get('error_code', '')} {body['message']}".strip()
+    return f"{prefix}: {str(body)[:300]}"
+
+
+def _path(url: str) -> str:
+    """The URL without its query string: SAS signatures and tokens are never logged."""
+    return url.split("?", 1)[0]
