@@ -215,6 +215,23 @@ def reference_rest(reference_server: ReferenceServer) -> Iterator[MlflowRest]:
         yield rest
 
 
+# ------------------------------------------------------------------------------ Azurite
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Any]:
+    """Azurite's blob service (npm `azurite`, installed into <repo>/.cache/azurite on first
+    use) on a free loopback port: `.connection_string`, `.new_container()`, `.wasbs(c, prefix)`,
+    `.env()` (the AZURE_STORAGE_CONNECTION_STRING a server needs)."""
+    from support.azurite import Azurite
+
+    server = Azurite()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # ------------------------------------------------------------------------ MLflow 2.x client
 
 
@@ -264,3 +281,86 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if len(text) > 20_000:
             text = "[...]\n" + text[-20_000:]
         report.sections.append((f"{name} log during the test", text or "<empty>"))
+
+
+# ------------------------------------------ Azure ML stand-ins (tests/azureml, see README.md)
+
+from typing import TYPE_CHECKING  # noqa: E402  (kept inside this block on purpose)
+
+if TYPE_CHECKING:  # the stand-ins' modules are imported lazily: collection stays cheap
+    from azureml.identity import ManagedIdentityEndpoint
+    from azureml.workspace import AzuremlWorkspace
+
+
+def _shared_azurite_endpoint(request: pytest.FixtureRequest) -> tuple[str, tuple[str, str]] | None:
+    """(blob endpoint, (account, key)) of the session's `azurite` fixture, if there is one."""
+    from azureml.procs import AZURITE_ACCOUNT, AZURITE_KEY
+
+    try:
+        azurite = request.getfixturevalue("azurite")
+    except (pytest.FixtureLookupError, pytest.fail.Exception):
+        return None  # not defined, or not session-scoped: the stand-in starts its own
+    account = str(getattr(azurite, "account_name", AZURITE_ACCOUNT))
+    key = str(getattr(azurite, "account_key", AZURITE_KEY))
+    endpoint = getattr(azurite, "blob_endpoint", None)
+    if not isinstance(endpoint, str) and isinstance(getattr(azurite, "port", None), int):
+        endpoint = f"http://127.0.0.1:{azurite.port}"
+    if not isinstance(endpoint, str):
+        return None
+    endpoint = endpoint.rstrip("/")
+    if not endpoint.endswith(f"/{account}"):
+        endpoint = f"{endpoint}/{account}"
+    return endpoint, (account, key)
+
+
+@pytest.fixture(scope="session")
+def azureml_identity() -> Iterator[ManagedIdentityEndpoint]:
+    """Managed-identity endpoint (App Service protocol, what ManagedIdentityCredential uses)
+    issuing 120 s tokens the stand-in workspace accepts.
+
+    `.env` (IDENTITY_ENDPOINT, IDENTITY_HEADER) for a Tether server; `.mint(lifetime=...)`
+    makes a token without a request (negative lifetime: already expired);
+    `.configure(lifetime=, fail_next=, fail_status=)`; `.requests()`. Reset after each test.
+    """
+    from azureml.identity import ManagedIdentityEndpoint
+
+    endpoint = ManagedIdentityEndpoint(lifetime=120.0)
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def azureml_workspace(
+    request: pytest.FixtureRequest, azureml_identity: ManagedIdentityEndpoint
+) -> Iterator[AzuremlWorkspace]:
+    """A stand-in Azure ML workspace: real `mlflow server` behind an Azure-shaped HTTPS front,
+    artifacts in Azurite (the `azurite` fixture's, or its own), Azure's quirks switched on.
+
+    `.tracking_uri` (azureml://...), `.https_base`, `.http_base`, `.arm_endpoint`, `.arm_id`,
+    `.scope`, `.env` (SSL_CERT_FILE for a client process), `.ca_file`, `.client(token)`,
+    `.mlflow_api()`, `.history_api()`, `.mlflow_url` (inner MLflow, no auth, no quirks),
+    `.artifacts` (read uploaded blobs back), `.faults(...)`, `.requests(since=)`, `.mark()`,
+    `.quirks(**changes)`, `.artifact_index(run_id)`. Faults and quirks reset after each test.
+    """
+    from azureml.workspace import AzuremlWorkspace
+
+    workspace = AzuremlWorkspace(
+        azureml_identity, shared_blob=lambda: _shared_azurite_endpoint(request)
+    )
+    try:
+        yield workspace
+    finally:
+        workspace.stop()
+
+
+@pytest.fixture(autouse=True)
+def _azureml_standin_reset(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used them: clear fault plans, restore quirks and token lifetime."""
+    yield
+    funcargs: dict[str, Any] = getattr(request.node, "funcargs", {})
+    for name in ("azureml_workspace", "azureml_identity"):
+        standin = funcargs.get(name)
+        if standin is not None and standin.alive():
+            standin.reset()

@@ -10,9 +10,20 @@ from fastapi import FastAPI
 from tether import __version__
 from tether.api import errors, health
 from tether.api.deps import Services
+from tether.api.threads import blocking
+from tether.artifacts import endpoints as artifact_endpoints
+from tether.artifacts.backends import ArtifactBackend, AzureTuning, create_backend
+from tether.artifacts.service import ArtifactService
 from tether.config import Settings
 from tether.db import migrate
 from tether.db.engine import Database
+from tether.logged_models import endpoints as logged_model_endpoints
+from tether.logged_models.service import LoggedModelService
+from tether.registry import endpoints as registry_endpoints
+from tether.registry.service import RegistryService
+from tether.registry.sources import HostPolicy
+from tether.sync import endpoints as sync_endpoints
+from tether.sync.runtime import BackgroundSync
 from tether.tracking.experiments import endpoints as experiment_endpoints
 from tether.tracking.experiments.service import ExperimentService
 from tether.tracking.metrics import endpoints as metric_endpoints
@@ -32,8 +43,32 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
         experiments=ExperimentService(db, settings.resolved_default_artifact_root()),
         runs=RunService(db),
         metrics=MetricService(db),
+        artifacts=ArtifactService(db, _artifact_backend(settings)),
+        registry=RegistryService(db, _registry_host_policy(settings)),
+        logged_models=LoggedModelService(db),
     )
     return db, services
+
+
+def _registry_host_policy(settings: Settings) -> HostPolicy:
+    roots = [settings.resolved_default_artifact_root(), settings.resolved_artifacts_destination()]
+    return HostPolicy(roots)
+
+
+def _artifact_backend(settings: Settings) -> ArtifactBackend:
+    tuning = AzureTuning(
+        block_size=settings.artifact_block_size,
+        upload_concurrency=settings.artifact_upload_concurrency,
+        download_concurrency=settings.artifact_download_concurrency,
+        connect_timeout=settings.artifact_connect_timeout,
+        read_timeout=settings.artifact_read_timeout,
+        sas_expiry_seconds=settings.artifact_sas_expiry,
+    )
+    return create_backend(
+        settings.resolved_artifacts_destination(),
+        chunk_size=settings.artifact_chunk_size,
+        azure=tuning,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,11 +76,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db, services = build_services(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             migrate.upgrade(db)
         services.experiments.ensure_default_experiment()
+        if settings.azureml_workspace:  # Azure ML sync runs beside the API, in this process
+            app.state.sync = BackgroundSync(settings, db)
+            app.state.sync.start()
         yield
+        if app.state.sync is not None:
+            await blocking(app.state.sync.stop)  # commits progress, gives leases back
+        await services.artifacts.close()
         db.dispose()
 
     app = FastAPI(
@@ -57,9 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.services = services
+    app.state.sync = None
     errors.install(app)
     app.include_router(health.router)
     app.include_router(experiment_endpoints.router)
     app.include_router(run_endpoints.router)
     app.include_router(metric_endpoints.router)
+    app.include_router(sync_endpoints.router)
+    app.include_router(registry_endpoints.router)
+    app.include_router(logged_model_endpoints.router)
+    artifact_endpoints.install(app)
     return app

@@ -11,6 +11,7 @@ import click
 from tether import __version__
 from tether.config import Settings
 from tether.errors import MlflowError
+from tether.sync import commands as sync_commands
 
 
 def _export(env: dict[str, Any]) -> None:
@@ -64,6 +65,13 @@ def main() -> None:
     default=None,
     help="Folder for the embedded default store and artifacts (default ./tether-data).",
 )
+@click.option(
+    "--azureml-workspace",
+    default=None,
+    help="Sync into this Azure ML workspace: its azureml:// tracking URI or "
+    "subscriptions/<sub>/resourceGroups/<rg>/workspaces/<ws> (sync is off without it).",
+)
+@click.option("--azureml-endpoint", default=None, help="Override the workspace's https base URL.")
 def serve(**options: Any) -> None:
     """Run the tracking server (migrating the database first)."""
     import uvicorn
@@ -112,6 +120,8 @@ def _upgrade_or_exit(settings: Settings) -> None:
     finally:
         database.dispose()
 
+
+main.add_command(sync_commands.sync)
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,24 @@ class Settings(BaseSettings):
     default_artifact_root: str | None = None
     artifacts_destination: str | None = None
     serve_artifacts: bool = True
+    # Artifact proxy streaming (bytes / seconds); see tether.artifacts.
+    artifact_chunk_size: int = Field(default=1024 * 1024, ge=4096)
+    artifact_block_size: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=4000 * 1024 * 1024)
+    artifact_upload_concurrency: int = Field(default=4, ge=1, le=64)
+    artifact_download_concurrency: int = Field(default=4, ge=1, le=64)
+    artifact_connect_timeout: float = Field(default=20.0, gt=0)
+    artifact_read_timeout: float = Field(default=300.0, gt=0)
+    artifact_sas_expiry: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # Azure ML sync (tether.sync): off unless a workspace is given, as its azureml://
+    # tracking URI or subscriptions/<sub>/resourceGroups/<rg>/workspaces/<ws>.
+    azureml_workspace: str | None = None
+    azureml_endpoint: str | None = None  # https base override (private link, tests)
+    azureml_arm_endpoint: str = "https://management.azure.com"  # ARM discovery of the host
+    sync_lease_seconds: float = Field(default=60.0, gt=0)
+    sync_lookback_seconds: float = Field(default=60.0, ge=0)
+    sync_poll_seconds: float = Field(default=1.0, gt=0)
+    sync_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    sync_backoff_max_seconds: float = Field(default=600.0, gt=0)
     # FULL keeps every acknowledged commit durable across power loss, not only process crashes.
     sqlite_synchronous: str = Field(default="FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
     db_pool_size: int = 10

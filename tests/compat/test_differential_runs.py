@@ -9,8 +9,7 @@ Deliberate deviations asserted here:
 - runs/create without experiment_id: MLflow answers 400 BAD_REQUEST with a raw FOREIGN KEY error;
   Tether creates the run in the default experiment "0" (what MLflow's client does too).
 - log-inputs: a dataset missing name/digest/source_type/source, or an input without a dataset,
-  is refused (MLflow stores an all-empty dataset); `models` are accepted and ignored (Tether has
-  no logged-model store; MLflow 3.x records `model_inputs`).
+  is refused (MLflow stores an all-empty dataset). (`models`: see tests/logged_models.)
 - log-batch bodies over 1 MB: MLflow's size check measures the parsed dict and never fires, and
   its client sends such bodies; Tether accepts them too (it caps bodies at 32 MiB only).
 - runs/search with a non-string experiment id or an unknown run_view_type: MLflow drops or

@@ -156,10 +156,10 @@ def test_idempotent_relog_appends_nothing(tether_rest: MlflowRest, store: Databa
     assert _outbox_after(store, last) == []
 
 
-def test_logged_model_inputs_are_refused_not_dropped(
+def test_logged_model_inputs_of_unknown_models_append_nothing(
     tether_rest: MlflowRest, store: Database
 ) -> None:
-    """Until logged models exist, model inputs are refused (501) rather than silently lost."""
+    """Model inputs naming no stored logged model are refused (404), and nothing is synced."""
     exp_id = tether_rest.post("experiments/create", {"name": unique_name()}).json["experiment_id"]
     run_id = tether_rest.post("runs/create", {"experiment_id": exp_id}).json["run"]["info"][
         "run_id"
@@ -168,6 +168,6 @@ def test_logged_model_inputs_are_refused_not_dropped(
     response = tether_rest.post(
         "runs/log-inputs", {"run_id": run_id, "models": [{"model_id": "m-123"}]}
     )
-    assert response.status == 501
-    assert response.error_code == "NOT_IMPLEMENTED"
+    assert response.status == 404
+    assert response.error_code == "RESOURCE_DOES_NOT_EXIST"
     assert _outbox_after(store, last) == []

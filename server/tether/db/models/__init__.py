@@ -15,7 +15,7 @@ from tether.db.models.registry import (
     RegisteredModelAlias,
     RegisteredModelTag,
 )
-from tether.db.models.sync import OutboxEntry
+from tether.db.models.sync import OutboxEntry, SyncEntity, SyncMeta, SyncReport
 from tether.db.models.tracking import (
     Dataset,
     Experiment,
@@ -53,4 +53,7 @@ __all__ = [
     "RunInput",
     "RunModelLink",
     "RunTag",
+    "SyncEntity",
+    "SyncMeta",
+    "SyncReport",
 ]

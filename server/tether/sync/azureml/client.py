@@ -3,11 +3,18 @@
 Idempotent calls are retried here with exponential backoff and full jitter, honouring
 `Retry-After`; a 401 refreshes the token once. Non-idempotent calls are never resent blindly:
 when their outcome is unknown they raise AmbiguousError for the caller to resolve.
+
+Waits are kept short in here (`RetryPolicy.max_delay`): a `Retry-After` longer than that, or
+retries running out, raise TransientError so the worker reschedules the entity instead of
+holding its lease while sleeping. A 401 that survives a fresh token, and a 403, are transient
+too: they are fixed by the operator (role assignment, identity), not by changing the request.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,8 +39,9 @@ class RetryPolicy:
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before the next try; `retry_after` is honoured, never shortened."""
         if retry_after is not None:
-            return min(retry_after, self.max_delay)
+            return retry_after
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
@@ -58,7 +66,7 @@ class AzureMLClient:
     ) -> None:
         self.tokens = tokens
         self.retry = retry or RetryPolicy()
-        self.http = http or httpx.Client(timeout=timeout, trust_env=False)
+        self.http = http or httpx.Client(timeout=timeout, trust_env=False, verify=tls_trust())
         self.stats = CallStats()
 
     def call(
@@ -86,6 +94,8 @@ class AzureMLClient:
                 self.stats.token_refreshes += 1
                 self.tokens.refresh()
                 continue
+            if response.status_code in (401, 403):
+                raise TransientError(_describe(response), status=response.status_code)
             if response.status_code in _RETRYABLE_STATUS:
                 if response.status_code == 429:
                     self.stats.throttled += 1
@@ -95,7 +105,11 @@ class AzureMLClient:
                 attempt = self._backoff(attempt, _transient(response))
                 continue
             if response.status_code >= 400:
-                raise PermanentError(_describe(response), status=response.status_code)
+                raise PermanentError(
+                    _describe(response),
+                    status=response.status_code,
+                    error_code=_error_code(response),
+                )
             return response.json() if response.content else None
 
     def _send(
@@ -112,11 +126,19 @@ class AzureMLClient:
             raise AmbiguousError(f"{method} {_path(url)}: {exc!r}") from exc
 
     def _backoff(self, attempt: int, exc: TransientError) -> int:
-        if attempt + 1 >= self.retry.attempts:
+        delay = self.retry.delay(attempt, exc.retry_after)
+        if attempt + 1 >= self.retry.attempts or delay > self.retry.max_delay:
             raise exc
         self.stats.retries += 1
-        self.retry.sleep(self.retry.delay(attempt, exc.retry_after))
+        self.retry.sleep(delay)
         return attempt + 1
+
+
+def tls_trust() -> ssl.SSLContext | bool:
+    """System roots, or the CA bundle named by SSL_CERT_FILE / REQUESTS_CA_BUNDLE (private CAs,
+    e.g. a private-link proxy). Proxy variables stay ignored (`trust_env=False`)."""
+    bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
+    return ssl.create_default_context(cafile=bundle) if bundle else True
 
 
 def _transient(response: httpx.Response) -> TransientError:
@@ -138,6 +160,15 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("error_code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _describe(response: httpx.Response) -> str:

@@ -6,10 +6,13 @@ from __future__ import annotations
 class SyncError(Exception):
     """Base of every failure the worker handles; `reason` is shown in `tether sync status`."""
 
-    def __init__(self, reason: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, reason: str, *, status: int | None = None, error_code: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.error_code = error_code  # MLflow's `error_code` from the body, when there is one
 
 
 class TransientError(SyncError):

@@ -84,7 +84,15 @@ async def log_param(request: Request, service: Runs) -> dict[str, Any]:
 @api.route("/runs/log-metric", ["POST"])
 async def log_metric(request: Request, service: Runs) -> dict[str, Any]:
     body = await parse_request(request, schemas.LogMetric)
-    metric = MetricIn(body.key, body.value, body.timestamp, body.step)
+    metric = MetricIn(
+        body.key,
+        body.value,
+        body.timestamp,
+        body.step,
+        body.model_id,
+        body.dataset_name,
+        body.dataset_digest,
+    )
     await blocking(service.log_metric, body.run_id, metric)
     return {}
 
@@ -96,7 +104,12 @@ async def log_batch(request: Request, service: Runs) -> dict[str, Any]:
     await blocking(
         service.log_batch,
         body.run_id,
-        [MetricIn(m.key, m.value, m.timestamp, m.step) for m in body.metrics],
+        [
+            MetricIn(
+                m.key, m.value, m.timestamp, m.step, m.model_id, m.dataset_name, m.dataset_digest
+            )
+            for m in body.metrics
+        ],
         [(p.key, p.value) for p in body.params],
         [(t.key, t.value) for t in body.tags],
     )
@@ -122,6 +135,14 @@ async def log_inputs(request: Request, service: Runs) -> dict[str, Any]:
     ]
     model_ids = [m.model_id or "" for m in body.models]
     await blocking(service.log_inputs, body.run_id, datasets, model_ids)
+    return {}
+
+
+@api.route("/runs/outputs", ["POST"])
+async def log_outputs(request: Request, service: Runs) -> dict[str, Any]:
+    body = await parse_request(request, schemas.LogOutputs)
+    models = [(m.model_id or "", m.step) for m in body.models]
+    await blocking(service.log_outputs, body.run_id, models)
     return {}
 
 

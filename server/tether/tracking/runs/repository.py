@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from tether.db.dialect import upsert_insert
 from tether.db.models import Dataset, InputTag, LatestMetric, Param, Run, RunInput, RunTag
+from tether.logged_models import repository as logged_models
 from tether.tracking import serialize
 
 
@@ -56,12 +57,17 @@ def delete_tag(session: Session, run_id: str, key: str) -> int:
 
 
 def load_runs(
-    session: Session, run_ids: Sequence[str], *, with_outputs: bool = False
+    session: Session,
+    run_ids: Sequence[str],
+    *,
+    with_outputs: bool = False,
+    with_model_inputs: bool = False,
 ) -> list[dict[str, Any]]:
-    """Full MLflow run objects for `run_ids`, in that order, in five set-based queries.
+    """Full MLflow run objects for `run_ids`, in that order, in a few set-based queries.
 
-    `with_outputs` adds the (always empty: Tether logs no models) `outputs` that MLflow's
-    runs/get and runs/search include and runs/create does not.
+    `with_outputs` adds the `outputs` (logged models the run produced) that MLflow's runs/get
+    and runs/search include and runs/create does not; `with_model_inputs` adds the
+    `inputs.model_inputs` that MLflow's runs/get includes and runs/search does not.
     """
     if not run_ids:
         return []
@@ -80,6 +86,14 @@ def load_runs(
     ):
         tags[run_uuid].append((key, tag_value))
     inputs = _dataset_inputs(session, run_ids)
+    model_inputs = (
+        logged_models.links_for_runs(session, run_ids, logged_models.INPUT)
+        if with_model_inputs
+        else {}
+    )
+    model_outputs = (
+        logged_models.links_for_runs(session, run_ids, logged_models.OUTPUT) if with_outputs else {}
+    )
     result = []
     for run_id in run_ids:
         run = runs.get(run_id)
@@ -95,13 +109,16 @@ def load_runs(
         run_inputs: dict[str, Any] = {}
         if inputs[run_id]:
             run_inputs["dataset_inputs"] = inputs[run_id]
+        if model_inputs.get(run_id):
+            run_inputs["model_inputs"] = model_inputs[run_id]
         body: dict[str, Any] = {
             "info": serialize.run_info(run),
             "data": data,
             "inputs": run_inputs,
         }
         if with_outputs:
-            body["outputs"] = {}
+            outputs = model_outputs.get(run_id)
+            body["outputs"] = {"model_outputs": outputs} if outputs else {}
         result.append(body)
     return result
 

@@ -117,6 +117,17 @@ class LogInputs(RequestModel):
     models: list[ModelInput] = []
 
 
+class ModelOutput(RequestModel):
+    model_id: Str | None = None
+    step: Int64 = 0
+
+
+class LogOutputs(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("run_id", "models")
+    run_id: Str
+    models: list[ModelOutput]
+
+
 class SearchRuns(RequestModel):
     experiment_ids: list[Str] = []
     filter: Str = ""

@@ -12,10 +12,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tether.api.request import missing_value
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import Dataset, InputTag, Run, RunInput
 from tether.errors import MlflowError, invalid_parameter, not_found
+from tether.logged_models import repository as logged_models
+from tether.logged_models.service import model_not_found
 from tether.search.runs import search_run_ids
 from tether.sync import outbox
 from tether.tracking import validation
@@ -35,6 +38,10 @@ class MetricIn:
     value: float | None
     timestamp: int | None
     step: int
+    # MLflow 3: a point logged with a model id is also a metric of that logged model.
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,36 @@ def _artifact_uri(experiment_location: str | None, run_id: str) -> str:
     return f"{(experiment_location or '').rstrip('/')}/{run_id}/artifacts"
 
 
+def _check_metric_datasets(metrics: list[MetricIn]) -> None:
+    """MLflow's Metric entity: a dataset is named by both its name and digest, or not at all."""
+    for m in metrics:
+        if (m.dataset_name or None, m.dataset_digest or None).count(None) == 1:
+            raise invalid_parameter(
+                "Both dataset_name and dataset_digest must be provided if one is provided"
+            )
+
+
+def _model_point(metric: MetricIn, point: Point) -> logged_models.ModelMetric:
+    return logged_models.ModelMetric(
+        model_id=metric.model_id or "",
+        key=point.key,
+        value=point.value,  # NaN is stored as 0 and infinities clamped, as MLflow does
+        timestamp=point.timestamp,
+        step=point.step,
+        dataset_name=metric.dataset_name or None,
+        dataset_digest=metric.dataset_digest or None,
+    )
+
+
+def _check_models_exist(session: Session, model_ids: list[str]) -> None:
+    if not model_ids:
+        return
+    found = logged_models.existing_ids(session, model_ids)
+    for model_id in model_ids:
+        if model_id not in found:
+            raise model_not_found(model_id)
+
+
 class RunService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -71,7 +108,9 @@ class RunService:
 
     def get(self, run_id: str) -> dict[str, Any]:
         with self.db.read() as session:
-            runs = repository.load_runs(session, [run_id], with_outputs=True)
+            runs = repository.load_runs(
+                session, [run_id], with_outputs=True, with_model_inputs=True
+            )
         if not runs:
             raise not_found(f"Run with id={run_id} not found")
         return runs[0]
@@ -232,6 +271,7 @@ class RunService:
             outbox.append(session, "run", run_id, "log_batch", {"params": {key: stored}})
 
     def log_metric(self, run_id: str, metric: MetricIn) -> None:
+        _check_metric_datasets([metric])
         validation.validate_metric(metric.key, metric.value, metric.timestamp, metric.step)
         self._log(run_id, [metric], {}, {})
 
@@ -242,6 +282,7 @@ class RunService:
         params: list[tuple[str | None, str | None]],
         tags: list[tuple[str | None, str | None]],
     ) -> None:
+        _check_metric_datasets(metrics)
         validation.validate_run_id(run_id)
         for i, m in enumerate(metrics):
             validation.validate_metric(m.key, m.value, m.timestamp, m.step, path=f"metrics[{i}]")
@@ -262,10 +303,15 @@ class RunService:
         points = [
             Point.sanitized(m.key or "", m.value or 0.0, m.timestamp or 0, m.step) for m in metrics
         ]
+        model_points = [
+            _model_point(m, p) for m, p in zip(metrics, points, strict=True) if m.model_id
+        ]
         with self.db.write() as session:
             run = self._active_run(session, run_id)
+            _check_models_exist(session, [p.model_id for p in model_points])
             new_params = self._check_params(session, run_id, params)
             repository.insert_params(session, run_id, new_params)
+            model_metric_ids = logged_models.insert_metrics(session, run_id, model_points)
             metric_ids = insert_points(session, run_id, points)
             if RUN_NAME_TAG in tags:
                 run.name = tags[RUN_NAME_TAG]
@@ -277,6 +323,8 @@ class RunService:
                 payload["tags"] = tags
             if metric_ids:
                 payload["metric_ids"] = _id_ranges(metric_ids)
+            if model_metric_ids:
+                payload["model_metric_ids"] = _id_ranges(model_metric_ids)
             if payload:
                 outbox.append(session, "run", run_id, "log_batch", payload)
 
@@ -300,11 +348,9 @@ class RunService:
 
     def log_inputs(self, run_id: str, inputs: list[DatasetIn | None], model_ids: list[str]) -> None:
         validation.validate_run_id(run_id)
-        if model_ids:
-            # Accepting them without storing them would lose data the client believes logged.
-            raise MlflowError(
-                "Logged-model inputs are not supported by this server yet.", "NOT_IMPLEMENTED"
-            )
+        for index, model_id in enumerate(model_ids):
+            if not model_id:
+                raise missing_value(f"models[{index}].model_id")
         datasets: list[DatasetIn] = []
         for ds in inputs:
             if ds is None:
@@ -319,6 +365,13 @@ class RunService:
             unique.setdefault((ds.name or "", ds.digest or ""), ds)
         with self.db.write() as session:
             run = self._active_run(session, run_id)
+            _check_models_exist(session, model_ids)
+            linked = logged_models.linked_models(session, run_id, logged_models.INPUT)
+            # Re-logging a model input is a no-op, as in MLflow.
+            new_models = [m for m in dict.fromkeys(model_ids) if m not in linked]
+            logged_models.insert_links(
+                session, run_id, logged_models.INPUT, [(m, 0) for m in new_models]
+            )
             known = repository.datasets_by_name_digest(session, run.experiment_id, list(unique))
             logged = []
             for (name, digest), ds in unique.items():
@@ -350,8 +403,43 @@ class RunService:
                     InputTag(input_uuid=input_uuid, name=k, value=v) for k, v in tags.items()
                 )
                 logged.append({"name": name, "digest": digest, "tags": tags})
+            payload: dict[str, Any] = {}
             if logged:
-                outbox.append(session, "run", run_id, "log_inputs", {"datasets": logged})
+                payload["datasets"] = logged
+            if new_models:
+                payload["models"] = new_models
+            if payload:
+                outbox.append(session, "run", run_id, "log_inputs", payload)
+
+    def log_outputs(self, run_id: str, models: list[tuple[str, int]]) -> None:
+        """MLflow 3's runs/outputs: the logged models a run produced (at a step)."""
+        for index, (model_id, _) in enumerate(models):
+            if not model_id:
+                raise missing_value(f"models[{index}].model_id")
+        with self.db.write() as session:
+            self._active_run(session, run_id)
+            _check_models_exist(session, [m for m, _ in models])
+            linked = logged_models.linked_models(session, run_id, logged_models.OUTPUT)
+            seen: set[str] = set()
+            for model_id, _ in models:
+                # MLflow's store refuses a second output link of the same model (a unique
+                # constraint: 400 BAD_REQUEST), whatever its step.
+                if model_id in linked or model_id in seen:
+                    raise MlflowError(
+                        f"Model '{model_id}' is already an output of run '{run_id}'.",
+                        "BAD_REQUEST",
+                    )
+                seen.add(model_id)
+            if not models:
+                return
+            logged_models.insert_links(session, run_id, logged_models.OUTPUT, models)
+            outbox.append(
+                session,
+                "run",
+                run_id,
+                "log_outputs",
+                {"models": [{"model_id": m, "step": step} for m, step in models]},
+            )
 
     # Helpers -----------------------------------------------------------------------------
 

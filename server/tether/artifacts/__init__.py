@@ -1,0 +1,1 @@
+"""Artifact proxy: MLflow's mlflow-artifacts API over a local directory or Azure Blob Storage."""

@@ -1,0 +1,55 @@
+"""Artifact stores: pick one from `--artifacts-destination`."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from tether.artifacts.backends.azure_blob import AzureBlobBackend, AzureTuning
+from tether.artifacts.backends.base import (
+    ArtifactBackend,
+    FileInfo,
+    MultipartBackend,
+    UploadCredential,
+    UploadedPart,
+)
+from tether.artifacts.backends.local import LocalBackend
+from tether.errors import invalid_parameter
+
+
+def create_backend(
+    destination: str,
+    *,
+    chunk_size: int,
+    azure: AzureTuning,
+    env: Mapping[str, str] | None = None,
+) -> ArtifactBackend:
+    """A local directory (a path or file:// URI) or `wasbs://container@account.../prefix`."""
+    scheme = urllib.parse.urlparse(destination).scheme
+    if scheme == "wasbs":
+        return AzureBlobBackend(destination, tuning=azure, env=os.environ if env is None else env)
+    if scheme == "file":
+        path = urllib.request.url2pathname(urllib.parse.urlparse(destination).path)
+        return LocalBackend(Path(path), chunk_size=chunk_size)
+    if scheme == "" or len(scheme) == 1:  # a plain path (or a Windows drive letter)
+        return LocalBackend(Path(destination), chunk_size=chunk_size)
+    raise invalid_parameter(
+        f"Unsupported --artifacts-destination '{destination}': use a local path, a file:// "
+        "URI or wasbs://<container>@<account>.blob.core.windows.net/<prefix>"
+    )
+
+
+__all__ = [
+    "ArtifactBackend",
+    "AzureBlobBackend",
+    "AzureTuning",
+    "FileInfo",
+    "LocalBackend",
+    "MultipartBackend",
+    "UploadCredential",
+    "UploadedPart",
+    "create_backend",
+]

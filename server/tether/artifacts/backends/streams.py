@@ -1,0 +1,27 @@
+"""Async byte-stream helpers shared by the backends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+
+async def rechunk(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """Regroup a byte stream into blocks of exactly `size` bytes (the last may be shorter,
+    and an empty stream yields nothing). Holds at most one block's worth of input (as views,
+    uncopied) plus the block being handed out."""
+    parts: list[memoryview] = []
+    filled = 0
+    async for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            take = min(size - filled, len(view))
+            parts.append(view[:take])
+            filled += take
+            view = view[take:]
+            if filled == size:
+                block = b"".join(parts)
+                parts.clear()
+                filled = 0
+                yield block
+    if parts:
+        yield b"".join(parts)

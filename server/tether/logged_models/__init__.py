@@ -1,0 +1,1 @@
+"""MLflow 3 logged models: creation, lifecycle, params, tags, metrics and search."""

@@ -1,0 +1,151 @@
+"""HTTP endpoints of MLflow 3's logged-model API, at the paths and methods of its protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from tether.api.deps import Artifacts, LoggedModels
+from tether.api.request import parse_request
+from tether.api.routing import MlflowRouter
+from tether.api.threads import blocking
+from tether.artifacts import paths
+from tether.artifacts.service import file_json
+from tether.errors import MlflowError
+from tether.logged_models import schemas
+from tether.logged_models.search import OrderBy
+from tether.logged_models.service import KeyValueIn, check_body_model_id
+
+api = MlflowRouter("logged-models")
+router = api.router
+
+
+def _pairs(items: list[Any]) -> list[KeyValueIn]:
+    return [KeyValueIn(item.key, item.value) for item in items]
+
+
+@api.route("/logged-models", ["POST"])
+async def create_logged_model(request: Request, service: LoggedModels) -> dict[str, Any]:
+    body = await parse_request(request, schemas.CreateLoggedModel)
+    model = await blocking(
+        service.create,
+        experiment_id=body.experiment_id,
+        name=body.name,
+        model_type=body.model_type,
+        source_run_id=body.source_run_id,
+        params=_pairs(body.params),
+        tags=_pairs(body.tags),
+    )
+    return {"model": model}
+
+
+@api.route("/logged-models/search", ["POST"])
+async def search_logged_models(request: Request, service: LoggedModels) -> dict[str, Any]:
+    body = await parse_request(request, schemas.SearchLoggedModels)
+    models, token = await blocking(
+        service.search,
+        experiment_ids=body.experiment_ids,
+        filter_string=body.filter or None,
+        datasets=[(d.dataset_name, d.dataset_digest) for d in body.datasets],
+        max_results=body.max_results,
+        order_by=[
+            OrderBy(
+                o.field_name or "",
+                o.ascending,
+                o.dataset_name or None,
+                o.dataset_digest or None,
+            )
+            for o in body.order_by
+        ],
+        page_token=body.page_token or None,
+    )
+    response: dict[str, Any] = {}
+    if models:
+        response["models"] = models
+    if token:
+        response["next_page_token"] = token
+    return response
+
+
+@api.route("/logged-models/{model_id}", ["GET"])
+async def get_logged_model(model_id: str, request: Request, service: LoggedModels) -> Any:
+    allow_deleted = request.query_params.get("allow_deleted", "false").lower() == "true"
+    return {"model": await blocking(service.get, model_id, allow_deleted)}
+
+
+@api.route("/logged-models/{model_id}", ["PATCH"])
+async def finalize_logged_model(model_id: str, request: Request, service: LoggedModels) -> Any:
+    body = await parse_request(request, schemas.FinalizeLoggedModel)
+    check_body_model_id(model_id, body.model_id)
+    return {"model": await blocking(service.finalize, model_id, body.status)}
+
+
+@api.route("/logged-models/{model_id}", ["DELETE"])
+async def delete_logged_model(model_id: str, service: LoggedModels) -> dict[str, Any]:
+    await blocking(service.delete, model_id)
+    return {}
+
+
+@api.route("/logged-models/{model_id}/tags", ["PATCH"])
+async def set_logged_model_tags(model_id: str, request: Request, service: LoggedModels) -> Any:
+    body = await parse_request(request, schemas.SetLoggedModelTags)
+    await blocking(service.set_tags, model_id, _pairs(body.tags))
+    return {}
+
+
+@api.route("/logged-models/{model_id}/tags/{tag_key}", ["DELETE"])
+async def delete_logged_model_tag(model_id: str, tag_key: str, service: LoggedModels) -> Any:
+    await blocking(service.delete_tag, model_id, tag_key)
+    return {}
+
+
+@api.route("/logged-models/{model_id}/params", ["POST"])
+async def log_logged_model_params(model_id: str, request: Request, service: LoggedModels) -> Any:
+    body = await parse_request(request, schemas.LogLoggedModelParams)
+    check_body_model_id(model_id, body.model_id)
+    await blocking(service.log_params, model_id, _pairs(body.params))
+    return {}
+
+
+# Artifacts (through the artifact proxy's store) ---------------------------------------------
+
+
+@api.route("/logged-models/{model_id}/artifacts/directories", ["GET"])
+async def list_logged_model_artifacts(
+    model_id: str, request: Request, service: LoggedModels, artifacts: Artifacts
+) -> dict[str, Any]:
+    body = await parse_request(request, schemas.ListLoggedModelArtifacts)
+    relative = paths.safe_directory_path(body.artifact_directory_path or "")
+    model = await blocking(service.get, model_id)
+    root_uri: str = model["info"]["artifact_uri"]
+    entries = await artifacts.list_dir(artifacts.resolve(root_uri, relative))
+    response: dict[str, Any] = {"root_uri": root_uri}
+    if entries:
+        response["files"] = [file_json(e, paths.join(relative, e.path)) for e in entries]
+    return response
+
+
+async def get_logged_model_artifact(
+    model_id: str, request: Request, service: LoggedModels, artifacts: Artifacts
+) -> StreamingResponse:
+    """The UI's download of one file of a logged model (MLflow serves it under ajax-api only)."""
+    body = await parse_request(request, schemas.GetLoggedModelArtifact)
+    if not body.artifact_file_path:
+        raise MlflowError(
+            'Request must include the "artifact_file_path" query parameter.', "BAD_REQUEST"
+        )
+    relative = paths.safe_relative_path(body.artifact_file_path)
+    model = await blocking(service.get, model_id)
+    return await artifacts.stream_download(
+        artifacts.resolve(model["info"]["artifact_uri"], relative)
+    )
+
+
+router.add_api_route(
+    "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",
+    get_logged_model_artifact,
+    methods=["GET"],
+    include_in_schema=False,
+)

@@ -1,0 +1,67 @@
+"""Request bodies of MLflow's logged-model endpoints (`/api/2.0/mlflow/logged-models/...`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tether.api.request import Bool, Int64, RequestModel, Str
+from tether.tracking.experiments.schemas import KeyValue
+
+
+class CreateLoggedModel(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("experiment_id",)
+    experiment_id: Str
+    name: Str | None = None
+    model_type: Str | None = None
+    source_run_id: Str | None = None
+    params: list[KeyValue] = []
+    tags: list[KeyValue] = []
+
+
+class FinalizeLoggedModel(RequestModel):
+    # MLflow requires the id in the body too (its client always sends it there).
+    required: ClassVar[tuple[str, ...]] = ("model_id", "status")
+    model_id: Str
+    # LoggedModelStatus by name or, as protobuf's JSON also allows, by enum number.
+    status: Str | Int64
+
+
+class SetLoggedModelTags(RequestModel):
+    tags: list[KeyValue] = []
+
+
+class LogLoggedModelParams(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("model_id",)
+    model_id: Str
+    params: list[KeyValue] = []
+
+
+class DatasetFilter(RequestModel):
+    dataset_name: Str | None = None
+    dataset_digest: Str | None = None
+
+
+class OrderBy(RequestModel):
+    field_name: Str | None = None
+    ascending: Bool = True
+    dataset_name: Str | None = None
+    dataset_digest: Str | None = None
+
+
+class SearchLoggedModels(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("experiment_ids",)
+    experiment_ids: list[Str]
+    filter: Str = ""
+    datasets: list[DatasetFilter] = []
+    max_results: Int64 | None = None
+    order_by: list[OrderBy] = []
+    page_token: Str = ""
+
+
+class ListLoggedModelArtifacts(RequestModel):
+    artifact_directory_path: Str | None = None
+    page_token: Str = ""
+
+
+class GetLoggedModelArtifact(RequestModel):
+    artifact_file_path: Str | None = None

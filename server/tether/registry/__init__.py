@@ -1,0 +1,1 @@
+"""MLflow's model registry: registered models, model versions, tags, stages and aliases."""

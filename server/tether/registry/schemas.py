@@ -1,0 +1,147 @@
+"""Request bodies of MLflow's model registry endpoints (`model_registry.proto` field names).
+
+Fields are declared in the order of MLflow's handler schemas, so the first bad field reported
+is the one MLflow reports. `None` marks the fields whose presence matters (protobuf HasField).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tether.api.request import Bool, Int64, RequestModel, Str
+
+
+class KeyValue(RequestModel):
+    key: Str | None = None
+    value: Str | None = None
+
+
+class CreateRegisteredModel(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name",)
+    name: Str
+    tags: list[KeyValue] = []
+    description: Str = ""
+
+
+class RegisteredModelName(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name",)
+    name: Str
+
+
+class UpdateRegisteredModel(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name",)
+    name: Str
+    description: Str = ""
+
+
+class RenameRegisteredModel(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "new_name")
+    name: Str
+    new_name: Str
+
+
+class SearchRegisteredModels(RequestModel):
+    filter: Str = ""
+    max_results: Int64 = 100
+    order_by: list[Str] = []
+    page_token: Str = ""
+
+
+class GetLatestVersions(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name",)
+    name: Str
+    stages: list[Str] = []
+
+
+class SetRegisteredModelTag(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "key")
+    name: Str
+    key: Str
+    value: Str = ""
+
+
+class DeleteRegisteredModelTag(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "key")
+    name: Str
+    key: Str
+
+
+class CreateModelVersion(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "source")
+    name: Str
+    source: Str
+    run_id: Str | None = None
+    tags: list[KeyValue] = []
+    run_link: Str = ""
+    description: Str = ""
+    model_id: Str | None = None
+
+
+class ModelVersionKey(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "version")
+    name: Str
+    version: Str
+
+
+class UpdateModelVersion(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "version")
+    name: Str
+    version: Str
+    description: Str | None = None
+
+
+class TransitionModelVersionStage(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "version", "stage")
+    name: Str
+    version: Str
+    stage: Str
+    archive_existing_versions: Bool = False
+
+
+class GetModelVersionDownloadUri(RequestModel):
+    # MLflow's handler checks nothing here; the store refuses an empty name or version.
+    name: Str = ""
+    version: Str = ""
+
+
+class SearchModelVersions(RequestModel):
+    filter: Str = ""
+    max_results: Int64 = 200_000
+    order_by: list[Str] = []
+    page_token: Str = ""
+
+
+class SetModelVersionTag(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "version", "key")
+    name: Str
+    version: Str
+    key: Str
+    value: Str = ""
+
+
+class DeleteModelVersionTag(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "version", "key")
+    name: Str
+    version: Str
+    key: Str
+
+
+class SetRegisteredModelAlias(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "alias", "version")
+    name: Str
+    alias: Str
+    version: Str
+
+
+class RegisteredModelAliasKey(RequestModel):
+    required: ClassVar[tuple[str, ...]] = ("name", "alias")
+    name: Str
+    alias: Str
+
+
+class GetModelVersionArtifact(RequestModel):
+    # MLflow reads these from the query string without checks; the store refuses an empty
+    # name or version, and a missing path is a 400.
+    name: Str = ""
+    version: Str = ""
+    path: Str | None = None

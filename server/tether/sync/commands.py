@@ -1,0 +1,176 @@
+"""`tether sync run | status | retry`: drain once, look, and re-queue dead letters."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from sqlalchemy.exc import DBAPIError
+
+from tether.config import Settings
+from tether.db.engine import Database
+from tether.errors import MlflowError
+from tether.sync import state, status
+from tether.sync.azureml.errors import SyncError
+from tether.sync.state import Key
+
+EXIT_OK, EXIT_ERROR, EXIT_RETRY_LATER, EXIT_DEAD = 0, 1, 3, 4
+
+
+def _settings(**options: Any) -> Settings:
+    given = {k: v for k, v in options.items() if v is not None}
+    return Settings(**given)
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    try:
+        db = Database(settings.resolved_backend_store_uri())
+    except MlflowError as exc:
+        raise click.UsageError(exc.message) from None
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def _key(_: click.Context, __: click.Parameter, values: tuple[str, ...]) -> list[Key]:
+    try:
+        return [Key.parse(v) for v in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+backend_option = click.option(
+    "--backend-store-uri", default=None, help="The store (env TETHER_BACKEND_STORE_URI)."
+)
+
+
+@click.group("sync")
+def sync() -> None:
+    """Azure ML sync: drain the outbox once, show progress, re-queue dead letters."""
+
+
+@sync.command("run")
+@backend_option
+@click.option("--azureml-workspace", default=None, help="Env TETHER_AZUREML_WORKSPACE.")
+@click.option("--azureml-endpoint", default=None, help="Env TETHER_AZUREML_ENDPOINT.")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+def run(timeout: float | None, **options: Any) -> None:
+    """Sync until nothing is due. Exit 0: all synced; 3: failures in backoff remain (run
+    again later); 4: dead letters (see `tether sync status`, then `tether sync retry`)."""
+    from tether.db import migrate
+    from tether.sync.runtime import connect, worker_config
+    from tether.sync.worker import SyncWorker, drain_exit_code
+
+    settings = _settings(**options)
+    if not settings.azureml_workspace:
+        raise click.UsageError("no workspace: pass --azureml-workspace or TETHER_AZUREML_WORKSPACE")
+    with _database(settings) as db:
+        migrate.upgrade(db)
+        try:
+            api = connect(settings)
+        except (SyncError, MlflowError) as exc:
+            click.echo(f"error: cannot reach the workspace: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        worker = SyncWorker(db, api, worker_config(settings))
+        counts = worker.drain(timeout_s=timeout)
+    click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    sys.exit(drain_exit_code(counts))
+
+
+@sync.command("status")
+@backend_option
+@click.option("--json", "as_json", is_flag=True, help="The JSON of the HTTP status route.")
+@click.option("--entity", default=None, help="One entity in detail: TYPE:ID, e.g. run:<id>.")
+def status_command(as_json: bool, entity: str | None, **options: Any) -> None:
+    """Pending / in flight / synced / failed / dead, oldest pending age, last errors."""
+    settings = _settings(**options)
+    try:
+        key = Key.parse(entity) if entity else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--entity") from None
+    with _database(settings) as db, db.read() as session:
+        try:
+            body = status.entity_detail(session, key) if key else status.summary(session)
+        except DBAPIError as exc:  # e.g. a store from before sync existed
+            click.echo(
+                f"error: cannot read the sync state ({exc.orig}); run `tether db upgrade`", err=True
+            )
+            sys.exit(EXIT_ERROR)
+    if body is None:
+        click.echo(f"no sync state for {entity}", err=True)
+        sys.exit(EXIT_ERROR)
+    if as_json:
+        click.echo(json.dumps(body, indent=2, sort_keys=True))
+    elif key is not None:
+        click.echo(_entity_text(body))
+    else:
+        click.echo(_summary_text(body))
+
+
+@sync.command("retry")
+@backend_option
+@click.option("--entity", "entities", multiple=True, callback=_key, help="TYPE:ID (repeatable).")
+@click.option("--all-dead", is_flag=True, help="Every dead entity.")
+def retry(entities: list[Key], all_dead: bool, **options: Any) -> None:
+    """Put dead entities (and what waits on them) back in the queue."""
+    if bool(entities) == all_dead:
+        raise click.UsageError("give --entity TYPE:ID (one or more) or --all-dead")
+    with _database(_settings(**options)) as db, db.write() as session:
+        requeued = state.requeue(session, None if all_dead else entities)
+    for key in requeued:
+        click.echo(f"requeued {key}")
+    if not requeued:
+        click.echo("nothing to requeue (no such dead entity)")
+
+
+# Text rendering ----------------------------------------------------------------------------
+
+
+def _summary_text(body: dict[str, Any]) -> str:
+    header = ["entity type", *[b.replace("_", " ") for b in status.BUCKETS]]
+    rows = [[t, *[str(c[b]) for b in status.BUCKETS]] for t, c in sorted(body["by_type"].items())]
+    rows.append(["total", *[str(body["entities"][b]) for b in status.BUCKETS]])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in [header, *rows]
+    ]
+    age = body["oldest_pending_age_seconds"]
+    lines.append(f"oldest pending: {'-' if age is None else f'{age:.1f} s'}")
+    if body["waiting_on_dependency"]:
+        lines.append(f"waiting on a dependency: {body['waiting_on_dependency']}")
+    outbox = body["outbox"]
+    lines.append(f"outbox: last id {outbox['last_id']}, scanned to {outbox['scanned_to']}")
+    later = body["not_synced_by_this_version"]
+    if later["outbox_rows_by_entity_type"] or later["deferred_ops"]:
+        kinds = ", ".join(
+            f"{k} {v}" for k, v in sorted(later["outbox_rows_by_entity_type"].items())
+        )
+        lines.append(
+            f"not synced by this version: outbox rows {kinds or '-'}; "
+            f"deferred ops in run reports: {later['deferred_ops']}"
+        )
+    for error in body["errors"]:
+        if error["status"] == "failed":
+            when = f"{error['attempts']} attempt(s), next in {error['next_attempt_in_seconds']} s"
+        else:
+            when = f"waits for {error['waiting_on']}" if error["waiting_on"] else "retry by command"
+        lines.append(f"{error['entity']}: {error['status']} ({when}): {error['last_error']}")
+    return "\n".join(lines)
+
+
+def _entity_text(body: dict[str, Any]) -> str:
+    fields = [f for f in body if f != "report"]
+    lines = [f"{f}: {body[f]}" for f in fields]
+    for item in body["report"]:
+        lines.append(f"report {item['kind']} {item['subject']}: {item['reason']}")
+    return "\n".join(lines)

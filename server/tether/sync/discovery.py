@@ -1,0 +1,175 @@
+"""Find the entities the outbox has new rows for, and mark them `pending`.
+
+The write path stays one insert per request: this scan reads the outbox itself. It keeps a
+cursor in `sync_meta` and reads every row above it, grouped per entity. The cursor only moves
+past rows that were at least `lookback_ms` old when read: an outbox row is appended at the end
+of its transaction, so its `created_at` is about its commit time, and a row with a smaller id
+that commits later (PostgreSQL draws ids before commit) is still above the cursor when it
+becomes visible. The assumption, documented in the README: no transaction stays open longer
+than the lookback (default 60 s) after appending its outbox row (clock skew between Tether
+hosts counts against it).
+
+The cursor belongs to a capability: this version syncs `experiment` and `run` entities. Other
+entity types (artifact-only paths, logged models, registry entities) are left undiscovered
+and only counted, so the version that adds their capability starts its own cursor at 0 and
+finds all of them; see `UNSYNCED_PREFIX`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, case, func, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from tether.clock import now_ms
+from tether.db.dialect import upsert_insert
+from tether.db.models import OutboxEntry, SyncEntity, SyncMeta
+from tether.sync.state import PENDING, SYNCED
+
+CAPABILITY = "tracking"
+ENTITY_TYPES = ("experiment", "run")
+SAFE_CURSOR = f"discovery.{CAPABILITY}.safe"
+HIGH_CURSOR = f"discovery.{CAPABILITY}.high"
+UNSYNCED_PREFIX = "unsynced."  # + entity type: outbox rows of types this version leaves alone
+_PG_DISCOVERY_LOCK = 7_311_990_413
+# A pass re-reads the young rows and at most this many new ids: catching up with a large
+# backlog (sync switched on late) never holds the write lock for long.
+_NEW_ROWS_PER_PASS = 50_000
+
+
+def get_meta(session: Session, key: str) -> str | None:
+    return session.execute(select(SyncMeta.value).where(SyncMeta.key == key)).scalar()
+
+
+def set_meta(session: Session, key: str, value: str) -> None:
+    stmt = upsert_insert(session, SyncMeta).values(key=key, value=value)
+    session.execute(
+        stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value})
+    )
+
+
+def discover(session: Session, *, lookback_ms: int, now: int | None = None) -> int:
+    """One pass; returns how many entities became pending. Call inside a write transaction."""
+    now = now_ms() if now is None else now
+    if session.get_bind().dialect.name == "postgresql":
+        # One discoverer at a time across processes; the others simply skip this pass.
+        got = session.execute(select(func.pg_try_advisory_xact_lock(_PG_DISCOVERY_LOCK)))
+        if not got.scalar():
+            return 0
+    safe = int(get_meta(session, SAFE_CURSOR) or 0)
+    high = int(get_meta(session, HIGH_CURSOR) or 0)
+    cutoff = now - lookback_ms
+    # One statement, one snapshot: what is scanned and how far the cursor may move agree.
+    groups = session.execute(
+        select(
+            OutboxEntry.entity_type,
+            OutboxEntry.entity_id,
+            func.max(OutboxEntry.id),
+            func.max(case((OutboxEntry.created_at < cutoff, OutboxEntry.id))),
+            func.count(case((OutboxEntry.id > high, 1))),
+        )
+        .where(OutboxEntry.id > safe, OutboxEntry.id <= _window_end(session, high))
+        .group_by(OutboxEntry.entity_type, OutboxEntry.entity_id)
+    ).all()
+    if not groups:
+        return 0
+    ours = [(t, i, last) for t, i, last, _, _ in groups if t in ENTITY_TYPES]
+    pending = 0
+    for start in range(0, len(ours), 500):
+        chunk = ours[start : start + 500]
+        pending += _mark_pending(session, chunk, now) + _upsert(session, chunk, now)
+    _count_unsynced(session, [(t, n) for t, _, _, _, n in groups if t not in ENTITY_TYPES])
+    new_safe = max((old for _, _, _, old, _ in groups if old is not None), default=safe)
+    set_meta(session, SAFE_CURSOR, str(max(safe, new_safe)))
+    set_meta(session, HIGH_CURSOR, str(max(high, max(last for _, _, last, _, _ in groups))))
+    return pending
+
+
+def _window_end(session: Session, high: int) -> int:
+    """The id of the `_NEW_ROWS_PER_PASS`-th row after `high` (or no limit)."""
+    end = session.execute(
+        select(OutboxEntry.id)
+        .where(OutboxEntry.id > high)
+        .order_by(OutboxEntry.id)
+        .offset(_NEW_ROWS_PER_PASS - 1)
+        .limit(1)
+    ).scalar()
+    return int(end) if end is not None else 2**62
+
+
+def caught_up(session: Session) -> bool:
+    """Every outbox row visible now has been scanned at least once."""
+    last = session.execute(select(func.max(OutboxEntry.id))).scalar() or 0
+    return int(get_meta(session, HIGH_CURSOR) or 0) >= last
+
+
+def _upsert(session: Session, rows: list[tuple[str, str, int]], now: int) -> int:
+    """New entities, pending from their first row (cursor 0)."""
+    if not rows:
+        return 0
+    stmt = upsert_insert(session, SyncEntity).values(
+        [
+            {
+                "entity_type": t,
+                "entity_id": i,
+                "cursor": 0,
+                "metric_hwm": 0,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": 0,
+                "first_pending_at": now,
+                "updated_at": now,
+                "state": "{}",
+            }
+            for t, i, _ in rows
+        ]
+    )
+    inserted = session.execute(
+        stmt.on_conflict_do_nothing(index_elements=["entity_type", "entity_id"]).returning(
+            SyncEntity.entity_id
+        )
+    )
+    return len(inserted.all())
+
+
+def _mark_pending(session: Session, rows: list[tuple[str, str, int]], now: int) -> int:
+    """Synced entities with rows past their cursor become pending again (idempotent)."""
+    last = {(t, i): n for t, i, n in rows}
+    stale = [
+        (t, i)
+        for t, i, cursor in session.execute(
+            select(SyncEntity.entity_type, SyncEntity.entity_id, SyncEntity.cursor).where(
+                SyncEntity.status == SYNCED,
+                tuple_(SyncEntity.entity_type, SyncEntity.entity_id).in_(list(last)),
+            )
+        )
+        if cursor < last[(t, i)]
+    ]
+    if stale:
+        stmt = (
+            update(SyncEntity)
+            .where(
+                SyncEntity.entity_type == bindparam("t"),
+                SyncEntity.entity_id == bindparam("i"),
+                SyncEntity.status == SYNCED,
+            )
+            .values(status=PENDING, first_pending_at=now, next_attempt_at=0)
+        )
+        session.connection().execute(stmt, [{"t": t, "i": i} for t, i in stale])
+    return len(stale)
+
+
+def _count_unsynced(session: Session, counts: list[tuple[str, int]]) -> None:
+    totals: dict[str, int] = {}
+    for entity_type, n in counts:
+        totals[entity_type] = totals.get(entity_type, 0) + n
+    for entity_type, n in totals.items():
+        if n:
+            key = UNSYNCED_PREFIX + entity_type
+            set_meta(session, key, str(int(get_meta(session, key) or 0) + n))
+
+
+def unsynced_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(SyncMeta.key, SyncMeta.value).where(SyncMeta.key.like(UNSYNCED_PREFIX + "%"))
+    ).all()
+    return {k[len(UNSYNCED_PREFIX) :]: int(v) for k, v in rows}

@@ -1,0 +1,1 @@
+"""Per entity type: how one outbox row is applied to the workspace."""

@@ -1,0 +1,79 @@
+"""What a handler gets to apply one outbox row, and the two ways it can refuse to yet.
+
+A handler makes its Azure calls, records what it changed on `ctx.work` (the Azure id, its
+JSON `state`, the metric high-water mark) and appends reports; the worker then commits the
+cursor with all of that in one transaction. Progress that must survive a crash *inside* a row
+(an acknowledged metric chunk, the marker that a create was sent) goes through
+`ctx.checkpoint()` right away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from tether.clock import now_ms
+from tether.db.engine import Database
+from tether.db.models import SyncEntity
+from tether.sync import state
+from tether.sync.azureml.errors import PermanentError
+from tether.sync.azureml.mlflow_api import AzureMLflow
+from tether.sync.state import Claimed, Key, Report
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    op: str
+    payload: dict[str, Any]
+
+
+class Deferred(Exception):
+    """A dependency is not in Azure yet: put the entity back until `until` (epoch ms)."""
+
+    def __init__(self, waiting_on: Key, until: int) -> None:
+        super().__init__(f"waiting for {waiting_on}")
+        self.waiting_on = waiting_on
+        self.until = until
+
+
+class Blocked(PermanentError):
+    """A dependency is dead: this entity cannot proceed either until both are retried."""
+
+    def __init__(self, waiting_on: Key, reason: str) -> None:
+        super().__init__(f"{waiting_on} is dead: {reason}")
+        self.waiting_on = waiting_on
+
+
+@dataclass
+class Context:
+    api: AzureMLflow
+    db: Database
+    work: Claimed
+    checkpoint: Callable[[], None]
+    defer_ms: int = 1_000
+    reports: list[Report] = field(default_factory=list)
+
+    def report(self, kind: str, subject: str, reason: str) -> None:
+        self.reports.append(Report(kind, subject, reason))
+
+    def require(self, key: Key) -> str:
+        """The Azure id of a dependency, or Deferred / Blocked when it has none yet."""
+        with self.db.read() as session:
+            entity = state.get(session, key)
+        if entity is not None and entity.azure_id:
+            return entity.azure_id
+        if entity is not None and entity.status == state.DEAD:
+            raise Blocked(key, entity.last_error or "dead")
+        self.wait_for(key, entity)
+
+    def wait_for(self, key: Key, entity: SyncEntity | None = None) -> NoReturn:
+        """Come back when `key` may have moved: shortly, or when its backoff ends."""
+        if entity is None:
+            with self.db.read() as session:
+                entity = state.get(session, key)
+        until = now_ms() + self.defer_ms
+        if entity is not None and entity.status == state.FAILED:
+            until = max(until, entity.next_attempt_at)
+        raise Deferred(key, until)

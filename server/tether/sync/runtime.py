@@ -1,0 +1,104 @@
+"""Wiring: settings -> workspace client -> worker, and the background thread of `tether serve`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict
+from typing import Any
+
+from tether.config import Settings
+from tether.db.engine import Database
+from tether.sync.azureml.client import AzureMLClient, RetryPolicy
+from tether.sync.azureml.credentials import TokenProvider
+from tether.sync.azureml.errors import SyncError
+from tether.sync.azureml.mlflow_api import AzureMLflow
+from tether.sync.azureml.workspace import parse_workspace_setting, resolve_workspace
+from tether.sync.state import Backoff
+from tether.sync.worker import SyncWorker, WorkerConfig
+
+log = logging.getLogger("tether.sync")
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(
+        lease_ms=int(settings.sync_lease_seconds * 1000),
+        lookback_ms=int(settings.sync_lookback_seconds * 1000),
+        poll_s=settings.sync_poll_seconds,
+        backoff=Backoff(
+            base_ms=int(settings.sync_backoff_base_seconds * 1000),
+            max_ms=int(settings.sync_backoff_max_seconds * 1000),
+        ),
+    )
+
+
+def connect(settings: Settings) -> AzureMLflow:
+    """The workspace's MLflow API; asks ARM for the host when the setting is an ARM id."""
+    if not settings.azureml_workspace:
+        raise ValueError("no Azure ML workspace configured (--azureml-workspace)")
+    ref = parse_workspace_setting(settings.azureml_workspace)
+    tokens = TokenProvider()
+    # Short in-call waits: longer ones become the entity's backoff (lease stays short).
+    client = AzureMLClient(tokens, retry=RetryPolicy(attempts=4, max_delay=10.0), timeout=30.0)
+    workspace = resolve_workspace(
+        ref,
+        endpoint_override=settings.azureml_endpoint,
+        tokens=tokens,
+        arm_endpoint=settings.azureml_arm_endpoint,
+    )
+    return AzureMLflow(client, workspace)
+
+
+class BackgroundSync:
+    """The worker thread of `tether serve`: connects (retrying), then loops until stopped."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.worker: SyncWorker | None = None
+        self.connect_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="tether-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the call in flight, commit its progress and give every lease back."""
+        self._stop.set()
+        if self.worker is not None:
+            self.worker.stop_event.set()
+        self._thread.join(timeout)
+
+    def _main(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                api = connect(self.settings)
+                break
+            except (SyncError, ValueError) as exc:
+                self.connect_error = getattr(exc, "reason", str(exc))
+                log.error("sync: cannot reach the workspace yet: %s", self.connect_error)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 60.0)
+        else:
+            return
+        self.connect_error = None
+        self.worker = SyncWorker(self.db, api, worker_config(self.settings))
+        if self._stop.is_set():
+            return
+        self.worker.run_forever()
+
+    def describe(self) -> dict[str, Any]:
+        """This process's worker, for the status route."""
+        worker = self.worker
+        info: dict[str, Any] = {"enabled": True, "connected": worker is not None}
+        if self.connect_error:
+            info["connect_error"] = self.connect_error
+        if worker is not None:
+            info["owner"] = worker.owner
+            info["workspace"] = worker.api.workspace.base_url + worker.api.workspace.scope
+            info["stats"] = asdict(worker.stats)
+            info["http"] = asdict(worker.api.client.stats)
+            info["paused_for_seconds"] = round(worker.paused_for(), 3)
+        return info

@@ -1,0 +1,348 @@
+"""Transitions of `sync_entities`: claim, progress, retry later, dead letter, release, requeue.
+
+Status of an entity:
+- `pending`: has outbox rows after its cursor (or waits for a dependency: `waiting_on`);
+- `failed`: the last attempt failed transiently; retried at `next_attempt_at` (backoff);
+- `dead`: Azure refused a row permanently (`last_error`); later rows wait for
+  `tether sync retry`;
+- `synced`: the cursor is at the entity's last outbox row.
+"In flight" is not a status but a live lease (`lease_owner` until `lease_expires_at`): a worker
+claims an entity, applies its rows in order, committing the cursor after each, and releases it.
+Every write below after the claim checks the lease is still ours, so a worker whose lease
+expired (and was taken over) can never move the cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from tether.clock import now_ms
+from tether.db.dialect import upsert_insert
+from tether.db.models import OutboxEntry, SyncEntity, SyncReport
+
+PENDING, FAILED, DEAD, SYNCED = "pending", "failed", "dead", "synced"
+# Claimed first: an experiment must exist in Azure before its runs can be created.
+_PRIORITY = case((SyncEntity.entity_type == "experiment", 0), else_=1)
+
+
+class LeaseLost(Exception):
+    """Our lease expired and another worker may own the entity now: stop, change nothing."""
+
+
+@dataclass(frozen=True)
+class Key:
+    entity_type: str
+    entity_id: str
+
+    @classmethod
+    def parse(cls, text: str) -> Key:
+        entity_type, sep, entity_id = text.partition(":")
+        if not sep or not entity_type or not entity_id:
+            raise ValueError(f"expected TYPE:ID (e.g. run:0a1b...), got {text!r}")
+        return cls(entity_type, entity_id)
+
+    def __str__(self) -> str:
+        return f"{self.entity_type}:{self.entity_id}"
+
+
+@dataclass
+class Claimed:
+    """A leased entity as the worker sees it; `state` is the handler's JSON bookkeeping."""
+
+    key: Key
+    azure_id: str | None
+    cursor: int
+    metric_hwm: int
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: str  # mapped | truncated | split | skipped | deferred
+    subject: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base_ms: int = 1_000
+    max_ms: int = 600_000
+
+    def delay_ms(self, attempts: int, retry_after_s: float | None) -> int:
+        """Exponential in the attempts, with jitter; a server's Retry-After is a floor."""
+        ceiling = min(self.max_ms, self.base_ms * 2 ** max(0, attempts - 1))
+        delay = int(random.uniform(ceiling / 2, ceiling))
+        if retry_after_s is not None:
+            delay = max(delay, int(retry_after_s * 1000))
+        return delay
+
+
+def _pk(key: Key) -> Any:
+    return (SyncEntity.entity_type == key.entity_type) & (SyncEntity.entity_id == key.entity_id)
+
+
+def _mine(key: Key, owner: str) -> Any:
+    return _pk(key) & (SyncEntity.lease_owner == owner)
+
+
+def claim(session: Session, owner: str, lease_ms: int, now: int | None = None) -> Claimed | None:
+    """Lease the next due entity nobody holds: experiments first, least recently worked next.
+
+    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass over each other's
+    candidate; SQLite's single writer (BEGIN IMMEDIATE) serializes claims anyway.
+    """
+    now = now_ms() if now is None else now
+    row = session.execute(
+        select(SyncEntity)
+        .where(
+            SyncEntity.status.in_((PENDING, FAILED)),
+            SyncEntity.next_attempt_at <= now,
+            or_(SyncEntity.lease_owner.is_(None), SyncEntity.lease_expires_at < now),
+        )
+        .order_by(_PRIORITY, SyncEntity.updated_at, SyncEntity.entity_id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    row.lease_owner = owner
+    row.lease_expires_at = now + lease_ms
+    session.flush()
+    return Claimed(
+        Key(row.entity_type, row.entity_id),
+        row.azure_id,
+        row.cursor,
+        row.metric_hwm,
+        json.loads(row.state or "{}"),
+    )
+
+
+def _guarded_update(session: Session, key: Key, owner: str, **values: Any) -> None:
+    result = session.execute(update(SyncEntity).where(_mine(key, owner)).values(**values))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"lease on {key} lost")
+
+
+def advance(
+    session: Session,
+    work: Claimed,
+    owner: str,
+    lease_ms: int,
+    *,
+    cursor: int,
+    reports: list[tuple[Report, int]],
+    now: int | None = None,
+) -> None:
+    """Commit one applied row: cursor, mapping, state and its reports together; renew lease."""
+    now = now_ms() if now is None else now
+    _guarded_update(
+        session,
+        work.key,
+        owner,
+        cursor=cursor,
+        azure_id=work.azure_id,
+        metric_hwm=work.metric_hwm,
+        state=json.dumps(work.state, sort_keys=True),
+        status=PENDING,
+        attempts=0,
+        last_error=None,
+        waiting_on=None,
+        lease_expires_at=now + lease_ms,
+        updated_at=now,
+    )
+    for report, outbox_id in reports:
+        add_report(session, work.key, report, outbox_id, now)
+    work.cursor = cursor
+
+
+def save_progress(
+    session: Session, work: Claimed, owner: str, lease_ms: int, now: int | None = None
+) -> None:
+    """Commit mid-row progress (metric high-water mark, create-in-flight marker)."""
+    now = now_ms() if now is None else now
+    _guarded_update(
+        session,
+        work.key,
+        owner,
+        metric_hwm=work.metric_hwm,
+        state=json.dumps(work.state, sort_keys=True),
+        lease_expires_at=now + lease_ms,
+    )
+
+
+def renew(session: Session, key: Key, owner: str, lease_ms: int, now: int | None = None) -> bool:
+    """Extend our lease (the heartbeat while a long call runs); False if it is not ours."""
+    now = now_ms() if now is None else now
+    result = session.execute(
+        update(SyncEntity).where(_mine(key, owner)).values(lease_expires_at=now + lease_ms)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish(session: Session, work: Claimed, owner: str, now: int | None = None) -> str:
+    """Release after the last row: `synced` unless rows arrived meanwhile (then `pending`)."""
+    now = now_ms() if now is None else now
+    last = session.execute(
+        select(func.max(OutboxEntry.id)).where(
+            OutboxEntry.entity_type == work.key.entity_type,
+            OutboxEntry.entity_id == work.key.entity_id,
+        )
+    ).scalar()
+    status = SYNCED if (last or 0) <= work.cursor else PENDING
+    values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_expires_at": None}
+    values["updated_at"] = now
+    if status == SYNCED:
+        values["first_pending_at"] = None
+    _guarded_update(session, work.key, owner, **values)
+    return status
+
+
+def fail(
+    session: Session,
+    key: Key,
+    owner: str,
+    reason: str,
+    *,
+    retry_after_s: float | None,
+    backoff: Backoff,
+    now: int | None = None,
+) -> int:
+    """A transient failure: `failed`, one more attempt counted, retried after a backoff."""
+    now = now_ms() if now is None else now
+    attempts = session.execute(
+        select(SyncEntity.attempts).where(_mine(key, owner))
+    ).scalar_one_or_none()
+    if attempts is None:
+        raise LeaseLost(f"lease on {key} lost")
+    due = now + backoff.delay_ms(attempts + 1, retry_after_s)
+    _release(
+        session,
+        key,
+        owner,
+        now,
+        status=FAILED,
+        attempts=attempts + 1,
+        last_error=reason[:2000],
+        next_attempt_at=due,
+    )
+    return due
+
+
+def dead(
+    session: Session,
+    key: Key,
+    owner: str,
+    reason: str,
+    *,
+    waiting_on: str | None = None,
+    now: int | None = None,
+) -> None:
+    """A permanent refusal: the entity stops (its later rows wait) until requeued."""
+    now = now_ms() if now is None else now
+    _release(
+        session,
+        key,
+        owner,
+        now,
+        status=DEAD,
+        last_error=reason[:2000],
+        waiting_on=waiting_on,
+    )
+
+
+def defer(
+    session: Session, key: Key, owner: str, waiting_on: str, until: int, now: int | None = None
+) -> None:
+    """Not an error: a dependency is not in Azure yet; look again at `until`."""
+    now = now_ms() if now is None else now
+    _release(session, key, owner, now, status=PENDING, waiting_on=waiting_on, next_attempt_at=until)
+
+
+def release(session: Session, key: Key, owner: str, now: int | None = None) -> None:
+    """Give the entity back unchanged (shutdown, time slice used up)."""
+    now = now_ms() if now is None else now
+    session.execute(
+        update(SyncEntity)
+        .where(_mine(key, owner))
+        .values(lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
+
+
+def release_owner(session: Session, owner: str, now: int | None = None) -> int:
+    """Give back every lease `owner` holds (worker shutdown)."""
+    now = now_ms() if now is None else now
+    result = session.execute(
+        update(SyncEntity)
+        .where(SyncEntity.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _release(session: Session, key: Key, owner: str, now: int, **values: Any) -> None:
+    _guarded_update(
+        session, key, owner, lease_owner=None, lease_expires_at=None, updated_at=now, **values
+    )
+
+
+def requeue(session: Session, keys: list[Key] | None, now: int | None = None) -> list[Key]:
+    """Dead entities (all, or those named) back to `pending`, with what waits on them."""
+    now = now_ms() if now is None else now
+    dead_rows = session.execute(
+        select(SyncEntity.entity_type, SyncEntity.entity_id, SyncEntity.waiting_on).where(
+            SyncEntity.status == DEAD
+        )
+    ).all()
+    if keys is None:
+        chosen = {Key(t, i) for t, i, _ in dead_rows}
+    else:
+        chosen = {k for k in keys if any(Key(t, i) == k for t, i, _ in dead_rows)}
+        grew = True
+        while grew:  # dependents of requeued entities, transitively
+            names = {str(k) for k in chosen}
+            more = {Key(t, i) for t, i, w in dead_rows if w in names} - chosen
+            chosen |= more
+            grew = bool(more)
+    for key in chosen:
+        session.execute(
+            update(SyncEntity)
+            .where(_pk(key), SyncEntity.status == DEAD)
+            .values(
+                status=PENDING,
+                attempts=0,
+                last_error=None,
+                waiting_on=None,
+                next_attempt_at=0,
+                first_pending_at=func.coalesce(SyncEntity.first_pending_at, now),
+                updated_at=now,
+            )
+        )
+    return sorted(chosen, key=str)
+
+
+def add_report(session: Session, key: Key, report: Report, outbox_id: int, now: int) -> None:
+    """Record (or refresh) what could not be mirrored as such, one row per subject."""
+    stmt = upsert_insert(session, SyncReport).values(
+        entity_type=key.entity_type,
+        entity_id=key.entity_id,
+        kind=report.kind,
+        subject=report.subject[:300],
+        reason=report.reason,
+        outbox_id=outbox_id,
+        created_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["entity_type", "entity_id", "kind", "subject"],
+        set_={"reason": stmt.excluded.reason, "outbox_id": stmt.excluded.outbox_id},
+    )
+    session.execute(stmt)
+
+
+def get(session: Session, key: Key) -> SyncEntity | None:
+    return session.get(SyncEntity, (key.entity_type, key.entity_id))

@@ -1,0 +1,137 @@
+"""What `tether sync status` and `GET /api/2.0/tether/sync/status` show, read from the store.
+
+The counts are disjoint: an entity under a live lease is `in_flight`, whatever its status;
+`waiting` (pending on a dependency or a short deferral) is part of `pending`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from tether.clock import now_ms
+from tether.db.models import OutboxEntry, SyncEntity, SyncReport
+from tether.sync import discovery, state
+from tether.sync.state import Key
+
+BUCKETS = ("pending", "in_flight", "synced", "failed", "dead")
+_ERRORS_SHOWN = 20
+
+
+def summary(session: Session, now: int | None = None) -> dict[str, Any]:
+    now = now_ms() if now is None else now
+    leased = and_(SyncEntity.lease_owner.is_not(None), SyncEntity.lease_expires_at >= now)
+    bucket = case((leased, "in_flight"), else_=SyncEntity.status)
+    counts = {b: 0 for b in BUCKETS}
+    by_type: dict[str, dict[str, int]] = {}
+    for entity_type, name, n in session.execute(
+        select(SyncEntity.entity_type, bucket, func.count()).group_by(
+            SyncEntity.entity_type, bucket
+        )
+    ):
+        counts[name] = counts.get(name, 0) + n
+        by_type.setdefault(entity_type, {b: 0 for b in BUCKETS})[name] = n
+    oldest = session.execute(
+        select(func.min(SyncEntity.first_pending_at)).where(SyncEntity.status != state.SYNCED)
+    ).scalar()
+    waiting = session.execute(
+        select(func.count()).where(
+            SyncEntity.status == state.PENDING, SyncEntity.waiting_on.is_not(None)
+        )
+    ).scalar()
+    last_outbox = session.execute(select(func.max(OutboxEntry.id))).scalar()
+    return {
+        "entities": counts,
+        "waiting_on_dependency": int(waiting or 0),
+        "by_type": by_type,
+        "oldest_pending_age_seconds": None if oldest is None else round((now - oldest) / 1000, 3),
+        "outbox": {
+            "last_id": int(last_outbox or 0),
+            "scanned_to": int(discovery.get_meta(session, discovery.HIGH_CURSOR) or 0),
+        },
+        "not_synced_by_this_version": {
+            "outbox_rows_by_entity_type": discovery.unsynced_counts(session),
+            "deferred_ops": _deferred_ops(session),
+        },
+        "errors": _errors(session, now),
+    }
+
+
+def _deferred_ops(session: Session) -> int:
+    return int(
+        session.execute(select(func.count()).where(SyncReport.kind == "deferred")).scalar() or 0
+    )
+
+
+def _errors(session: Session, now: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(SyncEntity)
+        .where(SyncEntity.status.in_((state.FAILED, state.DEAD)))
+        .order_by(SyncEntity.updated_at.desc())
+        .limit(_ERRORS_SHOWN)
+    )
+    return [_brief(row, now) for row in rows]
+
+
+def _brief(row: SyncEntity, now: int) -> dict[str, Any]:
+    return {
+        "entity": f"{row.entity_type}:{row.entity_id}",
+        "status": row.status,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "waiting_on": row.waiting_on,
+        "next_attempt_in_seconds": (
+            max(0.0, round((row.next_attempt_at - now) / 1000, 3))
+            if row.status in (state.FAILED, state.PENDING)
+            else None
+        ),
+    }
+
+
+def entity_detail(session: Session, key: Key, now: int | None = None) -> dict[str, Any] | None:
+    now = now_ms() if now is None else now
+    row = state.get(session, key)
+    if row is None:
+        return None
+    behind = session.execute(
+        select(func.count()).where(
+            OutboxEntry.entity_type == key.entity_type,
+            OutboxEntry.entity_id == key.entity_id,
+            OutboxEntry.id > row.cursor,
+        )
+    ).scalar()
+    reports = session.scalars(
+        select(SyncReport)
+        .where(SyncReport.entity_type == key.entity_type, SyncReport.entity_id == key.entity_id)
+        .order_by(SyncReport.id)
+    )
+    in_flight = row.lease_owner is not None and (row.lease_expires_at or 0) >= now
+    return {
+        **_brief(row, now),
+        "azure_id": row.azure_id,
+        "in_flight": in_flight,
+        "lease_owner": row.lease_owner if in_flight else None,
+        "cursor": row.cursor,
+        "metric_hwm": row.metric_hwm,
+        "outbox_rows_behind": int(behind or 0),
+        "report": [
+            {"kind": r.kind, "subject": r.subject, "reason": r.reason, "outbox_id": r.outbox_id}
+            for r in reports
+        ],
+    }
+
+
+def due_soon(session: Session, within_ms: int, now: int | None = None) -> int:
+    """Entities a drain should still wait for: pending or failed, due within `within_ms`."""
+    now = now_ms() if now is None else now
+    return int(
+        session.execute(
+            select(func.count()).where(
+                SyncEntity.status.in_((state.PENDING, state.FAILED)),
+                SyncEntity.next_attempt_at <= now + within_ms,
+            )
+        ).scalar()
+        or 0
+    )

@@ -1,0 +1,1 @@
+"""Artifact proxy tests: local directory and Azure Blob (Azurite) stores."""

@@ -1,0 +1,443 @@
+"""The sync worker against the stand-in workspace (tests/azureml): real azure-identity tokens
+from the managed-identity stand-in, real HTTP, Azure's quirks and injected faults; Tether's
+side is a real store written through the tracking services. Each test ends in the fidelity
+check of `sync_fidelity` (no duplicate run, every metric point once).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import select, update
+from sync_fidelity import InnerMlflow, assert_fidelity, sent_points
+
+from support import unique_name
+from tether.api.deps import Services
+from tether.app import build_services
+from tether.config import Settings
+from tether.db import migrate
+from tether.db.engine import Database
+from tether.db.models import Metric, SyncEntity
+from tether.sync import outbox, state, status
+from tether.sync.runtime import connect, worker_config
+from tether.sync.state import Key
+from tether.sync.worker import SyncWorker, WorkerConfig, drain_exit_code
+from tether.tracking.runs.service import DatasetIn, MetricIn
+
+if TYPE_CHECKING:
+    from azureml.identity import ManagedIdentityEndpoint
+    from azureml.workspace import AzuremlWorkspace
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass
+class Tether:
+    """A store written through Tether's services, and a sync worker on it."""
+
+    db: Database
+    services: Services
+    worker: SyncWorker
+    ws: AzuremlWorkspace
+
+    def drain(self, timeout: float = 60.0) -> dict[str, int]:
+        return self.worker.drain(timeout_s=timeout)
+
+    def experiment(self, name: str | None = None, tags: dict[str, str] | None = None) -> str:
+        return self.services.experiments.create(
+            name or unique_name(), "", list((tags or {}).items())
+        )
+
+    def run(self, experiment: str, tags: dict[str, str] | None = None, name: str = "r") -> str:
+        created = self.services.runs.create(
+            experiment_id=experiment,
+            user_id="alice",
+            start_time=1_700_000_000_000,
+            run_name=name,
+            tags=list((tags or {}).items()),
+        )
+        run_id: str = created["info"]["run_id"]
+        return run_id
+
+    def log(self, run_id: str, n: int, key: str = "loss", start: int = 0) -> None:
+        for first in range(start, start + n, 1000):  # the API's 1000-points-per-batch limit
+            points = [
+                MetricIn(key, i / 7, 1_700_000_000_000 + i, i)
+                for i in range(first, min(start + n, first + 1000))
+            ]
+            self.services.runs.log_batch(run_id, points, [], [])
+
+    def entity(self, key: Key) -> SyncEntity:
+        with self.db.read() as session:
+            row = state.get(session, key)
+            assert row is not None
+            return row
+
+    def detail(self, key: Key) -> dict[str, Any]:
+        with self.db.read() as session:
+            body = status.entity_detail(session, key)
+        assert body is not None
+        return body
+
+    def azure_id(self, key: Key) -> str:
+        azure_id = self.entity(key).azure_id
+        assert azure_id is not None
+        return azure_id
+
+    def metric_ids(self, run_id: str) -> list[int]:
+        with self.db.read() as session:
+            return list(
+                session.scalars(select(Metric.id).filter_by(run_uuid=run_id).order_by(Metric.id))
+            )
+
+
+@pytest.fixture
+def tether(
+    tmp_path: Path,
+    azureml_workspace: AzuremlWorkspace,
+    azureml_identity: ManagedIdentityEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Tether]:
+    for name, value in {**azureml_identity.env, **azureml_workspace.env}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(
+        backend_store_uri=f"sqlite:///{tmp_path / 'tether.db'}",
+        azureml_workspace=azureml_workspace.arm_id,  # host discovered through ARM
+        azureml_arm_endpoint=azureml_workspace.arm_endpoint,
+        sync_backoff_base_seconds=0.05,
+        sync_backoff_max_seconds=0.4,
+        sync_poll_seconds=0.1,
+    )
+    db, services = build_services(settings)
+    migrate.upgrade(db)
+    services.experiments.ensure_default_experiment()
+    worker = SyncWorker(db, connect(settings), worker_config(settings))
+    yield Tether(db, services, worker, azureml_workspace)
+    db.dispose()
+
+
+def test_a_training_run_is_mirrored_exactly(tether: Tether) -> None:
+    svc = tether.services
+    exp = tether.experiment(f"team/vision {unique_name()}", {"owner": "alice"})
+    parent = tether.run(exp, {"mlflow.source.name": "train.py", "note": "n" * 1500}, "parent")
+    child = tether.run(exp, {"mlflow.parentRunId": parent}, "child")
+    svc.runs.log_batch(
+        parent,
+        [MetricIn("loss", i / 3, 1_700_000_000_000 + i, i) for i in range(600)]
+        + [MetricIn("acc", float("nan"), 1_700_000_000_500, 3)],
+        [("lr", "0.01"), ("layers", "4")],
+        [("stage", "train")],
+    )
+    tether.log(child, 300, "val_loss")
+    svc.runs.set_tag(parent, "tmp", "x")
+    svc.runs.delete_tag(parent, "tmp")
+    ds = DatasetIn("mnist", "d1g3st", "local", '{"uri": "/data"}', None, None, [("ctx", "train")])
+    svc.runs.log_inputs(parent, [ds], [])
+    svc.runs.update(child, "FAILED", 1_700_000_100_000, None)
+    svc.runs.update(parent, "FINISHED", 1_700_000_200_000, "parent-final")
+    svc.experiments.set_tag(exp, "phase", "2")
+    svc.experiments.rename(exp, unique_name("renamed"))
+    mark = tether.ws.mark()
+
+    counts = tether.drain()
+
+    assert drain_exit_code(counts) == 0, counts
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[parent, child])
+    inner = InnerMlflow(tether.ws.mlflow_url)
+    azure_child = inner.get("runs/get", run_id=tether.azure_id(Key("run", child)))["run"]
+    parent_tag = [t for t in azure_child["data"]["tags"] if t["key"] == "mlflow.parentRunId"]
+    assert parent_tag == [
+        {"key": "mlflow.parentRunId", "value": tether.azure_id(Key("run", parent))}
+    ]
+    inputs = inner.get("runs/get", run_id=tether.azure_id(Key("run", parent)))["run"]["inputs"]
+    assert [d["dataset"]["name"] for d in inputs["dataset_inputs"]] == ["mnist"]
+    requests = tether.ws.requests(mark, path="runs/log-batch$")
+    sent = sent_points(requests, tether.azure_id(Key("run", parent)))
+    assert sum(sent.values()) == 601 and set(sent.values()) == {1}, "each point sent once"
+    assert all(len((e["json"] or {}).get("metrics", [])) <= 250 for e in requests)
+
+    exp_report = {r["subject"]: r["kind"] for r in tether.detail(Key("experiment", exp))["report"]}
+    assert exp_report == {"name": "mapped", "rename": "skipped"}
+    run_report = {r["subject"]: r["kind"] for r in tether.detail(Key("run", parent))["report"]}
+    assert run_report == {"tag:note": "truncated", "metrics": "split"}
+
+
+def test_azure_limits_are_respected_and_reported(tether: Tether) -> None:
+    exp = tether.experiment()
+    run_id = tether.run(exp, {f"t{i:02d}": "v" for i in range(60)})
+    params = [(f"p{i:03d}", str(i)) for i in range(230)]
+    for first in range(0, 230, 100):
+        tether.services.runs.log_batch(run_id, [], params[first : first + 100], [])
+    tether.services.runs.set_tag(run_id, "late", "tag")
+
+    assert drain_exit_code(tether.drain()) == 0
+
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
+    report = tether.detail(Key("run", run_id))["report"]
+    skipped = sorted(r["subject"] for r in report if r["kind"] == "skipped")
+    # 50 tags per run: the source-id tag and mlflow.runName first, then 48 of the user's.
+    assert skipped == [f"param:p{i:03d}" for i in range(200, 230)] + ["tag:late"] + [
+        f"tag:t{i:02d}" for i in range(48, 60)
+    ]
+
+
+def test_lost_response_on_run_create_makes_no_duplicate(tether: Tether) -> None:
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.log(run_id, 10)
+    tether.ws.faults(path="runs/create$", action="lost_response", times=1)
+
+    assert drain_exit_code(tether.drain()) == 0
+
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])  # one run per source id
+
+
+def test_metrics_resume_from_the_high_water_mark(tether: Tether) -> None:
+    """The third batch fails for good: two acknowledged batches are never sent again."""
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.log(run_id, 1100)
+    ids = tether.metric_ids(run_id)
+    mark = tether.ws.mark()
+    tether.ws.faults(path="runs/log-batch$", action="delay", seconds=0.5, times=2)
+    outage = threading.Thread(target=_fail_batches_after, args=(tether.ws, mark, 2))
+    outage.start()
+    counts = tether.drain(timeout=2.5)
+    outage.join()
+
+    assert counts["failed"] + counts["pending"] >= 1
+    run = tether.entity(Key("run", run_id))
+    assert run.metric_hwm == ids[499], "high-water mark after two acknowledged batches"
+    assert run.status == "failed" and "503" in (run.last_error or "")
+    tether.ws.clear_faults()
+    assert drain_exit_code(tether.drain()) == 0
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
+    sent = sent_points(tether.ws.requests(mark, path="runs/log-batch$"), run.azure_id or "")
+    assert sum(sent.values()) == 1100 and set(sent.values()) == {1}
+
+
+def _fail_batches_after(ws: AzuremlWorkspace, mark: int, seen: int) -> None:
+    """Once `seen` log-batch requests arrived (the last one still in its delay), refuse the
+    following ones with 503."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if len(ws.requests(mark, path="runs/log-batch$")) >= seen:
+            ws.faults(
+                path="runs/log-batch$", action="status", status=503, retry_after="0", times=None
+            )
+            return
+        time.sleep(0.02)
+
+
+def test_an_ambiguous_metric_batch_is_checked_not_resent(tether: Tether) -> None:
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.log(run_id, 400)
+    mark = tether.ws.mark()
+    tether.ws.faults(
+        {"path": "runs/log-batch$", "action": "lost_response", "times": 1},
+        {"path": "runs/log-batch$", "action": "drop", "times": 1},
+    )
+
+    assert drain_exit_code(tether.drain()) == 0
+
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
+    requests = tether.ws.requests(mark, path="runs/log-batch$")
+    sent = sent_points(requests, tether.azure_id(Key("run", run_id)))
+    assert sum(sent.values()) == 400 and set(sent.values()) == {1}
+    assert tether.ws.requests(mark, path="metrics/get-history$"), "the lost batch was checked"
+
+
+def test_throttling_with_and_without_retry_after(tether: Tether) -> None:
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.log(run_id, 10)
+    mark = tether.ws.mark()
+    tether.ws.faults(
+        {"path": "runs/create$", "action": "status", "status": 429, "retry_after": "1"},
+        {"path": "runs/log-batch$", "action": "status", "status": 429, "times": 4},
+        {"path": "runs/log-batch$", "action": "status", "status": 503, "times": 1},
+    )
+
+    assert drain_exit_code(tether.drain()) == 0
+
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
+    creates = tether.ws.requests(mark, path="runs/create$")
+    assert [e["status"] for e in creates] == [429, 200]
+    assert creates[1]["time"] - creates[0]["time"] >= 0.95, "Retry-After was honoured"
+    batches = [e["status"] for e in tether.ws.requests(mark, path="runs/log-batch$")]
+    assert batches == [429] * 4 + [503, 200]  # 4 tries in the call, then the entity's backoff
+    assert tether.worker.api.client.stats.throttled >= 5
+
+
+def test_a_long_retry_after_reschedules_the_entity(tether: Tether) -> None:
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.ws.faults(path="runs/create$", action="status", status=429, retry_after="30")
+
+    counts = tether.drain()
+
+    assert drain_exit_code(counts) == 3, counts  # retry later
+    detail = tether.detail(Key("run", run_id))
+    assert detail["status"] == "failed" and detail["attempts"] == 1
+    assert detail["next_attempt_in_seconds"] >= 25
+    assert "429" in detail["last_error"]
+    assert len(tether.ws.requests(0, path="runs/create$")) >= 1
+
+
+def test_token_expiry_mid_drain_refreshes_once(
+    tether: Tether, azureml_identity: ManagedIdentityEndpoint
+) -> None:
+    """A token azure-identity still holds as valid is refused (revoked, expired early)."""
+    azureml_identity.configure(lifetime=3600)  # long enough for azure-identity to cache it
+    tether.worker.api.client.tokens.refresh()
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.log(run_id, 300)
+    tether.drain()
+    tether.log(run_id, 300, start=300)
+    mark = tether.ws.mark()
+    tether.ws.faults(action="reject_tokens", times=None)  # tokens issued so far are refused
+    refreshes = tether.worker.api.client.stats.token_refreshes
+
+    assert drain_exit_code(tether.drain()) == 0
+
+    assert tether.worker.api.client.stats.token_refreshes == refreshes + 1
+    assert [e["auth"] for e in tether.ws.requests(mark)][:2] == ["rejected", "ok"]
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
+
+
+def test_permanent_refusal_is_a_dead_letter_until_retried(tether: Tether) -> None:
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.log(run_id, 5)
+    refusal = {"error_code": "INVALID_PARAMETER_VALUE", "message": "refused (injected)"}
+    tether.ws.faults(path="experiments/create$", action="status", status=400, body=refusal)
+
+    counts = tether.drain()
+
+    assert drain_exit_code(counts) == 4, counts
+    assert tether.entity(Key("experiment", exp)).status == "dead"
+    blocked = tether.entity(Key("run", run_id))
+    assert (blocked.status, blocked.waiting_on) == ("dead", f"experiment:{exp}")
+    with tether.db.read() as session:
+        errors = {e["entity"]: e for e in status.summary(session)["errors"]}
+    assert "refused (injected)" in errors[f"experiment:{exp}"]["last_error"]
+    with tether.db.write() as session:
+        requeued = state.requeue(session, [Key("experiment", exp)])
+    assert requeued == [Key("experiment", exp), Key("run", run_id)]
+    assert drain_exit_code(tether.drain()) == 0
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
+
+
+def test_experiment_delete_waits_for_runs_and_restore_follows(tether: Tether) -> None:
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.log(run_id, 20)
+    tether.services.experiments.delete(exp)
+    assert drain_exit_code(tether.drain()) == 0
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])  # run deleted with it
+
+    tether.services.experiments.restore(exp)
+    tether.services.runs.delete(run_id)
+    assert drain_exit_code(tether.drain()) == 0
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
+
+
+def test_a_name_taken_in_azure_gets_a_suffix(tether: Tether) -> None:
+    name = unique_name("taken")
+    inner = InnerMlflow(tether.ws.mlflow_url)
+    foreign = inner.post("experiments/create", {"name": name})["experiment_id"]
+    inner.post("experiments/delete", {"experiment_id": foreign})
+    exp = tether.experiment(name)
+    run_id = tether.run(exp)
+
+    assert drain_exit_code(tether.drain()) == 0
+
+    azure_exp = tether.azure_id(Key("experiment", exp))
+    assert azure_exp != foreign
+    azure_name = inner.get("experiments/get", experiment_id=azure_exp)["experiment"]["name"]
+    assert azure_name.startswith(f"{name}-")
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
+
+
+def test_a_slow_call_keeps_its_lease(tether: Tether) -> None:
+    """A call longer than the lease: the heartbeat keeps other workers off the entity."""
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.drain()  # the experiment and the run exist in Azure
+    tether.log(run_id, 10)
+    config = WorkerConfig(lease_ms=1200, poll_s=0.1)
+    slow = SyncWorker(tether.db, tether.worker.api, config, owner="slow")
+    tether.ws.faults(path="runs/log-batch$", action="delay", seconds=3.0)
+    worker = threading.Thread(target=slow.drain)
+    worker.start()
+    time.sleep(2.5)  # twice the lease into the slow call
+    with tether.db.write() as session:
+        assert state.claim(session, "other", 1200) is None
+        assert tether.detail(Key("run", run_id))["lease_owner"] == "slow"
+    worker.join(30)
+    assert tether.entity(Key("run", run_id)).status == "synced"
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
+
+
+def test_a_child_run_waits_for_its_parent(tether: Tether) -> None:
+    exp = tether.experiment()
+    tether.drain()  # the experiments are in Azure
+    parent = tether.run(exp, name="parent")
+    child = tether.run(exp, {"mlflow.parentRunId": parent}, name="child")
+    tether.worker.discover(force=True)
+    with tether.db.write() as session:  # make the child the first run a worker picks
+        session.execute(
+            update(SyncEntity)
+            .where(SyncEntity.entity_id == child)
+            .values(updated_at=0, next_attempt_at=0)
+        )
+    assert tether.worker.step()  # the child: deferred, nothing sent
+    waiting = tether.entity(Key("run", child))
+    assert (waiting.status, waiting.waiting_on, waiting.azure_id) == (
+        "pending",
+        f"run:{parent}",
+        None,
+    )
+    assert drain_exit_code(tether.drain()) == 0
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[parent, child])
+
+
+def test_artifact_and_model_rows_are_kept_for_a_later_version(tether: Tether) -> None:
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    with tether.db.write() as session:  # what the artifact and logged-model services append
+        outbox.append(session, "run", run_id, "artifact_put", {"path": "x/model.pkl", "size": 3})
+        outbox.append(session, "logged_model", "m-123", "create", {"name": "model"})
+    tether.services.runs.set_tag(run_id, "after", "artifact")
+
+    assert drain_exit_code(tether.drain()) == 0
+
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])  # later rows went through
+    report = tether.detail(Key("run", run_id))["report"]
+    assert [(r["kind"], r["subject"]) for r in report] == [("deferred", "op:artifact_put")]
+    with tether.db.read() as session:
+        later = status.summary(session)["not_synced_by_this_version"]
+        assert later["outbox_rows_by_entity_type"] == {"logged_model": 1}
+        assert later["deferred_ops"] >= 1
+        assert state.get(session, Key("logged_model", "m-123")) is None  # left for its cursor
+
+
+def test_a_refused_identity_is_retried_not_dead(tether: Tether) -> None:
+    """403 (a missing role assignment) is fixed by the operator, not by changing the request."""
+    exp = tether.experiment()
+    run_id = tether.run(exp)
+    tether.ws.faults(path="runs/create$", action="status", status=403, times=1)
+
+    assert drain_exit_code(tether.drain()) == 0
+
+    statuses = [e["status"] for e in tether.ws.requests(0, path="runs/create$")][-2:]
+    assert statuses == [403, 200]
+    assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
