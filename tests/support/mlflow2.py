@@ -16,6 +16,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MLFLOW2_SPEC = "mlflow-skinny==2.22.*"
+# What 2.x users log models with: the sklearn flavour and pyfunc need these beside the client.
+MLFLOW2_PACKAGES = (MLFLOW2_SPEC, "scikit-learn", "pandas")
 MLFLOW2_VERSION_PREFIX = "2.22."
 _MARKER = ".tether-mlflow2-ok"
 _RESULT_TAG = "__TETHER_RESULT__"
@@ -57,13 +59,14 @@ def ensure_mlflow2_venv() -> Path:
     with (root / "mlflow2-venv.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         marker = venv / _MARKER
-        if marker.is_file() and marker.read_text() == MLFLOW2_SPEC and _works(python, full=False):
+        wanted = " ".join(MLFLOW2_PACKAGES)
+        if marker.is_file() and marker.read_text() == wanted and _works(python, full=False):
             return python
         shutil.rmtree(venv, ignore_errors=True)
         base = getattr(sys, "_base_executable", sys.executable)
         steps = [
             [base, "-m", "venv", str(venv)],
-            [str(python), "-m", "pip", "install", "--quiet", MLFLOW2_SPEC],
+            [str(python), "-m", "pip", "install", "--quiet", *MLFLOW2_PACKAGES],
         ]
         for argv in steps:
             result = subprocess.run(argv, capture_output=True, text=True, timeout=900)
@@ -74,7 +77,7 @@ def ensure_mlflow2_venv() -> Path:
                 )
         if not _works(python):
             raise RuntimeError(f"{venv} does not import mlflow {MLFLOW2_VERSION_PREFIX}x")
-        marker.write_text(MLFLOW2_SPEC)
+        marker.write_text(wanted)
         return python
 
 
