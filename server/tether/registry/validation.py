@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Sequence
 
 from tether.errors import invalid_parameter
 from tether.tracking.validation import invalid_value
@@ -41,6 +42,8 @@ _BAD_CHARACTERS = (
     " spaces ( ), colon(:) and slashes (/)."
 )
 _BAD_ALIAS_CHARACTERS = "Names may only contain alphanumerics, underscores (_), and dashes (-)."
+
+Tags = Sequence[tuple[str | None, str | None]]  # as the request lists them
 
 
 def missing_value(path: str) -> str:
@@ -161,3 +164,8 @@ def validate_run_id_length(run_id: str | None) -> None:
 def is_prompt_tags(tags: dict[str, str]) -> bool:
     """MLflow's `_is_prompt_request`: the last value of the prompt tag, case-insensitively."""
     return tags.get(IS_PROMPT_TAG_KEY, "false").lower() == "true"
+
+
+def tag_map(tags: Tags) -> dict[str, str]:
+    """Tags as protobuf reads them (a missing key or value is ""), the last value winning."""
+    return {key or "": value or "" for key, value in tags}
