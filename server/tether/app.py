@@ -12,7 +12,7 @@ from tether.api import errors, health
 from tether.api.deps import Services
 from tether.api.threads import blocking
 from tether.artifacts import endpoints as artifact_endpoints
-from tether.artifacts.backends import ArtifactBackend, AzureTuning, create_backend
+from tether.artifacts.configured import artifact_backend
 from tether.artifacts.service import ArtifactService
 from tether.config import Settings
 from tether.db import migrate
@@ -43,7 +43,7 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
         experiments=ExperimentService(db, settings.resolved_default_artifact_root()),
         runs=RunService(db),
         metrics=MetricService(db),
-        artifacts=ArtifactService(db, _artifact_backend(settings)),
+        artifacts=ArtifactService(db, artifact_backend(settings)),
         registry=RegistryService(db, _registry_host_policy(settings)),
         logged_models=LoggedModelService(db),
     )
@@ -53,22 +53,6 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
 def _registry_host_policy(settings: Settings) -> HostPolicy:
     roots = [settings.resolved_default_artifact_root(), settings.resolved_artifacts_destination()]
     return HostPolicy(roots)
-
-
-def _artifact_backend(settings: Settings) -> ArtifactBackend:
-    tuning = AzureTuning(
-        block_size=settings.artifact_block_size,
-        upload_concurrency=settings.artifact_upload_concurrency,
-        download_concurrency=settings.artifact_download_concurrency,
-        connect_timeout=settings.artifact_connect_timeout,
-        read_timeout=settings.artifact_read_timeout,
-        sas_expiry_seconds=settings.artifact_sas_expiry,
-    )
-    return create_backend(
-        settings.resolved_artifacts_destination(),
-        chunk_size=settings.artifact_chunk_size,
-        azure=tuning,
-    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

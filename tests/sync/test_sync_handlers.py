@@ -9,23 +9,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sync_fidelity import InnerMlflow, assert_fidelity, sent_points
+from sync_tether import Tether, open_tether
 
 from support import unique_name
-from tether.api.deps import Services
-from tether.app import build_services
-from tether.config import Settings
-from tether.db import migrate
-from tether.db.engine import Database
-from tether.db.models import Metric, SyncEntity
+from tether.db.models import SyncEntity
 from tether.sync import outbox, state, status
-from tether.sync.runtime import connect, worker_config
 from tether.sync.state import Key
 from tether.sync.worker import SyncWorker, WorkerConfig, drain_exit_code
 from tether.tracking.runs.service import DatasetIn, MetricIn
@@ -37,66 +31,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(120)
 
 
-@dataclass
-class Tether:
-    """A store written through Tether's services, and a sync worker on it."""
-
-    db: Database
-    services: Services
-    worker: SyncWorker
-    ws: AzuremlWorkspace
-
-    def drain(self, timeout: float = 60.0) -> dict[str, int]:
-        return self.worker.drain(timeout_s=timeout)
-
-    def experiment(self, name: str | None = None, tags: dict[str, str] | None = None) -> str:
-        return self.services.experiments.create(
-            name or unique_name(), "", list((tags or {}).items())
-        )
-
-    def run(self, experiment: str, tags: dict[str, str] | None = None, name: str = "r") -> str:
-        created = self.services.runs.create(
-            experiment_id=experiment,
-            user_id="alice",
-            start_time=1_700_000_000_000,
-            run_name=name,
-            tags=list((tags or {}).items()),
-        )
-        run_id: str = created["info"]["run_id"]
-        return run_id
-
-    def log(self, run_id: str, n: int, key: str = "loss", start: int = 0) -> None:
-        for first in range(start, start + n, 1000):  # the API's 1000-points-per-batch limit
-            points = [
-                MetricIn(key, i / 7, 1_700_000_000_000 + i, i)
-                for i in range(first, min(start + n, first + 1000))
-            ]
-            self.services.runs.log_batch(run_id, points, [], [])
-
-    def entity(self, key: Key) -> SyncEntity:
-        with self.db.read() as session:
-            row = state.get(session, key)
-            assert row is not None
-            return row
-
-    def detail(self, key: Key) -> dict[str, Any]:
-        with self.db.read() as session:
-            body = status.entity_detail(session, key)
-        assert body is not None
-        return body
-
-    def azure_id(self, key: Key) -> str:
-        azure_id = self.entity(key).azure_id
-        assert azure_id is not None
-        return azure_id
-
-    def metric_ids(self, run_id: str) -> list[int]:
-        with self.db.read() as session:
-            return list(
-                session.scalars(select(Metric.id).filter_by(run_uuid=run_id).order_by(Metric.id))
-            )
-
-
 @pytest.fixture
 def tether(
     tmp_path: Path,
@@ -104,22 +38,8 @@ def tether(
     azureml_identity: ManagedIdentityEndpoint,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Tether]:
-    for name, value in {**azureml_identity.env, **azureml_workspace.env}.items():
-        monkeypatch.setenv(name, value)
-    settings = Settings(
-        backend_store_uri=f"sqlite:///{tmp_path / 'tether.db'}",
-        azureml_workspace=azureml_workspace.arm_id,  # host discovered through ARM
-        azureml_arm_endpoint=azureml_workspace.arm_endpoint,
-        sync_backoff_base_seconds=0.05,
-        sync_backoff_max_seconds=0.4,
-        sync_poll_seconds=0.1,
-    )
-    db, services = build_services(settings)
-    migrate.upgrade(db)
-    services.experiments.ensure_default_experiment()
-    worker = SyncWorker(db, connect(settings), worker_config(settings))
-    yield Tether(db, services, worker, azureml_workspace)
-    db.dispose()
+    with open_tether(tmp_path, azureml_workspace, azureml_identity, monkeypatch) as tether:
+        yield tether
 
 
 def test_a_training_run_is_mirrored_exactly(tether: Tether) -> None:
@@ -410,24 +330,24 @@ def test_a_child_run_waits_for_its_parent(tether: Tether) -> None:
     assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[parent, child])
 
 
-def test_artifact_and_model_rows_are_kept_for_a_later_version(tether: Tether) -> None:
+def test_files_outside_runs_are_counted_not_synced(tether: Tether) -> None:
     exp = tether.experiment()
     run_id = tether.run(exp)
-    with tether.db.write() as session:  # what the artifact and logged-model services append
+    with tether.db.write() as session:  # what the artifact service appends
         outbox.append(session, "run", run_id, "artifact_put", {"path": "x/model.pkl", "size": 3})
-        outbox.append(session, "logged_model", "m-123", "create", {"name": "model"})
+        outbox.append(session, "artifact", "shared/x.bin", "artifact_put", {"path": "shared/x.bin"})
     tether.services.runs.set_tag(run_id, "after", "artifact")
 
     assert drain_exit_code(tether.drain()) == 0
 
     assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])  # later rows went through
-    report = tether.detail(Key("run", run_id))["report"]
-    assert [(r["kind"], r["subject"]) for r in report] == [("deferred", "op:artifact_put")]
+    assert tether.detail(Key("run", run_id))["report"] == []  # files are `run_artifacts`
+    files = tether.detail(Key("run_artifacts", run_id))["report"]
+    assert [(r["kind"], r["subject"]) for r in files] == [("skipped", "file:x/model.pkl")]
     with tether.db.read() as session:
         later = status.summary(session)["not_synced_by_this_version"]
-        assert later["outbox_rows_by_entity_type"] == {"logged_model": 1}
-        assert later["deferred_ops"] >= 1
-        assert state.get(session, Key("logged_model", "m-123")) is None  # left for its cursor
+        assert later["outbox_rows_by_entity_type"] == {"artifact": 1}
+        assert state.get(session, Key("artifact", "shared/x.bin")) is None
 
 
 def test_a_refused_identity_is_retried_not_dead(tether: Tether) -> None:

@@ -8,13 +8,14 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from tether.clock import now_ms
 from tether.db import migrate
 from tether.db.engine import Database
-from tether.db.models import OutboxEntry, SyncEntity
+from tether.db.models import OutboxEntry, SyncEntity, SyncMeta
 from tether.sync import discovery, outbox, state, status
+from tether.sync.sources import CAPABILITIES, TRACKING
 from tether.sync.state import Backoff, Key, LeaseLost, Report
 
 LOOKBACK = 60_000
@@ -64,13 +65,13 @@ def test_discovery_finds_tracking_entities_and_only_counts_the_rest(db: Database
     _append(db, "run", "r1")
     last_r1 = _append(db, "run", "r1", "log_batch")
     _append(db, "artifact", "some/path", "artifact_put")
-    _append(db, "logged_model", "m-1", "create")
+    _append(db, "unknown", "u-1", "create")
     assert _discover(db) == 2
     assert _entities(db) == {"experiment:1": "pending", "run:r1": "pending"}
     # Young rows are scanned again on every pass: nothing changes, nothing is counted twice.
     assert _discover(db) == 0
     with db.read() as session:
-        assert discovery.unsynced_counts(session) == {"artifact": 1, "logged_model": 1}
+        assert discovery.unsynced_counts(session) == {"artifact": 1, "unknown": 1}
 
     work = _claim(db, "w1")
     assert work is not None and work.key == Key("experiment", "1")
@@ -292,3 +293,37 @@ def test_concurrent_workers_never_claim_the_same_entity(db: Database) -> None:
         t.join(60)
     assert errors == []
     assert sorted(claimed) == sorted(keys), "each entity exactly once"
+
+
+def test_a_new_capability_finds_old_rows_without_resending_synced_ones(db: Database) -> None:
+    """An upgrade: the tracking cursor and the run are past the run's artifact rows (an older
+    version reported them deferred); the `artifacts` and `models` cursors start at 0."""
+    _append(db, "run", "r1")
+    put = _append(db, "run", "r1", "artifact_put")
+    _append(db, "logged_model", "m-1", "create")
+    last = _append(db, "registered_model", "7", "create")
+    _discover(db)
+    work = _claim(db, "w1")
+    assert work is not None and work.key == Key("run", "r1")
+    assert _complete(db, "w1", work, put) == "synced"
+    with db.write() as session:  # as an older version left it: only the tracking cursor
+        session.execute(delete(SyncEntity).where(SyncEntity.entity_type != "run"))
+        for capability in CAPABILITIES:
+            if capability is not TRACKING:
+                session.execute(
+                    delete(SyncMeta).where(SyncMeta.key.like(f"discovery.{capability.name}.%"))
+                )
+
+    assert _discover(db) == 3
+    assert _entities(db) == {
+        "run:r1": "synced",  # not resent
+        "run_artifacts:r1": "pending",
+        "logged_model:m-1": "pending",
+        "registered_model:7": "pending",
+    }
+    with db.read() as session:
+        for capability in CAPABILITIES:
+            assert discovery.get_meta(session, capability.high_key) == str(last)
+        assert discovery.caught_up(session)
+        files = state.get(session, Key("run_artifacts", "r1"))
+        assert files is not None and files.cursor == 0

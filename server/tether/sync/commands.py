@@ -48,6 +48,11 @@ def _key(_: click.Context, __: click.Parameter, values: tuple[str, ...]) -> list
 backend_option = click.option(
     "--backend-store-uri", default=None, help="The store (env TETHER_BACKEND_STORE_URI)."
 )
+artifacts_option = click.option(
+    "--artifacts-destination",
+    default=None,
+    help="Tether's artifact store, read to upload files (env TETHER_ARTIFACTS_DESTINATION).",
+)
 
 
 @click.group("sync")
@@ -57,12 +62,14 @@ def sync() -> None:
 
 @sync.command("run")
 @backend_option
+@artifacts_option
 @click.option("--azureml-workspace", default=None, help="Env TETHER_AZUREML_WORKSPACE.")
 @click.option("--azureml-endpoint", default=None, help="Env TETHER_AZUREML_ENDPOINT.")
 @click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
 def run(timeout: float | None, **options: Any) -> None:
     """Sync until nothing is due. Exit 0: all synced; 3: failures in backoff remain (run
     again later); 4: dead letters (see `tether sync status`, then `tether sync retry`)."""
+    from tether.artifacts.configured import artifact_backend
     from tether.db import migrate
     from tether.sync.runtime import connect, worker_config
     from tether.sync.worker import SyncWorker, drain_exit_code
@@ -77,8 +84,11 @@ def run(timeout: float | None, **options: Any) -> None:
         except (SyncError, MlflowError) as exc:
             click.echo(f"error: cannot reach the workspace: {exc}", err=True)
             sys.exit(EXIT_ERROR)
-        worker = SyncWorker(db, api, worker_config(settings))
-        counts = worker.drain(timeout_s=timeout)
+        worker = SyncWorker(db, api, worker_config(settings), artifacts=artifact_backend(settings))
+        try:
+            counts = worker.drain(timeout_s=timeout)
+        finally:
+            worker.close()
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
     sys.exit(drain_exit_code(counts))
 

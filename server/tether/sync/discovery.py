@@ -9,10 +9,11 @@ becomes visible. The assumption, documented in the README: no transaction stays 
 than the lookback (default 60 s) after appending its outbox row (clock skew between Tether
 hosts counts against it).
 
-The cursor belongs to a capability: this version syncs `experiment` and `run` entities. Other
-entity types (artifact-only paths, logged models, registry entities) are left undiscovered
-and only counted, so the version that adds their capability starts its own cursor at 0 and
-finds all of them; see `UNSYNCED_PREFIX`.
+Each capability (`sources`) has its own cursor pair and scans for its own sync entities:
+`tracking` (experiments, runs) and `artifacts` (a run's files). Outbox rows no capability
+syncs (artifact paths outside any run, logged models, registry entities) are left
+undiscovered and only counted (`UNSYNCED_PREFIX`, by the `tracking` pass), so the version that
+adds their capability starts its own cursor at 0 and finds all of them.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from sqlalchemy.orm import Session
 from tether.clock import now_ms
 from tether.db.dialect import upsert_insert
 from tether.db.models import OutboxEntry, SyncEntity, SyncMeta
+from tether.sync.sources import (
+    CAPABILITIES,
+    FULLY_SYNCED_TYPES,
+    TRACKING,
+    Capability,
+    synced_by_any,
+)
 from tether.sync.state import PENDING, SYNCED
 
-CAPABILITY = "tracking"
-ENTITY_TYPES = ("experiment", "run")
-SAFE_CURSOR = f"discovery.{CAPABILITY}.safe"
-HIGH_CURSOR = f"discovery.{CAPABILITY}.high"
+SAFE_CURSOR = TRACKING.safe_key
+HIGH_CURSOR = TRACKING.high_key
 UNSYNCED_PREFIX = "unsynced."  # + entity type: outbox rows of types this version leaves alone
 _PG_DISCOVERY_LOCK = 7_311_990_413
 # A pass re-reads the young rows and at most this many new ids: catching up with a large
@@ -55,32 +61,46 @@ def discover(session: Session, *, lookback_ms: int, now: int | None = None) -> i
         got = session.execute(select(func.pg_try_advisory_xact_lock(_PG_DISCOVERY_LOCK)))
         if not got.scalar():
             return 0
-    safe = int(get_meta(session, SAFE_CURSOR) or 0)
-    high = int(get_meta(session, HIGH_CURSOR) or 0)
+    return sum(_discover(session, c, lookback_ms, now) for c in CAPABILITIES)
+
+
+def _discover(session: Session, capability: Capability, lookback_ms: int, now: int) -> int:
+    safe = int(get_meta(session, capability.safe_key) or 0)
+    high = int(get_meta(session, capability.high_key) or 0)
     cutoff = now - lookback_ms
     # One statement, one snapshot: what is scanned and how far the cursor may move agree.
     groups = session.execute(
         select(
             OutboxEntry.entity_type,
             OutboxEntry.entity_id,
+            OutboxEntry.op,
             func.max(OutboxEntry.id),
             func.max(case((OutboxEntry.created_at < cutoff, OutboxEntry.id))),
             func.count(case((OutboxEntry.id > high, 1))),
         )
         .where(OutboxEntry.id > safe, OutboxEntry.id <= _window_end(session, high))
-        .group_by(OutboxEntry.entity_type, OutboxEntry.entity_id)
+        .group_by(OutboxEntry.entity_type, OutboxEntry.entity_id, OutboxEntry.op)
     ).all()
     if not groups:
         return 0
-    ours = [(t, i, last) for t, i, last, _, _ in groups if t in ENTITY_TYPES]
+    last_of: dict[tuple[str, str], int] = {}
+    for outbox_type, entity_id, op, last, _, _ in groups:
+        source = capability.source_of(outbox_type, op)
+        if source is not None:
+            key = (source.sync_type, entity_id)
+            last_of[key] = max(last_of.get(key, 0), last)
+    ours = [(t, i, last) for (t, i), last in last_of.items()]
     pending = 0
     for start in range(0, len(ours), 500):
         chunk = ours[start : start + 500]
         pending += _mark_pending(session, chunk, now) + _upsert(session, chunk, now)
-    _count_unsynced(session, [(t, n) for t, _, _, _, n in groups if t not in ENTITY_TYPES])
-    new_safe = max((old for _, _, _, old, _ in groups if old is not None), default=safe)
-    set_meta(session, SAFE_CURSOR, str(max(safe, new_safe)))
-    set_meta(session, HIGH_CURSOR, str(max(high, max(last for _, _, last, _, _ in groups))))
+    if capability is TRACKING:
+        others = [(t, n) for t, _, op, _, _, n in groups if not synced_by_any(t, op)]
+        _count_unsynced(session, others)
+    new_safe = max((old for *_, old, _ in groups if old is not None), default=safe)
+    set_meta(session, capability.safe_key, str(max(safe, new_safe)))
+    high_seen = max(last for _, _, _, last, _, _ in groups)
+    set_meta(session, capability.high_key, str(max(high, high_seen)))
     return pending
 
 
@@ -99,7 +119,7 @@ def _window_end(session: Session, high: int) -> int:
 def caught_up(session: Session) -> bool:
     """Every outbox row visible now has been scanned at least once."""
     last = session.execute(select(func.max(OutboxEntry.id))).scalar() or 0
-    return int(get_meta(session, HIGH_CURSOR) or 0) >= last
+    return all(int(get_meta(session, c.high_key) or 0) >= last for c in CAPABILITIES)
 
 
 def _upsert(session: Session, rows: list[tuple[str, str, int]], now: int) -> int:
@@ -172,4 +192,6 @@ def unsynced_counts(session: Session) -> dict[str, int]:
     rows = session.execute(
         select(SyncMeta.key, SyncMeta.value).where(SyncMeta.key.like(UNSYNCED_PREFIX + "%"))
     ).all()
-    return {k[len(UNSYNCED_PREFIX) :]: int(v) for k, v in rows}
+    counts = {k[len(UNSYNCED_PREFIX) :]: int(v) for k, v in rows}
+    # Counted by an older version, synced by this one: no longer "not synced".
+    return {t: n for t, n in counts.items() if t not in FULLY_SYNCED_TYPES}

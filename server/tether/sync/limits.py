@@ -22,6 +22,9 @@ TAG_KEY_MAX = 100  # runs; experiment tag keys may have 250
 TAG_VALUE_MAX = 1000
 EXPERIMENT_NAME_MAX = 256
 SOURCE_RUN_TAG = "tether.source_run_id"
+SOURCE_VERSION_TAG = "tether.source_version"  # "<registered model id>/<version>"
+TAGS_PER_MODEL = 50  # registered models and versions: assumed as for runs [INF]
+DESCRIPTION_MAX = 5000  # [INF]: Azure's limit is not documented
 PARENT_RUN_TAG = "mlflow.parentRunId"
 
 _NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")
@@ -40,6 +43,29 @@ def azure_experiment_name(name: str, *, salt: str | None = None) -> str:
     digest = hashlib.sha256(f"{name}\0{salt or ''}".encode()).hexdigest()[:8]
     base = _NAME_BAD_CHARS.sub("_", name).lstrip("_-")[: EXPERIMENT_NAME_MAX - 9]
     return f"{base}-{digest}" if base else f"experiment-{digest}"
+
+
+_MODEL_NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_MODEL_NAME_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def azure_model_name(name: str) -> str:
+    """A registered model's name in Azure: letters, digits, `-`, `.`, `_`, starting with a
+    letter or digit (protocol notes 5); else a safe form plus a hash of the original."""
+    if _MODEL_NAME_OK.fullmatch(name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    base = _MODEL_NAME_BAD.sub("_", name).lstrip("_-.")[:200]
+    return f"{base}-{digest}" if base else f"model-{digest}"
+
+
+def description(text: str | None, reports: list[Report]) -> str | None:
+    if text is not None and len(text) > DESCRIPTION_MAX:
+        reports.append(
+            Report("truncated", "description", f"{len(text)} chars cut to {DESCRIPTION_MAX}")
+        )
+        return text[:DESCRIPTION_MAX]
+    return text
 
 
 @dataclass

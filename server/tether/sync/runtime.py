@@ -7,6 +7,7 @@ import threading
 from dataclasses import asdict
 from typing import Any
 
+from tether.artifacts.configured import artifact_backend
 from tether.config import Settings
 from tether.db.engine import Database
 from tether.sync.azureml.client import AzureMLClient, RetryPolicy
@@ -84,7 +85,9 @@ class BackgroundSync:
         else:
             return
         self.connect_error = None
-        self.worker = SyncWorker(self.db, api, worker_config(self.settings))
+        self.worker = SyncWorker(
+            self.db, api, worker_config(self.settings), artifacts=artifact_backend(self.settings)
+        )
         if self._stop.is_set():
             return
         self.worker.run_forever()

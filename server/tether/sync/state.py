@@ -25,10 +25,14 @@ from sqlalchemy.orm import Session
 from tether.clock import now_ms
 from tether.db.dialect import upsert_insert
 from tether.db.models import OutboxEntry, SyncEntity, SyncReport
+from tether.sync.sources import rows_of
 
 PENDING, FAILED, DEAD, SYNCED = "pending", "failed", "dead", "synced"
 # Claimed first: an experiment must exist in Azure before its runs can be created.
-_PRIORITY = case((SyncEntity.entity_type == "experiment", 0), else_=1)
+# Then runs, before their files (which need the run's Azure id).
+_PRIORITY = case(
+    (SyncEntity.entity_type == "experiment", 0), (SyncEntity.entity_type == "run", 1), else_=2
+)
 
 
 class LeaseLost(Exception):
@@ -189,10 +193,7 @@ def finish(session: Session, work: Claimed, owner: str, now: int | None = None) 
     """Release after the last row: `synced` unless rows arrived meanwhile (then `pending`)."""
     now = now_ms() if now is None else now
     last = session.execute(
-        select(func.max(OutboxEntry.id)).where(
-            OutboxEntry.entity_type == work.key.entity_type,
-            OutboxEntry.entity_id == work.key.entity_id,
-        )
+        select(func.max(OutboxEntry.id)).where(rows_of(work.key.entity_type, work.key.entity_id))
     ).scalar()
     status = SYNCED if (last or 0) <= work.cursor else PENDING
     values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_expires_at": None}

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from tether.clock import now_ms
 from tether.db.models import OutboxEntry, SyncEntity, SyncReport
 from tether.sync import discovery, state
+from tether.sync.sources import rows_of
 from tether.sync.state import Key
 
 BUCKETS = ("pending", "in_flight", "synced", "failed", "dead")
@@ -97,9 +98,7 @@ def entity_detail(session: Session, key: Key, now: int | None = None) -> dict[st
         return None
     behind = session.execute(
         select(func.count()).where(
-            OutboxEntry.entity_type == key.entity_type,
-            OutboxEntry.entity_id == key.entity_id,
-            OutboxEntry.id > row.cursor,
+            rows_of(key.entity_type, key.entity_id), OutboxEntry.id > row.cursor
         )
     ).scalar()
     reports = session.scalars(

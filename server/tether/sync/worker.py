@@ -25,20 +25,38 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tether.artifacts.backends.base import ArtifactBackend
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry
 from tether.sync import discovery, state, status
+from tether.sync.azureml.blob import BlobStore
 from tether.sync.azureml.errors import PermanentError, TransientError
 from tether.sync.azureml.mlflow_api import AzureMLflow
-from tether.sync.handlers import experiments, runs
+from tether.sync.files import Files
+from tether.sync.handlers import (
+    experiments,
+    logged_models,
+    model_versions,
+    registered_models,
+    run_artifacts,
+    runs,
+)
 from tether.sync.handlers.base import Blocked, Context, Deferred, Row
+from tether.sync.sources import rows_of
 from tether.sync.state import Backoff, Claimed, LeaseLost
 
 log = logging.getLogger("tether.sync")
 
 Handler = Callable[[Context, Row], None]
-HANDLERS: dict[str, Handler] = {"experiment": experiments.apply, "run": runs.apply}
+HANDLERS: dict[str, Handler] = {
+    "experiment": experiments.apply,
+    "run": runs.apply,
+    "run_artifacts": run_artifacts.apply,
+    "logged_model": logged_models.apply,
+    "registered_model": registered_models.apply,
+    "model_version": model_versions.apply,
+}
 _ROWS_PER_READ = 100
 
 
@@ -74,9 +92,12 @@ class SyncWorker:
         config: WorkerConfig | None = None,
         *,
         owner: str | None = None,
+        artifacts: ArtifactBackend | None = None,
     ) -> None:
         self.db = db
         self.api = api
+        self.files = Files(artifacts, db)
+        self.blobs = BlobStore()
         self.config = config or WorkerConfig()
         self.owner = owner or new_owner()
         self.stats = WorkerStats()
@@ -131,7 +152,15 @@ class SyncWorker:
                 log.warning("sync: cannot renew the lease on %s", key, exc_info=True)
 
     def _apply_rows(self, work: Claimed) -> None:
-        ctx = Context(self.api, self.db, work, lambda: self._checkpoint(work), self.config.defer_ms)
+        ctx = Context(
+            self.api,
+            self.db,
+            work,
+            lambda: self._checkpoint(work),
+            self.config.defer_ms,
+            files=self.files,
+            blobs=self.blobs,
+        )
         handler = HANDLERS[work.key.entity_type]
         deadline = time.monotonic() + self.config.slice_ms / 1000
         try:
@@ -216,8 +245,7 @@ class SyncWorker:
             rows = session.execute(
                 select(OutboxEntry.id, OutboxEntry.op, OutboxEntry.payload)
                 .where(
-                    OutboxEntry.entity_type == work.key.entity_type,
-                    OutboxEntry.entity_id == work.key.entity_id,
+                    rows_of(work.key.entity_type, work.key.entity_id),
                     OutboxEntry.id > work.cursor,
                 )
                 .order_by(OutboxEntry.id)
@@ -239,7 +267,13 @@ class SyncWorker:
                 log.exception("sync: worker loop error")
                 self.stop_event.wait(self.config.poll_s)
         self.release_all()
+        self.close()
         log.info("sync: worker %s stopped", self.owner)
+
+    def close(self) -> None:
+        """Close the artifact store's and storage's connections (after the last step)."""
+        self.files.close()
+        self.blobs.close()
 
     def release_all(self) -> None:
         with self.db.write() as session:

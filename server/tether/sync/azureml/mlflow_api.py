@@ -174,3 +174,87 @@ class AzureMLflow:
 
     def restore_run(self, run_id: str) -> None:
         self._call("POST", "runs/restore", json={"run_id": run_id})
+
+    # Model registry (protocol notes 5) ------------------------------------------------------
+
+    def create_registered_model(self, name: str, description: str | None) -> None:
+        """Idempotent by name: "already exists" is success (its tags are set separately)."""
+        body: dict[str, Any] = {"name": name}
+        if description:
+            body["description"] = description
+        try:  # a resend after a lost response answers "already exists": safe to retry
+            self._call("POST", "registered-models/create", json=body)
+        except PermanentError as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+    def update_registered_model(self, name: str, description: str) -> None:
+        body = {"name": name, "description": description}
+        self._call("PATCH", "registered-models/update", json=body)
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        body = {"name": name, "key": key, "value": value}
+        self._call("POST", "registered-models/set-tag", json=body)
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self._call("DELETE", "registered-models/delete-tag", json={"name": name, "key": key})
+
+    def create_model_version(
+        self, name: str, source: str, run_id: str, tags: dict[str, str], description: str | None
+    ) -> dict[str, Any]:
+        """Not idempotent (Azure numbers versions); see `find_model_versions_by_tag`."""
+        body: dict[str, Any] = {"name": name, "source": source, "run_id": run_id}
+        body["tags"] = _kv(tags)
+        if description:
+            body["description"] = description
+        answer = self._call("POST", "model-versions/create", json=body, idempotent=False)
+        version: dict[str, Any] = answer["model_version"]
+        return version
+
+    def get_model_version(self, name: str, version: str) -> dict[str, Any]:
+        answer = self._call("GET", "model-versions/get", params={"name": name, "version": version})
+        found: dict[str, Any] = answer["model_version"]
+        return found
+
+    def find_model_versions_by_tag(self, name: str, key: str, value: str) -> list[dict[str, Any]]:
+        """Versions of `name` carrying tag `key` = `value` (filtered here: Azure's search by
+        tag is not documented), oldest first."""
+        found: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"filter": f"name='{name}'", "max_results": 200}
+            if token:
+                params["page_token"] = token
+            body = self._call("GET", "model-versions/search", params=params) or {}
+            for version in body.get("model_versions", []):
+                tags = {t.get("key"): t.get("value") for t in version.get("tags", [])}
+                if tags.get(key) == value:
+                    found.append(version)
+            token = body.get("next_page_token")
+            if not token:
+                return sorted(found, key=lambda v: int(v["version"]))
+
+    def update_model_version(self, name: str, version: str, description: str) -> None:
+        body = {"name": name, "version": version, "description": description}
+        self._call("PATCH", "model-versions/update", json=body)
+
+    def transition_stage(self, name: str, version: str, stage: str, archive: bool) -> None:
+        body = {
+            "name": name,
+            "version": version,
+            "stage": stage,
+            "archive_existing_versions": archive,
+        }
+        self._call("POST", "model-versions/transition-stage", json=body)
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        body = {"name": name, "version": version, "key": key, "value": value}
+        self._call("POST", "model-versions/set-tag", json=body)
+
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+        body = {"name": name, "version": version, "key": key}
+        self._call("DELETE", "model-versions/delete-tag", json=body)
+
+    def delete_model_version(self, name: str, version: str) -> None:
+        body = {"name": name, "version": version}
+        self._call("DELETE", "model-versions/delete", json=body)

@@ -17,8 +17,10 @@ from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import SyncEntity
 from tether.sync import state
+from tether.sync.azureml.blob import BlobStore
 from tether.sync.azureml.errors import PermanentError
 from tether.sync.azureml.mlflow_api import AzureMLflow
+from tether.sync.files import Files
 from tether.sync.state import Claimed, Key, Report
 
 
@@ -53,7 +55,11 @@ class Context:
     work: Claimed
     checkpoint: Callable[[], None]
     defer_ms: int = 1_000
+    files: Files = field(default_factory=lambda: Files(None))
+    blobs: BlobStore = field(default_factory=BlobStore)
     reports: list[Report] = field(default_factory=list)
+    # Per claim, in memory only (never committed): e.g. SAS URLs fetched ahead for later rows.
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def report(self, kind: str, subject: str, reason: str) -> None:
         self.reports.append(Report(kind, subject, reason))

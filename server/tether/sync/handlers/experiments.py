@@ -41,7 +41,7 @@ def apply(ctx: Context, row: Row) -> None:
     elif row.op in ("delete", "restore"):
         _set_lifecycle(ctx, azure_id, row.op)
     else:
-        ctx.report("deferred", f"op:{row.op}", "not synced by this version of Tether")
+        ctx.report("skipped", f"op:{row.op}", f"not mirrored to Azure ML (outbox {row.id})")
 
 
 def _tag_budget(ctx: Context) -> TagBudget:

@@ -28,6 +28,7 @@ from tether.sync.limits import (
     admit_params,
     chunks,
 )
+from tether.sync.sources import ARTIFACT_OPS
 from tether.sync.state import Key
 
 
@@ -55,22 +56,31 @@ def apply(ctx: Context, row: Row) -> None:
     elif row.op == "log_inputs":
         _log_inputs(ctx, run_id, payload.get("datasets") or [])
         if payload.get("models"):
-            _defer_models(ctx, row, "model inputs")
+            _model_links(ctx, "model inputs")
     elif row.op == "update":
         pass  # nothing changed
+    elif row.op in ARTIFACT_OPS:
+        pass  # the run's files are their own sync entity (`run_artifacts`)
     elif row.op in ("delete", "restore"):
         try:
             (ctx.api.delete_run if row.op == "delete" else ctx.api.restore_run)(run_id)
         except Unsupported:
             ctx.report("skipped", row.op, f"the workspace does not support runs/{row.op}")
+    elif row.op == "log_outputs":
+        _model_links(ctx, "model outputs")
     else:
-        _defer_models(ctx, row, f"op:{row.op}")
+        ctx.report("skipped", f"op:{row.op}", f"not mirrored to Azure ML (outbox {row.id})")
 
 
-def _defer_models(ctx: Context, row: Row, subject: str) -> None:
-    """Artifacts and (logged) models come with a later version, which reads these rows again
-    through its own per-run cursor; until then they are listed in the report, not lost."""
-    ctx.report("deferred", subject, f"not synced by this version (last seen: outbox {row.id})")
+def _model_links(ctx: Context, subject: str) -> None:
+    """Links between a run and MLflow 3 logged models: Azure ML has no logged models (their
+    files are re-homed into the source run, see `logged_models`), so the links stay here."""
+    ctx.report(
+        "skipped",
+        subject,
+        "links to MLflow 3 logged models are not mirrored: Azure ML has no logged models "
+        "(their files are re-homed under models/<model id>/ of the source run)",
+    )
 
 
 # Creation --------------------------------------------------------------------------------
@@ -181,7 +191,7 @@ def _log_batch(ctx: Context, run_id: str, row: Row) -> None:
                 f"{METRICS_PER_BATCH} (Azure ML's per-request limit)",
             )
     if payload.get("model_metric_ids"):
-        _defer_models(ctx, row, "logged-model metrics")
+        _model_links(ctx, "logged-model metrics")  # the points themselves are run metrics
     ctx.work.state["tags"] = sorted(budget.sent)
     ctx.work.state["params"] = sent_params
 

@@ -1,0 +1,98 @@
+"""MLflow 3 logged models (sync entity `logged_model`: the model's outbox rows, its files'
+`artifact_*` rows included). Azure ML has no logged models (protocol notes 5), so once a
+model is finalized READY its files are re-homed as artifacts of its source run, under
+`models/<model id>/`, and the entity's Azure id becomes `runs:/<Azure run>/models/<model id>`:
+the source a registered version of the model is created from. Files written after READY
+follow one by one.
+
+Kept in Tether only, and reported `skipped` on this entity: the model's params and tags,
+deletes (the re-homed files stay in the run), and a model without a source run (nowhere to
+re-home it).
+
+`state`: {"run": source run id, "location": the model's artifact location, "ready": bool}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from tether.sync.handlers import uploads
+from tether.sync.handlers.base import Context, Row
+from tether.sync.sources import ARTIFACT_OPS
+
+REHOME_DIR = "models"
+_KEPT = "logged models do not exist in Azure ML; kept in Tether"
+
+
+def rehomed_path(model_id: str, relative: str = "") -> str:
+    return f"{REHOME_DIR}/{model_id}/{relative}".rstrip("/")
+
+
+def apply(ctx: Context, row: Row) -> None:
+    payload = row.payload
+    if row.op == "create":
+        ctx.work.state = {
+            "run": payload.get("source_run_id") or "",
+            "location": payload.get("artifact_location") or "",
+            "ready": False,
+        }
+        _skip_all(ctx, "param", payload.get("params") or {})
+        _skip_all(ctx, "tag", payload.get("tags") or {})
+    elif row.op == "finalize" and payload.get("status") == "READY":
+        _rehome(ctx)
+    elif row.op == "artifact_put" and ctx.work.state.get("ready"):
+        _rehome(ctx, only=str(payload.get("path") or ""))
+    elif row.op == "artifact_delete" and ctx.work.state.get("ready"):
+        ctx.report("skipped", "file delete", "re-homed files cannot be deleted in Azure ML")
+    elif row.op in ARTIFACT_OPS or row.op == "finalize":
+        pass  # files before READY go with the finalize; a failed model has nothing to show
+    elif row.op == "set_tag":
+        tags = payload.get("tags") or {payload.get("key"): payload.get("value")}
+        _skip_all(ctx, "tag", tags)
+    elif row.op == "log_params":
+        _skip_all(ctx, "param", payload.get("params") or {})
+    elif row.op == "delete":
+        ctx.report("skipped", "delete", "the model's re-homed files stay in the Azure run")
+    elif row.op != "delete_tag":
+        ctx.report("skipped", f"op:{row.op}", _KEPT)
+
+
+def _skip_all(ctx: Context, kind: str, items: dict[str, Any]) -> None:
+    for key in items:
+        ctx.report("skipped", f"{kind}:{key}", _KEPT)
+
+
+def _rehome(ctx: Context, only: str | None = None) -> None:
+    model_id = ctx.work.key.entity_id
+    run_id = str(ctx.work.state.get("run") or "")
+    if not run_id:
+        ctx.report("skipped", "files", "the model has no source run to re-home its files into")
+        return
+    root = ctx.files.resolve(str(ctx.work.state.get("location") or ""))
+    if root is None:
+        ctx.report("skipped", "files", "the model's artifacts are not in Tether's store")
+        return
+    target = uploads.target(ctx, run_id)
+    files = [only] if only else ctx.files.walk(root)
+    pairs = [(f, rehomed_path(model_id, f[len(root) :].lstrip("/"))) for f in files]
+    pairs = [(f, p) for f, p in pairs if f.startswith(root + "/")]
+    done = set(ctx.work.state.get("uploaded", []))
+    for index, (store_path, path) in enumerate(pairs):
+        if path in done:
+            continue
+        ahead: Callable[[], list[str]] = partial(list, [p for _, p in pairs[index : index + 50]])
+        uploads.upload(ctx, target, store_path, path, ahead)
+        done.add(path)
+        ctx.work.state["uploaded"] = sorted(done)
+        ctx.checkpoint()  # a retry of this row skips the files already there
+    ctx.work.state.pop("uploaded", None)
+    ctx.work.state["ready"] = True
+    ctx.work.azure_id = f"runs:/{target[1]}/{rehomed_path(model_id)}"
+    ctx.report(
+        "mapped",
+        "files",
+        f"re-homed as artifacts of run {run_id} (Azure run {target[1]}) under "
+        f"{rehomed_path(model_id)}/",
+    )

@@ -1,0 +1,152 @@
+"""Model versions (protocol notes 5, 6.3), entity id "<registered model id>/<version>".
+
+Create, exactly once: the source is mapped to the Azure run's artifacts (`sources_for`), the
+version is created with a `tether.source_version` tag, and `create_sent` is committed before
+the request: after a lost response or a crash the versions of the model are searched for that
+tag before anything is created again. The Azure version number is committed as soon as it is
+known; the version is then polled with `model-versions/get` until READY, briefly: a version
+still PENDING_REGISTRATION puts the entity back (re-checked on a later pass, lease released).
+
+Then description, tags, stage transitions and delete follow. Versions whose source cannot be
+registered in Azure ML (outside the run's artifacts) are reported skipped, with their later
+rows.
+
+`state`: {"name": Azure model name, "create_sent", "azure_version", "tags", "skipped"}.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tether.clock import now_ms
+from tether.sync.azureml.errors import AmbiguousError, PermanentError
+from tether.sync.handlers.base import Context, Deferred, Row
+from tether.sync.handlers.version_sources import azure_source
+from tether.sync.limits import SOURCE_VERSION_TAG, TAGS_PER_MODEL, TagBudget, description
+from tether.sync.state import Key
+
+READY, PENDING = "READY", "PENDING_REGISTRATION"
+POLLS = 6
+POLL_S = 0.5
+RECHECK_MS = 2_000
+
+
+def apply(ctx: Context, row: Row) -> None:
+    if row.op == "create":
+        _create(ctx, row.payload)
+        return
+    if ctx.work.state.get("skipped"):
+        ctx.report("skipped", f"op:{row.op}", "the version itself is not in Azure ML")
+        return
+    version = ctx.work.azure_id
+    name = ctx.work.state.get("name")
+    if version is None or not name:
+        raise PermanentError(f"model version has no Azure id (no create before {row.op!r})")
+    payload = row.payload
+    if row.op == "update":
+        ctx.api.update_model_version(
+            name, version, description(payload.get("description") or "", ctx.reports) or ""
+        )
+    elif row.op == "set_tag":
+        _set_tags(ctx, name, version, {str(payload["key"]): str(payload["value"])})
+    elif row.op == "delete_tag":
+        _delete_tag(ctx, name, version, str(payload["key"]))
+    elif row.op == "transition_stage":
+        archive = bool(payload.get("archive_existing_versions"))
+        ctx.api.transition_stage(name, version, str(payload["stage"]), archive)
+    elif row.op == "delete":
+        _delete(ctx, name, version)
+    else:
+        ctx.report("skipped", f"op:{row.op}", "not mirrored to Azure ML")
+
+
+def _create(ctx: Context, payload: dict[str, Any]) -> None:
+    model_id, _, local_version = ctx.work.key.entity_id.partition("/")
+    name = ctx.require(Key("registered_model", model_id))
+    state = ctx.work.state
+    state["name"] = name
+    version = state.get("azure_version")
+    if version is None:
+        source = azure_source(ctx, payload)
+        if source is None:
+            state["skipped"] = True
+            return
+        version = _create_once(ctx, name, source, payload)
+        state["azure_version"] = version
+        state.pop("create_sent", None)
+        ctx.checkpoint()  # the mapping before any further call
+    _await_ready(ctx, name, version)
+    ctx.work.azure_id = version
+    if version != local_version:
+        ctx.report("mapped", "version", f"version {version} in Azure ML")
+
+
+def _create_once(ctx: Context, name: str, source: str, payload: dict[str, Any]) -> str:
+    marker = ctx.work.key.entity_id
+    if ctx.work.state.get("create_sent"):
+        found = ctx.api.find_model_versions_by_tag(name, SOURCE_VERSION_TAG, marker)
+        if found:
+            return str(found[0]["version"])
+    budget = TagBudget({SOURCE_VERSION_TAG}, TAGS_PER_MODEL)
+    tags = {
+        SOURCE_VERSION_TAG: marker,
+        **budget.admit(dict(payload.get("tags") or {}), ctx.reports),
+    }
+    ctx.work.state["tags"] = sorted(budget.sent)
+    ctx.work.state["create_sent"] = True
+    ctx.checkpoint()  # from here on, a retry searches before creating
+    run_id = source.split("/")[1]  # runs:/<azure run>/<path>
+    text = description(payload.get("description"), ctx.reports)
+    try:
+        created = ctx.api.create_model_version(name, source, run_id, tags, text)
+    except AmbiguousError:
+        found = ctx.api.find_model_versions_by_tag(name, SOURCE_VERSION_TAG, marker)
+        if not found:
+            raise
+        return str(found[0]["version"])
+    return str(created["version"])
+
+
+def _await_ready(ctx: Context, name: str, version: str) -> None:
+    for attempt in range(POLLS):
+        status = ctx.api.get_model_version(name, version).get("status", READY)
+        if status == READY:
+            return
+        if status != PENDING:
+            raise PermanentError(f"Azure ML answered {status} for {name} version {version}")
+        if attempt + 1 < POLLS:
+            time.sleep(POLL_S)
+    raise Deferred(ctx.work.key, now_ms() + RECHECK_MS)  # not our lease's business to wait
+
+
+def _budget(ctx: Context) -> TagBudget:
+    return TagBudget(set(ctx.work.state.get("tags", [])), TAGS_PER_MODEL)
+
+
+def _set_tags(ctx: Context, name: str, version: str, tags: dict[str, str]) -> None:
+    budget = _budget(ctx)
+    for key, value in budget.admit(tags, ctx.reports).items():
+        ctx.api.set_model_version_tag(name, version, key, value)
+    ctx.work.state["tags"] = sorted(budget.sent)
+
+
+def _delete_tag(ctx: Context, name: str, version: str, key: str) -> None:
+    budget = _budget(ctx)
+    if key not in budget.sent or key == SOURCE_VERSION_TAG:
+        return
+    try:
+        ctx.api.delete_model_version_tag(name, version, key)
+    except PermanentError as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    budget.sent.discard(key)
+    ctx.work.state["tags"] = sorted(budget.sent)
+
+
+def _delete(ctx: Context, name: str, version: str) -> None:
+    try:
+        ctx.api.delete_model_version(name, version)
+    except PermanentError as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # a replayed row
+            raise

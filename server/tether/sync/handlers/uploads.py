@@ -1,0 +1,114 @@
+"""Uploading one of Tether's files into an Azure run's artifacts (protocol notes 4.2, 6.3).
+
+Exactly once: a file whose upload committed but whose outbox row was not (crash, lost
+response) answers 409 on the next attempt (`If-None-Match: *`) and counts as done when the
+blob's size is the file's. A 403 from storage fetches a new SAS once. Write SAS URLs are
+fetched ahead for the next pending files in one `batch/metadata` and kept in memory for this
+claim only (never committed: they are credentials).
+
+Reported, not raised: a path Azure refuses, and a path already in the Azure run with other
+content (write-once there). A file missing from Tether's store raises `Missing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from tether.db.models import Run
+from tether.sync.azureml.blob import Exists, SasRejected
+from tether.sync.azureml.errors import PermanentError, TransientError
+from tether.sync.azureml.run_history import RunHistory
+from tether.sync.handlers.base import Context
+from tether.sync.state import Key
+
+_SAS = "sas"
+
+
+class Missing(TransientError):
+    """The file is not in Tether's store: deleted since (the caller checks), or the worker
+    reads another store than the server writes (then it stays failed, visibly)."""
+
+    def __init__(self, store_path: str) -> None:
+        super().__init__(
+            f"{store_path!r} is not in Tether's artifact store; if it was not deleted, "
+            "check that --artifacts-destination names the store the server writes to"
+        )
+
+
+def target(ctx: Context, run_id: str) -> tuple[str, str]:
+    """(Azure experiment id, Azure run id) of the local run."""
+    azure_run = ctx.require(Key("run", run_id))
+    with ctx.db.read() as session:
+        experiment_id = session.execute(
+            select(Run.experiment_id).where(Run.run_uuid == run_id)
+        ).scalar()
+    if experiment_id is None:
+        raise PermanentError(f"run {run_id} is no longer in Tether")
+    return ctx.require(Key("experiment", str(experiment_id))), azure_run
+
+
+def upload(
+    ctx: Context,
+    target: tuple[str, str],
+    store_path: str,
+    path: str,
+    ahead: Callable[[], list[str]],
+) -> None:
+    """Upload the store file `store_path` as `path` of the Azure run `target`; `ahead` names
+    the paths (`path` first) whose SAS to fetch in the same `batch/metadata`."""
+    refused = ""
+    for attempt in range(2):
+        opened = ctx.files.open(store_path)
+        if opened is None:
+            raise Missing(store_path)
+        size, chunks = opened
+        try:
+            url = _sas(ctx, target, path, ahead, attempt > 0)
+            if url is None:
+                return  # refused by Azure: reported
+            try:
+                ctx.blobs.upload(url, size, chunks)
+            except Exists:
+                _compare(ctx, target, url, path, size)
+            return
+        except SasRejected as exc:
+            refused = str(exc)
+        finally:
+            chunks.close()
+    raise TransientError(f"storage refused a fresh SAS for {path!r}: {refused}", status=403)
+
+
+def _compare(ctx: Context, target: tuple[str, str], url: str, path: str, size: int) -> None:
+    """409: done if the blob has our size (a replay), else reported (write-once in Azure)."""
+    there = ctx.blobs.size(url)
+    if there is None:
+        read_url = RunHistory(ctx.api.client, ctx.api.workspace).read_url(*target, path)
+        there = ctx.blobs.size(read_url) if read_url else None
+    if there == size:
+        return
+    ctx.report(
+        "skipped",
+        f"file:{path}",
+        f"the Azure run already has a different {path!r} ({there} bytes, ours {size}); "
+        "run artifacts are write-once in Azure ML",
+    )
+
+
+def _sas(
+    ctx: Context, target: tuple[str, str], path: str, ahead: Callable[[], list[str]], fresh: bool
+) -> str | None:
+    """The write SAS of `path`: fetched ahead with the next pending files, or anew."""
+    cached: dict[str, str] = ctx.cache.setdefault(f"{_SAS}:{target[1]}", {})
+    if not fresh and path in cached:
+        return cached.pop(path)
+    paths = [path] if fresh else ahead()
+    grant = RunHistory(ctx.api.client, ctx.api.workspace).batch_metadata(*target, paths)
+    cached.update(grant.urls)
+    if path in grant.errors:
+        ctx.report("skipped", f"file:{path}", f"refused by Azure ML: {grant.errors[path]}")
+        return None
+    if path not in cached:
+        raise TransientError(f"batch/metadata returned no upload URL for {path!r}")
+    return cached.pop(path)
