@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from support import Mlflow2, ReferenceServer, TetherServer, unique_name
+from support.compare import differences
 
 BASE_TS = 1_700_000_000_000
 
@@ -265,31 +266,10 @@ def _section(sections: dict[str, Any], name: str, where: str) -> Any:
     return value
 
 
-def _differences(got: Any, expected: Any, path: str = "$") -> list[str]:
-    if isinstance(got, dict) and isinstance(expected, dict):
-        out = []
-        for key in list(expected) + [k for k in got if k not in expected]:
-            if key not in got:
-                out.append(f"{path}.{key}: missing on Tether (reference: {expected[key]!r})")
-            elif key not in expected:
-                out.append(f"{path}.{key}: only on Tether ({got[key]!r})")
-            else:
-                out.extend(_differences(got[key], expected[key], f"{path}.{key}"))
-        return out
-    if isinstance(got, list) and isinstance(expected, list) and len(got) == len(expected):
-        out = []
-        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            out.extend(_differences(g, e, f"{path}[{i}]"))
-        return out
-    if got != expected:
-        return [f"{path}: Tether {got!r:.600} != reference {expected!r:.600}"]
-    return []
-
-
 def _compare(name: str, tether: dict[str, Any], reference: dict[str, Any]) -> tuple[Any, Any]:
     expected = _section(reference, name, "the reference server")
     got = _section(tether, name, "Tether")
-    diffs = _differences(got, expected)
+    diffs = differences(got, expected)
     assert not diffs, f"{len(diffs)} difference(s) from the reference:\n" + "\n".join(diffs[:40])
     return got, expected
 

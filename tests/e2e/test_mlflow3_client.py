@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import fluent
 
 from support import ReferenceServer, TetherServer, unique_name
+from support.compare import assert_same
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Starting with pandas version 4.0",  # mlflow.data's digest code, not ours
@@ -199,37 +200,6 @@ def reference_result(scenario: Callable[[Ctx], Any], server: ReferenceServer) ->
     if key not in _REFERENCE_RESULTS:
         _REFERENCE_RESULTS[key] = run_scenario(scenario, server.url)
     return _REFERENCE_RESULTS[key]
-
-
-def differences(got: Any, expected: Any, path: str = "$") -> list[str]:
-    if isinstance(got, dict) and isinstance(expected, dict):
-        out = []
-        for key in list(expected) + [k for k in got if k not in expected]:
-            if key not in got:
-                out.append(f"{path}.{key}: missing on Tether (reference: {expected[key]!r})")
-            elif key not in expected:
-                out.append(f"{path}.{key}: only on Tether ({got[key]!r})")
-            else:
-                out.extend(differences(got[key], expected[key], f"{path}.{key}"))
-        return out
-    if isinstance(got, list) and isinstance(expected, list) and len(got) == len(expected):
-        out = []
-        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            out.extend(differences(g, e, f"{path}[{i}]"))
-        return out
-    if got != expected:
-        return [f"{path}: Tether {_short(got)} != reference {_short(expected)}"]
-    return []
-
-
-def _short(value: Any, limit: int = 600) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "...]"
-
-
-def assert_same(got: Any, expected: Any) -> None:
-    diffs = differences(got, expected)
-    assert not diffs, f"{len(diffs)} difference(s) from the reference:\n" + "\n".join(diffs[:40])
 
 
 def _loosen(result: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:

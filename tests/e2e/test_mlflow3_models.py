@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import fluent
 
 from support import ReferenceServer, TetherServer
+from support.compare import differences
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Starting with pandas version 4.0",
@@ -141,26 +142,6 @@ def compare(
     diffs = differences(got, expected)
     assert not diffs, "differences from the reference:\n" + "\n".join(diffs[:40])
     return got, expected
-
-
-def differences(got: Any, expected: Any, path: str = "$") -> list[str]:
-    if isinstance(got, dict) and isinstance(expected, dict):
-        out = []
-        for key in list(expected) + [k for k in got if k not in expected]:
-            if key not in got:
-                out.append(f"{path}.{key}: missing on Tether (reference: {expected[key]!r})")
-            elif key not in expected:
-                out.append(f"{path}.{key}: only on Tether ({got[key]!r})")
-            else:
-                out.extend(differences(got[key], expected[key], f"{path}.{key}"))
-        return out
-    if isinstance(got, list) and isinstance(expected, list) and len(got) == len(expected):
-        return [
-            d
-            for i, (g, e) in enumerate(zip(got, expected, strict=True))
-            for d in differences(g, e, f"{path}[{i}]")
-        ]
-    return [] if got == expected else [f"{path}: Tether {got!r} != reference {expected!r}"]
 
 
 # ============================================================================== scenarios

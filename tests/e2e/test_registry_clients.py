@@ -26,6 +26,7 @@ from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 from mlflow.tracking import fluent
 
 from support import Mlflow2, ReferenceServer, TetherServer, unique_name
+from support.compare import assert_same
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # stages are deprecated
 
@@ -260,38 +261,12 @@ def _reference(server: ReferenceServer) -> dict[str, Any]:
     return result
 
 
-def _differences(got: Any, expected: Any, path: str = "$") -> list[str]:
-    if isinstance(got, dict) and isinstance(expected, dict):
-        out = []
-        for key in list(expected) + [k for k in got if k not in expected]:
-            if key not in got:
-                out.append(f"{path}.{key}: missing on Tether (reference: {expected[key]!r})")
-            elif key not in expected:
-                out.append(f"{path}.{key}: only on Tether ({got[key]!r})")
-            else:
-                out.extend(_differences(got[key], expected[key], f"{path}.{key}"))
-        return out
-    if isinstance(got, list) and isinstance(expected, list) and len(got) == len(expected):
-        out = []
-        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            out.extend(_differences(g, e, f"{path}[{i}]"))
-        return out
-    if got != expected:
-        return [f"{path}: Tether {got!r:.600} != reference {expected!r:.600}"]
-    return []
-
-
-def _assert_same(got: Any, expected: Any) -> None:
-    diffs = _differences(got, expected)
-    assert not diffs, f"{len(diffs)} difference(s) from the reference:\n" + "\n".join(diffs[:40])
-
-
 def test_registry_mlflow3_client(
     tether_server: TetherServer, reference_server: ReferenceServer
 ) -> None:
     expected = _reference(reference_server)
     got = scenario_registry_3x(tether_server.url)
-    _assert_same(got, expected)
+    assert_same(got, expected)
     # The comparison is not vacuous.
     assert expected["archived"]["stage"] == "Production"
     assert expected["stage_of_1"] == "Archived"
@@ -417,7 +392,7 @@ def test_registry_mlflow2_client(
         _REFERENCE_2X["2x"] = _run_2x(mlflow2, reference_server.url)
     expected = _REFERENCE_2X["2x"]
     got = _run_2x(mlflow2, tether_server.url)
-    _assert_same(got, expected)
+    assert_same(got, expected)
     source = "mlflow-artifacts:/<exp>/<run>/artifacts/model"
     assert [v["source"] for v in expected["registered"]] == [source, source]
     assert expected["stages"] == ["Archived", "Staging"]
