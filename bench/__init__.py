@@ -1,0 +1,1 @@
+"""Tether vs the reference `mlflow server` (and FastTrackML): see bench/README.md."""
