@@ -21,8 +21,6 @@ from compat.diff import (
     Ref,
     Side,
     _query,
-    assert_error,
-    assert_same,
     substitute,
 )
 from support import MlflowRest
@@ -98,33 +96,6 @@ class ModelPair(Pair):
             self.norm["ref"](answers["ref"].json),
             self.norm["tet"](answers["tet"].json),
         )
-
-    def same(  # type: ignore[override]
-        self,
-        method: str,
-        path: Path,
-        body: Mapping[str, Any] | None = None,
-        *,
-        status: int | None = None,
-    ) -> Any:
-        out = self.send(method, path, body)
-        assert_same(out, status)
-        return out.tet_body
-
-    def same_error(  # type: ignore[override]
-        self,
-        method: str,
-        path: Path,
-        body: Mapping[str, Any] | None = None,
-        *,
-        status: int = 400,
-        code: str = "INVALID_PARAMETER_VALUE",
-        message: bool = True,
-        mentions: tuple[str, ...] = (),
-    ) -> Outcome:
-        out = self.send(method, path, body)
-        assert_error(out, status, code, message=message, mentions=mentions)
-        return out
 
     def model(self, experiment: Ref, **extra: Any) -> Ref:
         """A logged model created on both servers (creation times a few ms apart, so the
