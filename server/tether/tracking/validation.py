@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import posixpath
 import re
 from typing import Any
@@ -130,10 +129,6 @@ def validate_tag(key: str | None, value: str | None, path: str = "") -> str:
     return truncate(value or "", MAX_TAG_VAL_LENGTH)
 
 
-def validate_tag_key(key: str) -> None:
-    _check_name(key, "key")
-
-
 def validate_experiment_tag(key: str, value: str | None) -> None:
     _check_name(key, "key")
     _check_length("key", MAX_EXPERIMENT_TAG_KEY_LENGTH, key)
@@ -195,10 +190,6 @@ def validate_unique_param_keys(keys: list[str]) -> None:
             f"Duplicate parameter keys have been submitted: {dupes}. Please ensure "
             "the request contains only one param value per param key."
         )
-
-
-def is_nan(value: float) -> bool:
-    return math.isnan(value)
 
 
 def validate_dataset(
