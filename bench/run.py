@@ -9,7 +9,9 @@ import argparse
 import json
 import shutil
 import signal
+import sqlite3
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -28,6 +30,7 @@ from bench.servers import (
 from bench.workloads import WORKLOADS, Params, Sample, Workload, cleanup_state
 
 REPO = Path(__file__).resolve().parent.parent
+FML_VENV_BIN = REPO / ".cache" / "fasttrackml-venv" / "bin" / "fml"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,10 +49,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path(sys.executable),
         help="python of the venv with the reference mlflow (default: this one)",
     )
-    p.add_argument("--fasttrackml", type=Path, help="path to the `fml` executable")
+    p.add_argument(
+        "--fasttrackml",
+        type=Path,
+        help="path to the `fml` executable (default: on PATH, else .cache/fasttrackml-venv)",
+    )
     p.add_argument("--postgres-uri-tether", help="PostgreSQL URI for Tether (else SQLite)")
     p.add_argument("--postgres-uri-mlflow", help="PostgreSQL URI for mlflow (needs psycopg2)")
     p.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
+    p.add_argument(
+        "--tether-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for Tether (repeatable), e.g. TETHER_SQLITE_SYNCHRONOUS=NORMAL",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds = 1, min(args.seconds, 2.0)
@@ -75,15 +89,70 @@ def select_workloads(only: str) -> list[Workload]:
 def build_servers(args: argparse.Namespace) -> tuple[list[Server], list[str]]:
     notes: list[str] = []
     servers = [
-        tether_server(REPO, args.postgres_uri_tether, args.workers),
+        tether_server(REPO, args.postgres_uri_tether, args.workers, _env_pairs(args.tether_env)),
         mlflow_server(args.mlflow_python, args.postgres_uri_mlflow, args.workers),
     ]
-    fml = args.fasttrackml or (Path(p) if (p := shutil.which("fml")) else None)
-    if fml is not None and fml.exists():
+    fml = find_fml(args.fasttrackml)
+    if fml is not None:
         servers.append(fasttrackml_server(fml))
     else:
         notes.append("FastTrackML skipped: no `fml` executable (pass --fasttrackml PATH).")
     return servers, notes
+
+
+def _env_pairs(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            sys.exit(f"--tether-env expects KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def find_fml(given: Path | None) -> Path | None:
+    """`--fasttrackml`, else `fml` on PATH, else the venv bench/README.md installs it into.
+
+    Resolved to an absolute path: the servers run with their temp dir as working directory.
+    """
+    candidates = [given] if given is not None else [shutil.which("fml"), FML_VENV_BIN]
+    for candidate in candidates:
+        if candidate is not None and Path(candidate).is_file():
+            return Path(candidate).resolve()
+    return None
+
+
+def sqlite_ceiling(rows: int = 1000, batches: int = 50) -> float:
+    """Raw SQLite insert rate on this machine (rows/s): executemany of `rows`-row batches,
+    one transaction each, into a table shaped like Tether's `metrics` (integer primary key
+    and the unique point index), WAL with synchronous=FULL, as Tether runs it. The yardstick
+    of the log-batch target ("25% of the raw SQLite insert ceiling")."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="bench-sqlite-"))
+    try:
+        conn = sqlite3.connect(tmpdir / "ceiling.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(
+            "CREATE TABLE metrics (id INTEGER PRIMARY KEY, run_uuid VARCHAR(32), key VARCHAR(250),"
+            " value FLOAT, timestamp BIGINT, step BIGINT, is_nan BOOLEAN,"
+            " UNIQUE (run_uuid, key, step, timestamp, value, is_nan))"
+        )
+        sql = (
+            "INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        )
+        run, now = "0" * 32, int(time.time() * 1000)
+        start = time.perf_counter()
+        for b in range(batches):
+            batch = [(run, "loss", (i % 97) / 97.0, now, b * rows + i, 0) for i in range(rows)]
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(sql, batch)
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        conn.close()
+        return rows * batches / elapsed
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -124,6 +193,14 @@ def _rounds(
                 except Exception as exc:  # a workload a server does not support
                     print(f"  {w.name} on {server.name}: FAILED {exc!r}", file=sys.stderr)
                     continue
+                if sample.units == 0 and sample.errors:
+                    # Every request failed: the server lacks the endpoint (FastTrackML has no
+                    # bulk-interval or artifact proxy). Shown as "-", not as a throughput.
+                    print(
+                        f"  {w.name} on {server.name}: UNSUPPORTED ({sample.errors} errors)",
+                        file=sys.stderr,
+                    )
+                    continue
                 samples.setdefault((w.name, server.name), []).append(sample)
                 memory[(w.name, server.name)] = (server.rss_kb(), server.hwm_kb())
                 print(
@@ -151,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in started:
             server.stop()
+    ceiling = sqlite_ceiling()
+    notes.append(
+        f"Raw SQLite insert ceiling on this machine (executemany, 1000-row transactions,"
+        f" unique index, WAL + synchronous=FULL, measured after the workloads):"
+        f" {ceiling:,.0f} rows/s."
+    )
     names = [s.name for s in servers]
     idle = {s.name: s.idle_rss_kb for s in servers}
     unit = {w.name: w.unit for w in workloads}
@@ -170,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _header(args: argparse.Namespace) -> str:
     store = "PostgreSQL" if args.postgres_uri_tether else "SQLite"
+    env = f" Tether environment: {' '.join(args.tether_env)}." if args.tether_env else ""
     return (
-        f"\n{store}; {args.rounds} round(s) x {args.seconds:g}s per workload;"
+        f"\n{store};{env} {args.rounds} round(s) x {args.seconds:g}s per workload;"
         f" search over {args.search_runs} runs; history {args.history_points} points;"
         f" artifact {args.artifact_mb} MB. Throughput: median over rounds;"
         f" latency: p50/p99 per request over all rounds.\n"

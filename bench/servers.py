@@ -144,7 +144,10 @@ def _new_tmpdir(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
 
 
-def tether_server(repo: Path, postgres_uri: str | None, workers: int) -> Server:
+def tether_server(
+    repo: Path, postgres_uri: str | None, workers: int, env: dict[str, str] | None = None
+) -> Server:
+    """`env`: extra TETHER_* settings (the calling shell's are never passed)."""
     tmpdir, port = _new_tmpdir("tether"), free_port()
     backend = postgres_uri or f"sqlite:///{tmpdir / 'tether.db'}"
     argv = [
@@ -163,7 +166,7 @@ def tether_server(repo: Path, postgres_uri: str | None, workers: int) -> Server:
         "--workers",
         str(workers),
     ]
-    return Server("tether", argv, clean_env({}), port, tmpdir)
+    return Server("tether", argv, clean_env(env or {}), port, tmpdir)
 
 
 def mlflow_server(python: Path, postgres_uri: str | None, workers: int) -> Server:

@@ -238,7 +238,9 @@ def _search_setup(base: str, params: Params, state: dict[str, Any]) -> str:
 
 
 def _metric_value(key: str, i: int) -> dict[str, Any]:
-    return {"key": key, "value": (i * 7919 % 1000) / 1000.0, "timestamp": 0, "step": 0}
+    # A real timestamp: FastTrackML refuses timestamp 0 (400 on the whole batch).
+    value = (i * 7919 % 1000) / 1000.0
+    return {"key": key, "value": value, "timestamp": int(time.time() * 1000), "step": 0}
 
 
 def _search_pages(client: httpx.Client, body: dict[str, Any]) -> Iterator[int]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 import click
@@ -11,6 +13,7 @@ import click
 from tether import __version__
 from tether.config import Settings
 from tether.errors import MlflowError
+from tether.observability import logs, prometheus_dir
 from tether.sync import commands as sync_commands
 
 
@@ -72,22 +75,55 @@ def main() -> None:
     "subscriptions/<sub>/resourceGroups/<rg>/workspaces/<ws> (sync is off without it).",
 )
 @click.option("--azureml-endpoint", default=None, help="Override the workspace's https base URL.")
+@click.option(
+    "--expose-prometheus",
+    default=None,
+    help="Serve Prometheus metrics at /metrics, keeping the workers' samples in this directory "
+    "(created if missing; a previous run's sample files are removed at start). "
+    "Env: TETHER_EXPOSE_PROMETHEUS.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default=None,
+    help="text (default) or json: one object per line. Env: TETHER_LOG_FORMAT.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS, case_sensitive=False),
+    default=None,
+    help="Default info. Env: TETHER_LOG_LEVEL.",
+)
 def serve(**options: Any) -> None:
     """Run the tracking server (migrating the database first)."""
     import uvicorn
 
     _export(options)
     settings = Settings()
+    log_level = settings.log_level.lower()
+    logs.configure(settings.log_format, log_level)
+    if settings.expose_prometheus:  # before any worker (or this process) loads the app
+        prometheus_dir.prepare(settings.expose_prometheus)
     _upgrade_or_exit(settings)
+    # uvicorn re-raises the SIGTERM it shut down gracefully on: make that a clean exit (0),
+    # not a death by signal (143), as with --workers N.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "tether.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_level="info",
-        access_log=False,
+        timeout_graceful_shutdown=settings.graceful_timeout,
+        timeout_keep_alive=settings.timeout_keep_alive,
+        log_config=logs.log_config(settings.log_format, log_level),
+        log_level=log_level,
+        access_log=False,  # Tether writes its own, with the request id (observability)
     )
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @main.group()
@@ -119,6 +155,26 @@ def _upgrade_or_exit(settings: Settings) -> None:
         sys.exit(1)
     finally:
         database.dispose()
+
+
+@main.command("openapi")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the document to this file (default: standard output).",
+)
+def openapi_command(output: str | None) -> None:
+    """Print the OpenAPI document of the HTTP API (committed as openapi/openapi.json)."""
+    from tether.api import openapi
+
+    text = openapi.generate()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(text)
 
 
 main.add_command(sync_commands.sync)

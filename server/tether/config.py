@@ -16,7 +16,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
+    # On SIGTERM: seconds in-flight requests may take to finish before they are cancelled
+    # (then the sync worker stops and gives its leases back).
+    graceful_timeout: int = Field(default=30, ge=0)
+    # Idle keep-alive seconds; behind a load balancer keep it above the balancer's idle timeout.
+    timeout_keep_alive: int = Field(default=5, ge=1)
     data_dir: Path = DEFAULT_DATA_DIR
+    # Largest request body the JSON API reads (bytes; 413 above it). Artifact uploads are
+    # streamed and exempt. 32 MiB takes any valid MLflow request, a full log-batch or a
+    # log-inputs with the largest dataset profile MLflow stores included.
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     backend_store_uri: str | None = None
     default_artifact_root: str | None = None
     artifacts_destination: str | None = None
@@ -44,6 +53,14 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     auto_migrate: bool = True
+    # Operations (tether.observability): Prometheus sample directory (also turns /metrics on),
+    # how long scrape-time database figures are reused, log output, the /ready probe's limit.
+    expose_prometheus: str | None = None
+    metrics_cache_seconds: float = Field(default=5.0, ge=0)
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    log_level: str = Field(default="info", pattern="(?i)^(critical|error|warning|info|debug)$")
+    access_log: bool = True  # one line per request (tether.access)
+    ready_timeout_seconds: float = Field(default=3.0, gt=0)
 
     def resolved_backend_store_uri(self) -> str:
         if self.backend_store_uri:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-# The HTTP statuses `mlflow server` answers for each error code it uses.
+# The HTTP statuses `mlflow server` answers for each error code it uses (except INVALID_STATE).
 _STATUS_BY_CODE: dict[str, int] = {
     "INTERNAL_ERROR": 500,
     "TEMPORARILY_UNAVAILABLE": 503,
     "INVALID_PARAMETER_VALUE": 400,
     "BAD_REQUEST": 400,
-    "INVALID_STATE": 500,
+    # MLflow answers 500 (and its client retries); a request the current state refuses is the
+    # client's to fix, so Tether answers 400 with MLflow's code and message.
+    "INVALID_STATE": 400,
     "RESOURCE_ALREADY_EXISTS": 400,
     "RESOURCE_DOES_NOT_EXIST": 404,
     "ENDPOINT_NOT_FOUND": 404,

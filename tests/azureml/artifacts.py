@@ -58,18 +58,29 @@ class BlobAccount:
     account_key: str
     container: str  # <workspace-guid>-azureml
 
-    def sas_url(self, name: str, *, write: bool, ttl_seconds: float) -> str:
+    def sas_url(
+        self,
+        name: str,
+        *,
+        write: bool,
+        ttl_seconds: float,
+        via: str | None = None,
+        read: bool = True,
+    ) -> str:
+        """A SAS URL of blob `name`; `via` replaces the storage endpoint (the front's storage
+        pass-through, same path layout, so the signature still matches); a write SAS without
+        `read` may create and write only."""
         now = dt.datetime.now(dt.UTC)
         sas = generate_blob_sas(
             account_name=self.account_name,
             container_name=self.container,
             blob_name=name,
             account_key=self.account_key,
-            permission=BlobSasPermissions(read=True, create=write, write=write),
+            permission=BlobSasPermissions(read=read or not write, create=write, write=write),
             start=now - dt.timedelta(minutes=5),
             expiry=now + dt.timedelta(seconds=ttl_seconds),
         )
-        return f"{self.endpoint}/{self.container}/{quote(name, safe='/')}?{sas}"
+        return f"{via or self.endpoint}/{self.container}/{quote(name, safe='/')}?{sas}"
 
 
 class ArtifactIndex:
@@ -108,10 +119,20 @@ class ArtifactIndex:
             bucket[path] = record
         return record
 
-    def content_info(self, record: dict[str, Any], *, write: bool, ttl: float) -> dict[str, Any]:
+    def content_info(
+        self,
+        record: dict[str, Any],
+        *,
+        write: bool,
+        ttl: float,
+        via: str | None = None,
+        write_reads: bool = True,
+    ) -> dict[str, Any]:
+        """`write_reads`: whether a write SAS may read too (quirk `write_sas_reads`)."""
         name = blob_name(record["origin"], record["container"], record["path"])
+        uri = self.account.sas_url(name, write=write, ttl_seconds=ttl, via=via, read=write_reads)
         return {
-            "contentUri": self.account.sas_url(name, write=write, ttl_seconds=ttl),
+            "contentUri": uri,
             "origin": record["origin"],
             "container": record["container"],
             "path": record["path"],

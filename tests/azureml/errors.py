@@ -157,3 +157,15 @@ def from_mlflow_body(status: int, body: Any, *, location: str) -> dict[str, Any]
     return mlflow_error_body(
         status, str(body["error_code"]), str(body.get("message", "")), location=location
     )
+
+
+def storage_error(status: int) -> Response:
+    """Blob Storage's XML error (`x-ms-error-code` too) for an injected status."""
+    code = {503: "ServerBusy", 500: "InternalError", 403: "AuthenticationFailed"}.get(
+        status, "InternalError"
+    )
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><Error><Code>'
+        f"{code}</Code><Message>Injected storage failure ({status}).</Message></Error>"
+    )
+    return Response(body, status, {"x-ms-error-code": code}, media_type="application/xml")

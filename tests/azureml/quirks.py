@@ -59,6 +59,14 @@ class Quirks:
     async_logging_delay: float = 0.0
     # §4.2: page size of the run artifact listing (continuationToken beyond it) [INF].
     artifact_list_page_size: int = 100
+    # §4.2 + §6.3: whether the write SAS from batch/metadata may also read (HEAD/GET) the
+    # blob [INF: azureml-mlflow never reads through it]. Off: create+write only, so a 409
+    # must be checked through a read SAS from `contentinfo`.
+    write_sas_reads: bool = True
+    # Test visibility, not an Azure behaviour: SAS URLs handed out point at the front's
+    # `/_storage/` pass-through to Azurite (same SAS), so blob requests appear in the request
+    # log (family "blob") and fault rules apply to them. Off: straight to Azurite, as Azure.
+    blob_via_front: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         fields = {f.name: f for f in dataclasses.fields(self)}

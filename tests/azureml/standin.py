@@ -161,6 +161,9 @@ class Standin:
         path: str = scope["path"]
         if path == "/health":
             response = await self.health()
+        elif path.startswith(STORAGE_PREFIX):
+            await self.storage(request, scope, receive, send)
+            return
         elif path.startswith("/_standin/"):
             try:
                 response = await self.control(request)
@@ -794,7 +797,9 @@ class Standin:
                 return errors.json_response(record)
             await self._ensure_container()
             return errors.json_response(
-                self.index.content_info(record, write=False, ttl=self.quirks.sas_ttl_seconds)
+                self.index.content_info(
+                    record, write=False, ttl=self.quirks.sas_ttl_seconds, via=self._storage_via()
+                )
             )
         return errors.empty_404()
 
@@ -871,10 +876,84 @@ class Standin:
             tags = item.get("tags") if isinstance(item.get("tags"), dict) else None
             record = self.index.create(origin, container, path, tags)
             artifacts[path] = record
-            infos[path] = self.index.content_info(record, write=True, ttl=ttl)
+            infos[path] = self.index.content_info(
+                record,
+                write=True,
+                ttl=ttl,
+                via=self._storage_via(),
+                write_reads=self.quirks.write_sas_reads,
+            )
         return errors.json_response(
             {"artifacts": artifacts, "artifactContentInformation": infos, "errors": failures}
         )
+
+    # ------------------------------------------------- storage pass-through (test visibility)
+
+    def _storage_via(self) -> str | None:
+        """The SAS base to hand out: the front's pass-through when `blob_via_front` is on."""
+        if not self.quirks.blob_via_front:
+            return None
+        return f"https://{self.config.netloc}{STORAGE_PREFIX}{self.config.account_name}"
+
+    async def storage(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
+        """`/_storage/<account>/<container>/<blob>?<SAS>` -> Azurite, unchanged (Azurite checks
+        the SAS). Logged with family "blob" (query without the signature); fault rules apply
+        (a `status` fault answers in Storage's XML error shape)."""
+        method = request.method.upper()
+        path: str = scope["path"]
+        body = await request.body()
+        query = scope.get("query_string", b"").decode("latin-1")
+        self._seq += 1
+        entry: dict[str, Any] = {
+            "seq": self._seq,
+            "time": time.time(),
+            "method": method,
+            "path": path,
+            "query": "&".join(q for q in query.split("&") if q.startswith(("comp=", "blockid="))),
+            "family": "blob",
+            "status": None,
+            "auth": "sas",
+            "fault": None,
+            "dropped": False,
+            "json": None,
+            "size": len(body),
+        }
+        self.log.append(entry)
+        rule = self.faults.take(method, path)
+        if rule is not None:
+            entry["fault"] = rule.action if rule.action != "status" else f"status:{rule.status}"
+            if rule.action == "drop":
+                entry["dropped"] = await drop_connection(scope)
+                return
+            if rule.action == "status":
+                response: Response = errors.storage_error(rule.status)
+                entry["status"] = response.status_code
+                await response(scope, receive, send)
+                return
+            if rule.action == "delay":
+                await asyncio.sleep(rule.seconds)
+        origin = self.config.blob_endpoint.rsplit("/", 1)[0]
+        forwarded = {
+            k: v
+            for k, v in request.headers.items()
+            if k.startswith(("x-ms-", "content-", "if-", "range")) and k != "content-length"
+        }
+        answer = await self.client.request(
+            method,
+            f"{origin}{path[len(STORAGE_PREFIX) - 1 :]}?{query}",
+            content=body,
+            headers=forwarded,
+        )
+        entry["status"] = answer.status_code
+        if rule is not None and rule.action == "lost_response":
+            entry["dropped"] = await drop_connection(scope)
+            return
+        headers = {
+            k: v
+            for k, v in answer.headers.items()
+            if k.lower() not in ("transfer-encoding", "connection", "content-encoding", "server")
+        }
+        await Response(answer.content, answer.status_code, headers)(scope, receive, send)
 
     def listing(self, records: list[dict[str, Any]], token: str | None) -> Response:
         items, following = page(records, token, self.quirks.artifact_list_page_size)
@@ -938,6 +1017,7 @@ class Standin:
 
 
 _BATCH = ("runs/log-batch",)
+STORAGE_PREFIX = "/_storage/"
 
 
 def _classify(path: str) -> tuple[str | None, re.Match[str] | None]:

@@ -159,3 +159,29 @@ def test_lost_response_on_batch_metadata_still_creates_records(
     # Asking again for the same path gives a fresh SAS for the same record (assumption, §9.3).
     body = _batch(az, run, ["p"])
     assert body["artifacts"]["p"]["etag"] == ws.artifact_index(run["info"]["run_id"])[0]["etag"]
+
+
+def test_storage_pass_through_logs_blob_writes_and_takes_faults(
+    az: AzClient, azureml_workspace: AzuremlWorkspace
+) -> None:
+    """Quirk `blob_via_front`: SAS URLs point at the front, which forwards to Azurite as is."""
+    ws = azureml_workspace
+    ws.quirks(blob_via_front=True)
+    run = az.run()
+    run_id = run["info"]["run_id"]
+    sas = _batch(az, run, ["a.bin"])["artifactContentInformation"]["a.bin"]["contentUri"]
+    assert sas.startswith(f"{ws.https_base}/_storage/")
+    mark = ws.mark()
+    with httpx.Client(verify=ws.ssl_context(), trust_env=False) as http:
+        ws.faults(path="/_storage/.*a\\.bin$", action="status", status=503, times=1)
+        busy = http.put(sas, content=b"data", headers=PUT_HEADERS)
+        assert busy.status_code == 503 and busy.headers["x-ms-error-code"] == "ServerBusy"
+        assert http.put(sas, content=b"data", headers=PUT_HEADERS).status_code == 201
+        assert http.put(sas, content=b"other", headers=PUT_HEADERS).status_code == 409
+        head = http.head(sas, headers={"x-ms-version": "2021-08-06"})
+        assert head.status_code == 200 and head.headers["Content-Length"] == "4"
+        assert head.headers.get("Content-MD5"), "storage computed the MD5 of a Put Blob"
+    assert ws.artifacts.read(run_id, "a.bin") == b"data"
+    assert ws.blob_commits(mark) == {f"ExperimentRun/dcid.{run_id}/a.bin": [503, 201, 409]}
+    logged = ws.requests(mark, path="/_storage/")
+    assert all("sig=" not in e["query"] for e in logged), "no SAS signature in the log"

@@ -298,6 +298,23 @@ class AzuremlWorkspace:
             entries = [e for e in entries if e["method"] == method.upper()]
         return entries
 
+    def blob_commits(self, since: int = 0) -> dict[str, list[int]]:
+        """Blob name -> statuses of the committing writes (Put Blob, Put Block List) seen by
+        the storage pass-through after `since` (quirk `blob_via_front`): 201 = written,
+        409 = refused as already there. Paths are unquoted blob names."""
+        from urllib.parse import unquote
+
+        prefix = f"/_storage/{self.config.account_name}/{self.config.container}/"
+        out: dict[str, list[int]] = {}
+        for entry in self.requests(since):
+            if entry["family"] != "blob" or entry["method"] != "PUT":
+                continue
+            if entry["query"] not in ("", "comp=blocklist") or entry["status"] is None:
+                continue
+            name = unquote(entry["path"][len(prefix) :])
+            out.setdefault(name, []).append(int(entry["status"]))
+        return out
+
     def quirks(self, **changes: Any) -> dict[str, Any]:
         """Current quirk switches; keyword arguments change them (until `reset()`)."""
         if changes:

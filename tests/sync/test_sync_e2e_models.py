@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from sync_fidelity import InnerMlflow
-from test_sync_e2e import _start_synced, _sync_env, _sync_status, _wait_synced
+from test_sync_e2e import _sync_env, _sync_status, _wait_synced
 
 from support import TetherServer, unique_name
 
@@ -82,21 +82,40 @@ def _azure_run(detail: dict[str, Any]) -> str:
     return azure_id
 
 
-@sqlite_only
+@pytest.mark.parametrize("backend_kind", ["sqlite", "postgres"], indirect=True)
 def test_training_with_artifacts_and_a_registered_model(
     start_tether_server: TetherServerStarter,
     azureml_workspace: AzuremlWorkspace,
     azureml_identity: ManagedIdentityEndpoint,
     tmp_path: Any,
+    backend_kind: str,
 ) -> None:
+    """On PostgreSQL a second server shares the store and drains with the first."""
     ws = azureml_workspace
+    ws.quirks(blob_via_front=True)  # every blob write is seen by the stand-in
     files = {
         "config.json": b'{"lr": 0.01}',
         "plots/epochs/loss.csv": b"epoch,loss\n0,1.0\n1,0.5\n",
         "data/weights.bin": os.urandom(5 * 1024 * 1024 + 17),
     }
     _write(str(tmp_path / "out"), files)
-    server = _start_synced(start_tether_server, ws, azureml_identity)
+    store = str(tmp_path / "artifacts")
+    server = start_tether_server(
+        extra_args=["--azureml-workspace", ws.arm_id],
+        env=_sync_env(ws, azureml_identity),
+        artifacts_destination=store,
+    )
+    servers = [server]
+    if backend_kind == "postgres":
+        servers.append(
+            start_tether_server(
+                server.backend_uri,
+                extra_args=["--azureml-workspace", ws.arm_id],
+                env=_sync_env(ws, azureml_identity),
+                artifacts_destination=store,
+            )
+        )
+    mark = ws.mark()
     name = unique_name("clf")
     script = subprocess.run(
         [sys.executable, "-c", TRAINING_SCRIPT, unique_name("e2e"), name, str(tmp_path / "out")],
@@ -121,6 +140,16 @@ def test_training_with_artifacts_and_a_registered_model(
     assert len(versions) == 1
     assert versions[0]["status"] == "READY" and versions[0]["current_stage"] == "Staging"
     assert versions[0]["source"] == f"runs:/{azure_run}/models/{model_id}"
+    creates = ws.requests(mark, path="model-versions/create$")
+    assert [e["status"] for e in creates] == [200], "the version was created once"
+    commits = ws.blob_commits(mark)
+    for path in ws.artifacts.run_files(azure_run):  # the run's files and the re-homed model
+        statuses = commits[f"ExperimentRun/dcid.{azure_run}/{path}"]
+        assert statuses.count(201) == 1 and set(statuses) <= {201, 409}, (path, statuses)
+    for other in servers:  # every process tells the same, shared truth
+        body = _sync_status(other)
+        assert body["entities"]["synced"] == sum(body["entities"].values()), body
+        assert body["worker"]["stats"]["dead_letters"] == 0, body
 
 
 @sqlite_only
@@ -133,6 +162,7 @@ def test_kill_9_mid_upload_then_restart_uploads_every_file_once(
     ws = azureml_workspace
     files = {f"shard-{i:02d}/part.bin": os.urandom(2 * 1024 * 1024 + i) for i in range(16)}
     store = str(tmp_path / "artifacts")  # outlives the killed server (its tmpdir does not)
+    ws.quirks(blob_via_front=True)  # every blob write is seen by the stand-in
 
     def start(backend_uri: str | None = None) -> TetherServer:
         return start_tether_server(
@@ -180,3 +210,7 @@ def test_kill_9_mid_upload_then_restart_uploads_every_file_once(
     assert sorted(r["path"] for r in ws.artifact_index(azure_run)) == sorted(files)
     detail = _sync_status(restarted, f"run_artifacts:{created['run_id']}")
     assert detail["report"] == [], "every file done, none refused as different"
+    commits = ws.blob_commits(mark)
+    for path in files:  # a replayed file met a 409 and compared equal: written once
+        statuses = commits[f"ExperimentRun/dcid.{azure_run}/{path}"]
+        assert statuses.count(201) == 1 and set(statuses) <= {201, 409}, (path, statuses)

@@ -1,11 +1,13 @@
-"""Liveness and version, at the paths `mlflow server` serves them."""
+"""Liveness and version, at the paths `mlflow server` serves them; readiness at /ready."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from tether import __version__
+from tether.api.responses import JsonResponse
+from tether.observability.readiness import Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -18,3 +20,25 @@ async def health() -> str:
 @router.get("/version", response_class=PlainTextResponse)
 async def version() -> str:
     return __version__
+
+
+@router.get("/ready", response_class=JsonResponse)
+async def ready(request: Request) -> JsonResponse:
+    """200 when the database answers and the artifact store takes writes, else 503; the
+    Azure ML sync is reported (queue, reachability) but never makes the server unready."""
+    ok, body = await _readiness(request).report()
+    return JsonResponse(body, status_code=200 if ok else 503)
+
+
+def _readiness(request: Request) -> Readiness:
+    state = request.app.state
+    readiness: Readiness | None = getattr(state, "readiness", None)
+    if readiness is None:  # one per app: it holds the probes in flight
+        readiness = Readiness(
+            state.db,
+            state.services.artifacts.backend if state.settings.serve_artifacts else None,
+            lambda: state.sync,
+            timeout=state.settings.ready_timeout_seconds,
+        )
+        state.readiness = readiness
+    return readiness

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     StrictStr,
     ValidationError,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 
@@ -31,20 +32,26 @@ _JSON_METHODS = ("POST", "PUT")
 _JSON_CONTENT_TYPES = ("application/json",)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _int64(value: Any) -> Any:
-    """Accept what protobuf's JSON parser accepts for int64: ints, integral floats, digits."""
+    """Accept what protobuf's JSON parser accepts for int64: ints, integral floats, digits,
+    within int64's range (a larger number is refused like any invalid value, never sent to
+    the database)."""
     if isinstance(value, bool):
         raise ValueError("bool")
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise ValueError("not an int64")
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = int(value.strip())
+    if number is None or not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError("not an int64")
+    return number
 
 
 def _double(value: Any) -> Any:
@@ -79,16 +86,53 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Int64 = Annotated[int, BeforeValidator(_int64)]
+Int64 = Annotated[
+    int,
+    BeforeValidator(_int64),
+    WithJsonSchema(
+        {"type": "integer", "format": "int64", "minimum": INT64_MIN, "maximum": INT64_MAX}
+    ),
+]
 Double = Annotated[float, BeforeValidator(_double)]
 Bool = Annotated[bool, BeforeValidator(_bool)]
 Str = Annotated[StrictStr, AfterValidator(_no_nul)]
 
 
+def _document_required(schema: dict[str, Any], cls: type[Any]) -> None:
+    """JSON schema (OpenAPI) of a request model: the fields in `required` are required there
+    too, not nullable, and non-empty when strings, as `parse_model` enforces."""
+    names: tuple[str, ...] = getattr(cls, "required", ())
+    if not names:
+        return
+    properties: dict[str, Any] = schema.get("properties", {})
+    listed: list[str] = schema.setdefault("required", [])
+    for name in names:
+        field = cls.model_fields[name]
+        key = field.alias or name
+        prop = properties.get(key)
+        if prop is None:
+            continue
+        prop.pop("default", None)
+        options = prop.get("anyOf")
+        if options is not None:
+            options = [o for o in options if o.get("type") != "null"]
+            if len(options) == 1:
+                del prop["anyOf"]
+                prop.update(options[0])
+            else:
+                prop["anyOf"] = options
+        if prop.get("type") == "string":
+            prop["minLength"] = 1
+        if key not in listed:
+            listed.append(key)
+
+
 class RequestModel(BaseModel):
     """Base for request bodies. `required` lists fields MLflow rejects when missing or empty."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, json_schema_extra=_document_required
+    )
     required: ClassVar[tuple[str, ...]] = ()
 
 

@@ -17,10 +17,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from tether.api import response_models as resp
 from tether.api.deps import Artifacts
 from tether.api.request import parse_request
 from tether.api.responses import JsonResponse
-from tether.api.routing import MlflowRouter
+from tether.api.routing import MlflowRouter, document
 from tether.artifacts import schemas
 from tether.artifacts.backends.base import UploadedPart
 from tether.artifacts.paths import (
@@ -95,6 +96,7 @@ def path_after(request: Request, anchor: str) -> str:
 
 
 @_proxy_route("/artifacts/{artifact_path:path}", ["PUT"])
+@document(binary_request=True, empty_response=True)
 async def upload_artifact(request: Request, service: Artifacts, artifact_path: str) -> Response:
     raw = raw_path_after(request, "/mlflow-artifacts/artifacts/")
     if raw == "" or raw.endswith("/"):
@@ -110,6 +112,7 @@ async def upload_artifact(request: Request, service: Artifacts, artifact_path: s
 
 
 @_proxy_route("/artifacts/{artifact_path:path}", ["GET"])
+@document(binary_response=True)
 async def download_artifact(
     request: Request, service: Artifacts, artifact_path: str
 ) -> StreamingResponse:
@@ -117,12 +120,14 @@ async def download_artifact(
 
 
 @_proxy_route("/artifacts/{artifact_path:path}", ["DELETE"])
+@document(response=resp.Empty)
 async def delete_artifact(request: Request, service: Artifacts, artifact_path: str) -> Any:
     await service.delete(path_after(request, "/mlflow-artifacts/artifacts/"))
     return {}
 
 
 @_proxy_route("/artifacts", ["GET"])
+@document(request=schemas.ListArtifacts, response=resp.ListProxyArtifactsResponse)
 async def list_artifacts(request: Request, service: Artifacts) -> Any:
     body = await parse_request(request, schemas.ListArtifacts)
     entries = await service.list_dir(safe_directory_path(body.path))
@@ -135,6 +140,7 @@ def _basename(client_file: str) -> str:
 
 
 @_proxy_route("/mpu/create/{artifact_path:path}", ["POST"])
+@document(request=schemas.CreateMultipartUpload, response=resp.CreateMultipartUploadResponse)
 async def create_multipart_upload(request: Request, service: Artifacts, artifact_path: str) -> Any:
     directory = path_after(request, "/mlflow-artifacts/mpu/create/")
     body = await parse_request(request, schemas.CreateMultipartUpload)
@@ -151,6 +157,7 @@ async def create_multipart_upload(request: Request, service: Artifacts, artifact
 
 
 @_proxy_route("/mpu/complete/{artifact_path:path}", ["POST"])
+@document(request=schemas.CompleteMultipartUpload, response=resp.Empty)
 async def complete_multipart_upload(
     request: Request, service: Artifacts, artifact_path: str
 ) -> Any:
@@ -163,6 +170,7 @@ async def complete_multipart_upload(
 
 
 @_proxy_route("/mpu/abort/{artifact_path:path}", ["POST"])
+@document(request=schemas.AbortMultipartUpload, response=resp.Empty)
 async def abort_multipart_upload(request: Request, service: Artifacts, artifact_path: str) -> Any:
     directory = path_after(request, "/mlflow-artifacts/mpu/abort/")
     body = await parse_request(request, schemas.AbortMultipartUpload)
@@ -184,7 +192,12 @@ async def presigned_download(request: Request, artifact_path: str) -> Any:
 tracking = MlflowRouter("artifacts")
 
 
-@tracking.route("/artifacts/list", ["GET"])
+@tracking.route(
+    "/artifacts/list",
+    ["GET"],
+    request=schemas.ListRunArtifacts,
+    response=resp.ListRunArtifactsResponse,
+)
 async def list_run_artifacts(request: Request, service: Artifacts) -> Any:
     body = await parse_request(request, schemas.ListRunArtifacts)
     return await service.list_run_artifacts(body.run_id, safe_directory_path(body.path))
@@ -194,6 +207,7 @@ ui = APIRouter(tags=["artifacts"], default_response_class=JsonResponse)
 
 
 @ui.get("/get-artifact")
+@document(request=schemas.GetArtifact, binary_response=True)
 async def get_artifact(request: Request, service: Artifacts) -> StreamingResponse:
     body = await parse_request(request, schemas.GetArtifact)
     return await service.download_run_artifact(body.run_id, safe_relative_path(body.path))
@@ -201,6 +215,7 @@ async def get_artifact(request: Request, service: Artifacts) -> StreamingRespons
 
 @ui.get("/api/3.0/mlflow/server-info")
 @ui.get("/ajax-api/3.0/mlflow/server-info", include_in_schema=False)
+@document(response=resp.ServerInfo)
 async def server_info(request: Request, service: Artifacts) -> Any:
     settings: Settings = request.app.state.settings
     return {

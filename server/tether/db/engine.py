@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,6 +89,22 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def fetch_tuples(session: Session, stmt: Executable) -> list[tuple[Any, ...]]:
+    """The rows of `stmt` exactly as the DBAPI returns them, as plain tuples.
+
+    Building SQLAlchemy Row objects costs microseconds per row, which dominated reads of
+    thousands of metric points (10k ids: ~40 ms through Result, ~5 ms from the cursor). Only
+    for columns whose raw values are what the caller needs: numbers and strings (a Boolean
+    comes back as 0/1 from SQLite, as bool from PostgreSQL).
+    """
+    result = session.connection().execute(stmt)
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    return list(rows)
 
 
 def _install_sqlite_hooks(engine: Engine, synchronous: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from tether.api import response_models as resp
 from tether.api.deps import Artifacts, LoggedModels
 from tether.api.request import parse_request
 from tether.api.routing import MlflowRouter
@@ -26,7 +27,9 @@ def _pairs(items: list[Any]) -> list[KeyValueIn]:
     return [KeyValueIn(item.key, item.value) for item in items]
 
 
-@api.route("/logged-models", ["POST"])
+@api.route(
+    "/logged-models", ["POST"], request=schemas.CreateLoggedModel, response=resp.LoggedModelResponse
+)
 async def create_logged_model(request: Request, service: LoggedModels) -> dict[str, Any]:
     body = await parse_request(request, schemas.CreateLoggedModel)
     model = await blocking(
@@ -41,7 +44,12 @@ async def create_logged_model(request: Request, service: LoggedModels) -> dict[s
     return {"model": model}
 
 
-@api.route("/logged-models/search", ["POST"])
+@api.route(
+    "/logged-models/search",
+    ["POST"],
+    request=schemas.SearchLoggedModels,
+    response=resp.SearchLoggedModelsResponse,
+)
 async def search_logged_models(request: Request, service: LoggedModels) -> dict[str, Any]:
     body = await parse_request(request, schemas.SearchLoggedModels)
     models, token = await blocking(
@@ -69,39 +77,59 @@ async def search_logged_models(request: Request, service: LoggedModels) -> dict[
     return response
 
 
-@api.route("/logged-models/{model_id}", ["GET"])
+@api.route(
+    "/logged-models/{model_id}",
+    ["GET"],
+    request=schemas.GetLoggedModel,
+    response=resp.LoggedModelResponse,
+)
 async def get_logged_model(model_id: str, request: Request, service: LoggedModels) -> Any:
     allow_deleted = request.query_params.get("allow_deleted", "false").lower() == "true"
     return {"model": await blocking(service.get, model_id, allow_deleted)}
 
 
-@api.route("/logged-models/{model_id}", ["PATCH"])
+@api.route(
+    "/logged-models/{model_id}",
+    ["PATCH"],
+    request=schemas.FinalizeLoggedModel,
+    response=resp.LoggedModelResponse,
+)
 async def finalize_logged_model(model_id: str, request: Request, service: LoggedModels) -> Any:
     body = await parse_request(request, schemas.FinalizeLoggedModel)
     check_body_model_id(model_id, body.model_id)
     return {"model": await blocking(service.finalize, model_id, body.status)}
 
 
-@api.route("/logged-models/{model_id}", ["DELETE"])
+@api.route("/logged-models/{model_id}", ["DELETE"], response=resp.Empty)
 async def delete_logged_model(model_id: str, service: LoggedModels) -> dict[str, Any]:
     await blocking(service.delete, model_id)
     return {}
 
 
-@api.route("/logged-models/{model_id}/tags", ["PATCH"])
+@api.route(
+    "/logged-models/{model_id}/tags",
+    ["PATCH"],
+    request=schemas.SetLoggedModelTags,
+    response=resp.Empty,
+)
 async def set_logged_model_tags(model_id: str, request: Request, service: LoggedModels) -> Any:
     body = await parse_request(request, schemas.SetLoggedModelTags)
     await blocking(service.set_tags, model_id, _pairs(body.tags))
     return {}
 
 
-@api.route("/logged-models/{model_id}/tags/{tag_key}", ["DELETE"])
+@api.route("/logged-models/{model_id}/tags/{tag_key}", ["DELETE"], response=resp.Empty)
 async def delete_logged_model_tag(model_id: str, tag_key: str, service: LoggedModels) -> Any:
     await blocking(service.delete_tag, model_id, tag_key)
     return {}
 
 
-@api.route("/logged-models/{model_id}/params", ["POST"])
+@api.route(
+    "/logged-models/{model_id}/params",
+    ["POST"],
+    request=schemas.LogLoggedModelParams,
+    response=resp.Empty,
+)
 async def log_logged_model_params(model_id: str, request: Request, service: LoggedModels) -> Any:
     body = await parse_request(request, schemas.LogLoggedModelParams)
     check_body_model_id(model_id, body.model_id)
@@ -112,7 +140,12 @@ async def log_logged_model_params(model_id: str, request: Request, service: Logg
 # Artifacts (through the artifact proxy's store) ---------------------------------------------
 
 
-@api.route("/logged-models/{model_id}/artifacts/directories", ["GET"])
+@api.route(
+    "/logged-models/{model_id}/artifacts/directories",
+    ["GET"],
+    request=schemas.ListLoggedModelArtifacts,
+    response=resp.ListRunArtifactsResponse,
+)
 async def list_logged_model_artifacts(
     model_id: str, request: Request, service: LoggedModels, artifacts: Artifacts
 ) -> dict[str, Any]:

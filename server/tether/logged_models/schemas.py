@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from tether.api.request import Bool, Int64, RequestModel, Str
 from tether.tracking.experiments.schemas import KeyValue
 
@@ -23,7 +25,7 @@ class FinalizeLoggedModel(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("model_id", "status")
     model_id: Str
     # LoggedModelStatus by name or, as protobuf's JSON also allows, by enum number.
-    status: Str | Int64
+    status: Str | Int64 = Field(examples=["LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"])
 
 
 class SetLoggedModelTags(RequestModel):
@@ -65,3 +67,9 @@ class ListLoggedModelArtifacts(RequestModel):
 
 class GetLoggedModelArtifact(RequestModel):
     artifact_file_path: Str | None = None
+
+
+class GetLoggedModel(RequestModel):
+    """Query of `GET /logged-models/{model_id}` (read by the endpoint itself; documentation)."""
+
+    allow_deleted: Bool = False

@@ -92,7 +92,7 @@ def _unique_params(params: list[tuple[str, str]]) -> dict[str, str]:
 
 def parse_status(value: str | int) -> str:
     """A LoggedModelStatus by protobuf name or number (as protobuf's JSON allows)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal():  # int() takes it
         value = int(value)
     if isinstance(value, int):
         if value in _STATUS_BY_NUMBER:

@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from tether.api import response_models as resp
 from tether.api.deps import Artifacts, Registry
 from tether.api.request import parse_model, parse_request, read_request_data
-from tether.api.routing import MlflowRouter
+from tether.api.routing import MlflowRouter, document
 from tether.api.threads import blocking
 from tether.artifacts.paths import join, safe_relative_path
 from tether.errors import MlflowError, invalid_parameter
@@ -49,39 +50,69 @@ async def _parse_search(request: Request, model: type[S], threshold: int) -> S:
 # ------------------------------------------------------------------------ registered models
 
 
-@api.route("/registered-models/create", ["POST"])
+@api.route(
+    "/registered-models/create",
+    ["POST"],
+    request=schemas.CreateRegisteredModel,
+    response=resp.RegisteredModelResponse,
+)
 async def create_registered_model(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.CreateRegisteredModel)
     model = await blocking(service.create_model, body.name, _tags(body.tags), body.description)
     return {"registered_model": model}
 
 
-@api.route("/registered-models/get", ["GET"])
+@api.route(
+    "/registered-models/get",
+    ["GET"],
+    request=schemas.RegisteredModelName,
+    response=resp.RegisteredModelResponse,
+)
 async def get_registered_model(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.RegisteredModelName)
     return {"registered_model": await blocking(service.get_model, body.name)}
 
 
-@api.route("/registered-models/update", ["PATCH"])
+@api.route(
+    "/registered-models/update",
+    ["PATCH"],
+    request=schemas.UpdateRegisteredModel,
+    response=resp.RegisteredModelResponse,
+)
 async def update_registered_model(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.UpdateRegisteredModel)
     return {"registered_model": await blocking(service.update_model, body.name, body.description)}
 
 
-@api.route("/registered-models/rename", ["POST"])
+@api.route(
+    "/registered-models/rename",
+    ["POST"],
+    request=schemas.RenameRegisteredModel,
+    response=resp.RegisteredModelResponse,
+)
 async def rename_registered_model(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.RenameRegisteredModel)
     return {"registered_model": await blocking(service.rename_model, body.name, body.new_name)}
 
 
-@api.route("/registered-models/delete", ["DELETE"])
+@api.route(
+    "/registered-models/delete",
+    ["DELETE"],
+    request=schemas.RegisteredModelName,
+    response=resp.Empty,
+)
 async def delete_registered_model(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.RegisteredModelName)
     await blocking(service.delete_model, body.name)
     return {}
 
 
-@api.route("/registered-models/search", ["GET"])
+@api.route(
+    "/registered-models/search",
+    ["GET"],
+    request=schemas.SearchRegisteredModels,
+    response=resp.SearchRegisteredModelsResponse,
+)
 async def search_registered_models(request: Request, service: Registry) -> dict[str, Any]:
     body = await _parse_search(request, schemas.SearchRegisteredModels, MODEL_MAX_RESULTS_THRESHOLD)
     models, token = await blocking(
@@ -99,21 +130,36 @@ async def search_registered_models(request: Request, service: Registry) -> dict[
     return response
 
 
-@api.route("/registered-models/get-latest-versions", ["POST", "GET"])
+@api.route(
+    "/registered-models/get-latest-versions",
+    ["POST", "GET"],
+    request=schemas.GetLatestVersions,
+    response=resp.ModelVersionsResponse,
+)
 async def get_latest_versions(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.GetLatestVersions)
     versions = await blocking(service.get_latest_versions, body.name, body.stages)
     return {"model_versions": versions} if versions else {}
 
 
-@api.route("/registered-models/set-tag", ["POST"])
+@api.route(
+    "/registered-models/set-tag",
+    ["POST"],
+    request=schemas.SetRegisteredModelTag,
+    response=resp.Empty,
+)
 async def set_registered_model_tag(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.SetRegisteredModelTag)
     await blocking(service.set_model_tag, body.name, body.key, body.value)
     return {}
 
 
-@api.route("/registered-models/delete-tag", ["DELETE"])
+@api.route(
+    "/registered-models/delete-tag",
+    ["DELETE"],
+    request=schemas.DeleteRegisteredModelTag,
+    response=resp.Empty,
+)
 async def delete_registered_model_tag(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.DeleteRegisteredModelTag)
     await blocking(service.delete_model_tag, body.name, body.key)
@@ -123,21 +169,36 @@ async def delete_registered_model_tag(request: Request, service: Registry) -> di
 # --------------------------------------------------------------------------------- aliases
 
 
-@api.route("/registered-models/alias", ["POST"])
+@api.route(
+    "/registered-models/alias",
+    ["POST"],
+    request=schemas.SetRegisteredModelAlias,
+    response=resp.Empty,
+)
 async def set_registered_model_alias(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.SetRegisteredModelAlias)
     await blocking(service.set_alias, body.name, body.alias, body.version)
     return {}
 
 
-@api.route("/registered-models/alias", ["DELETE"])
+@api.route(
+    "/registered-models/alias",
+    ["DELETE"],
+    request=schemas.RegisteredModelAliasKey,
+    response=resp.Empty,
+)
 async def delete_registered_model_alias(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.RegisteredModelAliasKey)
     await blocking(service.delete_alias, body.name, body.alias)
     return {}
 
 
-@api.route("/registered-models/alias", ["GET"])
+@api.route(
+    "/registered-models/alias",
+    ["GET"],
+    request=schemas.RegisteredModelAliasKey,
+    response=resp.ModelVersionResponse,
+)
 async def get_model_version_by_alias(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.RegisteredModelAliasKey)
     return {"model_version": await blocking(service.get_version_by_alias, body.name, body.alias)}
@@ -146,7 +207,12 @@ async def get_model_version_by_alias(request: Request, service: Registry) -> dic
 # ---------------------------------------------------------------------------- model versions
 
 
-@api.route("/model-versions/create", ["POST"])
+@api.route(
+    "/model-versions/create",
+    ["POST"],
+    request=schemas.CreateModelVersion,
+    response=resp.ModelVersionResponse,
+)
 async def create_model_version(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.CreateModelVersion)
     version = await blocking(
@@ -162,20 +228,35 @@ async def create_model_version(request: Request, service: Registry) -> dict[str,
     return {"model_version": version}
 
 
-@api.route("/model-versions/get", ["GET"])
+@api.route(
+    "/model-versions/get",
+    ["GET"],
+    request=schemas.ModelVersionKey,
+    response=resp.ModelVersionResponse,
+)
 async def get_model_version(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.ModelVersionKey)
     return {"model_version": await blocking(service.get_version, body.name, body.version)}
 
 
-@api.route("/model-versions/update", ["PATCH"])
+@api.route(
+    "/model-versions/update",
+    ["PATCH"],
+    request=schemas.UpdateModelVersion,
+    response=resp.ModelVersionResponse,
+)
 async def update_model_version(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.UpdateModelVersion)
     version = await blocking(service.update_version, body.name, body.version, body.description)
     return {"model_version": version}
 
 
-@api.route("/model-versions/transition-stage", ["POST"])
+@api.route(
+    "/model-versions/transition-stage",
+    ["POST"],
+    request=schemas.TransitionModelVersionStage,
+    response=resp.ModelVersionResponse,
+)
 async def transition_model_version_stage(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.TransitionModelVersionStage)
     version = await blocking(
@@ -188,21 +269,33 @@ async def transition_model_version_stage(request: Request, service: Registry) ->
     return {"model_version": version}
 
 
-@api.route("/model-versions/delete", ["DELETE"])
+@api.route(
+    "/model-versions/delete", ["DELETE"], request=schemas.ModelVersionKey, response=resp.Empty
+)
 async def delete_model_version(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.ModelVersionKey)
     await blocking(service.delete_version, body.name, body.version)
     return {}
 
 
-@api.route("/model-versions/get-download-uri", ["GET"])
+@api.route(
+    "/model-versions/get-download-uri",
+    ["GET"],
+    request=schemas.GetModelVersionDownloadUri,
+    response=resp.GetModelVersionDownloadUriResponse,
+)
 async def get_model_version_download_uri(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.GetModelVersionDownloadUri)
     uri = await blocking(service.get_download_uri, body.name, body.version)
     return {"artifact_uri": uri} if uri else {}
 
 
-@api.route("/model-versions/search", ["GET"])
+@api.route(
+    "/model-versions/search",
+    ["GET"],
+    request=schemas.SearchModelVersions,
+    response=resp.SearchModelVersionsResponse,
+)
 async def search_model_versions(request: Request, service: Registry) -> dict[str, Any]:
     body = await _parse_search(request, schemas.SearchModelVersions, VERSION_MAX_RESULTS_THRESHOLD)
     versions, token = await blocking(
@@ -220,14 +313,21 @@ async def search_model_versions(request: Request, service: Registry) -> dict[str
     return response
 
 
-@api.route("/model-versions/set-tag", ["POST"])
+@api.route(
+    "/model-versions/set-tag", ["POST"], request=schemas.SetModelVersionTag, response=resp.Empty
+)
 async def set_model_version_tag(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.SetModelVersionTag)
     await blocking(service.set_version_tag, body.name, body.version, body.key, body.value)
     return {}
 
 
-@api.route("/model-versions/delete-tag", ["DELETE"])
+@api.route(
+    "/model-versions/delete-tag",
+    ["DELETE"],
+    request=schemas.DeleteModelVersionTag,
+    response=resp.Empty,
+)
 async def delete_model_version_tag(request: Request, service: Registry) -> dict[str, Any]:
     body = await parse_request(request, schemas.DeleteModelVersionTag)
     await blocking(service.delete_version_tag, body.name, body.version, body.key)
@@ -238,6 +338,7 @@ async def delete_model_version_tag(request: Request, service: Registry) -> dict[
 
 
 @router.get("/model-versions/get-artifact")
+@document(request=schemas.GetModelVersionArtifact, binary_response=True)
 async def get_model_version_artifact(
     request: Request, service: Registry, artifacts: Artifacts
 ) -> StreamingResponse:

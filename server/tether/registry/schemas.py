@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from tether.api.request import Bool, Int64, RequestModel, Str
 
 
@@ -94,7 +96,7 @@ class TransitionModelVersionStage(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("name", "version", "stage")
     name: Str
     version: Str
-    stage: Str
+    stage: Str = Field(examples=["Staging", "Production", "Archived", "None"])
     archive_existing_versions: Bool = False
 
 

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from tether.db.engine import fetch_tuples
 from tether.db.models import Dataset as DatasetRow
 from tether.db.models import InputTag, LatestMetric, Param, Run, RunInput, RunTag
 from tether.errors import invalid_parameter
@@ -251,7 +252,8 @@ def search_run_ids(
         *run_filter_clauses(comparisons, _dialect(session)),
     )
     stmt = _apply_order_by(stmt, parsed_order).offset(offset).limit(max_results + 1)
-    run_ids = list(session.execute(stmt).scalars())
+    # Plain DBAPI rows: SQLAlchemy Row objects for up to 50k ids cost more than the query.
+    run_ids = [row[0] for row in fetch_tuples(session, stmt)]
     if len(run_ids) > max_results:
         return run_ids[:max_results], create_page_token(offset + max_results)
     return run_ids, None

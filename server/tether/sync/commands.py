@@ -160,6 +160,11 @@ def _summary_text(body: dict[str, Any]) -> str:
         lines.append(f"waiting on a dependency: {body['waiting_on_dependency']}")
     outbox = body["outbox"]
     lines.append(f"outbox: last id {outbox['last_id']}, scanned to {outbox['scanned_to']}")
+    if outbox.get("not_scanned"):
+        lines.append(
+            f"not yet discovered: {outbox['not_scanned']} outbox row(s), oldest "
+            f"{outbox['oldest_not_scanned_age_seconds']:.1f} s (no sync worker has scanned them)"
+        )
     later = body["not_synced_by_this_version"]
     if later["outbox_rows_by_entity_type"] or later["deferred_ops"]:
         kinds = ", ".join(

@@ -7,7 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from tether.api.response_models import SyncStatus
 from tether.api.responses import JsonResponse
+from tether.api.routing import document
 from tether.db.engine import Database
 from tether.errors import invalid_parameter, not_found
 from tether.sync import status
@@ -17,6 +19,7 @@ router = APIRouter(tags=["sync"], default_response_class=JsonResponse)
 
 
 @router.get("/api/2.0/tether/sync/status")
+@document(response=SyncStatus)
 def sync_status(request: Request, entity: str | None = None) -> Any:
     db: Database = request.app.state.db
     background = getattr(request.app.state, "sync", None)

@@ -15,23 +15,30 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
-from tether.db.models import OutboxEntry
+
+# Constant statement texts: appended on every write, so no per-call statement building or
+# compilation (text() is compiled once per backend and cached).
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:entity, 0))")
+_INSERT = text(
+    "INSERT INTO sync_outbox (created_at, entity_type, entity_id, op, payload)"
+    " VALUES (:created_at, :entity_type, :entity_id, :op, :payload)"
+)
 
 
 def append(session: Session, entity_type: str, entity_id: str, op: str, payload: Any) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        key = func.hashtextextended(f"{entity_type}:{entity_id}", 0)
-        session.execute(select(func.pg_advisory_xact_lock(key)))
+        session.execute(_LOCK, {"entity": f"{entity_type}:{entity_id}"})
     session.execute(
-        insert(OutboxEntry).values(
-            created_at=now_ms(),
-            entity_type=entity_type,
-            entity_id=entity_id,
-            op=op,
-            payload=orjson.dumps(payload).decode(),
-        )
+        _INSERT,
+        {
+            "created_at": now_ms(),
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "op": op,
+            "payload": orjson.dumps(payload).decode(),
+        },
     )

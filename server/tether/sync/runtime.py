@@ -10,9 +10,10 @@ from typing import Any
 from tether.artifacts.configured import artifact_backend
 from tether.config import Settings
 from tether.db.engine import Database
+from tether.sync import state
 from tether.sync.azureml.client import AzureMLClient, RetryPolicy
 from tether.sync.azureml.credentials import TokenProvider
-from tether.sync.azureml.errors import SyncError
+from tether.sync.azureml.errors import SyncError, TransientError
 from tether.sync.azureml.mlflow_api import AzureMLflow
 from tether.sync.azureml.workspace import parse_workspace_setting, resolve_workspace
 from tether.sync.state import Backoff
@@ -33,14 +34,20 @@ def worker_config(settings: Settings) -> WorkerConfig:
     )
 
 
-def connect(settings: Settings) -> AzureMLflow:
-    """The workspace's MLflow API; asks ARM for the host when the setting is an ARM id."""
+def connect(settings: Settings, stop: threading.Event | None = None) -> AzureMLflow:
+    """The workspace's MLflow API; asks ARM for the host when the setting is an ARM id.
+
+    With `stop`, a retry's wait ends (in a TransientError) as soon as it is set: shutdown does
+    not sit out a backoff."""
     if not settings.azureml_workspace:
         raise ValueError("no Azure ML workspace configured (--azureml-workspace)")
     ref = parse_workspace_setting(settings.azureml_workspace)
     tokens = TokenProvider()
     # Short in-call waits: longer ones become the entity's backoff (lease stays short).
-    client = AzureMLClient(tokens, retry=RetryPolicy(attempts=4, max_delay=10.0), timeout=30.0)
+    retry = RetryPolicy(attempts=4, max_delay=10.0)
+    if stop is not None:
+        retry.sleep = lambda seconds: _wait_unless_stopped(stop, seconds)
+    client = AzureMLClient(tokens, retry=retry, timeout=30.0)
     workspace = resolve_workspace(
         ref,
         endpoint_override=settings.azureml_endpoint,
@@ -48,6 +55,11 @@ def connect(settings: Settings) -> AzureMLflow:
         arm_endpoint=settings.azureml_arm_endpoint,
     )
     return AzureMLflow(client, workspace)
+
+
+def _wait_unless_stopped(stop: threading.Event, seconds: float) -> None:
+    if stop.wait(seconds):
+        raise TransientError("the sync worker is stopping")
 
 
 class BackgroundSync:
@@ -64,18 +76,28 @@ class BackgroundSync:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the call in flight, commit its progress and give every lease back."""
-        self._stop.set()
-        if self.worker is not None:
-            self.worker.stop_event.set()
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the call in flight, commit its progress and give every lease back.
+
+        Still connecting: nothing is leased, nothing to wait for (the thread is a daemon). A
+        call still running after `timeout` loses its leases here; its late commit then finds
+        the lease gone (LeaseLost) and changes nothing."""
+        self._stop.set()  # before reading `worker`: _main checks it after setting `worker`
+        worker = self.worker
+        if worker is None:
+            return
+        worker.stop_event.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("sync: a call is still running after %.0f s; releasing leases", timeout)
+            with self.db.write() as session:
+                state.release_owner(session, worker.owner)
 
     def _main(self) -> None:
         delay = 1.0
         while not self._stop.is_set():
             try:
-                api = connect(self.settings)
+                api = connect(self.settings, self._stop)
                 break
             except (SyncError, ValueError) as exc:
                 self.connect_error = getattr(exc, "reason", str(exc))

@@ -2,6 +2,11 @@
 
 The counts are disjoint: an entity under a live lease is `in_flight`, whatever its status;
 `waiting` (pending on a dependency or a short deferral) is part of `pending`.
+
+Outbox rows no worker has discovered yet (sync never ran, or its worker cannot connect to the
+workspace) belong to no entity yet: they are counted apart (`outbox.not_scanned`), and the
+oldest of them counts for `oldest_pending_age_seconds` too, so the status never shows
+"nothing pending" while work waits.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from sqlalchemy.orm import Session
 from tether.clock import now_ms
 from tether.db.models import OutboxEntry, SyncEntity, SyncReport
 from tether.sync import discovery, state
-from tether.sync.sources import rows_of
+from tether.sync.sources import CAPABILITIES, rows_of
 from tether.sync.state import Key
 
 BUCKETS = ("pending", "in_flight", "synced", "failed", "dead")
@@ -37,6 +42,20 @@ def summary(session: Session, now: int | None = None) -> dict[str, Any]:
     oldest = session.execute(
         select(func.min(SyncEntity.first_pending_at)).where(SyncEntity.status != state.SYNCED)
     ).scalar()
+    # A row is discovered once every capability's scan has read it.
+    scanned = min(int(discovery.get_meta(session, c.high_key) or 0) for c in CAPABILITIES)
+    not_scanned, oldest_not_scanned = session.execute(
+        select(
+            select(func.count()).where(OutboxEntry.id > scanned).scalar_subquery(),
+            select(OutboxEntry.created_at)
+            .where(OutboxEntry.id > scanned)
+            .order_by(OutboxEntry.id)
+            .limit(1)
+            .scalar_subquery(),
+        )
+    ).one()
+    if oldest_not_scanned is not None:
+        oldest = oldest_not_scanned if oldest is None else min(oldest, oldest_not_scanned)
     waiting = session.execute(
         select(func.count()).where(
             SyncEntity.status == state.PENDING, SyncEntity.waiting_on.is_not(None)
@@ -47,10 +66,12 @@ def summary(session: Session, now: int | None = None) -> dict[str, Any]:
         "entities": counts,
         "waiting_on_dependency": int(waiting or 0),
         "by_type": by_type,
-        "oldest_pending_age_seconds": None if oldest is None else round((now - oldest) / 1000, 3),
+        "oldest_pending_age_seconds": _age(now, oldest),
         "outbox": {
             "last_id": int(last_outbox or 0),
             "scanned_to": int(discovery.get_meta(session, discovery.HIGH_CURSOR) or 0),
+            "not_scanned": int(not_scanned or 0),
+            "oldest_not_scanned_age_seconds": _age(now, oldest_not_scanned),
         },
         "not_synced_by_this_version": {
             "outbox_rows_by_entity_type": discovery.unsynced_counts(session),
@@ -58,6 +79,10 @@ def summary(session: Session, now: int | None = None) -> dict[str, Any]:
         },
         "errors": _errors(session, now),
     }
+
+
+def _age(now: int, since_ms: int | None) -> float | None:
+    return None if since_ms is None else max(0.0, round((now - since_ms) / 1000, 3))
 
 
 def _deferred_ops(session: Session) -> int:

@@ -29,6 +29,7 @@ from tether.artifacts.backends.base import ArtifactBackend
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry
+from tether.observability import events
 from tether.sync import discovery, state, status
 from tether.sync.azureml.blob import BlobStore
 from tether.sync.azureml.errors import PermanentError, TransientError
@@ -170,6 +171,7 @@ class SyncWorker:
                     with self.db.write() as session:
                         if state.finish(session, work, self.owner) == state.SYNCED:
                             self.stats.entities_synced += 1
+                            events.count("sync_entities_synced", work.key.entity_type)
                     return
                 for row in rows:
                     if self.stop_event.is_set() or time.monotonic() > deadline:
@@ -188,11 +190,16 @@ class SyncWorker:
                             reports=[(r, row.id) for r in ctx.reports],
                         )
                     self.stats.rows_applied += 1
+                    events.count("sync_rows_applied", work.key.entity_type)
                     self._throttle_streak = 0
         except LeaseLost as exc:
             log.warning("sync: %s; another worker continues", exc)
         except Exception as exc:  # every failure ends as a state of the entity
-            self._record_failure(work, exc)
+            if isinstance(exc, TransientError) and self.stop_event.is_set():
+                with self.db.write() as session:  # cut short by stop(): give it back unchanged
+                    state.release(session, work.key, self.owner)
+            else:
+                self._record_failure(work, exc)
 
     def _record_failure(self, work: Claimed, exc: Exception) -> None:
         key = work.key
@@ -200,9 +207,11 @@ class SyncWorker:
             with self.db.write() as session:
                 if isinstance(exc, Deferred):
                     self.stats.deferrals += 1
+                    events.count("sync_deferrals", key.entity_type)
                     state.defer(session, key, self.owner, str(exc.waiting_on), exc.until)
                 elif isinstance(exc, PermanentError):
                     self.stats.dead_letters += 1
+                    events.count("sync_dead_letters", key.entity_type)
                     self.stats.last_error = f"{key}: {exc.reason}"
                     waiting = str(exc.waiting_on) if isinstance(exc, Blocked) else None
                     state.dead(session, key, self.owner, exc.reason, waiting_on=waiting)
@@ -225,6 +234,7 @@ class SyncWorker:
             reason = f"unexpected {type(exc).__name__}: {exc}"
             log.exception("sync: unexpected failure on %s", key)
         self.stats.transient_failures += 1
+        events.count("sync_failures", key.entity_type)
         self.stats.last_error = f"{key}: {reason}"
         due = state.fail(
             session,

@@ -233,7 +233,7 @@ def run_status(value: str | int | None) -> str | None:
     """
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isdecimal():  # what int() takes (not "²")
         value = int(value)
     if isinstance(value, int):
         if 1 <= value <= len(RUN_STATUSES):

@@ -161,6 +161,11 @@ class AzureBlobBackend:
         if self._credential is not None:
             await self._credential.close()
 
+    async def check(self) -> None:
+        """The container answers with these credentials (no blob is written)."""
+        with _storage_errors("reach the container"):
+            await self._container.get_container_properties()
+
     # Writes ------------------------------------------------------------------------------
 
     async def write(self, path: str, chunks: AsyncIterator[bytes]) -> int:

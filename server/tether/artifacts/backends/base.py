@@ -65,6 +65,10 @@ class ArtifactBackend(Protocol):
         """Release connections (called at shutdown)."""
         ...
 
+    async def check(self) -> None:
+        """Raise when the store cannot take writes now (for `GET /ready`); cheap, no trace."""
+        ...
+
     def locate(self, uri: str) -> str | None:
         """The store-relative path of a direct URI into this store (a local path or file://
         URI under the local root, a wasbs:// URI under the container prefix), else None."""

@@ -8,6 +8,7 @@ sees a half-written file and a failed upload leaves the previous version in plac
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 import os
@@ -22,11 +23,12 @@ from typing import BinaryIO
 
 from tether.api.threads import blocking
 from tether.artifacts.backends.base import FileInfo
-from tether.artifacts.backends.streams import rechunk
+from tether.artifacts.backends.streams import gather
 from tether.artifacts.paths import UnsafePathError
 from tether.errors import invalid_parameter, not_found
 
 TEMP_PREFIX = ".tether-upload-"
+_NAME_MAX, _PATH_MAX = 255, 4096  # Linux file systems' limits, in bytes
 
 
 def directory_error(path: str) -> Exception:
@@ -48,8 +50,16 @@ class LocalBackend:
     def _inside(self, resolved: Path) -> bool:
         return resolved == self.root or self.root in resolved.parents
 
+    def _check_length(self, path: str) -> None:
+        """A path the file system would refuse (ENAMETOOLONG) is the client's error."""
+        if len(os.fsencode(self.root / path)) >= _PATH_MAX or any(
+            len(os.fsencode(name)) > _NAME_MAX for name in path.split("/")
+        ):
+            raise invalid_parameter("Artifact path is too long for the artifact store")
+
     def _resolve(self, path: str) -> Path:
         """The real location of `path`, which must be inside the root."""
+        self._check_length(path)
         resolved = (self.root / path).resolve() if path else self.root
         if not self._inside(resolved):
             raise UnsafePathError(path, "resolves outside the artifact root")
@@ -75,12 +85,23 @@ class LocalBackend:
     async def write(self, path: str, chunks: AsyncIterator[bytes]) -> int:
         target, temp, handle = await blocking(self._create_temp, path)
         written = 0
+        # The received chunks are gathered (not joined: no copy) and written with one writev
+        # per `chunk_size` bytes, so a thread hop and a syscall cover many chunks. One write
+        # stays in flight while the next batch is received: receiving and writing overlap,
+        # and at most two batches are held.
+        in_flight: asyncio.Future[None] | None = None
         try:
-            async for block in rechunk(chunks, self.chunk_size):
-                await blocking(handle.write, block)
-                written += len(block)
+            async for parts, size in gather(chunks, self.chunk_size, _MAX_PARTS):
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.ensure_future(blocking(_write_all, handle.fileno(), parts))
+                written += size
+            if in_flight is not None:
+                await in_flight
             await blocking(self._commit, handle, temp, target)
         except BaseException:
+            if in_flight is not None:  # never close the file under a running write
+                await asyncio.wait([in_flight])
             await blocking(self._discard, handle, temp)
             raise
         return written
@@ -123,6 +144,7 @@ class LocalBackend:
     def _delete(self, path: str) -> bool:
         if not path:
             raise invalid_parameter("Refusing to delete the whole artifact store")
+        self._check_length(path)
         head, _, name = path.rpartition("/")
         item = self._resolve(head) / name
         if item.is_symlink():  # remove the link itself, never what it points to
@@ -186,6 +208,35 @@ class LocalBackend:
 
     async def close(self) -> None:
         return None
+
+    async def check(self) -> None:
+        await blocking(self._check)
+
+    def _check(self) -> None:
+        """Create and remove a hidden file in the root (listings skip the prefix)."""
+        probe = self.root / f"{TEMP_PREFIX}ready-{uuid.uuid4().hex}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            probe.unlink()
+
+
+# Below IOV_MAX (1024 on Linux): writev refuses longer vectors.
+_MAX_PARTS = 512
+
+
+def _write_all(fd: int, parts: builtins.list[bytes]) -> None:
+    """Write all of `parts` in order; writev may write less than asked, so loop."""
+    views = [memoryview(p) for p in parts]
+    while views:
+        done = os.writev(fd, views)
+        while views and done >= len(views[0]):
+            done -= len(views[0])
+            views.pop(0)
+        if done:
+            views[0] = views[0][done:]
 
 
 def _fsync_dir(directory: Path) -> None:

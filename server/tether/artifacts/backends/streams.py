@@ -25,3 +25,23 @@ async def rechunk(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[byte
                 yield block
     if parts:
         yield b"".join(parts)
+
+
+async def gather(
+    chunks: AsyncIterator[bytes], size: int, max_parts: int
+) -> AsyncIterator[tuple[list[bytes], int]]:
+    """Group a byte stream into lists of chunks holding at least `size` bytes (or
+    `max_parts` chunks; the last group may be smaller), with their total length. Chunks are
+    passed on as they came, never copied or split; empty chunks are dropped."""
+    parts: list[bytes] = []
+    filled = 0
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        parts.append(chunk)
+        filled += len(chunk)
+        if filled >= size or len(parts) >= max_parts:
+            yield parts, filled
+            parts, filled = [], 0
+    if parts:
+        yield parts, filled

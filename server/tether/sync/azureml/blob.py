@@ -5,12 +5,20 @@ as they are read: at most one block in memory) then Put Block List. The committi
 carries `If-None-Match: *`, so a path that is already in storage answers 409 (`Exists`)
 instead of being overwritten. A 403 (`SasRejected`) means the SAS expired or was revoked:
 the caller asks for a new one. Storage's other failures are transient.
+
+Every upload records the content's MD5 as the blob's `Content-MD5` property: sent as
+`Content-MD5` on a single Put Blob (storage also verifies it) and as `x-ms-blob-content-md5`
+on Put Block List (storage stores it unverified; it computes none itself for block lists).
+`Exists` carries our MD5, so the caller can tell a replay of the same bytes from other
+content of equal size (`properties`, `content_md5`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -24,7 +32,18 @@ _VERSION = "2021-08-06"
 
 
 class Exists(Exception):
-    """The blob is already there (`If-None-Match: *` failed)."""
+    """The blob is already there (`If-None-Match: *` failed); `md5` is the base64 MD5 of
+    the content we tried to write."""
+
+    def __init__(self, reason: str, md5: str = "") -> None:
+        super().__init__(reason)
+        self.md5 = md5
+
+
+@dataclass(frozen=True)
+class BlobProperties:
+    size: int
+    md5: str | None  # base64 `Content-MD5`; None when the blob has none (a foreign upload)
 
 
 class SasRejected(Exception):
@@ -43,28 +62,57 @@ class BlobStore:
         """Write `size` bytes from `chunks` as a new block blob at `sas_url`."""
         if size <= self.block_size:
             data = b"".join(chunks)
-            headers = {"x-ms-blob-type": "BlockBlob", "If-None-Match": "*"}
-            self._put(sas_url, "", data, headers)
+            md5 = _b64(hashlib.md5(data, usedforsecurity=False).digest())
+            headers = {"x-ms-blob-type": "BlockBlob", "If-None-Match": "*", "Content-MD5": md5}
+            self._put(sas_url, "", data, headers, md5)
             return
         ids = []
+        digest = hashlib.md5(usedforsecurity=False)
         for index, block in enumerate(_blocks(chunks, self.block_size)):
-            block_id = base64.b64encode(f"tether-{index:08d}".encode()).decode()
+            digest.update(block)
+            block_id = _b64(f"tether-{index:08d}".encode())
             self._put(sas_url, f"comp=block&blockid={quote(block_id, safe='')}", block, {})
             ids.append(block_id)
+        md5 = _b64(digest.digest())
         listing = "".join(f"<Latest>{escape(i)}</Latest>" for i in ids)
         body = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{listing}</BlockList>'
-        self._put(sas_url, "comp=blocklist", body.encode(), {"If-None-Match": "*"})
+        headers = {"If-None-Match": "*", "x-ms-blob-content-md5": md5}
+        self._put(sas_url, "comp=blocklist", body.encode(), headers, md5)
 
-    def size(self, sas_url: str) -> int | None:
-        """The blob's size, or None when there is none (or the SAS may not read it)."""
-        response = self.http.head(sas_url, headers={"x-ms-version": _VERSION})
+    def properties(self, sas_url: str) -> BlobProperties | None:
+        """Size and Content-MD5 of the blob, or None when there is none (or the SAS may not
+        read it)."""
+        try:
+            response = self.http.head(sas_url, headers={"x-ms-version": _VERSION})
+        except httpx.TransportError as exc:
+            raise TransientError(f"blob HEAD {_strip(sas_url)}: {exc!r}") from exc
         if response.status_code == 200:
-            return int(response.headers.get("Content-Length", "0"))
+            size = int(response.headers.get("Content-Length", "0"))
+            return BlobProperties(size, response.headers.get("Content-MD5") or None)
         if response.status_code in (403, 404):
             return None
         raise TransientError(_describe(response), status=response.status_code)
 
-    def _put(self, url: str, query: str, data: bytes, headers: dict[str, str]) -> None:
+    def content_md5(self, sas_url: str) -> str | None:
+        """The base64 MD5 of the blob's bytes, read through (for a blob without Content-MD5);
+        None when the SAS may not read it."""
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            with self.http.stream("GET", sas_url, headers={"x-ms-version": _VERSION}) as response:
+                if response.status_code in (403, 404):
+                    return None
+                if response.status_code != 200:
+                    response.read()
+                    raise TransientError(_describe(response), status=response.status_code)
+                for chunk in response.iter_bytes():
+                    digest.update(chunk)
+        except httpx.TransportError as exc:
+            raise TransientError(f"blob GET {_strip(sas_url)}: {exc!r}") from exc
+        return _b64(digest.digest())
+
+    def _put(
+        self, url: str, query: str, data: bytes, headers: dict[str, str], md5: str = ""
+    ) -> None:
         if query:  # appended as is: re-encoding the SAS query could break its signature
             url = f"{url}{'&' if '?' in url else '?'}{query}"
         try:
@@ -76,7 +124,7 @@ class BlobStore:
         if response.status_code in (200, 201):
             return
         if response.status_code in (409, 412):
-            raise Exists(_describe(response))
+            raise Exists(_describe(response), md5)
         if response.status_code == 403:
             raise SasRejected(_describe(response))
         raise TransientError(_describe(response), status=response.status_code)
@@ -91,6 +139,10 @@ def _blocks(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
             del buffer[:size]
     if buffer:
         yield bytes(buffer)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _strip(url: str) -> str:

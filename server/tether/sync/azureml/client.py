@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from tether.observability import events
 from tether.sync.azureml.credentials import TokenProvider
 from tether.sync.azureml.errors import AmbiguousError, PermanentError, TransientError
 
@@ -47,12 +48,15 @@ class RetryPolicy:
 
 @dataclass
 class CallStats:
-    """Counters for `tether sync status` and Prometheus."""
+    """Counters for `tether sync status` and Prometheus; the last outcomes for `/ready`."""
 
     requests: int = 0
     retries: int = 0
     throttled: int = 0
     token_refreshes: int = 0
+    last_answer_at: float | None = None  # epoch s of the last HTTP answer, whatever its status
+    last_unreachable_at: float | None = None  # ... of the last call that got no answer
+    last_unreachable: str | None = None
 
 
 class AzureMLClient:
@@ -84,14 +88,18 @@ class AzureMLClient:
         while True:
             try:
                 response = self._send(method, url, json=json, params=params)
-            except TransientError as exc:
+            except TransientError as exc:  # no answer: network, token endpoint, lost response
+                self.stats.last_unreachable_at = time.time()
+                self.stats.last_unreachable = exc.reason
                 if not idempotent and isinstance(exc, AmbiguousError):
                     raise
                 attempt = self._backoff(attempt, exc)
                 continue
+            self.stats.last_answer_at = time.time()
             if response.status_code == 401 and not refreshed:
                 refreshed = True
                 self.stats.token_refreshes += 1
+                events.count("azureml_token_refreshes")
                 self.tokens.refresh()
                 continue
             if response.status_code in (401, 403):
@@ -99,6 +107,7 @@ class AzureMLClient:
             if response.status_code in _RETRYABLE_STATUS:
                 if response.status_code == 429:
                     self.stats.throttled += 1
+                    events.count("azureml_throttled")
                 if not idempotent and response.status_code in _MAYBE_APPLIED_STATUS:
                     raise AmbiguousError(_describe(response), status=response.status_code)
                 # Throttled or refused (429, 503, 408): not applied, safe to send again.
@@ -116,6 +125,7 @@ class AzureMLClient:
         self, method: str, url: str, *, json: Any, params: dict[str, Any] | None
     ) -> httpx.Response:
         self.stats.requests += 1
+        events.count("azureml_requests")
         headers = {"Authorization": f"Bearer {self.tokens.token()}"}
         try:
             return self.http.request(method, url, json=json, params=params, headers=headers)
@@ -130,6 +140,7 @@ class AzureMLClient:
         if attempt + 1 >= self.retry.attempts or delay > self.retry.max_delay:
             raise exc
         self.stats.retries += 1
+        events.count("azureml_retries")
         self.retry.sleep(delay)
         return attempt + 1
 

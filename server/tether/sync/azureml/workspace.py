@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tether.errors import invalid_parameter
+from tether.sync.azureml.client import tls_trust
 from tether.sync.azureml.credentials import TokenProvider
 from tether.sync.azureml.errors import PermanentError, TransientError
 
@@ -96,7 +97,12 @@ def resolve_workspace(
     """The workspace with its https base: the override, the URI's host, or ARM discovery."""
     base = endpoint_override or ref.host_url
     if base is None:
-        base = _discover_host(ref, tokens, arm_endpoint, http or httpx.Client(timeout=30))
+        if http is not None:
+            base = _discover_host(ref, tokens, arm_endpoint, http)
+        else:
+            # Same trust rules as the workspace client; closed so reconnect loops leak nothing.
+            with httpx.Client(timeout=30, trust_env=False, verify=tls_trust()) as own:
+                base = _discover_host(ref, tokens, arm_endpoint, own)
     return Workspace(base.rstrip("/"), ref.subscription, ref.resource_group, ref.name)
 
 

@@ -2,12 +2,19 @@
 
 Exactly once: a file whose upload committed but whose outbox row was not (crash, lost
 response) answers 409 on the next attempt (`If-None-Match: *`) and counts as done when the
-blob's size is the file's. A 403 from storage fetches a new SAS once. Write SAS URLs are
-fetched ahead for the next pending files in one `batch/metadata` and kept in memory for this
-claim only (never committed: they are credentials).
+blob has the file's size *and* MD5 (its `Content-MD5`, which every upload of ours records;
+a blob without one, uploaded by someone else, is read through and hashed). A 403 from
+storage fetches a new SAS once. Write SAS URLs are fetched ahead for the next pending files
+in one `batch/metadata` and kept in memory for this claim only (never committed: they are
+credentials).
 
 Reported, not raised: a path Azure refuses, and a path already in the Azure run with other
-content (write-once there). A file missing from Tether's store raises `Missing`.
+content, even of equal size. That is a conflict, not a replay: the blob is neither
+overwritten (run artifacts are write-once in Azure ML, and it may be another writer's file)
+nor made a dead letter (retrying cannot change it, and it would stop the run's later files);
+it is a `skipped` report `file:<path>` with both sizes and MD5s, shown by
+`tether sync status --entity run_artifacts:<run>`. A file missing from Tether's store
+raises `Missing`.
 """
 
 from __future__ import annotations
@@ -70,8 +77,8 @@ def upload(
                 return  # refused by Azure: reported
             try:
                 ctx.blobs.upload(url, size, chunks)
-            except Exists:
-                _compare(ctx, target, url, path, size)
+            except Exists as exists:
+                _compare(ctx, target, url, path, size, exists.md5)
             return
         except SasRejected as exc:
             refused = str(exc)
@@ -80,19 +87,26 @@ def upload(
     raise TransientError(f"storage refused a fresh SAS for {path!r}: {refused}", status=403)
 
 
-def _compare(ctx: Context, target: tuple[str, str], url: str, path: str, size: int) -> None:
-    """409: done if the blob has our size (a replay), else reported (write-once in Azure)."""
-    there = ctx.blobs.size(url)
-    if there is None:
+def _compare(
+    ctx: Context, target: tuple[str, str], url: str, path: str, size: int, md5: str
+) -> None:
+    """409: done if the blob has our bytes (a replay), else reported (write-once in Azure)."""
+    read_url: str | None = url
+    there = ctx.blobs.properties(url)
+    if there is None:  # the write SAS may not read: ask for a read SAS
         read_url = RunHistory(ctx.api.client, ctx.api.workspace).read_url(*target, path)
-        there = ctx.blobs.size(read_url) if read_url else None
-    if there == size:
-        return
+        there = ctx.blobs.properties(read_url) if read_url else None
+    there_md5 = None
+    if there is not None and there.size == size and read_url is not None:
+        there_md5 = there.md5 or ctx.blobs.content_md5(read_url)
+        if there_md5 == md5:
+            return
+    found = "unreadable" if there is None else f"{there.size} bytes, MD5 {there_md5 or '-'}"
     ctx.report(
         "skipped",
         f"file:{path}",
-        f"the Azure run already has a different {path!r} ({there} bytes, ours {size}); "
-        "run artifacts are write-once in Azure ML",
+        f"the Azure run already has a different {path!r} ({found}; ours {size} bytes, "
+        f"MD5 {md5}); run artifacts are write-once in Azure ML, the blob was left as it is",
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Request
 
+from tether.api import response_models as resp
 from tether.api.deps import Experiments
 from tether.api.request import parse_request
 from tether.api.routing import MlflowRouter
@@ -17,7 +18,12 @@ api = MlflowRouter("experiments")
 router = api.router
 
 
-@api.route("/experiments/create", ["POST"])
+@api.route(
+    "/experiments/create",
+    ["POST"],
+    request=schemas.CreateExperiment,
+    response=resp.CreateExperimentResponse,
+)
 async def create_experiment(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.CreateExperiment)
     tags = [(t.key or "", t.value or "") for t in body.tags]
@@ -26,19 +32,31 @@ async def create_experiment(request: Request, service: Experiments) -> dict[str,
     }
 
 
-@api.route("/experiments/get", ["GET"])
+@api.route(
+    "/experiments/get", ["GET"], request=schemas.ExperimentId, response=resp.GetExperimentResponse
+)
 async def get_experiment(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.ExperimentId)
     return {"experiment": await blocking(service.get, body.experiment_id)}
 
 
-@api.route("/experiments/get-by-name", ["GET"])
+@api.route(
+    "/experiments/get-by-name",
+    ["GET"],
+    request=schemas.GetExperimentByName,
+    response=resp.GetExperimentResponse,
+)
 async def get_experiment_by_name(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.GetExperimentByName)
     return {"experiment": await blocking(service.get_by_name, body.experiment_name)}
 
 
-@api.route("/experiments/search", ["GET", "POST"])
+@api.route(
+    "/experiments/search",
+    ["GET", "POST"],
+    request=schemas.SearchExperiments,
+    response=resp.SearchExperimentsResponse,
+)
 async def search_experiments(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.SearchExperiments)
     experiments, token = await blocking(
@@ -57,35 +75,45 @@ async def search_experiments(request: Request, service: Experiments) -> dict[str
     return response
 
 
-@api.route("/experiments/update", ["POST"])
+@api.route("/experiments/update", ["POST"], request=schemas.UpdateExperiment, response=resp.Empty)
 async def update_experiment(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.UpdateExperiment)
     await blocking(service.rename, body.experiment_id, body.new_name)
     return {}
 
 
-@api.route("/experiments/delete", ["POST"])
+@api.route("/experiments/delete", ["POST"], request=schemas.ExperimentId, response=resp.Empty)
 async def delete_experiment(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.ExperimentId)
     await blocking(service.delete, body.experiment_id)
     return {}
 
 
-@api.route("/experiments/restore", ["POST"])
+@api.route("/experiments/restore", ["POST"], request=schemas.ExperimentId, response=resp.Empty)
 async def restore_experiment(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.ExperimentId)
     await blocking(service.restore, body.experiment_id)
     return {}
 
 
-@api.route("/experiments/set-experiment-tag", ["POST"])
+@api.route(
+    "/experiments/set-experiment-tag",
+    ["POST"],
+    request=schemas.SetExperimentTag,
+    response=resp.Empty,
+)
 async def set_experiment_tag(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.SetExperimentTag)
     await blocking(service.set_tag, body.experiment_id, body.key, body.value)
     return {}
 
 
-@api.route("/experiments/delete-experiment-tag", ["POST"])
+@api.route(
+    "/experiments/delete-experiment-tag",
+    ["POST"],
+    request=schemas.DeleteExperimentTag,
+    response=resp.Empty,
+)
 async def delete_experiment_tag(request: Request, service: Experiments) -> dict[str, Any]:
     body = await parse_request(request, schemas.DeleteExperimentTag)
     await blocking(service.delete_tag, body.experiment_id, body.key)

@@ -33,7 +33,7 @@ def normalize_view_type(value: str | int | None) -> str:
             return _VIEW_TYPES[value]
     elif value.upper() in _VIEW_TYPES.values():
         return value.upper()
-    elif value.isdigit() and int(value) in _VIEW_TYPES:
+    elif value.isdecimal() and int(value) in _VIEW_TYPES:  # isdigit() takes "²", int() not
         return _VIEW_TYPES[int(value)]
     raise invalid_parameter(f"Invalid view type '{value}'")
 

@@ -6,8 +6,10 @@ from typing import Any
 
 from fastapi import Request
 
+from tether.api import response_models as resp
 from tether.api.deps import Metrics
 from tether.api.request import parse_request
+from tether.api.responses import JsonResponse
 from tether.api.routing import MlflowRouter
 from tether.api.threads import blocking
 from tether.tracking.metrics import schemas
@@ -16,8 +18,13 @@ api = MlflowRouter("metrics")
 router = api.router
 
 
-@api.route("/metrics/get-history", ["GET"])
-async def get_metric_history(request: Request, service: Metrics) -> dict[str, Any]:
+@api.route(
+    "/metrics/get-history",
+    ["GET"],
+    request=schemas.GetMetricHistory,
+    response=resp.GetMetricHistoryResponse,
+)
+async def get_metric_history(request: Request, service: Metrics) -> JsonResponse:
     body = await parse_request(request, schemas.GetMetricHistory)
     metrics, token = await blocking(
         service.history, body.run_id, body.metric_key, body.max_results, body.page_token or None
@@ -27,11 +34,18 @@ async def get_metric_history(request: Request, service: Metrics) -> dict[str, An
         response["metrics"] = metrics
     if token:
         response["next_page_token"] = token
-    return response
+    # A Response, not a dict: FastAPI would first walk a dict through pydantic
+    # (TypeAdapter.dump_python, for 10k points), then orjson encodes it anyway.
+    return JsonResponse(response)
 
 
-@api.route("/metrics/get-history-bulk-interval", ["GET"])
-async def get_metric_history_bulk_interval(request: Request, service: Metrics) -> dict[str, Any]:
+@api.route(
+    "/metrics/get-history-bulk-interval",
+    ["GET"],
+    request=schemas.GetMetricHistoryBulkInterval,
+    response=resp.GetMetricHistoryBulkIntervalResponse,
+)
+async def get_metric_history_bulk_interval(request: Request, service: Metrics) -> JsonResponse:
     body = await parse_request(request, schemas.GetMetricHistoryBulkInterval)
     metrics = await blocking(
         service.bulk_interval,
@@ -41,4 +55,4 @@ async def get_metric_history_bulk_interval(request: Request, service: Metrics) -
         body.start_step,
         body.end_step,
     )
-    return {"metrics": metrics} if metrics else {}
+    return JsonResponse({"metrics": metrics} if metrics else {})

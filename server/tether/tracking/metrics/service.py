@@ -28,14 +28,23 @@ class MetricService:
                 "It must be a positive integer."
             )
         offset = parse_page_token(page_token)
-        limit = None if max_results is None else max_results + 1
+        # One row more than asked tells whether a next page exists (LIMIT binds as a BIGINT).
+        limit = None if max_results is None else min(max_results, 2**63 - 2) + 1
         with self.db.read() as session:
             rows = repository.history(session, run_id, key, offset, limit)
         token = None
         if max_results is not None and len(rows) > max_results:
             rows = rows[:max_results]
             token = create_page_token(offset + max_results)
-        points = [serialize.metric(r.key, r.value, r.is_nan, r.timestamp, r.step) for r in rows]
+        points = [
+            {
+                "key": key,
+                "value": "NaN" if is_nan else value,  # as serialize.metric spells it
+                "timestamp": timestamp,
+                "step": step,
+            }
+            for value, is_nan, timestamp, step in rows
+        ]
         return points, token
 
     def bulk_interval(

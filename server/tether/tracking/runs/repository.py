@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from tether.db.dialect import upsert_insert
+from tether.db.engine import fetch_tuples
 from tether.db.models import Dataset, InputTag, LatestMetric, Param, Run, RunInput, RunTag
 from tether.logged_models import repository as logged_models
 from tether.tracking import serialize
@@ -21,6 +21,22 @@ def get(session: Session, run_id: str, *, for_update: bool = False) -> Run | Non
     return session.get(Run, run_id, with_for_update=for_update)
 
 
+_LIFECYCLE_STAGE = (
+    select(Run.lifecycle_stage).where(Run.run_uuid == bindparam("run_id")).with_for_update()
+)
+
+
+def lock_lifecycle_stage(session: Session, run_id: str) -> str | None:
+    """The run's lifecycle stage (None: no such run), row-locked like `get(for_update=True)`
+    but without loading an ORM object: the metric-logging path only needs the stage."""
+    stage: str | None = session.execute(_LIFECYCLE_STAGE, {"run_id": run_id}).scalar()
+    return stage
+
+
+def set_name(session: Session, run_id: str, name: str) -> None:
+    session.execute(update(Run).where(Run.run_uuid == run_id).values(name=name))
+
+
 def params_for(session: Session, run_id: str, keys: Sequence[str]) -> dict[str, str]:
     rows = session.execute(
         select(Param.key, Param.value).where(Param.run_uuid == run_id, Param.key.in_(keys))
@@ -28,32 +44,59 @@ def params_for(session: Session, run_id: str, keys: Sequence[str]) -> dict[str, 
     return {key: value for key, value in rows}
 
 
+# Constant statement texts valid on both backends, executed with a parameter list: the
+# equivalent ON CONFLICT constructs were rebuilt and recompiled by SQLAlchemy on every call.
+_INSERT_PARAM = text(
+    'INSERT INTO params (run_uuid, "key", value) VALUES (:run_uuid, :key, :value)'
+    " ON CONFLICT DO NOTHING"
+)
+_UPSERT_TAG = text(
+    'INSERT INTO tags (run_uuid, "key", value) VALUES (:run_uuid, :key, :value)'
+    ' ON CONFLICT (run_uuid, "key") DO UPDATE SET value = excluded.value'
+)
+
+
 def insert_params(session: Session, run_id: str, params: dict[str, str]) -> None:
     if not params:
         return
     session.execute(
-        upsert_insert(session, Param)
-        .values([{"run_uuid": run_id, "key": k, "value": v} for k, v in params.items()])
-        .on_conflict_do_nothing()
+        _INSERT_PARAM, [{"run_uuid": run_id, "key": k, "value": v} for k, v in params.items()]
     )
 
 
 def upsert_tags(session: Session, run_id: str, tags: dict[str, str]) -> None:
     if not tags:
         return
-    stmt = upsert_insert(session, RunTag).values(
-        [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()]
-    )
     session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[RunTag.run_uuid, RunTag.key], set_={"value": stmt.excluded.value}
-        )
+        _UPSERT_TAG, [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()]
     )
 
 
 def delete_tag(session: Session, run_id: str, key: str) -> int:
     result = session.execute(delete(RunTag).where(RunTag.run_uuid == run_id, RunTag.key == key))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+_INSERT_RUN = insert(cast(Table, Run.__table__))
+
+
+def insert_run(session: Session, run: Run) -> None:
+    """Insert a new run from a transient `Run` (a Core insert: no unit-of-work flush)."""
+    session.execute(
+        _INSERT_RUN,
+        {
+            "run_uuid": run.run_uuid,
+            "experiment_id": run.experiment_id,
+            "name": run.name,
+            "user_id": run.user_id,
+            "status": run.status,
+            "start_time": run.start_time,
+            "end_time": run.end_time,
+            "deleted_time": run.deleted_time,
+            "lifecycle_stage": run.lifecycle_stage,
+            "artifact_uri": run.artifact_uri,
+        },
+    )
 
 
 def load_runs(
@@ -71,18 +114,33 @@ def load_runs(
     """
     if not run_ids:
         return []
-    runs = {r.run_uuid: r for r in session.scalars(select(Run).where(Run.run_uuid.in_(run_ids)))}
+    # Plain DBAPI tuples (fetch_tuples): a search page reads thousands of rows, and building
+    # ORM objects or Row objects for them cost more than the queries.
+    runs = {
+        row[0]: row for row in fetch_tuples(session, _RUN_COLUMNS.where(Run.run_uuid.in_(run_ids)))
+    }
     metrics: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for m in session.scalars(select(LatestMetric).where(LatestMetric.run_uuid.in_(run_ids))):
-        metrics[m.run_uuid].append(serialize.metric(m.key, m.value, m.is_nan, m.timestamp, m.step))
+    for run_uuid, key, value, is_nan, timestamp, step in fetch_tuples(
+        session,
+        select(
+            LatestMetric.run_uuid,
+            LatestMetric.key,
+            LatestMetric.value,
+            LatestMetric.is_nan,
+            LatestMetric.timestamp,
+            LatestMetric.step,
+        ).where(LatestMetric.run_uuid.in_(run_ids)),
+    ):
+        metrics[run_uuid].append(serialize.metric(key, value, is_nan, timestamp, step))
     params: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
-    for run_uuid, key, value in session.execute(
-        select(Param.run_uuid, Param.key, Param.value).where(Param.run_uuid.in_(run_ids))
+    for run_uuid, key, value in fetch_tuples(
+        session, select(Param.run_uuid, Param.key, Param.value).where(Param.run_uuid.in_(run_ids))
     ):
         params[run_uuid].append((key, value))
     tags: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
-    for run_uuid, key, tag_value in session.execute(
-        select(RunTag.run_uuid, RunTag.key, RunTag.value).where(RunTag.run_uuid.in_(run_ids))
+    for run_uuid, key, tag_value in fetch_tuples(
+        session,
+        select(RunTag.run_uuid, RunTag.key, RunTag.value).where(RunTag.run_uuid.in_(run_ids)),
     ):
         tags[run_uuid].append((key, tag_value))
     inputs = _dataset_inputs(session, run_ids)
@@ -112,7 +170,7 @@ def load_runs(
         if model_inputs.get(run_id):
             run_inputs["model_inputs"] = model_inputs[run_id]
         body: dict[str, Any] = {
-            "info": serialize.run_info(run),
+            "info": _run_info(run),
             "data": data,
             "inputs": run_inputs,
         }
@@ -121,6 +179,37 @@ def load_runs(
             body["outputs"] = {"model_outputs": outputs} if outputs else {}
         result.append(body)
     return result
+
+
+_RUN_COLUMNS = select(
+    Run.run_uuid,
+    Run.name,
+    Run.experiment_id,
+    Run.user_id,
+    Run.status,
+    Run.start_time,
+    Run.end_time,
+    Run.artifact_uri,
+    Run.lifecycle_stage,
+)
+
+
+def _run_info(row: tuple[Any, ...]) -> dict[str, Any]:
+    """serialize.run_info for a `_RUN_COLUMNS` tuple."""
+    run_uuid, name, experiment_id, user_id, status, start, end, artifact_uri, stage = row
+    body: dict[str, Any] = {
+        "run_id": run_uuid,
+        "run_uuid": run_uuid,
+        "run_name": name,
+        "experiment_id": str(experiment_id),
+        "user_id": user_id,
+        "status": status,
+        "start_time": start,
+        "end_time": end,
+        "artifact_uri": artifact_uri,
+        "lifecycle_stage": stage,
+    }
+    return {k: v for k, v in body.items() if v is not None}
 
 
 def _dataset_inputs(session: Session, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

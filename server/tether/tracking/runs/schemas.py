@@ -27,7 +27,7 @@ class UpdateRun(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("run_id",)
     run_id: Str
     # RunStatus by name or, as protobuf's JSON also allows, by enum number.
-    status: Str | Int64 | None = None
+    status: Str | Int64 | None = Field(default=None, examples=["FINISHED", "RUNNING"])
     end_time: Int64 | None = None
     run_name: Str | None = None
 
@@ -87,7 +87,7 @@ class LogBatch(RequestModel):
     tags: list[BatchKeyValue] = []
 
 
-class InputTag(RequestModel):
+class InputTagBody(RequestModel):
     key: Str | None = None
     value: Str | None = None
 
@@ -101,23 +101,23 @@ class DatasetBody(RequestModel):
     profile: Str | None = None
 
 
-class DatasetInput(RequestModel):
-    tags: list[InputTag] = []
+class DatasetInputBody(RequestModel):
+    tags: list[InputTagBody] = []
     dataset: DatasetBody | None = None
 
 
-class ModelInput(RequestModel):
+class ModelInputBody(RequestModel):
     model_id: Str | None = None
 
 
 class LogInputs(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("run_id",)
     run_id: Str
-    datasets: list[DatasetInput] = []
-    models: list[ModelInput] = []
+    datasets: list[DatasetInputBody] = []
+    models: list[ModelInputBody] = []
 
 
-class ModelOutput(RequestModel):
+class ModelOutputBody(RequestModel):
     model_id: Str | None = None
     step: Int64 = 0
 
@@ -125,7 +125,7 @@ class ModelOutput(RequestModel):
 class LogOutputs(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("run_id", "models")
     run_id: Str
-    models: list[ModelOutput]
+    models: list[ModelOutputBody]
 
 
 class SearchRuns(RequestModel):

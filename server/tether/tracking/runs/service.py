@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from tether.logged_models import repository as logged_models
 from tether.logged_models.service import model_not_found
 from tether.search.runs import search_run_ids
 from tether.sync import outbox
-from tether.tracking import validation
+from tether.tracking import serialize, validation
 from tether.tracking.experiments import repository as experiments
 from tether.tracking.experiments.service import DEFAULT_EXPERIMENT_ID
 from tether.tracking.metrics.repository import Point, insert_points
@@ -32,8 +32,9 @@ RUN_NAME_TAG = "mlflow.runName"
 _LOAD_CHUNK = 500
 
 
-@dataclass(frozen=True)
-class MetricIn:
+class MetricIn(NamedTuple):
+    """One point as the client sent it. A tuple: log-batch builds a thousand per request."""
+
     key: str | None
     value: float | None
     timestamp: int | None
@@ -73,10 +74,65 @@ def _artifact_uri(experiment_location: str | None, run_id: str) -> str:
 def _check_metric_datasets(metrics: list[MetricIn]) -> None:
     """MLflow's Metric entity: a dataset is named by both its name and digest, or not at all."""
     for m in metrics:
+        if not m.dataset_name and not m.dataset_digest:
+            continue
         if (m.dataset_name or None, m.dataset_digest or None).count(None) == 1:
             raise invalid_parameter(
                 "Both dataset_name and dataset_digest must be provided if one is provided"
             )
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def plain_metrics(items: Any) -> list[MetricIn] | None:
+    """log-batch's `metrics` straight from the parsed JSON, when every point has the plain
+    shape clients send: a non-empty string key without NUL, a number value, integer timestamp
+    and step, and no model or dataset fields. These are exactly the points the request model
+    accepts unchanged, so this gives the same MetricIn list without validating a thousand
+    models. Anything else returns None: the caller validates with the model, which also words
+    any error as MLflow does."""
+    if type(items) is not list:
+        return None
+    new = tuple.__new__
+    result: list[MetricIn] = []
+    append = result.append
+    for item in items:
+        if type(item) is not dict:
+            return None
+        key = item.get("key")
+        value = item.get("value")
+        timestamp = item.get("timestamp")
+        step = item.get("step", 0)
+        if type(key) is not str or not key or "\x00" in key:
+            return None
+        if type(value) is not float:
+            if type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX:
+                return None
+            value = float(value)
+        if type(timestamp) is not int or type(step) is not int:
+            return None
+        if (
+            item.get("model_id") is not None
+            or item.get("dataset_name") is not None
+            or item.get("dataset_digest") is not None
+        ):
+            return None
+        append(new(MetricIn, (key, value, timestamp, step, None, None, None)))
+    return result
+
+
+def _validate_metrics(metrics: list[MetricIn]) -> None:
+    """`validate_metric` for each point, in order, with the same first error. A batch repeats
+    a few keys many times, so each key's name checks (a regex and a path normalisation) run
+    once; the points after that only need their value and timestamp looked at."""
+    valid_keys: set[str] = set()
+    for i, m in enumerate(metrics):
+        key, timestamp = m.key, m.timestamp
+        if key in valid_keys and m.value is not None and timestamp is not None and timestamp >= 0:
+            continue
+        validation.validate_metric(key, m.value, m.timestamp, m.step, path=f"metrics[{i}]")
+        valid_keys.add(key)  # type: ignore[arg-type]  # validate_metric refused None
 
 
 def _model_point(metric: MetricIn, point: Point) -> logged_models.ModelMetric:
@@ -184,8 +240,7 @@ class RunService:
                 lifecycle_stage="active",
                 artifact_uri=_artifact_uri(experiment.artifact_location, run_id),
             )
-            session.add(run)
-            session.flush()
+            repository.insert_run(session, run)
             repository.upsert_tags(session, run_id, tag_map)
             outbox.append(
                 session,
@@ -201,7 +256,13 @@ class RunService:
                     "tags": tag_map,
                 },
             )
-            return repository.load_runs(session, [run_id])[0]
+        # A new run has only its tags: answer what load_runs would read back, without the
+        # six queries (tags in key order, as the tags table's primary key returns them).
+        return {
+            "info": serialize.run_info(run),
+            "data": {"tags": serialize.key_values(sorted(tag_map.items()))},
+            "inputs": {},
+        }
 
     def update(
         self, run_id: str, status: str | int | None, end_time: int | None, run_name: str | None
@@ -284,8 +345,7 @@ class RunService:
     ) -> None:
         _check_metric_datasets(metrics)
         validation.validate_run_id(run_id)
-        for i, m in enumerate(metrics):
-            validation.validate_metric(m.key, m.value, m.timestamp, m.step, path=f"metrics[{i}]")
+        _validate_metrics(metrics)
         param_map: dict[str, str] = {}
         for i, (key, value) in enumerate(params):
             param_map[key or ""] = validation.validate_param(key, value, path=f"params[{i}]")
@@ -300,21 +360,20 @@ class RunService:
         self, run_id: str, metrics: list[MetricIn], params: dict[str, str], tags: dict[str, str]
     ) -> None:
         # Validation has already refused points without a key, value or timestamp.
-        points = [
-            Point.sanitized(m.key or "", m.value or 0.0, m.timestamp or 0, m.step) for m in metrics
-        ]
+        sanitized = Point.sanitized
+        points = [sanitized(m.key or "", m.value or 0.0, m.timestamp or 0, m.step) for m in metrics]
         model_points = [
             _model_point(m, p) for m, p in zip(metrics, points, strict=True) if m.model_id
         ]
         with self.db.write() as session:
-            run = self._active_run(session, run_id)
+            _check_active(run_id, repository.lock_lifecycle_stage(session, run_id))
             _check_models_exist(session, [p.model_id for p in model_points])
             new_params = self._check_params(session, run_id, params)
             repository.insert_params(session, run_id, new_params)
             model_metric_ids = logged_models.insert_metrics(session, run_id, model_points)
             metric_ids = insert_points(session, run_id, points)
             if RUN_NAME_TAG in tags:
-                run.name = tags[RUN_NAME_TAG]
+                repository.set_name(session, run_id, tags[RUN_NAME_TAG])
             repository.upsert_tags(session, run_id, tags)
             payload: dict[str, Any] = {}
             if new_params:
@@ -452,9 +511,15 @@ class RunService:
 
     def _active_run(self, session: Session, run_id: str) -> Run:
         run = self._run(session, run_id)
-        if run.lifecycle_stage != "active":
-            raise invalid_parameter(
-                f"The run {run_id} must be in the 'active' state. "
-                f"Current state is {run.lifecycle_stage}."
-            )
+        _check_active(run_id, run.lifecycle_stage)
         return run
+
+
+def _check_active(run_id: str, lifecycle_stage: str | None) -> None:
+    """None: the run does not exist."""
+    if lifecycle_stage is None:
+        raise not_found(f"Run with id={run_id} not found")
+    if lifecycle_stage != "active":
+        raise invalid_parameter(
+            f"The run {run_id} must be in the 'active' state. Current state is {lifecycle_stage}."
+        )

@@ -1,0 +1,39 @@
+"""Counting hooks for the sync worker and the Azure ML client.
+
+They call `count(...)` where they already bump their own stats; nothing happens unless
+`--expose-prometheus` installed a sink (tether.observability.metrics), so the sync code does
+not depend on prometheus-client and pays one global lookup per event when metrics are off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+Event = Literal[
+    # sync worker, labelled with the entity type (experiment, run, run_artifacts, ...)
+    "sync_rows_applied",
+    "sync_entities_synced",
+    "sync_failures",  # transient: retried with backoff
+    "sync_dead_letters",
+    "sync_deferrals",
+    # Azure ML HTTP client
+    "azureml_requests",
+    "azureml_retries",
+    "azureml_throttled",  # 429 answers
+    "azureml_token_refreshes",
+]
+Sink = Callable[[Event, str | None], None]
+
+_sink: Sink | None = None
+
+
+def count(event: Event, entity_type: str | None = None) -> None:
+    sink = _sink
+    if sink is not None:
+        sink(event, entity_type)
+
+
+def install_sink(sink: Sink | None) -> None:
+    global _sink
+    _sink = sink

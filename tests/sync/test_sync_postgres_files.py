@@ -1,0 +1,73 @@
+"""Two `tether serve` processes on one PostgreSQL database and one artifact store, both with
+sync on, draining files and model versions together: runs with files and registered versions
+logged through either server, each entity worked by one process at a time (leases, `FOR
+UPDATE SKIP LOCKED`). Ends in the workload's exact fidelity check: every file's bytes once
+with one artifact record per path, each version created once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from sync_workload import Workload
+from test_sync_e2e import _sync_env, _sync_status, _wait_synced
+
+from support import TetherServer
+from tether.db.engine import Database
+
+if TYPE_CHECKING:
+    from azureml.identity import ManagedIdentityEndpoint
+    from azureml.workspace import AzuremlWorkspace
+    from conftest import TetherServerStarter
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.mark.parametrize("backend_kind", ["postgres"], indirect=True)
+def test_two_servers_on_one_postgres_drain_files_and_versions_once(
+    start_tether_server: TetherServerStarter,
+    azureml_workspace: AzuremlWorkspace,
+    azureml_identity: ManagedIdentityEndpoint,
+    tmp_path: Path,
+) -> None:
+    ws = azureml_workspace
+    store = str(tmp_path / "artifacts")  # both servers write and read the same store
+
+    def start(backend_uri: str | None = None) -> TetherServer:
+        return start_tether_server(
+            backend_uri,
+            extra_args=["--azureml-workspace", ws.arm_id],
+            env=_sync_env(ws, azureml_identity),
+            artifacts_destination=store,
+        )
+
+    ws.quirks(blob_via_front=True)  # every blob write is seen: each file written once
+    # Slow uploads' SAS requests a little, so both workers are busy with files at once.
+    ws.faults(path="batch/metadata$", action="delay", seconds=0.3, times=None)
+    first = start()
+    second = start(first.backend_uri)
+    mark = ws.mark()
+    work = Workload()
+    model = None
+    for server in (first, second, first, second):
+        exp = work.experiment(server)
+        for _ in range(2):
+            run = work.run(server, exp, points=300)
+            work.files_of(server, run, 3, size=64 * 1024)
+            work.put(server, run, "big.bin", os.urandom(5 * 1024 * 1024 + 3))  # block list
+            model = work.model(server, run, model)  # one model, versions from both servers
+    _wait_synced(first, timeout=120)
+
+    stats = [_sync_status(s)["worker"]["stats"] for s in (first, second)]
+    assert all(s["rows_applied"] > 0 for s in stats), stats
+    assert all(s["dead_letters"] == 0 for s in stats), stats
+    db = Database(first.backend_uri)
+    try:
+        work.check(db, ws, mark)
+    finally:
+        db.dispose()
+    for server in (first, second):  # both tell the same (shared) truth
+        body = _sync_status(server)
+        assert body["entities"]["synced"] == sum(body["entities"].values()), body
