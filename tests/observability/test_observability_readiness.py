@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from support import PostgresCluster, TetherServer, free_port, unique_name
+from tether.api.response_models import Readiness
 
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint
@@ -28,6 +29,7 @@ postgres_only = pytest.mark.parametrize("backend_kind", ["postgres"], indirect=T
 def _ready(server: TetherServer) -> tuple[int, dict[str, Any]]:
     response = httpx.get(f"{server.url}/ready", timeout=30, trust_env=False)
     body: dict[str, Any] = response.json()
+    Readiness.model_validate(body)  # every answer, 200 or 503, has the documented shape
     return response.status_code, body
 
 

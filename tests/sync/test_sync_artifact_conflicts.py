@@ -9,15 +9,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobBlock
 from sqlalchemy import update
-from sync_tether import Tether, open_tether
+from sync_tether import Tether
 
 from azureml.artifacts import RUN_ORIGIN, blob_name, run_container
 from tether.db.models import SyncEntity
@@ -25,23 +23,11 @@ from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
     from azureml.workspace import AzuremlWorkspace
 
 pytestmark = pytest.mark.timeout(120)
 
 BIG = 4 * 1024 * 1024 + 5  # more than one block: Put Block + Put Block List
-
-
-@pytest.fixture
-def tether(
-    tmp_path: Path,
-    azureml_workspace: AzuremlWorkspace,
-    azureml_identity: ManagedIdentityEndpoint,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Tether]:
-    with open_tether(tmp_path, azureml_workspace, azureml_identity, monkeypatch) as tether:
-        yield tether
 
 
 def _md5(data: bytes) -> str:

@@ -4,22 +4,19 @@ Azurite (read back with `.artifacts`), exactly once across replays, a refused SA
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import update
 from sync_fidelity import assert_fidelity
-from sync_tether import Tether, open_tether
+from sync_tether import Tether
 
 from tether.db.models import SyncEntity
 from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    pass
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,17 +27,6 @@ FILES = {
     "empty.txt": b"",
     "big.bin": os.urandom(9 * 1024 * 1024 + 123),  # three 4 MiB blocks
 }
-
-
-@pytest.fixture
-def tether(
-    tmp_path: Path,
-    azureml_workspace: AzuremlWorkspace,
-    azureml_identity: ManagedIdentityEndpoint,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Tether]:
-    with open_tether(tmp_path, azureml_workspace, azureml_identity, monkeypatch) as tether:
-        yield tether
 
 
 def _logged_run(tether: Tether) -> str:

@@ -11,13 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sync_fidelity import assert_fidelity, sent_points
+from sync_servers import run_tether, start_synced, sync_env, sync_status, wait_synced
 
-from support import MlflowRest, TetherServer, unique_name
-from support.servers import tether_command
+from support import MlflowRest, unique_name
 from tether.db.engine import Database
 from tether.sync.state import Key
 
@@ -49,66 +49,6 @@ print(parent.info.run_id)
 """
 
 
-def _sync_env(ws: AzuremlWorkspace, identity: ManagedIdentityEndpoint) -> dict[str, str]:
-    return {
-        **identity.env,
-        **ws.env,
-        "TETHER_AZUREML_ARM_ENDPOINT": ws.arm_endpoint,
-        "TETHER_SYNC_BACKOFF_BASE_SECONDS": "0.05",
-        "TETHER_SYNC_BACKOFF_MAX_SECONDS": "0.5",
-        "TETHER_SYNC_POLL_SECONDS": "0.2",
-        "TETHER_SYNC_LEASE_SECONDS": "2",
-    }
-
-
-def _start_synced(
-    start: TetherServerStarter,
-    ws: AzuremlWorkspace,
-    identity: ManagedIdentityEndpoint,
-    backend_uri: str | None = None,
-) -> TetherServer:
-    return start(
-        backend_uri,
-        extra_args=["--azureml-workspace", ws.arm_id],
-        env=_sync_env(ws, identity),
-    )
-
-
-def _sync_status(server: TetherServer, entity: str | None = None) -> dict[str, Any]:
-    with server.rest() as rest:
-        response = rest.get("/api/2.0/tether/sync/status", {"entity": entity} if entity else None)
-    assert response.status == 200, response.text
-    body: dict[str, Any] = response.json
-    return body
-
-
-def _wait_synced(server: TetherServer, timeout: float = 60.0) -> dict[str, Any]:
-    """Until every outbox row was scanned and every entity is synced."""
-    deadline = time.monotonic() + timeout
-    while True:
-        body = _sync_status(server)
-        counts = body["entities"]
-        done = body["outbox"]["scanned_to"] == body["outbox"]["last_id"] and not any(
-            counts[b] for b in ("pending", "in_flight", "failed", "dead")
-        )
-        if done:
-            return body
-        assert time.monotonic() < deadline, f"sync did not finish: {json.dumps(body)}"
-        time.sleep(0.2)
-
-
-def _run_tether(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    from support.servers import _clean_env
-
-    return subprocess.run(
-        [*tether_command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_clean_env(env),
-    )
-
-
 def _with_db(uri: str, check: Callable[[Database], None]) -> None:
     db = Database(uri)
     try:
@@ -123,7 +63,7 @@ def test_training_script_lands_in_the_workspace(
     azureml_workspace: AzuremlWorkspace,
     azureml_identity: ManagedIdentityEndpoint,
 ) -> None:
-    server = _start_synced(start_tether_server, azureml_workspace, azureml_identity)
+    server = start_synced(start_tether_server, azureml_workspace, azureml_identity)
     experiment = unique_name("mnist")
     script = subprocess.run(
         [sys.executable, "-c", TRAINING_SCRIPT, experiment],
@@ -140,14 +80,14 @@ def test_training_script_lands_in_the_workspace(
     assert script.returncode == 0, script.stderr
     parent = script.stdout.strip().splitlines()[-1]
 
-    body = _wait_synced(server)
+    body = wait_synced(server)
 
     assert body["worker"]["enabled"] and body["worker"]["connected"], body["worker"]
     _with_db(server.backend_uri, lambda db: assert_fidelity(db, azureml_workspace.mlflow_url))
-    detail = _sync_status(server, f"run:{parent}")
+    detail = sync_status(server, f"run:{parent}")
     assert detail["status"] == "synced" and detail["outbox_rows_behind"] == 0
     assert {r["subject"] for r in detail["report"]} == {"metrics"}  # 700 points: split
-    text = _run_tether("sync", "status", "--backend-store-uri", server.backend_uri)
+    text = run_tether("sync", "status", "--backend-store-uri", server.backend_uri)
     assert text.returncode == 0, text.stderr
     total = next(line for line in text.stdout.splitlines() if line.startswith("total"))
     assert total.split()[1:] == ["0", "0", str(body["entities"]["synced"]), "0", "0"]
@@ -161,7 +101,7 @@ def test_kill_9_mid_sync_then_restart_delivers_exactly_once(
 ) -> None:
     ws = azureml_workspace
     ws.faults(path="runs/log-batch$", action="delay", seconds=0.3, times=None)
-    server = _start_synced(start_tether_server, ws, azureml_identity)
+    server = start_synced(start_tether_server, ws, azureml_identity)
     mark = ws.mark()
     with server.rest() as rest:
         exp = rest.post("experiments/create", {"name": unique_name()}).json["experiment_id"]
@@ -180,8 +120,8 @@ def test_kill_9_mid_sync_then_restart_delivers_exactly_once(
     server.process.proc.wait(10)
     server.stop()
 
-    restarted = _start_synced(start_tether_server, ws, azureml_identity, server.backend_uri)
-    _wait_synced(restarted)
+    restarted = start_synced(start_tether_server, ws, azureml_identity, server.backend_uri)
+    wait_synced(restarted)
 
     def check(db: Database) -> None:
         assert_fidelity(db, ws.mlflow_url, runs=[run])
@@ -211,9 +151,9 @@ def test_sync_commands_drain_report_and_retry(
         run = rest.post("runs/create", {"experiment_id": good}).json["run"]["info"]["run_id"]
         rest.post("runs/log-param", {"run_id": run, "key": "k", "value": "v"})
     args = ["--backend-store-uri", server.backend_uri, "--azureml-workspace", ws.arm_id]
-    env = _sync_env(ws, azureml_identity)
+    env = sync_env(ws, azureml_identity)
 
-    drained = _run_tether("sync", "run", *args, env=env)
+    drained = run_tether("sync", "run", *args, env=env)
     assert drained.returncode == 0, drained.stdout + drained.stderr
     _with_db(server.backend_uri, lambda db: assert_fidelity(db, ws.mlflow_url, runs=[run]))
 
@@ -221,8 +161,8 @@ def test_sync_commands_drain_report_and_retry(
         bad = rest.post("experiments/create", {"name": unique_name()}).json["experiment_id"]
     refusal = {"error_code": "INVALID_PARAMETER_VALUE", "message": "no (injected)"}
     ws.faults(path="experiments/create$", action="status", status=400, body=refusal, times=None)
-    assert _run_tether("sync", "run", *args, env=env).returncode == 4  # dead letter
-    shown = _run_tether(
+    assert run_tether("sync", "run", *args, env=env).returncode == 4  # dead letter
+    shown = run_tether(
         "sync", "status", "--json", "--backend-store-uri", server.backend_uri, env=env
     )
     errors = json.loads(shown.stdout)["errors"]
@@ -230,9 +170,9 @@ def test_sync_commands_drain_report_and_retry(
     assert "no (injected)" in errors[0]["last_error"]
 
     ws.clear_faults()
-    retried = _run_tether("sync", "retry", "--all-dead", "--backend-store-uri", server.backend_uri)
+    retried = run_tether("sync", "retry", "--all-dead", "--backend-store-uri", server.backend_uri)
     assert retried.stdout.strip() == f"requeued experiment:{bad}"
-    assert _run_tether("sync", "run", *args, env=env).returncode == 0
+    assert run_tether("sync", "run", *args, env=env).returncode == 0
     _with_db(server.backend_uri, lambda db: assert_fidelity(db, ws.mlflow_url, runs=[run]))
 
 
@@ -243,8 +183,8 @@ def test_two_servers_on_one_postgres_share_the_work(
     azureml_identity: ManagedIdentityEndpoint,
 ) -> None:
     ws = azureml_workspace
-    first = _start_synced(start_tether_server, ws, azureml_identity)
-    second = _start_synced(start_tether_server, ws, azureml_identity, first.backend_uri)
+    first = start_synced(start_tether_server, ws, azureml_identity)
+    second = start_synced(start_tether_server, ws, azureml_identity, first.backend_uri)
     mark = ws.mark()
     runs: list[str] = []
     for server in (first, second, first, second):
@@ -259,7 +199,7 @@ def test_two_servers_on_one_postgres_share_the_work(
                 ]
                 rest.post("runs/log-batch", {"run_id": run["run_id"], "metrics": metrics})
                 runs.append(run["run_id"])
-    _wait_synced(first)
+    wait_synced(first)
 
     def check(db: Database) -> None:
         assert_fidelity(db, ws.mlflow_url, runs=runs)

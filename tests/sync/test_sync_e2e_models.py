@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from sync_fidelity import InnerMlflow
-from test_sync_e2e import _sync_env, _sync_status, _wait_synced
+from sync_servers import start_synced, sync_status, wait_synced
 
 from support import TetherServer, unique_name
 
@@ -100,18 +100,15 @@ def test_training_with_artifacts_and_a_registered_model(
     }
     _write(str(tmp_path / "out"), files)
     store = str(tmp_path / "artifacts")
-    server = start_tether_server(
-        extra_args=["--azureml-workspace", ws.arm_id],
-        env=_sync_env(ws, azureml_identity),
-        artifacts_destination=store,
-    )
+    server = start_synced(start_tether_server, ws, azureml_identity, artifacts_destination=store)
     servers = [server]
-    if backend_kind == "postgres":
+    if backend_kind == "postgres":  # a second server drains the same store alongside
         servers.append(
-            start_tether_server(
+            start_synced(
+                start_tether_server,
+                ws,
+                azureml_identity,
                 server.backend_uri,
-                extra_args=["--azureml-workspace", ws.arm_id],
-                env=_sync_env(ws, azureml_identity),
                 artifacts_destination=store,
             )
         )
@@ -127,9 +124,9 @@ def test_training_with_artifacts_and_a_registered_model(
     assert script.returncode == 0, script.stderr
     run_id, model_id = script.stdout.strip().splitlines()[-1].split()
 
-    _wait_synced(server, timeout=90)
+    wait_synced(server, timeout=90)
 
-    azure_run = _azure_run(_sync_status(server, f"run:{run_id}"))
+    azure_run = _azure_run(sync_status(server, f"run:{run_id}"))
     for path, data in files.items():
         assert ws.artifacts.read(azure_run, path) == data, path
     rehomed = [p for p in ws.artifacts.run_files(azure_run) if p.startswith("models/")]
@@ -147,7 +144,7 @@ def test_training_with_artifacts_and_a_registered_model(
         statuses = commits[f"ExperimentRun/dcid.{azure_run}/{path}"]
         assert statuses.count(201) == 1 and set(statuses) <= {201, 409}, (path, statuses)
     for other in servers:  # every process tells the same, shared truth
-        body = _sync_status(other)
+        body = sync_status(other)
         assert body["entities"]["synced"] == sum(body["entities"].values()), body
         assert body["worker"]["stats"]["dead_letters"] == 0, body
 
@@ -165,11 +162,8 @@ def test_kill_9_mid_upload_then_restart_uploads_every_file_once(
     ws.quirks(blob_via_front=True)  # every blob write is seen by the stand-in
 
     def start(backend_uri: str | None = None) -> TetherServer:
-        return start_tether_server(
-            backend_uri,
-            extra_args=["--azureml-workspace", ws.arm_id],
-            env=_sync_env(ws, azureml_identity),
-            artifacts_destination=store,
+        return start_synced(
+            start_tether_server, ws, azureml_identity, backend_uri, artifacts_destination=store
         )
 
     server = start()
@@ -200,15 +194,15 @@ def test_kill_9_mid_upload_then_restart_uploads_every_file_once(
     assert uploaded < len(files), "killed too late to test anything"
 
     restarted = start(server.backend_uri)
-    _wait_synced(restarted)
+    wait_synced(restarted)
 
-    detail = _sync_status(restarted, f"run_artifacts:{created['run_id']}")
+    detail = sync_status(restarted, f"run_artifacts:{created['run_id']}")
     assert sorted(ws.artifacts.run_files(azure_run)) == sorted(files), json.dumps(detail)
     for path, data in files.items():
         got = ws.artifacts.read(azure_run, path)
         assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), path
     assert sorted(r["path"] for r in ws.artifact_index(azure_run)) == sorted(files)
-    detail = _sync_status(restarted, f"run_artifacts:{created['run_id']}")
+    detail = sync_status(restarted, f"run_artifacts:{created['run_id']}")
     assert detail["report"] == [], "every file done, none refused as different"
     commits = ws.blob_commits(mark)
     for path in files:  # a replayed file met a 409 and compared equal: written once

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import update
 from sync_fidelity import InnerMlflow, assert_fidelity, sent_points
-from sync_tether import Tether, open_tether
+from sync_tether import Tether
 
 from support import unique_name
 from tether.db.models import SyncEntity
@@ -29,17 +27,6 @@ if TYPE_CHECKING:
     from azureml.workspace import AzuremlWorkspace
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def tether(
-    tmp_path: Path,
-    azureml_workspace: AzuremlWorkspace,
-    azureml_identity: ManagedIdentityEndpoint,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Tether]:
-    with open_tether(tmp_path, azureml_workspace, azureml_identity, monkeypatch) as tether:
-        yield tether
 
 
 def test_a_training_run_is_mirrored_exactly(tether: Tether) -> None:

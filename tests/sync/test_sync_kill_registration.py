@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
+from sync_servers import run_tether, start_synced, sync_status, wait_synced
 from sync_workload import Workload
-from test_sync_e2e import _run_tether, _sync_env, _sync_status, _wait_synced
 
 from support import TetherServer
 from tether.db.engine import Database
@@ -49,11 +49,8 @@ def test_kill_9_during_model_registration_creates_no_second_version(
     store = str(tmp_path / "artifacts")  # outlives the killed server (its tmpdir does not)
 
     def start(backend_uri: str | None = None) -> TetherServer:
-        return start_tether_server(
-            backend_uri,
-            extra_args=["--azureml-workspace", ws.arm_id],
-            env=_sync_env(ws, azureml_identity),
-            artifacts_destination=store,
+        return start_synced(
+            start_tether_server, ws, azureml_identity, backend_uri, artifacts_destination=store
         )
 
     ws.quirks(blob_via_front=True)  # every blob write is seen: each file written once
@@ -79,7 +76,7 @@ def test_kill_9_during_model_registration_creates_no_second_version(
     assert ws.requests(mark, path="model-versions/create$")[0]["status"] == 200
 
     key = f"model_version:{_model_id(server.backend_uri, name)}/1"
-    shown = _run_tether(
+    shown = run_tether(
         "sync", "status", "--json", "--entity", key, "--backend-store-uri", server.backend_uri
     )
     assert shown.returncode == 0, shown.stderr
@@ -88,14 +85,14 @@ def test_kill_9_during_model_registration_creates_no_second_version(
     assert detail["outbox_rows_behind"] >= 1, detail
 
     restarted = start(server.backend_uri)
-    _wait_synced(restarted)
+    wait_synced(restarted)
     work.model(restarted, run, name)  # and the next version follows as version 2
-    _wait_synced(restarted)
+    wait_synced(restarted)
 
     creates = ws.requests(mark, path="model-versions/create$")
     assert len(creates) == 2, "the restart found version 1 by its tag: no second create"
     assert ws.requests(mark, path="model-versions/search$"), "looked for its own version"
-    detail = _sync_status(restarted, key)
+    detail = sync_status(restarted, key)
     assert detail["status"] == "synced" and detail["azure_id"] == "1", detail
     db = Database(restarted.backend_uri)
     try:

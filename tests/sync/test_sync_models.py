@@ -6,14 +6,12 @@ duplicate."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
 from sync_fidelity import InnerMlflow
-from sync_tether import Tether, _chunks, open_tether
+from sync_tether import Tether, _chunks
 
 from tether.db.models import LoggedModel, OutboxEntry, RegisteredModel
 from tether.logged_models.service import KeyValueIn
@@ -21,23 +19,11 @@ from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    pass
 
 pytestmark = pytest.mark.timeout(120)
 
 MODEL_FILES = {"MLmodel": b"flavors:\n  sklearn: {}\n", "model.pkl": b"\x80\x04pickle" * 1000}
-
-
-@pytest.fixture
-def tether(
-    tmp_path: Path,
-    azureml_workspace: AzuremlWorkspace,
-    azureml_identity: ManagedIdentityEndpoint,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Tether]:
-    with open_tether(tmp_path, azureml_workspace, azureml_identity, monkeypatch) as tether:
-        yield tether
 
 
 def _logged_model(tether: Tether, run_id: str, exp: str) -> str:

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sync_servers import run_tether, start_synced, sync_status, wait_synced
 from sync_workload import Workload
-from test_sync_e2e import _run_tether, _start_synced, _sync_status, _wait_synced
 
 from tether.db.engine import Database
 
@@ -52,7 +52,7 @@ class StatusWatch:
 
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
-            self.samples.append(_sync_status(self.server))
+            self.samples.append(sync_status(self.server))
 
 
 def _until(
@@ -60,7 +60,7 @@ def _until(
 ) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while True:
-        body = _sync_status(server)
+        body = sync_status(server)
         if check(body):
             return body
         assert time.monotonic() < deadline, f"{what}: {json.dumps(body)}"
@@ -84,12 +84,12 @@ def test_workspace_down_for_a_while_then_back(
 ) -> None:
     ws = azureml_workspace
     ws.quirks(blob_via_front=True)  # storage is down too, and every blob write is counted
-    server = _start_synced(start_tether_server, ws, azureml_identity)
+    server = start_synced(start_tether_server, ws, azureml_identity)
     mark = ws.mark()
     work = Workload()
     exp = work.experiment(server)
     first = work.run(server, exp, points=300)
-    _wait_synced(server)  # in Azure before the outage: only new work piles up
+    wait_synced(server)  # in Azure before the outage: only new work piles up
 
     # Down: the gateway answers 503 to everything (no Retry-After).
     ws.faults(path=".*", action="status", status=503, times=None)
@@ -113,7 +113,7 @@ def test_workspace_down_for_a_while_then_back(
             lambda b: "disconnected" in _reasons(b).lower() and "503" not in _reasons(b),
             "the resets are shown",
         )
-        cli = _run_tether("sync", "status", "--backend-store-uri", server.backend_uri)
+        cli = run_tether("sync", "status", "--backend-store-uri", server.backend_uri)
         assert cli.returncode == 0, cli.stderr
         total = next(line for line in cli.stdout.splitlines() if line.startswith("total"))
         pending, in_flight, _, failed, dead = (int(n) for n in total.split()[1:])
@@ -123,7 +123,7 @@ def test_workspace_down_for_a_while_then_back(
         assert "failed (" in cli.stdout and "disconnected" in cli.stdout.lower(), cli.stdout
         outage_end = time.monotonic()
         ws.clear_faults()  # back
-        done = _wait_synced(server, timeout=90)
+        done = wait_synced(server, timeout=90)
         recovered_in = time.monotonic() - outage_end
 
     # The operator's view throughout: never dead, never "all synced" while work was behind,
@@ -157,7 +157,7 @@ def test_workspace_down_when_the_server_starts(
     back."""
     ws = azureml_workspace
     ws.faults(path=".*", action="status", status=503, times=None)
-    server = _start_synced(start_tether_server, ws, azureml_identity)
+    server = start_synced(start_tether_server, ws, azureml_identity)
     mark = ws.mark()
     work = Workload()
     run = work.run(server, work.experiment(server), points=200)
@@ -168,18 +168,18 @@ def test_workspace_down_when_the_server_starts(
     )
     assert down["worker"]["connected"] is False, down
     time.sleep(1.5)  # the work waits: its age grows
-    cli = _run_tether("sync", "status", "--json", "--backend-store-uri", server.backend_uri)
+    cli = run_tether("sync", "status", "--json", "--backend-store-uri", server.backend_uri)
     assert cli.returncode == 0, cli.stderr
     shown = json.loads(cli.stdout)
     # No worker could discover anything yet: the rows are counted as such, not as "synced".
     assert sum(shown["entities"].values()) == 0, shown
     assert shown["outbox"]["not_scanned"] == shown["outbox"]["last_id"] > 0, shown
     assert shown["oldest_pending_age_seconds"] > 1.0, shown
-    text = _run_tether("sync", "status", "--backend-store-uri", server.backend_uri).stdout
+    text = run_tether("sync", "status", "--backend-store-uri", server.backend_uri).stdout
     assert "not yet discovered" in text and "oldest pending: -" not in text, text
 
     ws.clear_faults()
-    done = _wait_synced(server, timeout=90)
+    done = wait_synced(server, timeout=90)
     assert done["worker"]["connected"] and "connect_error" not in done["worker"], done
     db = Database(server.backend_uri)
     try:
@@ -198,12 +198,12 @@ def test_a_429_storm_is_waited_out_honouring_retry_after(
     sooner than asked (in-call retries and the workspace-wide pause alike), shows that it is
     throttled, dead-letters nothing, and delivers everything once when the storm ends."""
     ws = azureml_workspace
-    server = _start_synced(start_tether_server, ws, azureml_identity)
+    server = start_synced(start_tether_server, ws, azureml_identity)
     mark = ws.mark()
     work = Workload()
     exp = work.experiment(server)
     first = work.run(server, exp, points=200)
-    _wait_synced(server)
+    wait_synced(server)
 
     ws.faults(path=".*", action="status", status=429, retry_after="1", times=None)
     storm = ws.mark()
@@ -222,7 +222,7 @@ def test_a_429_storm_is_waited_out_honouring_retry_after(
     assert throttled["worker"]["http"]["throttled"] >= 4, throttled["worker"]
     ws.clear_faults()
     storm_requests = [e for e in ws.requests(storm) if e["fault"] == "status:429"]
-    done = _wait_synced(server, timeout=90)
+    done = wait_synced(server, timeout=90)
 
     times = [e["time"] for e in storm_requests]
     assert len(times) >= 4

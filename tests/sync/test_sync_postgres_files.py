@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sync_servers import start_synced, sync_status, wait_synced
 from sync_workload import Workload
-from test_sync_e2e import _sync_env, _sync_status, _wait_synced
 
 from support import TetherServer
 from tether.db.engine import Database
@@ -36,11 +36,8 @@ def test_two_servers_on_one_postgres_drain_files_and_versions_once(
     store = str(tmp_path / "artifacts")  # both servers write and read the same store
 
     def start(backend_uri: str | None = None) -> TetherServer:
-        return start_tether_server(
-            backend_uri,
-            extra_args=["--azureml-workspace", ws.arm_id],
-            env=_sync_env(ws, azureml_identity),
-            artifacts_destination=store,
+        return start_synced(
+            start_tether_server, ws, azureml_identity, backend_uri, artifacts_destination=store
         )
 
     ws.quirks(blob_via_front=True)  # every blob write is seen: each file written once
@@ -58,9 +55,9 @@ def test_two_servers_on_one_postgres_drain_files_and_versions_once(
             work.files_of(server, run, 3, size=64 * 1024)
             work.put(server, run, "big.bin", os.urandom(5 * 1024 * 1024 + 3))  # block list
             model = work.model(server, run, model)  # one model, versions from both servers
-    _wait_synced(first, timeout=120)
+    wait_synced(first, timeout=120)
 
-    stats = [_sync_status(s)["worker"]["stats"] for s in (first, second)]
+    stats = [sync_status(s)["worker"]["stats"] for s in (first, second)]
     assert all(s["rows_applied"] > 0 for s in stats), stats
     assert all(s["dead_letters"] == 0 for s in stats), stats
     db = Database(first.backend_uri)
@@ -69,5 +66,5 @@ def test_two_servers_on_one_postgres_drain_files_and_versions_once(
     finally:
         db.dispose()
     for server in (first, second):  # both tell the same (shared) truth
-        body = _sync_status(server)
+        body = sync_status(server)
         assert body["entities"]["synced"] == sum(body["entities"].values()), body

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from tether import __version__
+from tether.api.response_models import Readiness as ReadinessBody
 from tether.api.responses import JsonResponse
+from tether.api.routing import document
 from tether.observability.readiness import Readiness
 
 router = APIRouter(tags=["health"])
@@ -23,6 +25,7 @@ async def version() -> str:
 
 
 @router.get("/ready", response_class=JsonResponse)
+@document(response=ReadinessBody, same_body_on=(503,))
 async def ready(request: Request) -> JsonResponse:
     """200 when the database answers and the artifact store takes writes, else 503; the
     Azure ML sync is reported (queue, reachability) but never makes the server unready."""

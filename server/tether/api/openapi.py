@@ -20,6 +20,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,11 @@ def _complete(
     if has_body:
         responses["413"] = {"description": _TOO_LARGE, "content": copy.deepcopy(error)}
     responses["default"] = {"description": _DEFAULT_ERROR, "content": copy.deepcopy(error)}
+    for code in doc.same_body_on:
+        responses[str(code)] = {
+            "description": f"{HTTPStatus(code).phrase}, with the same body.",
+            "content": copy.deepcopy(ok.get("content", {})),
+        }
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:

@@ -360,3 +360,47 @@ class SyncStatus(BaseModel):
     entity: str = ""
     status: str = ""
     report: list[dict[str, Any]] = []
+
+
+# Tether: readiness -------------------------------------------------------------------------
+
+
+class ProbeResult(ResponseModel):
+    """One dependency's probe: `ok`, and either its latency or why it failed."""
+
+    ok: bool
+    latency_ms: float = 0.0
+    error: str = ""
+
+
+class DatabaseProbe(ProbeResult):
+    dialect: Literal["sqlite", "postgresql"]
+
+
+class ArtifactProbe(ProbeResult):
+    served: bool  # false: this server does not proxy artifacts, nothing to probe
+    backend: str = ""
+
+
+class SyncReadiness(ResponseModel):
+    """Reported, never a reason for 503: writes succeed while Azure ML is away."""
+
+    enabled: bool
+    azureml_reachable: bool | None = None  # null: no call answered or failed yet
+    last_error: str | None = None
+    pending: int = 0
+    in_flight: int = 0
+    failed: int = 0
+    dead: int = 0
+    oldest_pending_age_seconds: float | None = None
+    queue_error: str = ""
+
+
+class Readiness(ResponseModel):
+    """`GET /ready`: 200 when the database answers and the artifact store takes writes, else
+    503 with the same body saying which failed."""
+
+    status: Literal["ready", "unavailable"]
+    database: DatabaseProbe
+    artifacts: ArtifactProbe
+    sync: SyncReadiness

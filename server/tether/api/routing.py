@@ -29,7 +29,8 @@ class RouteDoc:
     `request`: the request model, read from the query string on GET and from a JSON body
     otherwise. `response`: the 200 body's model. `binary_request` / `binary_response`: the
     body is a raw byte stream (application/octet-stream) instead. `empty_response`: the 200
-    answer has no body at all.
+    answer has no body at all. `same_body_on`: other statuses answered with the 200 body's
+    shape rather than MLflow's error body (e.g. readiness's 503).
     """
 
     request: type[BaseModel] | None = None
@@ -37,6 +38,7 @@ class RouteDoc:
     binary_request: bool = False
     binary_response: bool = False
     empty_response: bool = False
+    same_body_on: tuple[int, ...] = ()
 
 
 _DOCS: dict[Callable[..., Any], RouteDoc] = {}
@@ -54,9 +56,10 @@ def document(
     binary_request: bool = False,
     binary_response: bool = False,
     empty_response: bool = False,
+    same_body_on: tuple[int, ...] = (),
 ) -> Callable[[F], F]:
     """Record an endpoint's request and response shapes (decorator; returns the function)."""
-    doc = RouteDoc(request, response, binary_request, binary_response, empty_response)
+    doc = RouteDoc(request, response, binary_request, binary_response, empty_response, same_body_on)
 
     def decorator(func: F) -> F:
         _DOCS[func] = doc
