@@ -10,7 +10,8 @@ import pytest
 from tether.api.request import parse_model
 from tether.errors import MlflowError
 from tether.tracking.runs import schemas
-from tether.tracking.runs.service import MetricIn, plain_metrics
+from tether.tracking.runs.schemas import plain_metrics
+from tether.tracking.runs.service import MetricIn
 
 
 def _via_model(items: Any) -> list[MetricIn] | MlflowError:
@@ -45,6 +46,10 @@ ODD = [
     {"key": "k", "value": 1.0},
     {"key": "k", "value": 1.0, "timestamp": None},
     {"key": "k", "value": 10**30, "timestamp": 1},
+    # JSON parsers give ints up to 2**64 - 1: beyond int64 the database cannot take them.
+    {"key": "k", "value": 1.0, "timestamp": 2**63},
+    {"key": "k", "value": 1.0, "timestamp": 1, "step": 2**63},
+    {"key": "k", "value": 1.0, "timestamp": 1, "step": -(2**63) - 1},
     {"key": "k", "value": 1.0, "timestamp": 1, "model_id": "m-1"},
     {"key": "k", "value": 1.0, "timestamp": 1, "model_id": ""},
     {"key": "k", "value": 1.0, "timestamp": 1, "dataset_name": "d", "dataset_digest": "x"},

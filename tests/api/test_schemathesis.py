@@ -222,6 +222,9 @@ def test_inputs_schemathesis_found_are_client_errors(tether_server: TetherServer
         huge = str(10**22)
         bulk = {"run_ids": run_id, "metric_key": "m", "start_step": huge, "end_step": huge}
         refused(client.get(f"{api}/metrics/get-history-bulk-interval", params=bulk))
+        for point in ({"timestamp": 2**63, "step": 0}, {"timestamp": 1, "step": 2**63}):
+            batch = {"run_id": run_id, "metrics": [{"key": "m", "value": 1.0, **point}]}
+            refused(client.post(f"{api}/runs/log-batch", json=batch))  # found in review
         history = {"run_id": run_id, "metric_key": "m", "max_results": str(2**63 - 1)}
         assert client.get(f"{api}/metrics/get-history", params=history).status_code == 200
         # "\u00b2" (²) passes str.isdigit() but not int(); "\u0661" (Arabic-Indic one) passes

@@ -40,7 +40,8 @@ from sqlalchemy.pool import QueuePool
 from tether.api.threads import blocking
 from tether.config import Settings
 from tether.db.engine import Database
-from tether.observability import events, prometheus_dir, sync_snapshot
+from tether.observability import events, prometheus_dir
+from tether.sync import status as sync_status
 from tether.sync.status import BUCKETS
 
 log = logging.getLogger("tether.metrics")
@@ -161,7 +162,7 @@ class StoreCollector(Collector):
         enabled.add_metric([], 1 if self.sync_enabled else 0)
         try:
             with self.db.read() as session:
-                snap = sync_snapshot.take(session)
+                snap = sync_status.queue(session)
         except Exception as exc:  # the scrape still answers: database_up says why it is thin
             log.warning("metrics: cannot read the sync state: %s", exc)
             up.add_metric([], 0)
@@ -170,7 +171,7 @@ class StoreCollector(Collector):
         return [up, enabled, *_sync_families(snap)]
 
 
-def _sync_families(snap: sync_snapshot.SyncSnapshot) -> list[Metric]:
+def _sync_families(snap: sync_status.QueueSnapshot) -> list[Metric]:
     entities = GaugeMetricFamily(
         "tether_sync_entities",
         "Sync queue: entities per type and state (pending, in_flight, synced, failed, dead)",

@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 from tether.api.threads import blocking
 from tether.artifacts.backends.base import ArtifactBackend
 from tether.db.engine import Database
-from tether.observability import sync_snapshot
 from tether.observability.redact import redact
+from tether.sync import status
 from tether.sync.runtime import BackgroundSync
 
 Check = dict[str, Any]
@@ -113,9 +113,9 @@ class Readiness:
                 )
         return state
 
-    def _snapshot(self) -> sync_snapshot.SyncSnapshot:
+    def _snapshot(self) -> status.QueueSnapshot:
         with self.db.read() as session:
-            return sync_snapshot.take(session)
+            return status.queue(session)
 
 
 def azureml_reachability(background: BackgroundSync) -> Check:

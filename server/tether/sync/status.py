@@ -11,6 +11,7 @@ oldest of them counts for `oldest_pending_age_seconds` too, so the status never 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -26,52 +27,86 @@ BUCKETS = ("pending", "in_flight", "synced", "failed", "dead")
 _ERRORS_SHOWN = 20
 
 
-def summary(session: Session, now: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """The queue as a few numbers (also read by /metrics and /ready, so kept cheap: grouped
+    counts of `sync_entities` and outbox figures bounded by the discovery cursors)."""
+
+    # entity type -> bucket (pending, in_flight, synced, failed, dead) -> count
+    entities: dict[str, dict[str, int]] = field(default_factory=dict)
+    waiting_on_dependency: int = 0
+    oldest_entity_age_seconds: float | None = None  # of the oldest entity not yet synced
+    outbox_last_id: int = 0
+    outbox_unscanned_rows: int = 0  # appended, not yet discovered by the worker
+    outbox_oldest_unscanned_age_seconds: float | None = None
+
+    def total(self, bucket: str) -> int:
+        return sum(counts.get(bucket, 0) for counts in self.entities.values())
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """Age of the oldest work not yet in Azure ML: an entity not synced, or a write the
+        worker has not discovered (`oldest_pending_age_seconds`)."""
+        ages = [self.oldest_entity_age_seconds, self.outbox_oldest_unscanned_age_seconds]
+        known = [age for age in ages if age is not None]
+        return max(known) if known else None
+
+
+def queue(session: Session, now: int | None = None) -> QueueSnapshot:
     now = now_ms() if now is None else now
     leased = and_(SyncEntity.lease_owner.is_not(None), SyncEntity.lease_expires_at >= now)
     bucket = case((leased, "in_flight"), else_=SyncEntity.status)
-    counts = {b: 0 for b in BUCKETS}
-    by_type: dict[str, dict[str, int]] = {}
+    entities: dict[str, dict[str, int]] = {}
     for entity_type, name, n in session.execute(
         select(SyncEntity.entity_type, bucket, func.count()).group_by(
             SyncEntity.entity_type, bucket
         )
     ):
-        counts[name] = counts.get(name, 0) + n
-        by_type.setdefault(entity_type, {b: 0 for b in BUCKETS})[name] = n
-    oldest = session.execute(
+        entities.setdefault(entity_type, dict.fromkeys(BUCKETS, 0))[name] = int(n)
+    oldest_pending = session.execute(
         select(func.min(SyncEntity.first_pending_at)).where(SyncEntity.status != state.SYNCED)
     ).scalar()
-    # A row is discovered once every capability's scan has read it.
-    scanned = min(int(discovery.get_meta(session, c.high_key) or 0) for c in CAPABILITIES)
-    not_scanned, oldest_not_scanned = session.execute(
-        select(
-            select(func.count()).where(OutboxEntry.id > scanned).scalar_subquery(),
-            select(OutboxEntry.created_at)
-            .where(OutboxEntry.id > scanned)
-            .order_by(OutboxEntry.id)
-            .limit(1)
-            .scalar_subquery(),
-        )
-    ).one()
-    if oldest_not_scanned is not None:
-        oldest = oldest_not_scanned if oldest is None else min(oldest, oldest_not_scanned)
     waiting = session.execute(
         select(func.count()).where(
             SyncEntity.status == state.PENDING, SyncEntity.waiting_on.is_not(None)
         )
     ).scalar()
-    last_outbox = session.execute(select(func.max(OutboxEntry.id))).scalar()
+    # A row is discovered once every capability's scan has read it.
+    scanned_to = min(int(discovery.get_meta(session, c.high_key) or 0) for c in CAPABILITIES)
+    last_id, unscanned, oldest_unscanned = session.execute(
+        select(
+            select(func.max(OutboxEntry.id)).scalar_subquery(),
+            select(func.count()).where(OutboxEntry.id > scanned_to).scalar_subquery(),
+            select(OutboxEntry.created_at)
+            .where(OutboxEntry.id > scanned_to)
+            .order_by(OutboxEntry.id)
+            .limit(1)
+            .scalar_subquery(),
+        )
+    ).one()
+    return QueueSnapshot(
+        entities=entities,
+        waiting_on_dependency=int(waiting or 0),
+        oldest_entity_age_seconds=_age(now, oldest_pending),
+        outbox_last_id=int(last_id or 0),
+        outbox_unscanned_rows=int(unscanned or 0),
+        outbox_oldest_unscanned_age_seconds=_age(now, oldest_unscanned),
+    )
+
+
+def summary(session: Session, now: int | None = None) -> dict[str, Any]:
+    now = now_ms() if now is None else now
+    snap = queue(session, now)
     return {
-        "entities": counts,
-        "waiting_on_dependency": int(waiting or 0),
-        "by_type": by_type,
-        "oldest_pending_age_seconds": _age(now, oldest),
+        "entities": {b: snap.total(b) for b in BUCKETS},
+        "waiting_on_dependency": snap.waiting_on_dependency,
+        "by_type": snap.entities,
+        "oldest_pending_age_seconds": snap.lag_seconds,
         "outbox": {
-            "last_id": int(last_outbox or 0),
+            "last_id": snap.outbox_last_id,
             "scanned_to": int(discovery.get_meta(session, discovery.HIGH_CURSOR) or 0),
-            "not_scanned": int(not_scanned or 0),
-            "oldest_not_scanned_age_seconds": _age(now, oldest_not_scanned),
+            "not_scanned": snap.outbox_unscanned_rows,
+            "oldest_not_scanned_age_seconds": snap.outbox_oldest_unscanned_age_seconds,
         },
         "not_synced_by_this_version": {
             "outbox_rows_by_entity_type": discovery.unsynced_counts(session),

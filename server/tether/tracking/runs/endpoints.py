@@ -9,13 +9,12 @@ from fastapi import Request
 from tether.api import response_models as resp
 from tether.api.deps import Runs
 from tether.api.request import parse_model, parse_request, read_request_data
-from tether.api.responses import JsonResponse
 from tether.api.routing import MlflowRouter
 from tether.api.threads import blocking
 from tether.tracking import validation
 from tether.tracking.experiments.service import normalize_view_type
 from tether.tracking.runs import schemas
-from tether.tracking.runs.service import DatasetIn, MetricIn, plain_metrics
+from tether.tracking.runs.service import DatasetIn, MetricIn
 
 api = MlflowRouter("runs")
 router = api.router
@@ -105,7 +104,7 @@ async def log_batch(request: Request, service: Runs) -> dict[str, Any]:
     data = await read_request_data(request, schemas.LogBatch)
     # Plain points skip per-point model validation (same result, see plain_metrics); the
     # rest of the body, and any batch with an unusual point, goes through the model.
-    metrics = plain_metrics(data.get("metrics"))
+    metrics = schemas.plain_metrics(data.get("metrics"))
     if metrics is None:
         body = parse_model(schemas.LogBatch, data)
         metrics = [
@@ -157,7 +156,7 @@ async def log_outputs(request: Request, service: Runs) -> dict[str, Any]:
 
 
 @api.route("/runs/search", ["POST"], request=schemas.SearchRuns, response=resp.SearchRunsResponse)
-async def search_runs(request: Request, service: Runs) -> JsonResponse:
+async def search_runs(request: Request, service: Runs) -> dict[str, Any]:
     body = await parse_request(request, schemas.SearchRuns)
     runs, token = await blocking(
         service.search,
@@ -173,6 +172,4 @@ async def search_runs(request: Request, service: Runs) -> JsonResponse:
         response["runs"] = runs
     if token:
         response["next_page_token"] = token
-    # A Response, not a dict: FastAPI would first walk a dict of 1000 runs through pydantic
-    # (TypeAdapter.dump_python), then orjson encodes it anyway.
-    return JsonResponse(response)
+    return response

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from tether.api.request import Double, Int64, RequestModel, Str
+from tether.api.request import INT64_MAX, INT64_MIN, Double, Int64, RequestModel, Str
 from tether.tracking.experiments.schemas import KeyValue
+from tether.tracking.runs.service import MetricIn
 
 
 class CreateRun(RequestModel):
@@ -135,3 +136,42 @@ class SearchRuns(RequestModel):
     max_results: Int64 = 1000
     order_by: list[Str] = []
     page_token: Str = ""
+
+
+def plain_metrics(items: Any) -> list[MetricIn] | None:
+    """log-batch's `metrics` straight from the parsed JSON, when every point has the plain
+    shape clients send: a non-empty string key without NUL, a number value, integer timestamp
+    and step within int64, and no model or dataset fields. These are exactly the points the
+    request model accepts unchanged, so this gives the same MetricIn list without validating
+    a thousand models. Anything else returns None: the caller validates with the model, which
+    also words any error as MLflow does."""
+    if type(items) is not list:
+        return None
+    new = tuple.__new__
+    result: list[MetricIn] = []
+    append = result.append
+    for item in items:
+        if type(item) is not dict:
+            return None
+        key = item.get("key")
+        value = item.get("value")
+        timestamp = item.get("timestamp")
+        step = item.get("step", 0)
+        if type(key) is not str or not key or "\x00" in key:
+            return None
+        if type(value) is not float:
+            if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+                return None
+            value = float(value)
+        if type(timestamp) is not int or not INT64_MIN <= timestamp <= INT64_MAX:
+            return None
+        if type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
+            return None
+        if (
+            item.get("model_id") is not None
+            or item.get("dataset_name") is not None
+            or item.get("dataset_digest") is not None
+        ):
+            return None
+        append(new(MetricIn, (key, value, timestamp, step, None, None, None)))
+    return result

@@ -82,46 +82,6 @@ def _check_metric_datasets(metrics: list[MetricIn]) -> None:
             )
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def plain_metrics(items: Any) -> list[MetricIn] | None:
-    """log-batch's `metrics` straight from the parsed JSON, when every point has the plain
-    shape clients send: a non-empty string key without NUL, a number value, integer timestamp
-    and step, and no model or dataset fields. These are exactly the points the request model
-    accepts unchanged, so this gives the same MetricIn list without validating a thousand
-    models. Anything else returns None: the caller validates with the model, which also words
-    any error as MLflow does."""
-    if type(items) is not list:
-        return None
-    new = tuple.__new__
-    result: list[MetricIn] = []
-    append = result.append
-    for item in items:
-        if type(item) is not dict:
-            return None
-        key = item.get("key")
-        value = item.get("value")
-        timestamp = item.get("timestamp")
-        step = item.get("step", 0)
-        if type(key) is not str or not key or "\x00" in key:
-            return None
-        if type(value) is not float:
-            if type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX:
-                return None
-            value = float(value)
-        if type(timestamp) is not int or type(step) is not int:
-            return None
-        if (
-            item.get("model_id") is not None
-            or item.get("dataset_name") is not None
-            or item.get("dataset_digest") is not None
-        ):
-            return None
-        append(new(MetricIn, (key, value, timestamp, step, None, None, None)))
-    return result
-
-
 def _validate_metrics(metrics: list[MetricIn]) -> None:
     """`validate_metric` for each point, in order, with the same first error. A batch repeats
     a few keys many times, so each key's name checks (a regex and a path normalisation) run
