@@ -98,8 +98,15 @@ def test_workspace_down_for_a_while_then_back(
         second = work.run(server, exp, points=500)
         work.files_of(server, second, 3)
         model = work.model(server, second)
-        down = _until(server, lambda b: "503" in _reasons(b), "the 503s are shown")
-        assert down["entities"]["dead"] == 0 and _behind(down) >= 3, down
+        # The first 503 can come before the worker has discovered the new run's work:
+        # wait until both the reason and the work behind (first run, second run, its
+        # files and model) are shown.
+        down = _until(
+            server,
+            lambda b: "503" in _reasons(b) and _behind(b) >= 3,
+            "the 503s and the work behind are shown",
+        )
+        assert down["entities"]["dead"] == 0, down
         assert any(e["status"] == "failed" and e["attempts"] >= 1 for e in down["errors"])
 
         # Still down, but now connections are reset without an answer (ambiguous for
