@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from tether import __version__
 from tether.api import errors, health, openapi
 from tether.api.deps import Services
+from tether.api.dispatch import DirectDispatch
 from tether.api.limits import BodySizeLimit
 from tether.api.threads import blocking
 from tether.artifacts import endpoints as artifact_endpoints
@@ -33,6 +34,15 @@ from tether.tracking.metrics import endpoints as metric_endpoints
 from tether.tracking.metrics.service import MetricService
 from tether.tracking.runs import endpoints as run_endpoints
 from tether.tracking.runs.service import RunService
+
+# The MLflow REST API (the artifact routes are wired by artifact_endpoints.install).
+MLFLOW_ROUTERS = (
+    experiment_endpoints.api,
+    run_endpoints.api,
+    metric_endpoints.api,
+    registry_endpoints.api,
+    logged_model_endpoints.api,
+)
 
 
 def build_services(settings: Settings) -> tuple[Database, Services]:
@@ -86,19 +96,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="MLflow-compatible tracking server that syncs to Azure Machine Learning",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry hooks probe the global providers on every request;
+        # Tether's own request metrics and logs are in tether.observability.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.db = db
     app.state.services = services
     app.state.sync = None
+    # Innermost: the MLflow endpoints with fixed paths skip FastAPI's routing (dispatch.py).
+    direct = (*MLFLOW_ROUTERS, artifact_endpoints.tracking)
+    app.add_middleware(DirectDispatch, fastapi_app=app, routers=direct)
     errors.install(app)
     app.include_router(health.router)
-    app.include_router(experiment_endpoints.router)
-    app.include_router(run_endpoints.router)
-    app.include_router(metric_endpoints.router)
     app.include_router(sync_endpoints.router)
-    app.include_router(registry_endpoints.router)
-    app.include_router(logged_model_endpoints.router)
+    for mlflow_router in MLFLOW_ROUTERS:
+        app.include_router(mlflow_router.router)
     artifact_endpoints.install(app)
     openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

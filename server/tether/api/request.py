@@ -9,6 +9,7 @@ MLflow's INVALID_PARAMETER_VALUE errors with MLflow's wording, never FastAPI's 4
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -215,14 +216,24 @@ def _check_required(names: tuple[str, ...], data: dict[str, Any], prefix: str = 
 
 def _check_required_items(model: type[RequestModel], data: dict[str, Any]) -> None:
     """Required fields of list items (log-batch's metrics[i].key ...), as MLflow checks them."""
-    for name, field in model.model_fields.items():
-        item_model = _list_item_model(field.annotation)
+    for name, required in _required_in_items(model):
         items = data.get(name)
-        if item_model is None or not item_model.required or not isinstance(items, list):
+        if not isinstance(items, list):
             continue
         for index, item in enumerate(items):
             if isinstance(item, dict):
-                _check_required(item_model.required, item, prefix=f"{name}[{index}].")
+                _check_required(required, item, prefix=f"{name}[{index}].")
+
+
+@functools.cache
+def _required_in_items(model: type[RequestModel]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(list field, its items' required fields) of a request model: read once per model."""
+    found = []
+    for name, field in model.model_fields.items():
+        item_model = _list_item_model(field.annotation)
+        if item_model is not None and item_model.required:
+            found.append((name, item_model.required))
+    return tuple(found)
 
 
 def _list_item_model(annotation: Any) -> type[RequestModel] | None:

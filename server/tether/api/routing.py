@@ -68,9 +68,21 @@ def document(
     return decorator
 
 
+@dataclass(frozen=True)
+class Registered:
+    """One (method, path) an MlflowRouter serves: `handler` is the function as written,
+    `endpoint` the callable FastAPI calls (the handler with its answer encoded)."""
+
+    method: str
+    path: str
+    handler: Callable[..., Any]
+    endpoint: Callable[..., Any]
+
+
 class MlflowRouter:
     def __init__(self, tag: str) -> None:
         self.router = APIRouter(tags=[tag], default_response_class=JsonResponse)
+        self.registered: list[Registered] = []  # in registration order (tether.api.dispatch)
 
     def route(
         self,
@@ -96,6 +108,7 @@ class MlflowRouter:
                         include_in_schema=index == 0,
                         name=func.__name__ if index == 0 else f"{func.__name__}_ajax",
                     )
+                    self.registered.append(Registered(method, prefix + path, func, endpoint))
             record(endpoint)  # the OpenAPI builder finds routes by the endpoint they call
             return record(func)
 

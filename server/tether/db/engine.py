@@ -1,13 +1,13 @@
 """Engine and sessions for SQLite (embedded default) and PostgreSQL (team store).
 
-Writes go through `Database.write()`: one transaction per request. On SQLite that transaction
-starts with BEGIN IMMEDIATE under a process-wide lock, so writers queue instead of failing with
-"database is locked" when a read transaction would otherwise need upgrading.
+Writes go through `Database.write()`: one transaction per request on PostgreSQL. On SQLite
+writers take turns on one connection, each transaction starting with BEGIN IMMEDIATE, so they
+queue instead of failing with "database is locked" when a read transaction would otherwise
+need upgrading; writers that queue up together share one commit (`group_commit`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from tether.db.group_commit import GroupCommit
 from tether.errors import invalid_parameter
 
 _WRITE_OPTION = "tether_write"
@@ -46,11 +47,11 @@ class Database:
     ) -> None:
         self.url = normalize_url(uri)
         self.is_sqlite = self.url.startswith("sqlite")
-        self._write_lock = threading.Lock() if self.is_sqlite else None
         self.engine = self._make_engine(sqlite_synchronous, pool_size, max_overflow)
         self._writer = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+        self._group_commit = GroupCommit(self._writer) if self.is_sqlite else None
 
     def _make_engine(self, synchronous: str, pool_size: int, max_overflow: int) -> Engine:
         if not self.is_sqlite:
@@ -80,14 +81,16 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction, committed when the block exits without an exception."""
-        if self._write_lock is None:
+        if self._group_commit is None:
             with self._write_sessions.begin() as session:
                 yield session
             return
-        with self._write_lock, self._write_sessions.begin() as session:
+        with self._group_commit.write() as session:
             yield session
 
     def dispose(self) -> None:
+        if self._group_commit is not None:
+            self._group_commit.close()
         self.engine.dispose()
 
 

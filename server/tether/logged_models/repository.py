@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from tether.db.dialect import upsert_insert
+from tether.db.dialect import in_list, upsert_insert
 from tether.db.models import (
     LoggedModel,
     LoggedModelMetric,
@@ -214,7 +214,9 @@ def links_for_runs(
     result: dict[str, list[dict[str, Any]]] = defaultdict(list)
     rows = session.execute(
         select(RunModelLink.run_uuid, RunModelLink.model_id, RunModelLink.step)
-        .where(RunModelLink.run_uuid.in_(run_ids), RunModelLink.direction == direction)
+        .where(
+            in_list(session, RunModelLink.run_uuid, run_ids), RunModelLink.direction == direction
+        )
         .order_by(RunModelLink.run_uuid, RunModelLink.model_id)
     )
     for run_id, model_id, step in rows:

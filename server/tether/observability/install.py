@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from tether.config import Settings
 from tether.db.engine import Database
+from tether.observability import logs
 from tether.observability.middleware import RequestObserver, RequestRecorder
 
 
@@ -15,6 +16,7 @@ def install(app: FastAPI, settings: Settings, db: Database) -> None:
     """Call last in `create_app`: the middleware added last wraps all the others, so its
     request id is set while they log too."""
     logging.captureWarnings(True)  # Python warnings become log lines, in the chosen format
+    logs.lean_records()  # in every worker process: uvicorn configures their logging itself
     recorder: RequestRecorder | None = None
     if settings.expose_prometheus:
         from tether.observability import metrics  # imports prometheus-client: only when asked

@@ -123,6 +123,8 @@ class PoolWatch:
         instruments.pool_size.set(self.size)
         event.listen(engine, "checkout", self._checkout)
         event.listen(engine, "checkin", self._checkin)
+        # A connection taken out of the pool for good (the SQLite writer's) is no longer in use.
+        event.listen(engine, "detach", self._checkin)
 
     def _checkout(self, *_: Any) -> None:
         self._update(1)

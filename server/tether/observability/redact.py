@@ -43,8 +43,15 @@ _RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
 )
 
 
+# Every rule above needs one of these: text without any (nearly every access-log line) is
+# returned after one scan instead of five substitutions.
+_TRIGGER = re.compile(
+    r"(?i)sig(?:=|%3D)|authorization|bearer|accountkey|sharedaccess|client_secret|password|://"
+)
+
+
 def redact(text: str) -> str:
-    if not text:
+    if not text or _TRIGGER.search(text) is None:
         return text
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)

@@ -15,15 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
+from tether.db.raw import Statement
 
-# Constant statement texts: appended on every write, so no per-call statement building or
-# compilation (text() is compiled once per backend and cached).
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:entity, 0))")
-_INSERT = text(
+# Constant statements on the DBAPI cursor (tether.db.raw): appended on every write.
+_LOCK = Statement("SELECT pg_advisory_xact_lock(hashtextextended(:entity, 0))")
+_INSERT = Statement(
     "INSERT INTO sync_outbox (created_at, entity_type, entity_id, op, payload)"
     " VALUES (:created_at, :entity_type, :entity_id, :op, :payload)"
 )
@@ -31,9 +30,9 @@ _INSERT = text(
 
 def append(session: Session, entity_type: str, entity_id: str, op: str, payload: Any) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_LOCK, {"entity": f"{entity_type}:{entity_id}"})
-    session.execute(
-        _INSERT,
+        _LOCK.scalar(session, {"entity": f"{entity_type}:{entity_id}"})
+    _INSERT.run(
+        session,
         {
             "created_at": now_ms(),
             "entity_type": entity_type,

@@ -10,10 +10,28 @@ from sqlalchemy.orm import Session
 
 from tether.db.dialect import upsert_insert
 from tether.db.models import Experiment, ExperimentTag, Run
+from tether.db.raw import Statement
 
 
 def get(session: Session, experiment_id: int) -> Experiment | None:
     return session.get(Experiment, experiment_id)
+
+
+_STAGE_AND_LOCATION = Statement(
+    "SELECT lifecycle_stage, artifact_location FROM experiments"
+    " WHERE experiment_id = :experiment_id"
+)
+
+
+def stage_and_location(session: Session, experiment_id: int) -> tuple[str, str | None] | None:
+    """(lifecycle stage, artifact location) of an experiment, None if there is none: what a
+    new run needs, without loading the ORM object."""
+    cursor = _STAGE_AND_LOCATION.execute(session, {"experiment_id": experiment_id})
+    try:
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else (row[0], row[1])
 
 
 def get_by_name(session: Session, name: str) -> Experiment | None:

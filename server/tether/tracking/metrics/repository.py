@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from tether.db.engine import fetch_tuples
 from tether.db.models import Metric
+from tether.db.raw import Statement
 
 # Infinities are clamped like MLflow does, so both backends store and order them the same way.
 _DBL_MAX = 1.7976931348623157e308
@@ -81,10 +82,10 @@ def insert_points(session: Session, run_id: str, points: Sequence[Point]) -> lis
 
 
 def _insert_sqlite(connection: Connection, run_id: str, points: list[Point]) -> list[int]:
-    """One executemany on the DBAPI cursor. The new ids are contiguous: writers are
-    serialized (BEGIN IMMEDIATE under the process lock), `metrics.id` is the rowid, and
-    SQLite gives each inserted row max(rowid) + 1; conflicting rows consume no id. So the
-    ids are the `rowcount` values ending at last_insert_rowid()."""
+    """One executemany on the DBAPI cursor. The new ids are contiguous: writers take turns
+    on one connection (db.group_commit), `metrics.id` is the rowid, and SQLite gives each
+    inserted row max(rowid) + 1; conflicting rows consume no id. So the ids are the
+    `rowcount` values ending at last_insert_rowid()."""
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(_SQLITE_INSERT, [(run_id, *p) for p in points])
@@ -100,7 +101,7 @@ def _insert_sqlite(connection: Connection, run_id: str, points: list[Point]) -> 
 # One statement text for both backends (row-value comparison: SQLite >= 3.15, PostgreSQL),
 # executed with a parameter list: SQLAlchemy recompiled the equivalent ON CONFLICT construct
 # on every call, the largest cost of a single log-metric.
-_UPSERT_LATEST = text(
+_UPSERT_LATEST = Statement(
     'INSERT INTO latest_metrics (run_uuid, "key", value, timestamp, step, is_nan)'
     " VALUES (:run_uuid, :key, :value, :timestamp, :step, :is_nan)"
     ' ON CONFLICT (run_uuid, "key") DO UPDATE SET value = excluded.value,'
@@ -121,8 +122,8 @@ def _update_latest(session: Session, run_id: str, points: Sequence[Point]) -> No
             current.value,
         ):
             newest[p.key] = p
-    session.execute(
-        _UPSERT_LATEST,
+    _UPSERT_LATEST.executemany(
+        session,
         [
             {
                 "run_uuid": run_id,

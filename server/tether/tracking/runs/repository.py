@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from tether.db.dialect import in_list
 from tether.db.engine import fetch_tuples
 from tether.db.models import Dataset, InputTag, LatestMetric, Param, Run, RunInput, RunTag
+from tether.db.raw import Statement
 from tether.logged_models import repository as logged_models
 from tether.tracking import serialize
 
@@ -21,7 +23,7 @@ def get(session: Session, run_id: str, *, for_update: bool = False) -> Run | Non
     return session.get(Run, run_id, with_for_update=for_update)
 
 
-_LIFECYCLE_STAGE = (
+_LIFECYCLE_STAGE = Statement(
     select(Run.lifecycle_stage).where(Run.run_uuid == bindparam("run_id")).with_for_update()
 )
 
@@ -29,7 +31,7 @@ _LIFECYCLE_STAGE = (
 def lock_lifecycle_stage(session: Session, run_id: str) -> str | None:
     """The run's lifecycle stage (None: no such run), row-locked like `get(for_update=True)`
     but without loading an ORM object: the metric-logging path only needs the stage."""
-    stage: str | None = session.execute(_LIFECYCLE_STAGE, {"run_id": run_id}).scalar()
+    stage: str | None = _LIFECYCLE_STAGE.scalar(session, {"run_id": run_id})
     return stage
 
 
@@ -44,13 +46,13 @@ def params_for(session: Session, run_id: str, keys: Sequence[str]) -> dict[str, 
     return {key: value for key, value in rows}
 
 
-# Constant statement texts valid on both backends, executed with a parameter list: the
-# equivalent ON CONFLICT constructs were rebuilt and recompiled by SQLAlchemy on every call.
-_INSERT_PARAM = text(
+# Constant statement texts valid on both backends, run on the DBAPI cursor (tether.db.raw):
+# the equivalent ON CONFLICT constructs were rebuilt and recompiled by SQLAlchemy every call.
+_INSERT_PARAM = Statement(
     'INSERT INTO params (run_uuid, "key", value) VALUES (:run_uuid, :key, :value)'
     " ON CONFLICT DO NOTHING"
 )
-_UPSERT_TAG = text(
+_UPSERT_TAG = Statement(
     'INSERT INTO tags (run_uuid, "key", value) VALUES (:run_uuid, :key, :value)'
     ' ON CONFLICT (run_uuid, "key") DO UPDATE SET value = excluded.value'
 )
@@ -59,16 +61,16 @@ _UPSERT_TAG = text(
 def insert_params(session: Session, run_id: str, params: dict[str, str]) -> None:
     if not params:
         return
-    session.execute(
-        _INSERT_PARAM, [{"run_uuid": run_id, "key": k, "value": v} for k, v in params.items()]
+    _INSERT_PARAM.executemany(
+        session, [{"run_uuid": run_id, "key": k, "value": v} for k, v in params.items()]
     )
 
 
 def upsert_tags(session: Session, run_id: str, tags: dict[str, str]) -> None:
     if not tags:
         return
-    session.execute(
-        _UPSERT_TAG, [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()]
+    _UPSERT_TAG.executemany(
+        session, [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()]
     )
 
 
@@ -77,13 +79,17 @@ def delete_tag(session: Session, run_id: str, key: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-_INSERT_RUN = insert(cast(Table, Run.__table__))
+_INSERT_RUN = Statement(
+    "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time,"
+    " deleted_time, lifecycle_stage, artifact_uri) VALUES (:run_uuid, :experiment_id, :name,"
+    " :user_id, :status, :start_time, :end_time, :deleted_time, :lifecycle_stage, :artifact_uri)"
+)
 
 
 def insert_run(session: Session, run: Run) -> None:
-    """Insert a new run from a transient `Run` (a Core insert: no unit-of-work flush)."""
-    session.execute(
-        _INSERT_RUN,
+    """Insert a new run from a transient `Run` (no unit-of-work flush)."""
+    _INSERT_RUN.run(
+        session,
         {
             "run_uuid": run.run_uuid,
             "experiment_id": run.experiment_id,
@@ -117,7 +123,10 @@ def load_runs(
     # Plain DBAPI tuples (fetch_tuples): a search page reads thousands of rows, and building
     # ORM objects or Row objects for them cost more than the queries.
     runs = {
-        row[0]: row for row in fetch_tuples(session, _RUN_COLUMNS.where(Run.run_uuid.in_(run_ids)))
+        row[0]: row
+        for row in fetch_tuples(
+            session, _RUN_COLUMNS.where(in_list(session, Run.run_uuid, run_ids))
+        )
     }
     metrics: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run_uuid, key, value, is_nan, timestamp, step in fetch_tuples(
@@ -129,18 +138,23 @@ def load_runs(
             LatestMetric.is_nan,
             LatestMetric.timestamp,
             LatestMetric.step,
-        ).where(LatestMetric.run_uuid.in_(run_ids)),
+        ).where(in_list(session, LatestMetric.run_uuid, run_ids)),
     ):
         metrics[run_uuid].append(serialize.metric(key, value, is_nan, timestamp, step))
     params: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
     for run_uuid, key, value in fetch_tuples(
-        session, select(Param.run_uuid, Param.key, Param.value).where(Param.run_uuid.in_(run_ids))
+        session,
+        select(Param.run_uuid, Param.key, Param.value).where(
+            in_list(session, Param.run_uuid, run_ids)
+        ),
     ):
         params[run_uuid].append((key, value))
     tags: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
     for run_uuid, key, tag_value in fetch_tuples(
         session,
-        select(RunTag.run_uuid, RunTag.key, RunTag.value).where(RunTag.run_uuid.in_(run_ids)),
+        select(RunTag.run_uuid, RunTag.key, RunTag.value).where(
+            in_list(session, RunTag.run_uuid, run_ids)
+        ),
     ):
         tags[run_uuid].append((key, tag_value))
     inputs = _dataset_inputs(session, run_ids)
@@ -216,7 +230,7 @@ def _dataset_inputs(session: Session, run_ids: Sequence[str]) -> dict[str, list[
     rows = session.execute(
         select(RunInput.run_uuid, RunInput.input_uuid, Dataset)
         .join(Dataset, Dataset.dataset_uuid == RunInput.dataset_uuid)
-        .where(RunInput.run_uuid.in_(run_ids))
+        .where(in_list(session, RunInput.run_uuid, run_ids))
         .order_by(RunInput.run_uuid, Dataset.name, Dataset.digest)
     ).all()
     tags: dict[str, list[tuple[str, str]]] = defaultdict(list)

@@ -29,7 +29,9 @@ from tether.tracking.names import random_run_name
 from tether.tracking.runs import repository
 
 RUN_NAME_TAG = "mlflow.runName"
-_LOAD_CHUNK = 500
+# Runs loaded per round of queries: the ids go as one parameter (db.dialect.in_list), so
+# this only bounds the rows held at once.
+_LOAD_CHUNK = 5000
 
 
 class MetricIn(NamedTuple):
@@ -182,13 +184,14 @@ class RunService:
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
         with self.db.write() as session:
-            experiment = experiments.get(session, exp_id)
+            experiment = experiments.stage_and_location(session, exp_id)
             if experiment is None:
                 raise not_found(f"No Experiment with id={exp_id} exists")
-            if experiment.lifecycle_stage != "active":
+            stage, artifact_location = experiment
+            if stage != "active":
                 raise invalid_parameter(
                     f"The experiment {exp_id} must be in the 'active' state. "
-                    f"Current state is {experiment.lifecycle_stage}."
+                    f"Current state is {stage}."
                 )
             run = Run(
                 run_uuid=run_id,
@@ -198,7 +201,7 @@ class RunService:
                 status="RUNNING",
                 start_time=now_ms() if start_time is None else start_time,
                 lifecycle_stage="active",
-                artifact_uri=_artifact_uri(experiment.artifact_location, run_id),
+                artifact_uri=_artifact_uri(artifact_location, run_id),
             )
             repository.insert_run(session, run)
             repository.upsert_tags(session, run_id, tag_map)
