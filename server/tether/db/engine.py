@@ -71,6 +71,7 @@ class Database:
             connect_args={"check_same_thread": False, "timeout": 60},
         )
         _install_sqlite_hooks(engine, synchronous)
+        _raw_savepoints(engine.dialect)
         return engine
 
     @contextmanager
@@ -130,3 +131,21 @@ def _install_sqlite_hooks(engine: Engine, synchronous: str) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+def _raw_savepoints(dialect: Any) -> None:
+    """Emit SAVEPOINT / RELEASE / ROLLBACK TO straight on the DBAPI connection. Every write
+    that joins a group runs in a savepoint (db.group_commit), and SQLAlchemy's full execution
+    path for the two statements cost ~60 us of the group's serialized time per write (5 us
+    this way). The dialect's own hooks for savepoints, overridden on this engine only."""
+
+    def execute(connection: Any, sql: str) -> None:
+        connection.connection.dbapi_connection.execute(sql)
+
+    dialect.do_savepoint = lambda connection, name: execute(connection, f'SAVEPOINT "{name}"')
+    dialect.do_release_savepoint = lambda connection, name: execute(
+        connection, f'RELEASE SAVEPOINT "{name}"'
+    )
+    dialect.do_rollback_to_savepoint = lambda connection, name: execute(
+        connection, f'ROLLBACK TO SAVEPOINT "{name}"'
+    )
