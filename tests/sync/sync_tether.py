@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from support import unique_name
 from tether.api.deps import Services
@@ -83,6 +83,19 @@ class Tether:
         azure_id = self.entity(key).azure_id
         assert azure_id is not None
         return azure_id
+
+    def rewind(self, key: Key) -> None:
+        """Every outbox row of `key` due again, as after a kill -9 between an Azure call's
+        effect and the cursor commit."""
+        with self.db.write() as session:
+            session.execute(
+                update(SyncEntity)
+                .where(
+                    SyncEntity.entity_type == key.entity_type,
+                    SyncEntity.entity_id == key.entity_id,
+                )
+                .values(cursor=0, status="pending", next_attempt_at=0)
+            )
 
     def metric_ids(self, run_id: str) -> list[int]:
         with self.db.read() as session:

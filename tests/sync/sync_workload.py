@@ -103,8 +103,16 @@ class Workload:
 
     # --------------------------------------------------------------------------- checks
 
-    def check(self, db: Database, ws: AzuremlWorkspace, mark: int) -> None:
-        """Exact fidelity, nothing twice (see the module docstring)."""
+    def check(self, backend_uri: str, ws: AzuremlWorkspace, mark: int) -> None:
+        """Exact fidelity, nothing twice (see the module docstring), against the store at
+        `backend_uri`."""
+        db = Database(backend_uri)
+        try:
+            self._check(db, ws, mark)
+        finally:
+            db.dispose()
+
+    def _check(self, db: Database, ws: AzuremlWorkspace, mark: int) -> None:
         assert_fidelity(db, ws.mlflow_url, runs=self.runs)
         azure = _azure_ids(db, self.runs)
         batches = ws.requests(mark, path="runs/log-batch$")

@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobBlock
-from sqlalchemy import update
 from sync_tether import Tether
 
 from azureml.artifacts import RUN_ORIGIN, blob_name, run_container
-from tether.db.models import SyncEntity
 from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code
 
@@ -108,12 +106,9 @@ def test_a_replayed_block_list_upload_compares_its_recorded_md5(tether: Tether) 
         recorded = container.get_blob_client(name).get_blob_properties().content_settings
     assert recorded.content_md5 is not None
     assert base64.b64encode(bytes(recorded.content_md5)).decode() == _md5(big)
-    with tether.db.write() as session:  # as after a kill -9 between blob and cursor commits
-        session.execute(
-            update(SyncEntity)
-            .where(SyncEntity.entity_type == "run_artifacts", SyncEntity.entity_id == run_id)
-            .values(cursor=0, status="pending", next_attempt_at=0)
-        )
+    tether.rewind(
+        Key("run_artifacts", run_id)
+    )  # as after a kill -9 between blob and cursor commits
     mark = tether.ws.mark()
 
     assert drain_exit_code(tether.drain()) == 0
@@ -133,12 +128,7 @@ def test_a_write_only_sas_is_checked_through_a_read_sas(tether: Tether) -> None:
     tether.put_file(run_id, "taken.bin", ours)
     tether.put_file(run_id, "mine.bin", b"replayed later")
     assert drain_exit_code(tether.drain()) == 0
-    with tether.db.write() as session:  # replay both rows, as after a lost cursor
-        session.execute(
-            update(SyncEntity)
-            .where(SyncEntity.entity_type == "run_artifacts", SyncEntity.entity_id == run_id)
-            .values(cursor=0, status="pending", next_attempt_at=0)
-        )
+    tether.rewind(Key("run_artifacts", run_id))  # replay both rows, as after a lost cursor
     mark = tether.ws.mark()
 
     assert drain_exit_code(tether.drain()) == 0

@@ -71,12 +71,7 @@ def test_a_replay_after_a_lost_cursor_does_not_upload_again(tether: Tether) -> N
     run_id = _logged_run(tether)
     assert drain_exit_code(tether.drain()) == 0
     # As after a kill -9 between the blob commit and the cursor commit: every row again.
-    with tether.db.write() as session:
-        session.execute(
-            update(SyncEntity)
-            .where(SyncEntity.entity_type == "run_artifacts", SyncEntity.entity_id == run_id)
-            .values(cursor=0, status="pending", next_attempt_at=0)
-        )
+    tether.rewind(Key("run_artifacts", run_id))
     tether.put_file(run_id, "model.txt", b"weights v2, longer\n")  # write-once in Azure
 
     assert drain_exit_code(tether.drain()) == 0

@@ -94,8 +94,4 @@ def test_kill_9_during_model_registration_creates_no_second_version(
     assert ws.requests(mark, path="model-versions/search$"), "looked for its own version"
     detail = sync_status(restarted, key)
     assert detail["status"] == "synced" and detail["azure_id"] == "1", detail
-    db = Database(restarted.backend_uri)
-    try:
-        work.check(db, ws, mark)
-    finally:
-        db.dispose()
+    work.check(restarted.backend_uri, ws, mark)

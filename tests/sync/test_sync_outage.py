@@ -21,8 +21,6 @@ import pytest
 from sync_servers import run_tether, start_synced, sync_status, wait_synced
 from sync_workload import Workload
 
-from tether.db.engine import Database
-
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint
     from azureml.workspace import AzuremlWorkspace
@@ -146,11 +144,7 @@ def test_workspace_down_for_a_while_then_back(
     assert done["worker"]["stats"]["transient_failures"] >= 2
     assert recovered_in < 75, recovered_in
 
-    db = Database(server.backend_uri)
-    try:
-        work.check(db, ws, mark)
-    finally:
-        db.dispose()
+    work.check(server.backend_uri, ws, mark)
 
 
 @sqlite_only
@@ -188,11 +182,7 @@ def test_workspace_down_when_the_server_starts(
     ws.clear_faults()
     done = wait_synced(server, timeout=90)
     assert done["worker"]["connected"] and "connect_error" not in done["worker"], done
-    db = Database(server.backend_uri)
-    try:
-        work.check(db, ws, mark)
-    finally:
-        db.dispose()
+    work.check(server.backend_uri, ws, mark)
 
 
 @sqlite_only
@@ -236,8 +226,4 @@ def test_a_429_storm_is_waited_out_honouring_retry_after(
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert min(gaps) >= 0.95, f"a request sooner than Retry-After allows: {gaps}"
     assert done["worker"]["stats"]["dead_letters"] == 0
-    db = Database(server.backend_uri)
-    try:
-        work.check(db, ws, mark)
-    finally:
-        db.dispose()
+    work.check(server.backend_uri, ws, mark)

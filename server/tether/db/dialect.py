@@ -20,15 +20,15 @@ def upsert_insert(session: Session, model: Any) -> Any:
     return sqlite_insert(model)
 
 
-def in_list(session: Session, col: Any, values: Sequence[str], *, name: str = "ids") -> Any:
+def in_list(session: Session, col: Any, values: Sequence[str]) -> Any:
     """`col IN (values)` with the whole list as one parameter: a JSON array read by
     `json_each` on SQLite, an array with `= ANY` on PostgreSQL. The statement is the same for
     any number of values, so it is compiled once (SQLAlchemy renders an expanding IN list
     value by value, every call: ~15% of a 1000-run search page) and no backend limit on
     the number of bound parameters applies."""
     if session.get_bind().dialect.name == "postgresql":
-        return col == any_(bindparam(name, list(values), type_=ARRAY(String)))
+        return col == any_(bindparam("ids", list(values), type_=ARRAY(String)))
     listed: Any = select(column("value")).select_from(
-        func.json_each(bindparam(name, orjson.dumps(list(values)).decode()))
+        func.json_each(bindparam("ids", orjson.dumps(list(values)).decode()))
     )
     return col.in_(listed.scalar_subquery())

@@ -29,17 +29,22 @@ class Statement:
         self.clause = text(sql) if isinstance(sql, str) else sql
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
 
-    def execute(self, session: Session, params: Mapping[str, Any]) -> Any:
-        """Run once; returns the DBAPI cursor (fetch from it, then it is garbage)."""
-        connection, dialect = _dbapi(session)
-        sql, order = self._for(dialect)
-        cursor = connection.cursor()
-        cursor.execute(sql, _bind(params, order))
-        return cursor
+    def first(self, session: Session, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row, as the DBAPI returns it (None: no row)."""
+        cursor = self._cursor(session, params)
+        try:
+            row: tuple[Any, ...] | None = cursor.fetchone()
+        finally:
+            cursor.close()
+        return row
+
+    def scalar(self, session: Session, params: Mapping[str, Any]) -> Any:
+        row = self.first(session, params)
+        return None if row is None else row[0]
 
     def run(self, session: Session, params: Mapping[str, Any]) -> int:
         """Run once for its effect; returns the rows affected."""
-        cursor = self.execute(session, params)
+        cursor = self._cursor(session, params)
         try:
             return int(cursor.rowcount)
         finally:
@@ -56,13 +61,12 @@ class Statement:
         finally:
             cursor.close()
 
-    def scalar(self, session: Session, params: Mapping[str, Any]) -> Any:
-        cursor = self.execute(session, params)
-        try:
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        return None if row is None else row[0]
+    def _cursor(self, session: Session, params: Mapping[str, Any]) -> Any:
+        connection, dialect = _dbapi(session)
+        sql, order = self._for(dialect)
+        cursor = connection.cursor()
+        cursor.execute(sql, _bind(params, order))
+        return cursor
 
     def _for(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
         compiled = self._compiled.get(dialect.name)

@@ -26,11 +26,7 @@ _STAGE_AND_LOCATION = Statement(
 def stage_and_location(session: Session, experiment_id: int) -> tuple[str, str | None] | None:
     """(lifecycle stage, artifact location) of an experiment, None if there is none: what a
     new run needs, without loading the ORM object."""
-    cursor = _STAGE_AND_LOCATION.execute(session, {"experiment_id": experiment_id})
-    try:
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
+    row = _STAGE_AND_LOCATION.first(session, {"experiment_id": experiment_id})
     return None if row is None else (row[0], row[1])
 
 
