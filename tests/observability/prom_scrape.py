@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -34,3 +36,18 @@ def scrape(base_url: str) -> Samples:
         for sample in family.samples:
             values[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return Samples(values)
+
+
+def scrape_when(base_url: str, ready: Callable[[Samples], bool], timeout: float = 15) -> Samples:
+    """The first page on which `ready` holds, or the last one read when `timeout` runs out.
+
+    A request is counted once its last byte has been sent (its latency runs to there), so a
+    client can read its answer a moment before the count lands: a test that scrapes right
+    after its last request waits for the counts it expects, then asserts them exactly.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape(base_url)
+        if ready(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.05)

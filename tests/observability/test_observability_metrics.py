@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from prom_scrape import scrape
+from prom_scrape import Samples, scrape_when
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -132,14 +132,22 @@ def test_requests_are_counted_per_route_template_across_two_workers(
         bad = client.get(f"{server.url}{RUNS_GET}", params={"run_id": "f" * 32})
         assert bad.status_code == 404
 
-    samples = scrape(server.url)
     labels = {"method": "GET", "route": RUNS_GET, "status": "200"}
+    unmatched = {"method": "GET", "route": "unmatched", "status": "404"}
+    samples = scrape_when(
+        server.url,
+        lambda s: (
+            s.get("tether_http_requests_total", **labels) >= sent
+            and s.get("tether_http_requests_total", **{**labels, "status": "404"}) >= 1
+            and s.get("tether_http_requests_total", **unmatched) >= 1
+        ),
+    )
+    per_worker = _requests_per_worker(metrics_dir, tmp_path / "final")
     assert samples.get("tether_http_requests_total", **labels) == sent == sum(per_worker)
     assert samples.get("tether_http_request_duration_seconds_count", **labels) == sent
     assert samples.get("tether_http_request_duration_seconds_bucket", **labels, le="+Inf") == sent
     assert samples.get("tether_http_request_duration_seconds_sum", **labels) > 0
     assert samples.get("tether_http_requests_total", **{**labels, "status": "404"}) == 1
-    unmatched = {"method": "GET", "route": "unmatched", "status": "404"}
     assert samples.get("tether_http_requests_total", **unmatched) == 1
     routes = {
         dict(ls).get("route") for n, ls in samples.values if n == "tether_http_requests_total"
@@ -175,7 +183,13 @@ def test_streamed_artifacts_pass_through_and_store_gauges_read_the_database(
                 digest.update(chunk)
     assert digest.digest() == hashlib.sha256(data).digest()
 
-    samples = scrape(server.url)
+    def both_counted(s: Samples) -> bool:
+        return all(
+            s.get("tether_http_requests_total", method=m, route=ARTIFACT_ROUTE, status="200")
+            for m in ("PUT", "GET")
+        )
+
+    samples = scrape_when(server.url, both_counted)
     for method in ("PUT", "GET"):
         labels = {"method": method, "route": ARTIFACT_ROUTE, "status": "200"}
         assert samples.get("tether_http_requests_total", **labels) == 1, method
