@@ -71,6 +71,51 @@ def test_sample_cache_follows_new_points(backend_uri: str) -> None:
         db.dispose()
 
 
+def test_an_older_point_changes_the_cached_sample_but_not_the_latest(backend_uri: str) -> None:
+    """The cache stamp moves with every write of the key, also one that leaves the latest
+    point where it was (a point logged late, with an earlier step)."""
+    db, service, run_id = _service(backend_uri)
+
+    def read(step_range: tuple[int, int] | None = None) -> list[repository.SampledPoint]:
+        with db.read() as session:
+            return repository.sampled_history(session, [run_id], "loss", 10, step_range)
+
+    def latest() -> tuple[int, float, int]:
+        with db.read() as session:
+            row = session.get(LatestMetric, (run_id, "loss"))
+            assert row is not None
+            return row.step, row.value, row.points_version
+
+    try:
+        points = [MetricIn("loss", float(i), 1_000 + i, i) for i in range(100)]
+        service.log_batch(run_id, points, [], [])
+        assert latest() == (99, 99.0, 1)
+        assert read()[0].step == 0 and read((50, 60))[0].step == 50  # cached from here
+        service.log_metric(run_id, MetricIn("loss", -1.0, 999, -5))
+        assert latest() == (99, 99.0, 2)  # not newer: the latest point stays
+        assert read()[0].step == -5 and read()[0].value == -1.0
+        service.log_metric(run_id, MetricIn("loss", 7.0, 999, 55))
+        assert [p.step for p in read((50, 60))].count(55) == 2  # two points at step 55
+        assert latest() == (99, 99.0, 3)
+        before = read()
+        service.log_batch(run_id, [points[3]], [], [])  # a duplicate: nothing stored
+        assert latest() == (99, 99.0, 4)  # a new stamp all the same (one cache miss)
+        assert read() == before and [p.step for p in before] == [
+            -5,
+            10,
+            21,
+            31,
+            41,
+            51,
+            60,
+            70,
+            80,
+            99,
+        ]
+    finally:
+        db.dispose()
+
+
 def test_log_batch_ids_and_latest(backend_uri: str) -> None:
     db, service, run_id = _service(backend_uri)
     try:

@@ -112,6 +112,9 @@ class LatestMetric(Base):
     timestamp: Mapped[int] = mapped_column(BigInteger)
     step: Mapped[int] = mapped_column(BigInteger)
     is_nan: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped by every write of this key's points: sampled histories are cached under it
+    # (tracking.metrics.repository), so a repeated chart request costs one key lookup.
+    points_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Dataset(Base):

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, func, select, text
+from sqlalchemy import Connection, and_, select, text
 from sqlalchemy.orm import Session
 
 from tether.db.engine import fetch_tuples
@@ -100,14 +100,22 @@ def _insert_sqlite(connection: Connection, run_id: str, points: list[Point]) -> 
 
 # One statement text for both backends (row-value comparison: SQLite >= 3.15, PostgreSQL),
 # executed with a parameter list: SQLAlchemy recompiled the equivalent ON CONFLICT construct
-# on every call, the largest cost of a single log-metric.
-_UPSERT_LATEST = Statement(
-    'INSERT INTO latest_metrics (run_uuid, "key", value, timestamp, step, is_nan)'
-    " VALUES (:run_uuid, :key, :value, :timestamp, :step, :is_nan)"
-    ' ON CONFLICT (run_uuid, "key") DO UPDATE SET value = excluded.value,'
-    " timestamp = excluded.timestamp, step = excluded.step, is_nan = excluded.is_nan"
-    " WHERE (excluded.step, excluded.timestamp, excluded.value)"
+# on every call, the largest cost of a single log-metric. Every write bumps points_version
+# (the sample cache's stamp); the latest point only moves forward. In an UPDATE's SET list
+# `latest_metrics.*` is the row before the update, so the CASEs agree with each other.
+_NEWER = (
+    "(excluded.step, excluded.timestamp, excluded.value)"
     " > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
+)
+_UPSERT_LATEST = Statement(
+    'INSERT INTO latest_metrics (run_uuid, "key", value, timestamp, step, is_nan, points_version)'
+    " VALUES (:run_uuid, :key, :value, :timestamp, :step, :is_nan, 1)"
+    ' ON CONFLICT (run_uuid, "key") DO UPDATE SET'
+    " points_version = latest_metrics.points_version + 1,"
+    + ",".join(
+        f" {column} = CASE WHEN {_NEWER} THEN excluded.{column} ELSE latest_metrics.{column} END"
+        for column in ("value", "timestamp", "step", "is_nan")
+    )
 )
 
 
@@ -175,23 +183,21 @@ def sampled_history(
     point count, so this reads the run's point ids in order (a covering scan of the unique
     index, no sort, no window functions), picks the positions in Python and loads just
     those rows. Several times faster than window functions over the whole history. A
-    repeated request for unchanged points is answered from `_SAMPLES` after one count.
+    repeated request for unchanged points is answered from `_SAMPLES` after one key lookup.
     """
     result: list[SampledPoint] = []
     for run_id in run_ids:
-        filters = [Metric.run_uuid == run_id, Metric.key == key]
-        if step_range is not None:
-            filters.append(and_(Metric.step >= step_range[0], Metric.step <= step_range[1]))
-        count, max_id = fetch_tuples(
-            session, select(func.count(), func.max(Metric.id)).where(*filters)
-        )[0]
-        if not count:
+        version = _POINTS_VERSION.scalar(session, {"run_uuid": run_id, "key": key})
+        if version is None:  # no point under this key
             continue
-        cache_key = (run_id, key, step_range, max_results, count, max_id)
+        cache_key = (run_id, key, step_range, max_results, version)
         cached = _SAMPLES.get(cache_key)
         if cached is not None:
             result.extend(cached)
             continue
+        filters = [Metric.run_uuid == run_id, Metric.key == key]
+        if step_range is not None:
+            filters.append(and_(Metric.step >= step_range[0], Metric.step <= step_range[1]))
         ids = fetch_tuples(session, select(Metric.id).where(*filters).order_by(*_SAMPLE_ORDER))
         picked = [ids[i][0] for i in sample_positions(len(ids), max_results)]
         rows = {
@@ -207,19 +213,26 @@ def sampled_history(
         for metric_id in picked:
             _, value, is_nan, timestamp, step = rows[metric_id]
             sample.append(SampledPoint(run_id, value, bool(is_nan), timestamp, step))
-        if len(ids) == count:  # else a write landed between the two reads: do not cache
-            _SAMPLES.put(cache_key, sample)
+        _SAMPLES.put(cache_key, sample)
         result.extend(sample)
     return result
+
+
+_POINTS_VERSION = Statement(
+    'SELECT points_version FROM latest_metrics WHERE run_uuid = :run_uuid AND "key" = :key'
+)
 
 
 class _SampleCache:
     """Recent samples, for charts that poll the same metrics (the UI refreshes them).
 
-    Keyed by the point count and the highest point id of the sampled range, as read in the
-    same transaction: points are only ever added (never updated; removed only with their
-    run), so an unchanged (count, max id) means an unchanged set of points, on SQLite and on
-    PostgreSQL, whichever process wrote them. Bounded; thread-safe (threadpool readers).
+    Keyed by the key's points_version as read before the points: every write of the key's
+    points bumps it in the transaction that adds them (points are never updated; removed
+    only with their run, and its latest_metrics row with them), so an unchanged version
+    means an unchanged set of points, on SQLite and on PostgreSQL, whichever process wrote
+    them. A write that commits between the two reads leaves a sample newer than its key
+    says: still a committed state, and the next read of the version misses. Bounded;
+    thread-safe (threadpool readers).
     """
 
     def __init__(self, size: int) -> None:
