@@ -145,3 +145,21 @@ def test_log_batch_ids_and_latest(backend_uri: str) -> None:
         assert payloads[1] == f'{{"metric_ids":[[{ids[300]},{ids[301]}]]}}'
     finally:
         db.dispose()
+
+
+def test_sanitized_points_store_nan_as_a_flag_and_clamp_infinities() -> None:
+    big = 1.7976931348623157e308
+    items = [
+        MetricIn("a", 1.5, 1, 2, "model-1"),  # extra fields of a point are ignored
+        ("b", float("nan"), 3, 4),
+        ("c", float("inf"), 5, 6),
+        ("d", float("-inf"), 7, 8),
+        ("e", -big, 9, 10),
+    ]
+    assert repository.sanitized_points(items) == [
+        ("a", 1.5, 1, 2, False),
+        ("b", 0.0, 3, 4, True),
+        ("c", big, 5, 6, False),
+        ("d", -big, 7, 8, False),
+        ("e", -big, 9, 10, False),
+    ]

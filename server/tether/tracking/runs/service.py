@@ -24,7 +24,7 @@ from tether.sync import outbox
 from tether.tracking import serialize, validation
 from tether.tracking.experiments import repository as experiments
 from tether.tracking.experiments.service import DEFAULT_EXPERIMENT_ID
-from tether.tracking.metrics.repository import Point, insert_points
+from tether.tracking.metrics.repository import Point, insert_points, sanitized_points
 from tether.tracking.names import random_run_name
 from tether.tracking.runs import repository
 
@@ -323,8 +323,7 @@ class RunService:
         self, run_id: str, metrics: list[MetricIn], params: dict[str, str], tags: dict[str, str]
     ) -> None:
         # Validation has already refused points without a key, value or timestamp.
-        sanitized = Point.sanitized
-        points = [sanitized(m.key or "", m.value or 0.0, m.timestamp or 0, m.step) for m in metrics]
+        points = sanitized_points(metrics)
         model_points = [
             _model_point(m, p) for m, p in zip(metrics, points, strict=True) if m.model_id
         ]
