@@ -33,7 +33,7 @@ from dockerfile_parse import DockerfileParser
 
 from support import MlflowRest, free_port, unique_name
 from support.procs import ManagedProcess
-from support.servers import _clean_env
+from support.servers import STARTUP_TIMEOUT, _clean_env
 from tether import __version__
 from tether.config import Settings
 
@@ -330,7 +330,7 @@ def _start(venv: ImageVenv, env: dict[str, str], cwd: Path) -> ManagedProcess:
     proc = ManagedProcess(
         "tether-image", argv, log_path=cwd.parent / "tether.log", cwd=cwd, env=env
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + STARTUP_TIMEOUT  # 90 s unless TETHER_TEST_STARTUP_TIMEOUT
     while not _healthy(venv, env):  # the HEALTHCHECK command itself decides
         assert proc.alive(), proc.log_text()
         assert time.monotonic() < deadline, "HEALTHCHECK never passed:\n" + proc.log_text()

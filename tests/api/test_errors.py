@@ -42,7 +42,7 @@ def failing_app_url(tmp_path: Path) -> Iterator[str]:
 def test_unexpected_error_is_mlflow_shaped_and_keeps_the_connection(
     failing_app_url: str,
 ) -> None:
-    with httpx.Client(base_url=failing_app_url, trust_env=False) as client:
+    with httpx.Client(base_url=failing_app_url, timeout=60, trust_env=False) as client:
         failed = client.get("/boom")
         assert failed.status_code == 500
         assert failed.json() == {
@@ -56,7 +56,7 @@ def test_unexpected_error_is_mlflow_shaped_and_keeps_the_connection(
 
 
 def test_unknown_endpoint_and_method_are_mlflow_errors(failing_app_url: str) -> None:
-    with httpx.Client(base_url=failing_app_url, trust_env=False) as client:
+    with httpx.Client(base_url=failing_app_url, timeout=60, trust_env=False) as client:
         missing = client.get("/api/2.0/mlflow/no-such-endpoint")
         assert missing.status_code == 404
         assert missing.json()["error_code"] == "ENDPOINT_NOT_FOUND"
@@ -66,7 +66,7 @@ def test_unknown_endpoint_and_method_are_mlflow_errors(failing_app_url: str) -> 
 
 
 def test_nul_characters_are_refused_on_every_backend(failing_app_url: str) -> None:
-    with httpx.Client(base_url=failing_app_url, trust_env=False) as client:
+    with httpx.Client(base_url=failing_app_url, timeout=60, trust_env=False) as client:
         response = client.post("/api/2.0/mlflow/experiments/create", json={"name": "a\x00b"})
         assert response.status_code == 400
         assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"

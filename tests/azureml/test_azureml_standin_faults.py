@@ -144,13 +144,13 @@ def test_lost_response_on_model_version_create(
 def test_delay_then_normal_handling(az: AzClient, azureml_workspace: AzuremlWorkspace) -> None:
     ws = azureml_workspace
     experiment_id = az.experiment()
-    ws.faults(path=CREATE, action="delay", seconds=1.0)
+    ws.faults(path=CREATE, action="delay", seconds=3.0)
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         az.http.post(f"{az.api}/runs/create", json={"experiment_id": experiment_id}, timeout=0.2)
-    assert time.monotonic() - started < 0.9  # gave up before the stand-in answered
+    assert time.monotonic() - started < 2.5  # gave up before the stand-in answered
     # The timed-out request was still applied: a client timeout is an ambiguous outcome.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while not _runs_in(ws, experiment_id) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(_runs_in(ws, experiment_id)) == 1

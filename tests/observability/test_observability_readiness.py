@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
 postgres_only = pytest.mark.parametrize("backend_kind", ["postgres"], indirect=True)
+# The probe's limit (3 s by default): a busy machine's first probe of a fresh server may need
+# longer, and the tests' 200s must not hinge on it. Below _ready's own 30 s.
+READY_ENV = {"TETHER_READY_TIMEOUT_SECONDS": "20"}
 
 
 def _ready(server: TetherServer) -> tuple[int, dict[str, Any]]:
@@ -54,7 +57,7 @@ def _alive(server: TetherServer) -> None:
 def test_not_ready_while_the_artifact_store_cannot_be_written(
     start_tether_server: TetherServerStarter,
 ) -> None:
-    server = start_tether_server()
+    server = start_tether_server(env=READY_ENV)
     status, body = _ready(server)
     assert status == 200, body
     assert body["status"] == "ready"
@@ -88,7 +91,7 @@ def test_not_ready_when_the_sqlite_database_is_gone(
     start_tether_server: TetherServerStarter, tmp_path: Path
 ) -> None:
     folder = tmp_path / "volume"
-    server = start_tether_server(f"sqlite:///{folder / 'tether.db'}")
+    server = start_tether_server(f"sqlite:///{folder / 'tether.db'}", env=READY_ENV)
     assert _ready(server)[0] == 200
     shutil.rmtree(folder)  # e.g. the volume went away: open connections would still answer
     status, body = _ready(server)
@@ -105,7 +108,7 @@ def test_not_ready_while_postgres_refuses_connections(
 ) -> None:
     uri = postgres_server.new_database()
     name = make_url(uri).database
-    server = start_tether_server(uri)
+    server = start_tether_server(uri, env=READY_ENV)
     with server.rest() as rest:  # the pool holds live connections when the database goes
         assert rest.post("experiments/create", {"name": unique_name()}).status == 200
     assert _ready(server)[0] == 200
@@ -138,7 +141,7 @@ def test_ready_while_azure_ml_is_unreachable_and_says_so(
             "--azureml-endpoint",
             f"http://127.0.0.1:{closed}",
         ],
-        env={**azureml_identity.env, "TETHER_SYNC_POLL_SECONDS": "0.2"},
+        env={**azureml_identity.env, **READY_ENV, "TETHER_SYNC_POLL_SECONDS": "0.2"},
     )
     with server.rest() as rest:  # gives the sync worker something to send
         assert rest.post("experiments/create", {"name": unique_name()}).status == 200
@@ -161,7 +164,8 @@ def test_not_ready_when_the_blob_container_is_gone(
 
     container = azurite.new_container()
     server = start_tether_server(
-        artifacts_destination=azurite.wasbs(container, "store"), env=azurite.env()
+        artifacts_destination=azurite.wasbs(container, "store"),
+        env={**azurite.env(), **READY_ENV},
     )
     status, body = _ready(server)
     assert status == 200, body

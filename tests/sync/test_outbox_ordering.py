@@ -7,7 +7,6 @@ it cannot draw a smaller id and commit later. Other entities are not held up.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -36,7 +35,7 @@ def test_same_entity_appends_serialize_in_commit_order(pg: Database) -> None:
         with pg.write() as session:
             outbox.append(session, "run", "r1", "log_batch", {"n": 1})
             first_appended.set()
-            release_first.wait(30)
+            release_first.wait(60)
 
     def second() -> None:
         first_appended.wait(30)
@@ -44,21 +43,27 @@ def test_same_entity_appends_serialize_in_commit_order(pg: Database) -> None:
             outbox.append(session, "run", "r1", "log_batch", {"n": 2})
         second_done.set()
 
-    def other_entity() -> float:
-        started = time.monotonic()
+    def other_entity() -> None:
         with pg.write() as session:
             outbox.append(session, "run", "r2", "log_batch", {"n": 3})
-        return time.monotonic() - started
+        other_done.set()
 
+    other_done = threading.Event()
     t1, t2 = threading.Thread(target=first), threading.Thread(target=second)
+    t3 = threading.Thread(target=other_entity)
     t1.start()
     t2.start()
     assert first_appended.wait(30)
     assert not second_done.wait(1.0), "second append did not wait for the first to commit"
-    assert other_entity() < 1.0, "an unrelated entity was blocked"
+    t3.start()
+    # Commits while the first transaction still holds r1 (held until released, up to 60 s):
+    # the wait is generous for a slow machine; "not blocked" is that it did not need the release.
+    assert other_done.wait(20), "an unrelated entity was blocked"
+    assert not second_done.is_set(), "r1 was still held while the other entity committed"
     release_first.set()
     t1.join(30)
     t2.join(30)
+    t3.join(30)
     assert second_done.is_set()
     with pg.read() as session:
         rows = session.execute(

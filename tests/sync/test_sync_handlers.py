@@ -24,7 +24,6 @@ from tether.tracking.runs.service import DatasetIn, MetricIn
 
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -112,11 +111,19 @@ def test_metrics_resume_from_the_high_water_mark(tether: Tether) -> None:
     tether.log(run_id, 1100)
     ids = tether.metric_ids(run_id)
     mark = tether.ws.mark()
-    tether.ws.faults(path="runs/log-batch$", action="delay", seconds=0.5, times=2)
-    outage = threading.Thread(target=_fail_batches_after, args=(tether.ws, mark, 2))
-    outage.start()
-    counts = tether.drain(timeout=2.5)
-    outage.join()
+    # Rules are tried in order, a used-up one skipped: the first two batches go through (the
+    # zero delay only counts them), every later one is refused.
+    tether.ws.faults(
+        {"path": "runs/log-batch$", "action": "delay", "seconds": 0, "times": 2},
+        {
+            "path": "runs/log-batch$",
+            "action": "status",
+            "status": 503,
+            "retry_after": "0",
+            "times": None,
+        },
+    )
+    counts = tether.drain(timeout=8)  # ends it: the failed entity is due again within 0.4 s
 
     assert counts["failed"] + counts["pending"] >= 1
     run = tether.entity(Key("run", run_id))
@@ -127,19 +134,6 @@ def test_metrics_resume_from_the_high_water_mark(tether: Tether) -> None:
     assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])
     sent = sent_points(tether.ws.requests(mark, path="runs/log-batch$"), run.azure_id or "")
     assert sum(sent.values()) == 1100 and set(sent.values()) == {1}
-
-
-def _fail_batches_after(ws: AzuremlWorkspace, mark: int, seen: int) -> None:
-    """Once `seen` log-batch requests arrived (the last one still in its delay), refuse the
-    following ones with 503."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if len(ws.requests(mark, path="runs/log-batch$")) >= seen:
-            ws.faults(
-                path="runs/log-batch$", action="status", status=503, retry_after="0", times=None
-            )
-            return
-        time.sleep(0.02)
 
 
 def test_an_ambiguous_metric_batch_is_checked_not_resent(tether: Tether) -> None:
@@ -193,7 +187,7 @@ def test_a_long_retry_after_reschedules_the_entity(tether: Tether) -> None:
     assert drain_exit_code(counts) == 3, counts  # retry later
     detail = tether.detail(Key("run", run_id))
     assert detail["status"] == "failed" and detail["attempts"] == 1
-    assert detail["next_attempt_in_seconds"] >= 25
+    assert detail["next_attempt_in_seconds"] >= 20  # the 30 s asked, not a backoff (<= 0.4 s)
     assert "429" in detail["last_error"]
     assert len(tether.ws.requests(0, path="runs/create$")) >= 1
 
@@ -282,13 +276,20 @@ def test_a_slow_call_keeps_its_lease(tether: Tether) -> None:
     tether.log(run_id, 10)
     config = WorkerConfig(lease_ms=1200, poll_s=0.1)
     slow = SyncWorker(tether.db, tether.worker.api, config, owner="slow")
-    tether.ws.faults(path="runs/log-batch$", action="delay", seconds=3.0)
+    mark = tether.ws.mark()
+    tether.ws.faults(path="runs/log-batch$", action="delay", seconds=6.0)
     worker = threading.Thread(target=slow.drain)
     worker.start()
-    time.sleep(2.5)  # twice the lease into the slow call
+    deadline = time.monotonic() + 30
+    while not tether.ws.requests(mark, path="runs/log-batch$"):  # the slow call has begun
+        assert time.monotonic() < deadline, "the worker did not reach the metrics"
+        time.sleep(0.05)
+    time.sleep(3.0)  # 2.5 leases into the 6 s call: renewed several times
     with tether.db.write() as session:
         assert state.claim(session, "other", 1200) is None
         assert tether.detail(Key("run", run_id))["lease_owner"] == "slow"
+    (call,) = tether.ws.requests(mark, path="runs/log-batch$")
+    assert call["status"] is None, "checked while the slow call was still running"
     worker.join(30)
     assert tether.entity(Key("run", run_id)).status == "synced"
     assert_fidelity(tether.db, tether.ws.mlflow_url, runs=[run_id])

@@ -54,8 +54,9 @@ def test_kill_9_during_model_registration_creates_no_second_version(
         )
 
     ws.quirks(blob_via_front=True)  # every blob write is seen: each file written once
-    # The create is held 3 s at Azure's door, then applied: the worker dies meanwhile.
-    ws.faults(path="model-versions/create$", action="delay", seconds=3.0, times=1)
+    # The create is held 10 s at Azure's door, then applied: the worker dies meanwhile (a
+    # slow machine's kill still lands inside the delay).
+    ws.faults(path="model-versions/create$", action="delay", seconds=10.0, times=1)
     server = start()
     mark = ws.mark()
     work = Workload()
@@ -70,6 +71,7 @@ def test_kill_9_during_model_registration_creates_no_second_version(
     server.stop()
     # Applied before the restart looks for it. (A create applied later than the dead worker's
     # lease, 60 s by default, could still be duplicated: nothing can fence Azure.)
+    deadline = time.monotonic() + 60
     while ws.requests(mark, path="model-versions/create$")[0]["status"] is None:
         assert time.monotonic() < deadline, "the delayed create was not applied"
         time.sleep(0.05)

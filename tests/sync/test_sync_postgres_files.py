@@ -7,6 +7,7 @@ with one artifact record per path, each version created once."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,12 @@ def test_two_servers_on_one_postgres_drain_files_and_versions_once(
     ws.faults(path="batch/metadata$", action="delay", seconds=0.3, times=None)
     first = start()
     second = start(first.backend_uri)
+    # Both workers connected before any work exists: each then finds entities to claim while
+    # the other is busy with a slowed file (asserted below through rows_applied).
+    deadline = time.monotonic() + 60
+    while not all(sync_status(s)["worker"]["connected"] for s in (first, second)):
+        assert time.monotonic() < deadline, [sync_status(s)["worker"] for s in (first, second)]
+        time.sleep(0.2)
     mark = ws.mark()
     work = Workload()
     model = None
@@ -57,7 +64,7 @@ def test_two_servers_on_one_postgres_drain_files_and_versions_once(
     wait_synced(first, timeout=120)
 
     stats = [sync_status(s)["worker"]["stats"] for s in (first, second)]
-    assert all(s["rows_applied"] > 0 for s in stats), stats
+    assert all(s["rows_applied"] > 0 for s in stats), stats  # both took part
     assert all(s["dead_letters"] == 0 for s in stats), stats
     work.check(first.backend_uri, ws, mark)
     for server in (first, second):  # both tell the same (shared) truth

@@ -27,7 +27,8 @@ def test_undiscovered_rows_are_pending_work(db: Database) -> None:
     with db.write() as session:
         outbox.append(session, "experiment", "1", "create", {})
         outbox.append(session, "run", "r1", "create", {"experiment_id": "1"})
-    later = now_ms() + 5_000
+    appended = now_ms()
+    later = appended + 5_000
 
     with db.read() as session:
         body = status.summary(session, now=later)
@@ -39,10 +40,10 @@ def test_undiscovered_rows_are_pending_work(db: Database) -> None:
     assert "not yet discovered: 2 outbox row(s)" in text and "oldest pending: -" not in text
 
     with db.write() as session:
-        discovery.discover(session, lookback_ms=60_000)
+        discovery.discover(session, lookback_ms=60_000, now=appended)  # found 5 s before `later`
     with db.read() as session:
         body = status.summary(session, now=later)
     assert body["outbox"]["not_scanned"] == 0
     assert body["outbox"]["oldest_not_scanned_age_seconds"] is None
-    assert body["entities"]["pending"] == 2 and body["oldest_pending_age_seconds"] >= 4.0
+    assert body["entities"]["pending"] == 2 and body["oldest_pending_age_seconds"] >= 4.9
     assert "not yet discovered" not in _summary_text(body)

@@ -82,11 +82,13 @@ class BackgroundSync:
         Still connecting: nothing is leased, nothing to wait for (the thread is a daemon). A
         call still running after `timeout` loses its leases here; its late commit then finds
         the lease gone (LeaseLost) and changes nothing."""
-        self._stop.set()  # before reading `worker`: _main checks it after setting `worker`
+        # Also the worker's stop_event (one event): a retry wait it cuts short raises with the
+        # worker already stopping, so the entity is given back, not recorded failed. Set before
+        # reading `worker`: _main checks it after setting `worker`.
+        self._stop.set()
         worker = self.worker
         if worker is None:
             return
-        worker.stop_event.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("sync: a call is still running after %.0f s; releasing leases", timeout)
@@ -108,7 +110,11 @@ class BackgroundSync:
             return
         self.connect_error = None
         self.worker = SyncWorker(
-            self.db, api, worker_config(self.settings), artifacts=artifact_backend(self.settings)
+            self.db,
+            api,
+            worker_config(self.settings),
+            artifacts=artifact_backend(self.settings),
+            stop_event=self._stop,
         )
         if self._stop.is_set():
             return

@@ -94,6 +94,7 @@ class SyncWorker:
         *,
         owner: str | None = None,
         artifacts: ArtifactBackend | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.db = db
         self.api = api
@@ -102,7 +103,9 @@ class SyncWorker:
         self.config = config or WorkerConfig()
         self.owner = owner or new_owner()
         self.stats = WorkerStats()
-        self.stop_event = threading.Event()
+        # Shared with whoever cuts the worker's waits short (BackgroundSync): a wait ended by
+        # stop() then always finds it set, and gives its entity back unchanged.
+        self.stop_event = stop_event if stop_event is not None else threading.Event()
         self.pause_until = 0.0
         self._throttle_streak = 0
         self._last_discovery = 0.0
