@@ -49,7 +49,15 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = self._make_engine(sqlite_synchronous, pool_size, max_overflow)
         self._writer = self.engine.execution_options(**{_WRITE_OPTION: True})
-        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL reads in autocommit: under READ COMMITTED each statement takes its own
+        # snapshot even inside a transaction, so BEGIN and ROLLBACK only added two round trips
+        # to every read. SQLite keeps its read transaction (one snapshot for all statements).
+        readers = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self._read_sessions = sessionmaker(readers, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._group_commit = GroupCommit(self._writer) if self.is_sqlite else None
 
