@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv (when needed) and run every check: ruff, ruff format, mypy, then pytest.
+# Set up .venv (when needed) and run every check: ruff, ruff format, mypy, import-linter
+# (the layering contracts in pyproject.toml), then pytest.
 #   scripts/test.sh                       # everything (what CI runs)
 #   scripts/test.sh -k runs -x            # extra arguments go to pytest
 #   TETHER_TEST_SKIP_LINT=1 scripts/test.sh tests/test_infra.py
@@ -39,6 +40,7 @@ if [ "${TETHER_TEST_SKIP_LINT:-0}" != "1" ]; then
   step "ruff check" "$VENV/bin/ruff" check .
   step "ruff format --check" "$VENV/bin/ruff" format --check .
   step "mypy" "$VENV/bin/mypy"
+  step "import-linter" "$VENV/bin/lint-imports" --no-cache
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
   (IFS=,; echo "==> FAILED before tests: ${failed[*]} (running the tests anyway)")

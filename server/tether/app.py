@@ -1,35 +1,41 @@
-"""Build the ASGI application from settings."""
+"""The composition root: build the services and the ASGI application from settings.
+
+Nothing else wires domains together: each domain's endpoints ask for their service by class
+(`tether.api.deps.provider`), and this module registers the instances it built.
+"""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
 
 from fastapi import FastAPI
 
 from tether import __version__
-from tether.api import errors, health, openapi
-from tether.api.deps import Services
+from tether.api import errors, openapi
+from tether.api.deps import ServiceRegistry
 from tether.api.dispatch import DirectDispatch
 from tether.api.limits import BodySizeLimit
-from tether.api.threads import blocking
 from tether.artifacts import endpoints as artifact_endpoints
-from tether.artifacts.configured import artifact_backend
 from tether.artifacts.service import ArtifactService
 from tether.config import Settings
 from tether.db import migrate
 from tether.db.engine import Database
-from tether.logged_models import endpoints as logged_model_endpoints
-from tether.logged_models.service import LoggedModelService
-from tether.observability.install import install as install_observability
+from tether.ops import health
+from tether.ops.install import install as install_observability
 from tether.registry import endpoints as registry_endpoints
 from tether.registry.service import RegistryService
 from tether.registry.sources import HostPolicy
+from tether.storage.configured import artifact_backend
 from tether.sync import endpoints as sync_endpoints
 from tether.sync.runtime import BackgroundSync
+from tether.threads import blocking
 from tether.tracking.experiments import endpoints as experiment_endpoints
 from tether.tracking.experiments.service import ExperimentService
+from tether.tracking.logged_models import endpoints as logged_model_endpoints
+from tether.tracking.logged_models.service import LoggedModelService
 from tether.tracking.metrics import endpoints as metric_endpoints
 from tether.tracking.metrics.service import MetricService
 from tether.tracking.runs import endpoints as run_endpoints
@@ -43,6 +49,22 @@ MLFLOW_ROUTERS = (
     registry_endpoints.api,
     logged_model_endpoints.api,
 )
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every service of one app, built once from the settings (`build_services`)."""
+
+    experiments: ExperimentService
+    runs: RunService
+    metrics: MetricService
+    artifacts: ArtifactService
+    registry: RegistryService
+    logged_models: LoggedModelService
+
+    def registry_of_all(self) -> ServiceRegistry:
+        """What endpoints look their services up in (`tether.api.deps.provider`)."""
+        return ServiceRegistry(getattr(self, f.name) for f in fields(self))
 
 
 def build_services(settings: Settings) -> tuple[Database, Services]:
@@ -102,7 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.services = services
+    app.state.services = services.registry_of_all()
+    app.state.artifact_backend = services.artifacts.backend
     app.state.sync = None
     # Innermost: the MLflow endpoints with fixed paths skip FastAPI's routing (dispatch.py).
     direct = (*MLFLOW_ROUTERS, artifact_endpoints.tracking)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -167,14 +169,23 @@ def _upgrade_or_exit(settings: Settings) -> None:
 )
 def openapi_command(output: str | None) -> None:
     """Print the OpenAPI document of the HTTP API (committed as openapi/openapi.json)."""
-    from tether.api import openapi
-
-    text = openapi.generate()
+    text = openapi_document()
     if output is None:
         click.echo(text, nl=False)
     else:
         with open(output, "w", encoding="utf-8") as file:
             file.write(text)
+
+
+def openapi_document() -> str:
+    """The document of an app built on default settings, whatever TETHER_* variables are set
+    (the same document everywhere), in a throwaway data directory (no store is touched)."""
+    from tether.api import openapi
+    from tether.app import create_app
+
+    with tempfile.TemporaryDirectory(prefix="tether-openapi-") as tmp:
+        settings = Settings.model_construct(data_dir=Path(tmp), auto_migrate=False)
+        return openapi.render(openapi.build(create_app(settings)))
 
 
 main.add_command(sync_commands.sync)

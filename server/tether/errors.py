@@ -50,3 +50,11 @@ def not_found(message: str) -> MlflowError:
 
 def already_exists(message: str) -> MlflowError:
     return MlflowError(message, "RESOURCE_ALREADY_EXISTS")
+
+
+API_DOCS_HINT = " See the API docs for more information about request parameters."
+
+
+def missing_value(path: str) -> MlflowError:
+    """MLflow's wording for a required request field that is absent or empty."""
+    return invalid_parameter(f"Missing value for required parameter '{path}'." + API_DOCS_HINT)

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from artifacts.helpers import PROXY, ArtifactServer, new_run, raw_request
-from tether.artifacts.paths import (
+from tether.errors import MlflowError
+from tether.storage.paths import (
     UnsafePathError,
     safe_directory_path,
     safe_relative_path,
     sync_entity,
     uri_to_path,
 )
-from tether.errors import MlflowError
 
 ATTACKS = [
     "../escape.txt",

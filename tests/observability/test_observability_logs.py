@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tether.api.threads import blocking
 from tether.observability.logs import JsonFormatter, RedactFilter, RequestContextFilter
 from tether.observability.middleware import RequestObserver
+from tether.threads import blocking
 
 if TYPE_CHECKING:
     from conftest import TetherServerStarter

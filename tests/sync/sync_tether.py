@@ -14,8 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from support import unique_name
-from tether.api.deps import Services
-from tether.app import build_services
+from tether.app import Services, build_services
 from tether.config import Settings
 from tether.db import migrate
 from tether.db.engine import Database

@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import select
 
-from tether.db import migrate
+from tether.db import migrate, outbox
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry
-from tether.sync import outbox
 
 
 @pytest.fixture

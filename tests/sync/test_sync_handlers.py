@@ -16,8 +16,9 @@ from sync_fidelity import InnerMlflow, assert_fidelity, sent_points
 from sync_tether import Tether
 
 from support import unique_name
+from tether.db import outbox
 from tether.db.models import SyncEntity
-from tether.sync import outbox, state, status
+from tether.sync import state, status
 from tether.sync.state import Key
 from tether.sync.worker import SyncWorker, WorkerConfig, drain_exit_code
 from tether.tracking.runs.service import DatasetIn, MetricIn

@@ -14,9 +14,9 @@ from sync_fidelity import InnerMlflow
 from sync_tether import Tether, _chunks
 
 from tether.db.models import LoggedModel, OutboxEntry, RegisteredModel
-from tether.logged_models.service import KeyValueIn
 from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code
+from tether.tracking.logged_models.service import KeyValueIn
 
 if TYPE_CHECKING:
     pass

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from tether.clock import now_ms
-from tether.db import migrate
+from tether.db import migrate, outbox
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry, SyncEntity, SyncMeta
-from tether.sync import discovery, outbox, state, status
+from tether.sync import discovery, state, status
 from tether.sync.sources import CAPABILITIES, TRACKING
 from tether.sync.state import Backoff, Key, LeaseLost, Report
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from tether.clock import now_ms
-from tether.db import migrate
+from tether.db import migrate, outbox
 from tether.db.engine import Database
-from tether.sync import discovery, outbox, status
+from tether.sync import discovery, status
 from tether.sync.commands import _summary_text
 
 

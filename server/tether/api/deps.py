@@ -1,62 +1,49 @@
-"""Typed dependencies: the services the app was built with."""
+"""Typed dependencies: an endpoint asks for the service it needs by the service's class.
+
+The composition root (`tether.app`) puts every service it built on `app.state.services` as
+a `ServiceRegistry`; this module knows no domain, so the HTTP toolkit never imports one. Each
+domain names its own dependencies, e.g. in `tether.tracking.deps`:
+
+    Runs = Annotated[RunService, Depends(provider(RunService))]
+
+A provider is a plain `f(request)` function, so `tether.api.dispatch` calls it directly,
+without FastAPI's dependency solving.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
 
-from fastapi import Depends, Request
+from fastapi import Request
 
-from tether.artifacts.service import ArtifactService
-from tether.logged_models.service import LoggedModelService
-from tether.registry.service import RegistryService
-from tether.tracking.experiments.service import ExperimentService
-from tether.tracking.metrics.service import MetricService
-from tether.tracking.runs.service import RunService
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Services:
-    experiments: ExperimentService
-    runs: RunService
-    metrics: MetricService
-    artifacts: ArtifactService
-    registry: RegistryService
-    logged_models: LoggedModelService
+class ServiceRegistry:
+    """The services of one app, found by their class (one instance per class)."""
+
+    def __init__(self, services: Iterable[object]) -> None:
+        self._by_type: dict[type[Any], object] = {}
+        for service in services:
+            if type(service) in self._by_type:
+                raise ValueError(f"two services of type {type(service).__name__}")
+            self._by_type[type(service)] = service
+
+    def get(self, cls: type[T]) -> T:
+        try:
+            return cast(T, self._by_type[cls])
+        except KeyError:
+            raise LookupError(f"no {cls.__name__} was registered with the app") from None
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+def provider(cls: type[T]) -> Callable[[Request], T]:
+    """A dependency function that returns the app's instance of `cls`."""
 
+    def provide(request: Request) -> T:
+        registry: ServiceRegistry = request.app.state.services
+        return registry.get(cls)
 
-def _experiments(request: Request) -> ExperimentService:
-    return _services(request).experiments
-
-
-def _runs(request: Request) -> RunService:
-    return _services(request).runs
-
-
-def _metrics(request: Request) -> MetricService:
-    return _services(request).metrics
-
-
-def _artifacts(request: Request) -> ArtifactService:
-    return _services(request).artifacts
-
-
-def _registry(request: Request) -> RegistryService:
-    return _services(request).registry
-
-
-def _logged_models(request: Request) -> LoggedModelService:
-    return _services(request).logged_models
-
-
-Experiments = Annotated[ExperimentService, Depends(_experiments)]
-Runs = Annotated[RunService, Depends(_runs)]
-Metrics = Annotated[MetricService, Depends(_metrics)]
-Artifacts = Annotated[ArtifactService, Depends(_artifacts)]
-Registry = Annotated[RegistryService, Depends(_registry)]
-LoggedModels = Annotated[LoggedModelService, Depends(_logged_models)]
+    provide.__name__ = f"provide_{cls.__name__}"
+    provide.__qualname__ = provide.__name__
+    return provide

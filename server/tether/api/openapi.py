@@ -8,20 +8,17 @@ on other methods the model is the JSON body; the response model documents the 20
 MLflow's error body every other status. Only /api/2.0/... is documented (the /ajax-api
 copies are the same endpoints).
 
-Regenerate the committed copy with `tether openapi --output openapi/openapi.json`
-(or `python -m tether.api.openapi > openapi/openapi.json`); tests/api/test_openapi.py fails
-when it is stale.
+`tether openapi --output openapi/openapi.json` regenerates the committed copy (the CLI builds
+an app on default settings and hands it to `build`); tests/api/test_openapi.py fails when it
+is stale.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import sys
-import tempfile
 from collections.abc import Iterator
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 import fastapi.routing
@@ -85,17 +82,6 @@ def install(app: FastAPI) -> None:
 def render(spec: dict[str, Any]) -> str:
     """Stable text: sorted keys, two-space indent, trailing newline."""
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def generate() -> str:
-    """The document of an app built on default settings, whatever TETHER_* variables are set
-    (the same document everywhere), in a throwaway data directory (no store is touched)."""
-    from tether.app import create_app
-    from tether.config import Settings
-
-    with tempfile.TemporaryDirectory(prefix="tether-openapi-") as tmp:
-        settings = Settings.model_construct(data_dir=Path(tmp), auto_migrate=False)
-        return render(build(create_app(settings)))
 
 
 # --------------------------------------------------------------------------------- internals
@@ -245,11 +231,3 @@ def _query_schema(prop: dict[str, Any]) -> dict[str, Any]:
         else:
             prop["anyOf"] = options
     return prop
-
-
-def main() -> None:
-    sys.stdout.write(generate())
-
-
-if __name__ == "__main__":
-    main()

@@ -26,9 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from tether.errors import MlflowError, invalid_parameter
+from tether.errors import API_DOCS_HINT, MlflowError, invalid_parameter, missing_value
 
-_API_DOCS_HINT = " See the API docs for more information about request parameters."
 _JSON_METHODS = ("POST", "PUT")
 _JSON_CONTENT_TYPES = ("application/json",)
 
@@ -243,10 +242,6 @@ def _list_item_model(annotation: Any) -> type[RequestModel] | None:
     return item if isinstance(item, type) and issubclass(item, RequestModel) else None
 
 
-def missing_value(path: str) -> MlflowError:
-    return invalid_parameter(f"Missing value for required parameter '{path}'." + _API_DOCS_HINT)
-
-
 async def parse_request(request: Request, model: type[M]) -> M:
     return parse_model(model, await read_request_data(request, model))
 
@@ -261,7 +256,7 @@ def _to_mlflow_error(exc: ValidationError, data: dict[str, Any]) -> MlflowError:
         return invalid_parameter(f"Invalid value for parameter '{path}' supplied: {_NUL_MESSAGE}.")
     hint = f" Hint: Value was of type '{type(value).__name__}'."
     return invalid_parameter(
-        f"Invalid value {_dump(value)} for parameter '{path}' supplied: {hint}" + _API_DOCS_HINT
+        f"Invalid value {_dump(value)} for parameter '{path}' supplied: {hint}" + API_DOCS_HINT
     )
 
 

@@ -18,21 +18,21 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from tether.api import response_models as resp
-from tether.api.deps import Artifacts
 from tether.api.request import parse_request
 from tether.api.responses import JsonResponse
 from tether.api.routing import MlflowRouter, document
 from tether.artifacts import schemas
-from tether.artifacts.backends.base import UploadedPart
-from tether.artifacts.paths import (
+from tether.artifacts.http import Artifacts, streamed
+from tether.artifacts.service import UNSUPPORTED_PRESIGNED_DOWNLOAD, file_json
+from tether.config import Settings
+from tether.errors import MlflowError, invalid_parameter
+from tether.storage.base import UploadedPart
+from tether.storage.paths import (
     UnsafePathError,
     join,
     safe_directory_path,
     safe_relative_path,
 )
-from tether.artifacts.service import UNSUPPORTED_PRESIGNED_DOWNLOAD, file_json
-from tether.config import Settings
-from tether.errors import MlflowError, invalid_parameter
 
 log = logging.getLogger("tether.artifacts")
 
@@ -116,7 +116,7 @@ async def upload_artifact(request: Request, service: Artifacts, artifact_path: s
 async def download_artifact(
     request: Request, service: Artifacts, artifact_path: str
 ) -> StreamingResponse:
-    return await service.stream_download(path_after(request, "/mlflow-artifacts/artifacts/"))
+    return streamed(await service.download(path_after(request, "/mlflow-artifacts/artifacts/")))
 
 
 @_proxy_route("/artifacts/{artifact_path:path}", ["DELETE"])
@@ -210,7 +210,7 @@ ui = APIRouter(tags=["artifacts"], default_response_class=JsonResponse)
 @document(request=schemas.GetArtifact, binary_response=True)
 async def get_artifact(request: Request, service: Artifacts) -> StreamingResponse:
     body = await parse_request(request, schemas.GetArtifact)
-    return await service.download_run_artifact(body.run_id, safe_relative_path(body.path))
+    return streamed(await service.download_run_artifact(body.run_id, safe_relative_path(body.path)))
 
 
 @ui.get("/api/3.0/mlflow/server-info")

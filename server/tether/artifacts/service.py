@@ -1,7 +1,7 @@
 """Artifact operations over the configured backend, and their sync-outbox records.
 
 Paths handed to this service are store-relative and already checked with
-`tether.artifacts.paths.safe_relative_path` (the HTTP layer does that). Each successful
+`tether.storage.paths.safe_relative_path` (the HTTP layer does that). Each successful
 write or delete appends one outbox row in its own transaction, after the bytes are durable:
 ("run", run_id) for `<exp>/<run_id>/artifacts/...`, ("logged_model", model_id) for
 `<exp>/models/<model_id>/artifacts/...`, else ("artifact", path); op `artifact_put` or
@@ -10,37 +10,43 @@ write or delete appends one outbox row in its own transaction, after the bytes a
 For other routes that serve artifacts (the registry's `/model-versions/get-artifact`):
 
     store_path = services.artifacts.resolve(version.storage_location, safe_relative_path(path))
-    return await services.artifacts.stream_download(store_path)
+    return streamed(await services.artifacts.download(store_path))  # tether.artifacts.http
 """
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi.responses import StreamingResponse
-
-from tether.api.threads import blocking
-from tether.artifacts import paths
-from tether.artifacts.backends.base import (
+from tether.db import outbox
+from tether.db.engine import Database
+from tether.db.models import Run
+from tether.errors import MlflowError, invalid_parameter, not_found
+from tether.storage import locations, paths
+from tether.storage.base import (
     ArtifactBackend,
     FileInfo,
     MultipartBackend,
     UploadCredential,
     UploadedPart,
 )
-from tether.artifacts.mime import content_disposition, guess_mime_type
-from tether.db.engine import Database
-from tether.db.models import Run
-from tether.errors import MlflowError, invalid_parameter, not_found
-from tether.sync import outbox
+from tether.storage.mime import content_disposition, guess_mime_type
+from tether.threads import blocking
 
 UNSUPPORTED_MULTIPART = "Multipart upload is not supported for the current artifact repository"
 UNSUPPORTED_PRESIGNED_DOWNLOAD = (
     "Multipart download is not supported for the current artifact repository"
 )
-_HTTP_ANCHOR = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file to send: its chunk stream and MLflow's download headers (the HTTP layer
+    streams it, `tether.artifacts.http.streamed`)."""
+
+    chunks: AsyncIterator[bytes]
+    headers: dict[str, str]
 
 
 def file_json(info: FileInfo, path: str) -> dict[str, Any]:
@@ -66,27 +72,9 @@ class ArtifactService:
     # Locations ---------------------------------------------------------------------------
 
     def resolve(self, uri: str, relative: str = "") -> str:
-        """The store path of `relative` (already safe) inside the artifact location `uri`.
-
-        `uri` is a run's `artifact_uri`, a logged model's or model version's location:
-        `mlflow-artifacts:/...`, an `http(s)://.../api/2.0/mlflow-artifacts/artifacts/...`
-        URL, or a direct URI into the configured store (local path, file://, wasbs://).
-        Anything else raises NOT_IMPLEMENTED: this server cannot reach it.
-        """
-        parsed = urllib.parse.urlparse(uri)
-        root: str | None
-        if parsed.scheme == "mlflow-artifacts":
-            root = paths.uri_to_path(uri)
-        elif parsed.scheme in ("http", "https") and _HTTP_ANCHOR in parsed.path:
-            root = paths.safe_directory_path(parsed.path.split(_HTTP_ANCHOR, 1)[1].lstrip("/"))
-        else:
-            root = self.backend.locate(uri)
-        if root is None:
-            raise MlflowError(
-                f"Artifacts at '{uri}' are not stored in this server's artifact store",
-                "NOT_IMPLEMENTED",
-            )
-        return paths.join(root, relative)
+        """The store path of `relative` inside the artifact location `uri`
+        (`tether.storage.locations.resolve`)."""
+        return locations.resolve(self.backend, uri, relative)
 
     async def run_artifact_uri(self, run_id: str) -> str:
         def load() -> str | None:
@@ -107,8 +95,8 @@ class ArtifactService:
         await self._record(path, "artifact_put", size)
         return size
 
-    async def stream_download(self, path: str, *, filename: str | None = None) -> StreamingResponse:
-        """Stream the file at store path `path` as an attachment, with MLflow's headers.
+    async def download(self, path: str, *, filename: str | None = None) -> Download:
+        """The file at store path `path`, to be sent as an attachment with MLflow's headers.
 
         Raises (before anything is sent) RESOURCE_DOES_NOT_EXIST for a missing file and
         INVALID_PARAMETER_VALUE for a directory. `filename` defaults to the path's last part.
@@ -116,9 +104,9 @@ class ArtifactService:
         size, chunks = await self.backend.open_read(path)
         name = filename or path.rsplit("/", 1)[-1]
         mime_type = guess_mime_type(name)
-        return StreamingResponse(
+        return Download(
             chunks,
-            headers={
+            {
                 # Set as a header, not media_type: Starlette would append "; charset=utf-8".
                 "Content-Type": mime_type,
                 "Content-Length": str(size),
@@ -168,10 +156,10 @@ class ArtifactService:
             body["files"] = [file_json(e, paths.join(path, e.path)) for e in entries]
         return body
 
-    async def download_run_artifact(self, run_id: str, path: str) -> StreamingResponse:
+    async def download_run_artifact(self, run_id: str, path: str) -> Download:
         """`/get-artifact`: one file of the run."""
         root_uri = await self.run_artifact_uri(run_id)
-        return await self.stream_download(self.resolve(root_uri, path))
+        return await self.download(self.resolve(root_uri, path))
 
     # Outbox ------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The id of the request being served, visible to every log line it causes.
 
-A contextvar, so it follows the request into `tether.api.threads.blocking` (Starlette's
+A contextvar, so it follows the request into `tether.threads.blocking` (Starlette's
 threadpool copies the context) and is absent (None) on background threads such as the sync
 worker.
 """

@@ -1,7 +1,7 @@
 """Counting hooks for the sync worker and the Azure ML client.
 
 They call `count(...)` where they already bump their own stats; nothing happens unless
-`--expose-prometheus` installed a sink (tether.observability.metrics), so the sync code does
+`--expose-prometheus` installed a sink (tether.ops.metrics), so the sync code does
 not depend on prometheus-client and pays one global lookup per event when metrics are off.
 """
 

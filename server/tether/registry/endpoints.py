@@ -7,22 +7,25 @@ streams a version's file through the artifact proxy's backend.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
 
 from tether.api import response_models as resp
-from tether.api.deps import Artifacts, Registry
+from tether.api.deps import provider
 from tether.api.request import parse_model, parse_request, read_request_data
 from tether.api.routing import MlflowRouter, document
-from tether.api.threads import blocking
-from tether.artifacts.paths import join, safe_relative_path
+from tether.artifacts.http import Artifacts, streamed
 from tether.errors import MlflowError, invalid_parameter
 from tether.registry import schemas
 from tether.registry.search import MODEL_MAX_RESULTS_THRESHOLD, VERSION_MAX_RESULTS_THRESHOLD
+from tether.registry.service import RegistryService
+from tether.storage.paths import join, safe_relative_path
+from tether.threads import blocking
 from tether.tracking.validation import invalid_value
 
+Registry = Annotated[RegistryService, Depends(provider(RegistryService))]
 api = MlflowRouter("model-registry")
 router = api.router
 
@@ -351,4 +354,4 @@ async def get_model_version_artifact(
     store_path = artifacts.resolve(uri, join(safe_relative_path(sub_path), relative))
     if not store_path:
         raise MlflowError("Invalid path", "INVALID_PARAMETER_VALUE")
-    return await artifacts.stream_download(store_path)
+    return streamed(await artifacts.download(store_path))

@@ -69,8 +69,8 @@ def sync() -> None:
 def run(timeout: float | None, **options: Any) -> None:
     """Sync until nothing is due. Exit 0: all synced; 3: failures in backoff remain (run
     again later); 4: dead letters (see `tether sync status`, then `tether sync retry`)."""
-    from tether.artifacts.configured import artifact_backend
     from tether.db import migrate
+    from tether.storage.configured import artifact_backend
     from tether.sync.runtime import connect, worker_config
     from tether.sync.worker import SyncWorker, drain_exit_code
 

@@ -10,25 +10,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Generator
 
-from tether.artifacts.backends.base import ArtifactBackend
-from tether.artifacts.service import ArtifactService
-from tether.db.engine import Database
 from tether.errors import MlflowError
+from tether.storage import locations
+from tether.storage.base import ArtifactBackend
 from tether.sync.azureml.errors import TransientError
 
 
 class Files:
-    def __init__(self, backend: ArtifactBackend | None, db: Database | None = None) -> None:
+    def __init__(self, backend: ArtifactBackend | None) -> None:
         self.backend = backend
-        self.db = db
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def resolve(self, uri: str) -> str | None:
         """The store path of an artifact location (a logged model's), None if not ours."""
-        if self.backend is None or self.db is None:
+        if self.backend is None:
             return None
         try:
-            return ArtifactService(self.db, self.backend).resolve(uri)
+            return locations.resolve(self.backend, uri)
         except MlflowError:
             return None
 

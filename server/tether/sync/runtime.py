@@ -7,9 +7,9 @@ import threading
 from dataclasses import asdict
 from typing import Any
 
-from tether.artifacts.configured import artifact_backend
 from tether.config import Settings
 from tether.db.engine import Database
+from tether.storage.configured import artifact_backend
 from tether.sync import state
 from tether.sync.azureml.client import AzureMLClient, RetryPolicy
 from tether.sync.azureml.credentials import TokenProvider

@@ -25,11 +25,11 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tether.artifacts.backends.base import ArtifactBackend
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry
 from tether.observability import events
+from tether.storage.base import ArtifactBackend
 from tether.sync import discovery, state, status
 from tether.sync.azureml.blob import BlobStore
 from tether.sync.azureml.errors import PermanentError, TransientError
@@ -98,7 +98,7 @@ class SyncWorker:
     ) -> None:
         self.db = db
         self.api = api
-        self.files = Files(artifacts, db)
+        self.files = Files(artifacts)
         self.blobs = BlobStore()
         self.config = config or WorkerConfig()
         self.owner = owner or new_owner()

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tether.db import outbox
 from tether.db.models import ModelVersion, RegisteredModel
-from tether.sync import outbox
 
 MODEL_ENTITY = "registered_model"
 VERSION_ENTITY = "model_version"

@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tether.db import outbox
 from tether.errors import invalid_parameter
 from tether.registry import repository, sources
 from tether.registry.service.lookup import is_prompt_model, load_model, load_version
 from tether.registry.service.stages_and_aliases import alias_target, latest_in_stage
-from tether.sync import outbox
 
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a logged model: the versions registered from it
 

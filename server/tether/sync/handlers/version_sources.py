@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.artifacts import paths
+from tether.storage import paths
 from tether.sync import state
 from tether.sync.handlers.base import Blocked, Context
 from tether.sync.state import Key

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from tether.api import response_models as resp
-from tether.api.deps import Experiments
+from tether.api.deps import provider
 from tether.api.request import parse_request
 from tether.api.routing import MlflowRouter
-from tether.api.threads import blocking
+from tether.threads import blocking
 from tether.tracking.experiments import schemas
-from tether.tracking.experiments.service import normalize_view_type
+from tether.tracking.experiments.service import ExperimentService, normalize_view_type
 
+Experiments = Annotated[ExperimentService, Depends(provider(ExperimentService))]
 api = MlflowRouter("experiments")
 router = api.router
 

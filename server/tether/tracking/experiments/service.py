@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from tether.clock import now_ms
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import Experiment
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 from tether.search.experiments import search_experiment_ids
-from tether.sync import outbox
 from tether.tracking import serialize, validation
 from tether.tracking.experiments import repository
 

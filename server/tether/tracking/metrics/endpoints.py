@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from tether.api import response_models as resp
-from tether.api.deps import Metrics
+from tether.api.deps import provider
 from tether.api.request import parse_request
 from tether.api.routing import MlflowRouter
-from tether.api.threads import blocking
+from tether.threads import blocking
 from tether.tracking.metrics import schemas
+from tether.tracking.metrics.service import MetricService
 
+Metrics = Annotated[MetricService, Depends(provider(MetricService))]
 api = MlflowRouter("metrics")
 router = api.router
 

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from tether.api import response_models as resp
-from tether.api.deps import Runs
+from tether.api.deps import provider
 from tether.api.request import parse_model, parse_request, read_request_data
 from tether.api.routing import MlflowRouter
-from tether.api.threads import blocking
+from tether.threads import blocking
 from tether.tracking import validation
 from tether.tracking.experiments.service import normalize_view_type
 from tether.tracking.runs import schemas
-from tether.tracking.runs.service import DatasetIn, MetricIn
+from tether.tracking.runs.service import DatasetIn, MetricIn, RunService
 
+Runs = Annotated[RunService, Depends(provider(RunService))]
 api = MlflowRouter("runs")
 router = api.router
 

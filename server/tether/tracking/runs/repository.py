@@ -13,8 +13,8 @@ from tether.db.dialect import in_list
 from tether.db.engine import fetch_tuples
 from tether.db.models import Dataset, InputTag, LatestMetric, Param, Run, RunInput, RunTag
 from tether.db.raw import Statement
-from tether.logged_models import repository as logged_models
 from tether.tracking import serialize
+from tether.tracking.logged_models import repository as logged_models
 
 
 def get(session: Session, run_id: str, *, for_update: bool = False) -> Run | None:

@@ -12,18 +12,17 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from tether.api.request import missing_value
 from tether.clock import now_ms
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import Dataset, InputTag, Run, RunInput
-from tether.errors import MlflowError, invalid_parameter, not_found
-from tether.logged_models import repository as logged_models
-from tether.logged_models.service import model_not_found
+from tether.errors import MlflowError, invalid_parameter, missing_value, not_found
 from tether.search.runs import search_run_ids
-from tether.sync import outbox
 from tether.tracking import serialize, validation
 from tether.tracking.experiments import repository as experiments
 from tether.tracking.experiments.service import DEFAULT_EXPERIMENT_ID
+from tether.tracking.logged_models import repository as logged_models
+from tether.tracking.logged_models.service import model_not_found
 from tether.tracking.metrics.repository import Point, insert_points, sanitized_points
 from tether.tracking.names import random_run_name
 from tether.tracking.runs import repository

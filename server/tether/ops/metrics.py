@@ -37,12 +37,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import QueuePool
 
-from tether.api.threads import blocking
 from tether.config import Settings
 from tether.db.engine import Database
 from tether.observability import events, prometheus_dir
 from tether.sync import status as sync_status
 from tether.sync.status import BUCKETS
+from tether.threads import blocking
 
 log = logging.getLogger("tether.metrics")
 

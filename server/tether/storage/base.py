@@ -1,7 +1,7 @@
 """The storage interface behind the artifact proxy.
 
 Paths are store-relative POSIX paths that already went through
-`tether.artifacts.paths.safe_relative_path` ("" is the root). Every method streams: no
+`tether.storage.paths.safe_relative_path` ("" is the root). Every method streams: no
 backend holds a whole file in memory.
 """
 

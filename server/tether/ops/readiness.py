@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tether.api.threads import blocking
-from tether.artifacts.backends.base import ArtifactBackend
 from tether.db.engine import Database
 from tether.observability.redact import redact
+from tether.storage.base import ArtifactBackend
 from tether.sync import status
 from tether.sync.runtime import BackgroundSync
+from tether.threads import blocking
 
 Check = dict[str, Any]
 

@@ -19,7 +19,7 @@ def install(app: FastAPI, settings: Settings, db: Database) -> None:
     logs.lean_records()  # in every worker process: uvicorn configures their logging itself
     recorder: RequestRecorder | None = None
     if settings.expose_prometheus:
-        from tether.observability import metrics  # imports prometheus-client: only when asked
+        from tether.ops import metrics  # imports prometheus-client: only when asked
 
         recorder = metrics.enable(app, settings, db)
     app.add_middleware(RequestObserver, recorder=recorder, access_log=settings.access_log)

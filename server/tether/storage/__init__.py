@@ -8,16 +8,16 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from tether.artifacts.backends.azure_blob import AzureBlobBackend, AzureTuning
-from tether.artifacts.backends.base import (
+from tether.errors import invalid_parameter
+from tether.storage.azure_blob import AzureBlobBackend, AzureTuning
+from tether.storage.base import (
     ArtifactBackend,
     FileInfo,
     MultipartBackend,
     UploadCredential,
     UploadedPart,
 )
-from tether.artifacts.backends.local import LocalBackend
-from tether.errors import invalid_parameter
+from tether.storage.local import LocalBackend
 
 
 def create_backend(

@@ -9,7 +9,7 @@ from tether import __version__
 from tether.api.response_models import Readiness as ReadinessBody
 from tether.api.responses import JsonResponse
 from tether.api.routing import document
-from tether.observability.readiness import Readiness
+from tether.ops.readiness import Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -39,7 +39,7 @@ def _readiness(request: Request) -> Readiness:
     if readiness is None:  # one per app: it holds the probes in flight
         readiness = Readiness(
             state.db,
-            state.services.artifacts.backend if state.settings.serve_artifacts else None,
+            state.artifact_backend if state.settings.serve_artifacts else None,
             lambda: state.sync,
             timeout=state.settings.ready_timeout_seconds,
         )

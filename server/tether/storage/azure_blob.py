@@ -32,11 +32,11 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoun
 from azure.storage.blob import BlobProperties, BlobSasPermissions, generate_blob_sas
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
 
-from tether.artifacts.backends.base import FileInfo, UploadCredential, UploadedPart
-from tether.artifacts.backends.local import directory_error
-from tether.artifacts.backends.streams import rechunk
-from tether.artifacts.paths import join
 from tether.errors import MlflowError, invalid_parameter, not_found
+from tether.storage.base import FileInfo, UploadCredential, UploadedPart
+from tether.storage.local import directory_error
+from tether.storage.paths import join
+from tether.storage.streams import rechunk
 
 log = logging.getLogger("tether.artifacts")
 

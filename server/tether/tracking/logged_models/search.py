@@ -28,9 +28,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tether.db.models import LoggedModel, LoggedModelMetric, LoggedModelParam, LoggedModelTag
 from tether.errors import invalid_parameter
-from tether.logged_models import filters
-from tether.logged_models.repository import STATUS_NUMBER, STATUS_PROTO
 from tether.search.runs import compare
+from tether.tracking.logged_models import filters
+from tether.tracking.logged_models.repository import STATUS_NUMBER, STATUS_PROTO
 
 DEFAULT_MAX_RESULTS = 100  # MLflow's SEARCH_LOGGED_MODEL_MAX_RESULTS_DEFAULT
 _INT32_MAX = 2**31 - 1  # max_results is an int32 in the protocol

@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from tether.api.threads import blocking
-from tether.artifacts.backends.base import FileInfo
-from tether.artifacts.backends.streams import gather
-from tether.artifacts.paths import UnsafePathError
 from tether.errors import invalid_parameter, not_found
+from tether.storage.base import FileInfo
+from tether.storage.paths import UnsafePathError
+from tether.storage.streams import gather
+from tether.threads import blocking
 
 TEMP_PREFIX = ".tether-upload-"
 _NAME_MAX, _PATH_MAX = 255, 4096  # Linux file systems' limits, in bytes

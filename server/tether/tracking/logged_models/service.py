@@ -18,14 +18,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import LoggedModel
 from tether.errors import MlflowError, invalid_parameter, not_found
-from tether.logged_models import repository
-from tether.logged_models.search import DatasetFilter, OrderBy, search_model_ids
-from tether.sync import outbox
 from tether.tracking import validation
 from tether.tracking.experiments import repository as experiments
+from tether.tracking.logged_models import repository
+from tether.tracking.logged_models.search import DatasetFilter, OrderBy, search_model_ids
 from tether.tracking.names import random_run_name
 
 ENTITY = "logged_model"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tether.artifacts.backends import ArtifactBackend, AzureTuning, create_backend
 from tether.config import Settings
+from tether.storage import ArtifactBackend, AzureTuning, create_backend
 
 
 def artifact_backend(settings: Settings) -> ArtifactBackend:

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
 
 from tether.api import response_models as resp
-from tether.api.deps import Artifacts, LoggedModels
+from tether.api.deps import provider
 from tether.api.request import parse_request
 from tether.api.routing import MlflowRouter
-from tether.api.threads import blocking
-from tether.artifacts import paths
+from tether.artifacts.http import Artifacts, streamed
 from tether.artifacts.service import file_json
 from tether.errors import MlflowError
-from tether.logged_models import schemas
-from tether.logged_models.search import OrderBy
-from tether.logged_models.service import KeyValueIn, check_body_model_id
+from tether.storage import paths
+from tether.threads import blocking
+from tether.tracking.logged_models import schemas
+from tether.tracking.logged_models.search import OrderBy
+from tether.tracking.logged_models.service import (
+    KeyValueIn,
+    LoggedModelService,
+    check_body_model_id,
+)
 
+LoggedModels = Annotated[LoggedModelService, Depends(provider(LoggedModelService))]
 api = MlflowRouter("logged-models")
 router = api.router
 
@@ -171,9 +177,8 @@ async def get_logged_model_artifact(
         )
     relative = paths.safe_relative_path(body.artifact_file_path)
     model = await blocking(service.get, model_id)
-    return await artifacts.stream_download(
-        artifacts.resolve(model["info"]["artifact_uri"], relative)
-    )
+    store_path = artifacts.resolve(model["info"]["artifact_uri"], relative)
+    return streamed(await artifacts.download(store_path))
 
 
 router.add_api_route(
