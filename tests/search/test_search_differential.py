@@ -29,7 +29,8 @@ from searchdb import Loader
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from tether.search import search_experiment_ids, search_run_ids
+from tether.tracking.experiments.search import search_experiment_ids
+from tether.tracking.runs.search import search_run_ids
 
 METRIC_POOL = [0.1, 0.5, 0.5, 1.0, -3.0, 0.0, 2.5, 1e10, math.nan, math.inf, -math.inf]
 OPT_POOL = ["Adam", "adam", "ADAM", "sgd", "SGD", "a_b", "a%b", "a*b", "x?y", "[z]", "a.b"]

@@ -11,7 +11,7 @@ from searchdb import Loader, error_of
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from tether.search import search_experiment_ids
+from tether.tracking.experiments.search import search_experiment_ids
 
 NAMES = {1: "alpha", 2: "Beta", 3: "gamma", 4: "delta", 5: "alpha_2", 6: "nulls"}
 

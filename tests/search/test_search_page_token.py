@@ -9,7 +9,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchUtils
 from searchdb import error_of
 
-from tether.search.page_token import create_page_token, parse_page_token, validate_max_results
+from tether.search.limits import validate_max_results
+from tether.search.page_token import create_page_token, parse_page_token
 
 
 def _b64(raw: bytes) -> str:

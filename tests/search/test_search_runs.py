@@ -15,7 +15,7 @@ from searchdb import Loader, error_of
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from tether.search import search_run_ids
+from tether.tracking.runs.search import search_run_ids
 
 # Run uuids chosen so the run_uuid tie-breaker order is known: r1 < r2 < r4 < r3.
 UUIDS = {

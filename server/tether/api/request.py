@@ -26,13 +26,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from tether.db.int64 import INT64_MAX, INT64_MIN
 from tether.errors import API_DOCS_HINT, MlflowError, invalid_parameter, missing_value
 
 _JSON_METHODS = ("POST", "PUT")
 _JSON_CONTENT_TYPES = ("application/json",)
-
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _int64(value: Any) -> Any:

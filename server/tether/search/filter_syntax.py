@@ -1,7 +1,9 @@
 """The structure of a filter string: a recursive-descent parser from tokens to raw clauses.
 
 Only the shape is checked here (identifier, comparator, value or list, AND between clauses);
-`filter_parser` checks each raw clause against the entity, key and value rules.
+`filter_parser` (runs, experiments) and `tether.registry.search` check each raw clause against
+their entity, key and value rules. `TokenCursor` and `closing_parenthesis` are also what the
+logged models' own grammar (`tether.tracking.logged_models.filters`) is read with.
 """
 
 from __future__ import annotations
@@ -44,16 +46,37 @@ class RawClause:
 _COMPARATOR_WORDS = ("LIKE", "ILIKE", "RLIKE", "REGEXP")
 
 
-class FilterParser:
-    def __init__(self, text: str, quote_invalid: bool) -> None:
+class TokenCursor:
+    """A filter's tokens and a position in them: what each filter grammar's parser reads
+    (this module's for runs, experiments and the registry; the logged models' own)."""
+
+    def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = tokenize(text)
         self.pos = 0
-        self.quote_invalid = quote_invalid
 
-    def _peek(self, offset: int = 0) -> Token | None:
+    def peek(self, offset: int = 0) -> Token | None:
         index = self.pos + offset
         return self.tokens[index] if index < len(self.tokens) else None
+
+    def semicolons(self) -> tuple[list[Token], bool]:
+        """The `;` tokens, and whether anything but `;` follows the first (a second
+        statement, which MLflow's parsers name in their own message)."""
+        semis = [i for i, t in enumerate(self.tokens) if t.kind == SEMI]
+        more = bool(semis) and any(t.kind != SEMI for t in self.tokens[semis[0] :])
+        return [self.tokens[i] for i in semis], more
+
+    def next_clause(self) -> bool:
+        """Step over ANDs (MLflow tolerates stray ones); False at the end of the filter."""
+        while (token := self.peek()) is not None and token.is_word("AND"):
+            self.pos += 1
+        return self.peek() is not None
+
+
+class FilterParser(TokenCursor):
+    def __init__(self, text: str, quote_invalid: bool) -> None:
+        super().__init__(text)
+        self.quote_invalid = quote_invalid
 
     def _invalid(self, tokens: list[Token]) -> Exception:
         shown = _group_parentheses(self.text, tokens)
@@ -71,25 +94,22 @@ class FilterParser:
         return out or self.tokens[start : start + 1]
 
     def parse(self) -> list[RawClause]:
-        semis = [i for i, t in enumerate(self.tokens) if t.kind == SEMI]
-        if semis and any(t.kind != SEMI for t in self.tokens[semis[0] :]):
+        semis, more_statements = self.semicolons()
+        if more_statements:
             raise invalid_parameter(
                 f"Search filter contained multiple expression {self.text!r}. "
                 "Provide AND-ed expression list."
             )
         if semis:
-            raise self._invalid([self.tokens[i] for i in semis])
+            raise self._invalid(semis)
         clauses: list[RawClause] = []
-        while True:
-            while (token := self._peek()) is not None and token.is_word("AND"):
-                self.pos += 1
-            if self._peek() is None:
-                return clauses
+        while self.next_clause():
             clauses.append(self._clause())
+        return clauses
 
     def _clause(self) -> RawClause:
         start = self.pos
-        ident = self._peek()
+        ident = self.peek()
         assert ident is not None
         is_identifier = (ident.kind == IDENT and not _is_keyword(ident)) or (
             ident.kind == STRING and ident.quote == '"'
@@ -108,7 +128,7 @@ class FilterParser:
             raise self._invalid(self._rest(start))
         if comparator in ("IS NULL", "IS NOT NULL"):
             return RawClause(ident, comparator, None)
-        value_token = self._peek()
+        value_token = self.peek()
         if value_token is None:
             raise self._invalid(self._rest(start))
         if comparator in ("IN", "NOT IN"):
@@ -124,7 +144,7 @@ class FilterParser:
             value = RawValue(value_token.kind, value_token.raw)
         else:
             raise self._invalid(self._rest(start))
-        following = self._peek()
+        following = self.peek()
         if following is not None and (
             following.kind == OP
             or following.is_word(*_COMPARATOR_WORDS)
@@ -138,11 +158,11 @@ class FilterParser:
         return RawClause(ident, comparator, value)
 
     def _looks_like_comparison(self, offset: int) -> bool:
-        token = self._peek(offset)
+        token = self.peek(offset)
         return token is not None and (token.kind == OP or token.is_word(*_COMPARATOR_WORDS))
 
     def _comparator(self) -> str | None:
-        token = self._peek()
+        token = self.peek()
         if token is None:
             return None
         if token.kind == OP:
@@ -154,7 +174,7 @@ class FilterParser:
         if token.is_word("IN"):
             self.pos += 1
             return "IN"
-        nxt = self._peek(1)
+        nxt = self.peek(1)
         if token.is_word("NOT") and nxt is not None and nxt.is_word("IN"):
             self.pos += 2
             return "NOT IN"
@@ -162,7 +182,7 @@ class FilterParser:
             if nxt.is_word("NULL"):
                 self.pos += 2
                 return "IS NULL"
-            third = self._peek(2)
+            third = self.peek(2)
             if nxt.is_word("NOT") and third is not None and third.is_word("NULL"):
                 self.pos += 3
                 return "IS NOT NULL"
@@ -171,17 +191,7 @@ class FilterParser:
     def _list(self) -> RawValue:
         """A parenthesised list starting at the current '(' (consumed through its ')')."""
         open_token = self.tokens[self.pos]
-        depth = 0
-        end_index = None
-        for index in range(self.pos, len(self.tokens)):
-            kind = self.tokens[index].kind
-            if kind == LPAREN:
-                depth += 1
-            elif kind == RPAREN:
-                depth -= 1
-                if depth == 0:
-                    end_index = index
-                    break
+        end_index = closing_parenthesis(self.tokens, self.pos)
         if end_index is None:
             raise self._invalid(self.tokens[self.pos :])
         inner = self.tokens[self.pos + 1 : end_index]
@@ -191,23 +201,41 @@ class FilterParser:
         return RawValue(LPAREN, raw, items, error)
 
 
+def closing_parenthesis(tokens: list[Token], start: int) -> int | None:
+    """Index of the `)` that closes the `(` at `tokens[start]`; None when it is never closed."""
+    depth = 0
+    for index in range(start, len(tokens)):
+        kind = tokens[index].kind
+        if kind == LPAREN:
+            depth += 1
+        elif kind == RPAREN:
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def parse_clauses(filter_string: str | None, *, quote_invalid: bool) -> list[RawClause]:
+    """The raw clauses of a filter (none for an empty one); a blank filter is MLflow's
+    "Could not be parsed". `quote_invalid`: MLflow quotes each invalid token in its message
+    for run filters, not for experiment or registry filters."""
+    if not filter_string:
+        return []
+    if not isinstance(filter_string, str) or not filter_string.strip():
+        raise invalid_parameter(f"Invalid filter '{filter_string}'. Could not be parsed.")
+    return FilterParser(filter_string, quote_invalid=quote_invalid).parse()
+
+
 def _group_parentheses(text: str, tokens: list[Token]) -> list[str]:
     """Token texts for a message, a balanced `( ... )` shown as one item (as sqlparse does)."""
     shown: list[str] = []
     index = 0
     while index < len(tokens):
         token = tokens[index]
-        if token.kind == LPAREN:
-            depth = 0
-            for end in range(index, len(tokens)):
-                depth += {LPAREN: 1, RPAREN: -1}.get(tokens[end].kind, 0)
-                if depth == 0:
-                    shown.append(text[token.start : tokens[end].end])
-                    index = end + 1
-                    break
-            else:
-                shown.append(token.raw)
-                index += 1
+        end = closing_parenthesis(tokens, index) if token.kind == LPAREN else None
+        if end is not None:
+            shown.append(text[token.start : tokens[end].end])
+            index = end + 1
             continue
         shown.append(token.raw)
         index += 1

@@ -111,9 +111,6 @@ EXPERIMENT_ORDER_BY_ATTRIBUTES = EXPERIMENT_SEARCH_ATTRIBUTES
 EXPERIMENT_NUMERIC_ATTRIBUTES = frozenset({"creation_time", "last_update_time"})
 EXPERIMENT_ENTITY_TYPES = ("attribute", "tag", "tags")
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-
 
 def fmt_set(values: Iterable[str]) -> str:
     """A deterministic rendering of a Python set literal, as MLflow's messages show them."""

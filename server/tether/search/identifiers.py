@@ -28,16 +28,19 @@ def _trim_backticks(value: str) -> str:
     return value
 
 
+def unquote(text: str) -> str:
+    """A key as MLflow reads it: one pair of quotes off, then one pair of backticks."""
+    return _trim_backticks(_strip_quotes(text))
+
+
 def split_ident(token: Token) -> tuple[str | None, str]:
     """(raw entity prefix or None, key) the way MLflow splits `identifier.split('.', 1)`."""
-    if token.kind == STRING:
-        return None, _trim_backticks(_strip_quotes(token.raw))
+    if token.kind == STRING or len(token.segments) == 1:
+        return None, unquote(token.raw)
     first = token.segments[0]
-    if len(token.segments) == 1:
-        return None, _trim_backticks(_strip_quotes(token.raw))
     entity_raw = token.raw[: len(first.text) + (2 if first.quote else 0)]
     key_raw = token.raw[len(entity_raw) + 1 :]
-    return entity_raw, _trim_backticks(_strip_quotes(key_raw))
+    return entity_raw, unquote(key_raw)
 
 
 def _run_entity_type(entity_raw: str) -> EntityType:

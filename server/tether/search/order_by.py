@@ -15,7 +15,7 @@ from tether.search.identifiers import experiment_identifier, run_identifier
 from tether.search.tokenizer import IDENT, STRING, Segment, tokenize
 
 
-def _parse_order_by_tokens(order_by: str) -> tuple[list[Segment], bool]:
+def parse_order_by_tokens(order_by: str) -> tuple[list[Segment], bool]:
     """(identifier segments, ascending) of `ident [ASC|DESC]`, with MLflow's messages."""
     could_not_parse = invalid_parameter(
         f"Invalid order_by clause '{order_by}'. Could not be parsed."
@@ -45,13 +45,18 @@ def _parse_order_by_tokens(order_by: str) -> tuple[list[Segment], bool]:
     raise could_not_parse
 
 
+def _entity_key_direction(order_by: str) -> tuple[str | None, str, bool]:
+    """(entity prefix or None, key, ascending): the first segment is the entity when a key
+    follows it."""
+    segments, ascending = parse_order_by_tokens(order_by)
+    if len(segments) == 1:
+        return None, segments[0].text, ascending
+    return segments[0].text, ".".join(s.text for s in segments[1:]), ascending
+
+
 def parse_order_by(order_by: str) -> OrderBy:
     """Parse one `search_runs` order_by clause: `metrics.x DESC`, `attributes.start_time`..."""
-    segments, ascending = _parse_order_by_tokens(order_by)
-    if len(segments) == 1:
-        entity_raw, key = None, segments[0].text
-    else:
-        entity_raw, key = segments[0].text, ".".join(s.text for s in segments[1:])
+    entity_raw, key, ascending = _entity_key_direction(order_by)
     entity, key = run_identifier(entity_raw, key, RUN_ORDER_BY_ATTRIBUTES)
     if entity == ATTRIBUTE:
         key = ATTRIBUTE_ALIASES.get(key, key)
@@ -62,11 +67,7 @@ def parse_order_by(order_by: str) -> OrderBy:
 
 def parse_experiment_order_by(order_by: str) -> OrderBy:
     """Parse one `search_experiments` order_by clause (attributes only)."""
-    segments, ascending = _parse_order_by_tokens(order_by)
-    if len(segments) == 1:
-        entity_raw, key = None, segments[0].text
-    else:
-        entity_raw, key = segments[0].text, ".".join(s.text for s in segments[1:])
+    entity_raw, key, ascending = _entity_key_direction(order_by)
     entity, key = experiment_identifier(entity_raw, key, EXPERIMENT_ORDER_BY_ATTRIBUTES)
     if entity != ATTRIBUTE:
         raise invalid_parameter(f"Invalid order_by entity: {entity}")

@@ -10,10 +10,8 @@ import binascii
 import json
 from typing import Any
 
+from tether.db.int64 import INT64_MAX
 from tether.errors import invalid_parameter
-
-# OFFSET must bind as a BIGINT on both backends.
-_MAX_OFFSET = 2**63 - 1
 
 
 def create_page_token(offset: int) -> str:
@@ -43,20 +41,6 @@ def parse_page_token(page_token: str | None) -> int:
     except (TypeError, ValueError, OverflowError):
         raise invalid_parameter(f"Invalid page token, not stringable {offset_value}") from None
 
-    if not 0 <= offset <= _MAX_OFFSET:
+    if not 0 <= offset <= INT64_MAX:  # OFFSET binds as a BIGINT
         raise invalid_parameter(f"Invalid page token, parsed value={parsed}")
     return offset
-
-
-def validate_max_results(max_results: int, threshold: int = 50000) -> None:
-    """MLflow's `_validate_max_results_param`: a positive integer no larger than `threshold`."""
-    if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
-        raise invalid_parameter(
-            f"Invalid value {max_results} for parameter 'max_results' supplied. It must be "
-            "a positive integer"
-        )
-    if max_results > threshold:
-        raise invalid_parameter(
-            f"Invalid value {max_results} for parameter 'max_results' supplied. It must be at "
-            f"most {threshold}"
-        )

@@ -150,15 +150,6 @@ def validate_run_id(run_id: str) -> None:
         raise invalid_parameter(invalid_value("run_id", run_id))
 
 
-def parse_experiment_id(experiment_id: str | int) -> int:
-    try:
-        return int(experiment_id)
-    except (TypeError, ValueError):
-        raise invalid_parameter(
-            f"Invalid experiment ID '{experiment_id}'. Experiment ID must be a valid integer."
-        ) from None
-
-
 def validate_batch_limits(n_metrics: int, n_params: int, n_tags: int) -> None:
     for entity, limit, count in (
         ("metrics", MAX_METRICS_PER_BATCH, n_metrics),

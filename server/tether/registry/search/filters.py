@@ -21,11 +21,11 @@ from typing import Any
 
 from tether.errors import invalid_parameter
 from tether.registry.validation import IS_PROMPT_TAG_KEY
-from tether.search.filter_parser import _check_list_use, _list_items, _quoted_string
-from tether.search.filter_syntax import FilterParser, RawValue
+from tether.search.filter_syntax import RawValue, parse_clauses
 from tether.search.grammar import ATTRIBUTE, TAG, fmt_set
-from tether.search.identifiers import _strip_quotes, _trim_backticks, experiment_identifier
-from tether.search.tokenizer import IDENT, LPAREN, NUMBER, STRING, Token
+from tether.search.identifiers import experiment_identifier, unquote
+from tether.search.tokenizer import NUMBER, Token
+from tether.search.values import check_list_use, key_value_string, string_or_list
 
 MODEL_SEARCH_KEYS = frozenset({"name"})
 VERSION_SEARCH_KEYS = frozenset({"name", "version_number", "run_id", "source_path"})
@@ -55,36 +55,11 @@ def split_as_written(text: str) -> tuple[str | None, str]:
     return (entity_raw, key) if dot else (None, text)
 
 
-def unquote_key(key: str) -> str:
-    return _trim_backticks(_strip_quotes(key))
-
-
 def _identifier(token: Token, valid_attributes: frozenset[str]) -> tuple[str, str]:
     """MLflow's `_get_model_search_identifier`, which checks the attribute key still quoted."""
     entity_raw, key = split_as_written(token.raw)
     entity, key = experiment_identifier(entity_raw, key, valid_attributes)
-    return entity, unquote_key(key)
-
-
-def _string_or_list(key: str, value: RawValue, list_keys: tuple[str, ...]) -> Any | None:
-    if value.kind in (STRING, IDENT):
-        return _quoted_string(value)
-    if value.kind == LPAREN:
-        if key not in list_keys:
-            raise invalid_parameter(
-                f"Only {sorted(list_keys)} attributes support comparison with a list of quoted "
-                "string values."
-            )
-        return _list_items(value)
-    return None
-
-
-def _tag_value(value: RawValue) -> str:
-    if value.kind in (STRING, IDENT):
-        return _quoted_string(value)
-    raise invalid_parameter(
-        f"Expected a quoted string value for tag (e.g. 'my-value'). Got value {value.raw}"
-    )
+    return entity, unquote(key)
 
 
 def _number(text: str) -> int | float:
@@ -101,11 +76,7 @@ def _not_string_value(value: RawValue) -> Exception:
 
 
 def _raw_clauses(filter_string: str | None) -> list[Any]:
-    if not filter_string:
-        return []
-    if not filter_string.strip():
-        raise invalid_parameter(f"Invalid filter '{filter_string}'. Could not be parsed.")
-    raw = FilterParser(filter_string, quote_invalid=False).parse()
+    raw = parse_clauses(filter_string, quote_invalid=False)
     for clause in raw:
         if clause.value is None:
             # MLflow's registry parsers fail on IS [NOT] NULL (an internal error there).
@@ -122,9 +93,9 @@ def parse_model_filter_syntax(filter_string: str | None) -> list[tuple[Clause, R
     for raw in _raw_clauses(filter_string):
         entity, key = _identifier(raw.ident, MODEL_SEARCH_KEYS)
         if entity == TAG:
-            value: Any = _tag_value(raw.value)
+            value: Any = key_value_string(TAG, raw.value)
         else:
-            value = _string_or_list(key, raw.value, MODEL_LIST_KEYS)
+            value = string_or_list(key, raw.value, MODEL_LIST_KEYS)
             if value is None:
                 raise _not_string_value(raw.value)
         parsed.append((Clause(entity, key, raw.comparator, value), raw.value))
@@ -139,7 +110,7 @@ def check_model_comparators(parsed: list[tuple[Clause, RawValue]]) -> list[Claus
                 raise invalid_parameter(f"Invalid comparator for attribute: {clause.comparator}")
         elif clause.comparator not in TAG_COMPARATORS:
             raise invalid_parameter(f"Invalid comparator for tag: {clause.comparator}")
-        _check_list_use(clause.comparator, clause.value, raw)
+        check_list_use(clause.comparator, clause.value, raw)
     return [clause for clause, _ in parsed]
 
 
@@ -158,7 +129,7 @@ def parse_version_filter(filter_string: str | None) -> list[Clause]:
     for raw in raws:
         entity, key = _identifier(raw.ident, VERSION_SEARCH_KEYS)
         if entity == TAG:
-            value: Any = _tag_value(raw.value)
+            value: Any = key_value_string(TAG, raw.value)
         elif raw.value.kind == NUMBER:
             if key not in VERSION_NUMERIC_KEYS:
                 raise invalid_parameter(
@@ -167,7 +138,7 @@ def parse_version_filter(filter_string: str | None) -> list[Clause]:
                 )
             value = _number(raw.value.raw)
         else:
-            value = _string_or_list(key, raw.value, VERSION_LIST_KEYS)
+            value = string_or_list(key, raw.value, VERSION_LIST_KEYS)
             if value is None:
                 raise _not_string_value(raw.value)
         clauses.append((Clause(entity, key, raw.comparator, value), raw.value))
@@ -196,7 +167,7 @@ def _check_version_clause(clause: Clause, raw: RawValue) -> Clause:
         comparator in ("IN", "NOT IN") and key not in VERSION_LIST_KEYS
     ):
         raise invalid_parameter(f"Invalid comparator for attribute: {comparator}")
-    _check_list_use(comparator, value, raw)
+    check_list_use(comparator, value, raw)
     return clause
 
 

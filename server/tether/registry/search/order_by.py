@@ -10,10 +10,10 @@ appended, so the SQL side only maps column names: registered models by the keys 
 from __future__ import annotations
 
 from tether.errors import invalid_parameter
-from tether.registry.search.filters import split_as_written, unquote_key
+from tether.registry.search.filters import split_as_written
 from tether.search.grammar import fmt_set
-from tether.search.identifiers import experiment_identifier
-from tether.search.order_by import _parse_order_by_tokens
+from tether.search.identifiers import experiment_identifier, unquote
+from tether.search.order_by import parse_order_by_tokens
 from tether.search.tokenizer import tokenize
 
 MODEL_ORDER_BY_KEYS = frozenset({"name", "timestamp", "last_updated_timestamp"})
@@ -35,7 +35,7 @@ _VERSION_ORDER_COLUMNS = {
 def _order_by_text(clause: str) -> tuple[str, bool]:
     """MLflow's `_parse_order_by_string`: the key as written when it stands alone, unquoted
     (shlex) when a direction follows it."""
-    segments, ascending = _parse_order_by_tokens(clause)
+    segments, ascending = parse_order_by_tokens(clause)
     tokens = tokenize(clause)
     if len(tokens) == 1:
         return tokens[0].raw, ascending
@@ -73,7 +73,7 @@ def _version_order_key(text: str) -> str:
     """MLflow's `SearchExperimentsUtils._get_identifier` for an order_by key: the key."""
     entity_raw, key = split_as_written(text)
     # Unlike the filter's, this check sees the key unquoted.
-    return experiment_identifier(entity_raw, unquote_key(key), VERSION_ORDER_BY_KEYS)[1]
+    return experiment_identifier(entity_raw, unquote(key), VERSION_ORDER_BY_KEYS)[1]
 
 
 def parse_version_order_by(order_by: list[str]) -> list[tuple[str, bool]]:

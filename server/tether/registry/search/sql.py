@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from tether.db.int64 import bindable
 from tether.db.models import ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelTag
 from tether.errors import invalid_parameter
 from tether.registry.search.filters import (
@@ -25,9 +26,9 @@ from tether.registry.search.filters import (
 )
 from tether.registry.search.order_by import parse_model_order_by, parse_version_order_by
 from tether.registry.validation import IS_PROMPT_TAG_KEY
-from tether.search.grammar import ATTRIBUTE, INT64_MAX, INT64_MIN
+from tether.search.grammar import ATTRIBUTE
 from tether.search.page_token import create_page_token, parse_page_token
-from tether.search.runs import _dialect, compare
+from tether.search.sql import compare, dialect_name
 
 MODEL_MAX_RESULTS_DEFAULT = 100
 MODEL_MAX_RESULTS_THRESHOLD = 1000
@@ -50,13 +51,6 @@ _VERSION_FILTER_COLUMNS: dict[str, Any] = {
     "source_path": ModelVersion.source,
     "version_number": ModelVersion.version,
 }
-
-
-def _bindable(value: Any) -> Any:
-    """An integer beyond BIGINT compares as a float (same order) rather than fail to bind."""
-    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-        return float(value)
-    return value
 
 
 def _model_where(clauses: list[Clause], dialect: str) -> list[ColumnElement[bool]]:
@@ -99,7 +93,8 @@ def _version_where(clauses: list[Clause], dialect: str) -> list[ColumnElement[bo
     for clause in clauses:
         if clause.entity == ATTRIBUTE:
             column = _VERSION_FILTER_COLUMNS[clause.key]
-            value = _bindable(clause.value)
+            # A version number beyond int64 compares as a float rather than fail to bind.
+            value = bindable(clause.value) if isinstance(clause.value, int) else clause.value
             where.append(compare(column, clause.comparator, value, dialect))
         else:
             where.append(
@@ -154,7 +149,7 @@ def search_model_ids(
     clauses = check_model_comparators(parsed)
     stmt = (
         sa.select(RegisteredModel.id)
-        .where(*_model_where(clauses, _dialect(session)))
+        .where(*_model_where(clauses, dialect_name(session)))
         .order_by(*_ordered(_MODEL_ORDER_COLUMNS, order))
         .offset(offset)
         .limit(max_results + 1)
@@ -178,7 +173,7 @@ def search_version_keys(
     stmt = (
         sa.select(ModelVersion.registered_model_id, ModelVersion.version)
         .join(RegisteredModel, RegisteredModel.id == ModelVersion.registered_model_id)
-        .where(*_version_where(clauses, _dialect(session)))
+        .where(*_version_where(clauses, dialect_name(session)))
         .order_by(*_ordered(_VERSION_ORDER_COLUMNS, order))
         .offset(offset)
         .limit(max_results + 1)

@@ -11,9 +11,10 @@ from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import Experiment
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
-from tether.search.experiments import search_experiment_ids
+from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking import serialize, validation
 from tether.tracking.experiments import repository
+from tether.tracking.experiments.search import search_experiment_ids
 
 DEFAULT_EXPERIMENT_ID = 0
 _VIEW_TYPES = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
@@ -63,7 +64,7 @@ class ExperimentService:
     # Reads -------------------------------------------------------------------------------
 
     def get(self, experiment_id: str) -> dict[str, Any]:
-        exp_id = validation.parse_experiment_id(experiment_id)
+        exp_id = parse_experiment_id(experiment_id)
         with self.db.read() as session:
             row = repository.get(session, exp_id)
             if row is None:
@@ -130,7 +131,7 @@ class ExperimentService:
             raise already_exists(f"Experiment(name={name}) already exists.") from None
 
     def _load(self, session: Any, experiment_id: str, stages: set[str]) -> Experiment:
-        exp_id = validation.parse_experiment_id(experiment_id)
+        exp_id = parse_experiment_id(experiment_id)
         row = repository.get(session, exp_id)
         if row is None or row.lifecycle_stage not in stages:
             raise not_found(f"No Experiment with id={exp_id} exists")

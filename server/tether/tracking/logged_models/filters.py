@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tether.errors import invalid_parameter
-from tether.search.tokenizer import IDENT, LPAREN, NUMBER, OP, RPAREN, SEMI, STRING, Token, tokenize
+from tether.search.filter_syntax import TokenCursor, closing_parenthesis
+from tether.search.tokenizer import IDENT, LPAREN, NUMBER, OP, STRING, Token
 
 EntityType = Literal["attributes", "metrics", "params", "tags"]
 ENTITY_TYPES: tuple[EntityType, ...] = ("attributes", "metrics", "params", "tags")
@@ -109,41 +110,29 @@ class _RawClause:
     list_text: str | None
 
 
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = tokenize(text)
-        self.pos = 0
-
-    def _peek(self, offset: int = 0) -> Token | None:
-        index = self.pos + offset
-        return self.tokens[index] if index < len(self.tokens) else None
-
+class _Parser(TokenCursor):
     def parse(self) -> list[_RawClause]:
-        semis = [i for i, t in enumerate(self.tokens) if t.kind == SEMI]
+        semis, more_statements = self.semicolons()
+        if more_statements:
+            raise invalid_parameter(
+                f"Invalid filter string: {self.text!r}. Expected a single SQL expression."
+            )
         if semis:
-            if any(t.kind != SEMI for t in self.tokens[semis[0] :]):
-                raise invalid_parameter(
-                    f"Invalid filter string: {self.text!r}. Expected a single SQL expression."
-                )
             raise _generic(self.text)
         clauses: list[_RawClause] = []
-        while True:
-            while (token := self._peek()) is not None and token.is_word("AND"):
-                self.pos += 1
-            if self._peek() is None:
-                return clauses
+        while self.next_clause():
             if clauses and not self.tokens[self.pos - 1].is_word("AND"):
                 raise _generic(self.text)  # two clauses without AND between them
             clauses.append(self._clause())
+        return clauses
 
     def _clause(self) -> _RawClause:
-        ident = self._peek()
+        ident = self.peek()
         if ident is None or ident.kind != IDENT or ident.is_word(*_KEYWORDS):
             raise _generic(self.text)
         self.pos += 1
         op = self._comparator()
-        value = self._peek()
+        value = self.peek()
         if value is None:
             raise _generic(self.text)
         if value.kind == LPAREN:
@@ -156,7 +145,7 @@ class _Parser:
         raise _generic(self.text)
 
     def _comparator(self) -> str:
-        token = self._peek()
+        token = self.peek()
         if token is None:
             raise _generic(self.text)
         if token.kind == OP:
@@ -165,7 +154,7 @@ class _Parser:
         if token.is_word(*_COMPARATOR_WORDS):
             self.pos += 1
             return token.word
-        nxt = self._peek(1)
+        nxt = self.peek(1)
         if token.is_word("NOT") and nxt is not None and nxt.is_word(*_COMPARATOR_WORDS):
             self.pos += 2
             return f"NOT {nxt.word}"
@@ -173,17 +162,11 @@ class _Parser:
 
     def _list(self) -> str:
         start = self.tokens[self.pos]
-        depth = 0
-        for index in range(self.pos, len(self.tokens)):
-            kind = self.tokens[index].kind
-            if kind == LPAREN:
-                depth += 1
-            elif kind == RPAREN:
-                depth -= 1
-                if depth == 0:
-                    self.pos = index + 1
-                    return self.text[start.start : self.tokens[index].end]
-        raise _generic(self.text)
+        end = closing_parenthesis(self.tokens, self.pos)
+        if end is None:
+            raise _generic(self.text)
+        self.pos = end + 1
+        return self.text[start.start : self.tokens[end].end]
 
 
 def _list_value(text: str, label: str) -> tuple[str, ...]:

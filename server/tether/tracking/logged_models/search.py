@@ -26,15 +26,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from tether.db.int64 import INT64_MAX
 from tether.db.models import LoggedModel, LoggedModelMetric, LoggedModelParam, LoggedModelTag
 from tether.errors import invalid_parameter
-from tether.search.runs import compare
+from tether.search.experiment_ids import parse_experiment_ids
+from tether.search.sql import compare, dialect_name
 from tether.tracking.logged_models import filters
 from tether.tracking.logged_models.repository import STATUS_NUMBER, STATUS_PROTO
 
 DEFAULT_MAX_RESULTS = 100  # MLflow's SEARCH_LOGGED_MODEL_MAX_RESULTS_DEFAULT
 _INT32_MAX = 2**31 - 1  # max_results is an int32 in the protocol
-_MAX_OFFSET = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -274,24 +275,12 @@ def parse_page_token(
             f"Expected: {requested_order}. Found: {token_order}"
         )
     offset = token.get("offset") or 0
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= _MAX_OFFSET:
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= INT64_MAX:
         raise invalid_parameter(f"Invalid page token: {page_token}.")
     return offset
 
 
 # ----------------------------------------------------------------------------------- search
-
-
-def _experiment_id(value: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or not -(2**63) <= number < 2**63:
-        raise invalid_parameter(
-            f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer."
-        )
-    return number
 
 
 def search_model_ids(
@@ -315,11 +304,11 @@ def search_model_ids(
         parse_page_token(page_token, experiment_ids, filter_string, order_by) if page_token else 0
     )
     comparisons = filters.parse_filter(filter_string)
+    exp_ids = parse_experiment_ids(experiment_ids)  # MLflow reads them before the order_by
     parsed_order = parse_order_by(order_by)
-    exp_ids = [_experiment_id(e) for e in experiment_ids]
     if not exp_ids:
         return [], None
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     stmt = sa.select(LoggedModel.model_id).where(
         LoggedModel.lifecycle_stage != "deleted",
         LoggedModel.experiment_id.in_(exp_ids),

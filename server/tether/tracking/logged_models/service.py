@@ -22,7 +22,7 @@ from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import LoggedModel
 from tether.errors import MlflowError, invalid_parameter, not_found
-from tether.tracking import validation
+from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking.experiments import repository as experiments
 from tether.tracking.logged_models import repository
 from tether.tracking.logged_models.search import DatasetFilter, OrderBy, search_model_ids
@@ -183,7 +183,7 @@ class LoggedModelService:
                     "BAD_REQUEST",
                 )
             tag_map[key] = value
-        exp_id = validation.parse_experiment_id(experiment_id)
+        exp_id = parse_experiment_id(experiment_id)
         model_id = f"m-{uuid.uuid4().hex}"
         with self.db.write() as session:
             experiment = experiments.get(session, exp_id)

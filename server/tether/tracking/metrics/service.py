@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tether.db.engine import Database
+from tether.db.int64 import INT64_MAX
 from tether.errors import invalid_parameter
 from tether.search.page_token import create_page_token, parse_page_token
 from tether.tracking import serialize
@@ -29,7 +30,7 @@ class MetricService:
             )
         offset = parse_page_token(page_token)
         # One row more than asked tells whether a next page exists (LIMIT binds as a BIGINT).
-        limit = None if max_results is None else min(max_results, 2**63 - 2) + 1
+        limit = None if max_results is None else min(max_results, INT64_MAX - 1) + 1
         with self.db.read() as session:
             rows = repository.history(session, run_id, key, offset, limit)
         token = None

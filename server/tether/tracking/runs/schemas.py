@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from tether.api.request import INT64_MAX, INT64_MIN, Double, Int64, RequestModel, Str
+from tether.api.request import Double, Int64, RequestModel, Str
+from tether.db.int64 import INT64_MAX, INT64_MIN
 from tether.tracking.experiments.schemas import KeyValue
 from tether.tracking.runs.service import MetricIn
 

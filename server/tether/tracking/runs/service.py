@@ -17,7 +17,7 @@ from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import Dataset, InputTag, Run, RunInput
 from tether.errors import MlflowError, invalid_parameter, missing_value, not_found
-from tether.search.runs import search_run_ids
+from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking import serialize, validation
 from tether.tracking.experiments import repository as experiments
 from tether.tracking.experiments.service import DEFAULT_EXPERIMENT_ID
@@ -26,6 +26,7 @@ from tether.tracking.logged_models.service import model_not_found
 from tether.tracking.metrics.repository import Point, insert_points, sanitized_points
 from tether.tracking.names import random_run_name
 from tether.tracking.runs import repository
+from tether.tracking.runs.search import search_run_ids
 
 RUN_NAME_TAG = "mlflow.runName"
 # Runs loaded per round of queries: the ids go as one parameter (db.dialect.in_list), so
@@ -143,11 +144,10 @@ class RunService:
         page_token: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         validation.validate_search_runs_max_results(max_results)
-        exp_ids = [validation.parse_experiment_id(e) for e in experiment_ids]
         with self.db.read() as session:
             run_ids, token = search_run_ids(
                 session,
-                experiment_ids=exp_ids,
+                experiment_ids=experiment_ids,
                 filter_string=filter_string,
                 run_view_type=run_view_type,
                 max_results=max_results,
@@ -171,7 +171,7 @@ class RunService:
         run_name: str,
         tags: list[tuple[str, str]],
     ) -> dict[str, Any]:
-        exp_id = validation.parse_experiment_id(experiment_id or DEFAULT_EXPERIMENT_ID)
+        exp_id = parse_experiment_id(experiment_id or DEFAULT_EXPERIMENT_ID)
         tag_map = {k: validation.validate_tag(k, v) for k, v in tags}
         name_tag = tag_map.get(RUN_NAME_TAG)
         if run_name and name_tag and run_name != name_tag:

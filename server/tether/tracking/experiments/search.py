@@ -15,9 +15,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from tether.db.models import Experiment, ExperimentTag
 from tether.search.filter_parser import parse_experiment_filter
 from tether.search.grammar import TAG, Comparison
+from tether.search.limits import validate_max_results
 from tether.search.order_by import parse_experiment_order_by
-from tether.search.page_token import create_page_token, parse_page_token, validate_max_results
-from tether.search.runs import compare, view_type_to_stages
+from tether.search.page_token import create_page_token, parse_page_token
+from tether.search.sql import compare, dialect_name, view_type_to_stages
 
 _DEFAULT_ORDER_BY = ["creation_time DESC", "experiment_id ASC"]
 
@@ -81,7 +82,7 @@ def search_experiment_ids(
     if not any(clause.key == "experiment_id" for clause in parsed_order):
         order.append(Experiment.experiment_id.desc())
 
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     stmt = (
         sa.select(Experiment.experiment_id)
         .where(

@@ -15,7 +15,8 @@ real values first, then NaN, then runs without the metric -- for ASC and DESC al
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -25,10 +26,13 @@ from tether.db.engine import fetch_tuples
 from tether.db.models import Dataset as DatasetRow
 from tether.db.models import InputTag, LatestMetric, Param, Run, RunInput, RunTag
 from tether.errors import invalid_parameter
+from tether.search.experiment_ids import parse_experiment_ids
 from tether.search.filter_parser import parse_search_filter
 from tether.search.grammar import ATTRIBUTE, DATASET, METRIC, PARAM, TAG, Comparison, OrderBy
+from tether.search.limits import validate_max_results
 from tether.search.order_by import check_no_duplicates, parse_order_by
-from tether.search.page_token import create_page_token, parse_page_token, validate_max_results
+from tether.search.page_token import create_page_token, parse_page_token
+from tether.search.sql import compare, dialect_name, view_type_to_stages
 
 MLFLOW_DATASET_CONTEXT = "mlflow.data.context"
 
@@ -41,92 +45,6 @@ _RUN_COLUMNS: dict[str, Any] = {
     "start_time": Run.start_time,
     "end_time": Run.end_time,
 }
-
-
-def _like_to_glob(pattern: str) -> str:
-    """A SQL LIKE pattern (no escape character) as the equivalent, case-sensitive GLOB."""
-    out = []
-    for char in pattern:
-        if char == "%":
-            out.append("*")
-        elif char == "_":
-            out.append("?")
-        elif char in "*?[":
-            out.append(f"[{char}]")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def _check_postgres_pattern(pattern: str) -> None:
-    """PostgreSQL's LIKE treats backslash as the escape; a trailing lone one is an error."""
-    index = 0
-    while index < len(pattern):
-        if pattern[index] == "\\":
-            if index + 1 == len(pattern):
-                raise invalid_parameter(
-                    f"Invalid LIKE pattern '{pattern}': it must not end with the escape "
-                    "character (backslash)."
-                )
-            index += 2
-        else:
-            index += 1
-
-
-def compare(column: Any, comparator: str, value: Any, dialect: str) -> ColumnElement[bool]:
-    """`column <comparator> value` with MLflow's semantics on this dialect.
-
-    LIKE is case-sensitive everywhere (MLflow sets `PRAGMA case_sensitive_like` on SQLite; we
-    compile LIKE to the equivalent GLOB instead, which needs no connection state). ILIKE is
-    `lower(x) LIKE lower(y)` on SQLite and native ILIKE on PostgreSQL, as in MLflow.
-    """
-    expr: Any
-    if comparator == "=":
-        expr = column == value
-    elif comparator == "!=":
-        expr = column != value
-    elif comparator == "<":
-        expr = column < value
-    elif comparator == "<=":
-        expr = column <= value
-    elif comparator == ">":
-        expr = column > value
-    elif comparator == ">=":
-        expr = column >= value
-    elif comparator in ("LIKE", "ILIKE"):
-        if dialect == "postgresql":
-            _check_postgres_pattern(value)
-        if comparator == "ILIKE":
-            expr = column.ilike(value)
-        elif dialect == "sqlite":
-            expr = column.op("GLOB")(_like_to_glob(value))
-        else:
-            expr = column.like(value)
-    elif comparator == "IN":
-        expr = column.in_(list(value))
-    elif comparator == "NOT IN":
-        expr = ~column.in_(list(value))
-    else:
-        raise invalid_parameter(f"Invalid comparator '{comparator}'")
-    return cast("ColumnElement[bool]", expr)
-
-
-def view_type_to_stages(view_type: str) -> list[str]:
-    """MLflow's `LifecycleStage.view_type_to_stages` for "ACTIVE_ONLY" / "DELETED_ONLY" / "ALL"."""
-    normalized = view_type.upper() if isinstance(view_type, str) else view_type
-    if normalized == "ACTIVE_ONLY":
-        return ["active"]
-    if normalized == "DELETED_ONLY":
-        return ["deleted"]
-    if normalized == "ALL":
-        return ["active", "deleted"]
-    raise invalid_parameter(
-        f"Invalid view type '{view_type}'. Valid values are ACTIVE_ONLY, DELETED_ONLY, ALL"
-    )
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
 
 
 def run_filter_clauses(comparisons: list[Comparison], dialect: str) -> list[ColumnElement[bool]]:
@@ -212,29 +130,20 @@ def _apply_order_by(stmt: sa.Select[str], parsed: list[OrderBy]) -> sa.Select[st
     return stmt.order_by(*order)
 
 
-def _experiment_id(value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or not -(2**63) <= number < 2**63:
-        raise invalid_parameter(
-            f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer."
-        )
-    return number
-
-
 def search_run_ids(
     session: Session,
     *,
-    experiment_ids: list[int],
+    experiment_ids: Sequence[str | int],
     filter_string: str,
     run_view_type: str,
     max_results: int,
     order_by: list[str],
     page_token: str | None,
 ) -> tuple[list[str], str | None]:
-    """Run ids of one page of `search_runs`, in MLflow's order, and the next page token."""
+    """Run ids of one page of `search_runs`, in MLflow's order, and the next page token.
+
+    The checks run in MLflow's store's order: max_results, view type, filter, order_by, page
+    token, then the experiment ids."""
     validate_max_results(max_results)
     stages = view_type_to_stages(run_view_type)
     comparisons = parse_search_filter(filter_string)
@@ -242,14 +151,14 @@ def search_run_ids(
     parsed_order = [parse_order_by(clause) for clause in order_by]
     check_no_duplicates(order_by, parsed_order)
     offset = parse_page_token(page_token)
-    experiment_ids = [_experiment_id(e) for e in experiment_ids]
-    if not experiment_ids:
+    exp_ids = parse_experiment_ids(experiment_ids)
+    if not exp_ids:
         return [], None
 
     stmt = sa.select(Run.run_uuid).where(
-        Run.experiment_id.in_(experiment_ids),
+        Run.experiment_id.in_(exp_ids),
         Run.lifecycle_stage.in_(stages),
-        *run_filter_clauses(comparisons, _dialect(session)),
+        *run_filter_clauses(comparisons, dialect_name(session)),
     )
     stmt = _apply_order_by(stmt, parsed_order).offset(offset).limit(max_results + 1)
     # Plain DBAPI rows: SQLAlchemy Row objects for up to 50k ids cost more than the query.

@@ -1,0 +1,22 @@
+"""The int64 range: the one bound on integers that reach SQL or the protocol.
+
+Protobuf's int64 fields and the store's BIGINT columns hold the same integers on both
+backends. An integer outside the range must never be bound to a statement (SQLite raises
+OverflowError, PostgreSQL an out-of-range error: a 500 either way), so every caller either
+refuses it first (`in_range`) or, where MLflow compares it with a number, widens it to a float
+(`bindable`), which keeps its order against every int64.
+"""
+
+from __future__ import annotations
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def in_range(number: int) -> bool:
+    return INT64_MIN <= number <= INT64_MAX
+
+
+def bindable(number: int) -> int | float:
+    """`number`, or beyond int64 the float of it (same order against every int64): it binds."""
+    return number if in_range(number) else float(number)

@@ -1,0 +1,36 @@
+"""Experiment ids as MLflow reads them: the one parser for every endpoint that takes one.
+
+MLflow reads every experiment id with the same function (`_parse_experiment_id`: Python's
+`int()`, so " 7", "+7" and "1_0" are ids too), on every endpoint and in the `experiment_id`
+clauses of a `search_experiments` filter; what differs per endpoint is only *when* it runs
+among the other checks, which is each caller's business (`search_runs` and
+`search_logged_models` read the ids after the filter, order_by and page token, as MLflow's
+store does). So there is one parser here, without variants.
+
+The one deliberate difference: an integer beyond int64 fails in MLflow's database (a 500);
+here it is refused with MLflow's message for a non-integer, before it reaches SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tether.db.int64 import in_range
+from tether.errors import invalid_parameter
+
+
+def parse_experiment_id(experiment_id: str | int) -> int:
+    """The integer id, or MLflow's INVALID_PARAMETER_VALUE error."""
+    try:
+        number = int(experiment_id)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not in_range(number):
+        raise invalid_parameter(
+            f"Invalid experiment ID '{experiment_id}'. Experiment ID must be a valid integer."
+        )
+    return number
+
+
+def parse_experiment_ids(experiment_ids: Iterable[str | int]) -> list[int]:
+    return [parse_experiment_id(e) for e in experiment_ids]
