@@ -5,9 +5,18 @@ backends. An integer outside the range must never be bound to a statement (SQLit
 OverflowError, PostgreSQL an out-of-range error: a 500 either way), so every caller either
 refuses it first (`in_range`) or, where MLflow compares it with a number, widens it to a float
 (`bindable`), which keeps its order against every int64.
+
+Some key columns are INTEGER (experiment ids, as in MLflow's schema): 32 bits on PostgreSQL.
+A request's int64 compared with one must be bound as a BIGINT (`bigint`): psycopg casts a
+parameter to its column's type (`::INTEGER`), which fails beyond int32, while an int8 parameter
+compares with an int4 column through PostgreSQL's cross-type operators (index included) and
+simply matches nothing, as the value matches nothing on SQLite.
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import BindParameter
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -20,3 +29,8 @@ def in_range(number: int) -> bool:
 def bindable(number: int) -> int | float:
     """`number`, or beyond int64 the float of it (same order against every int64): it binds."""
     return number if in_range(number) else float(number)
+
+
+def bigint(number: int) -> BindParameter[int]:
+    """`number` (an int64) as a BIGINT parameter, for comparing with an INTEGER column."""
+    return sa.literal(number, sa.BigInteger)

@@ -9,12 +9,15 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from tether.db.dialect import upsert_insert
+from tether.db.int64 import bigint
 from tether.db.models import Experiment, ExperimentTag, Run
 from tether.db.raw import Statement
 
 
 def get(session: Session, experiment_id: int) -> Experiment | None:
-    return session.get(Experiment, experiment_id)
+    """The experiment, None if there is none; any int64 id may be asked (see `db.int64`)."""
+    stmt = select(Experiment).where(Experiment.experiment_id == bigint(experiment_id))
+    return session.scalars(stmt).one_or_none()
 
 
 _STAGE_AND_LOCATION = Statement(

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from tether.db.int64 import bigint
 from tether.db.models import Experiment, ExperimentTag
 from tether.search.filter_parser import parse_experiment_filter
 from tether.search.grammar import TAG, Comparison
@@ -53,8 +54,11 @@ def experiment_filter_clauses(
             continue
         value: Any = comp.value
         if comp.key == "experiment_id":
-            # The parser has checked these are integers in BIGINT range.
-            value = [int(v) for v in value] if isinstance(value, tuple) else int(str(value))
+            # The parser has checked these are int64s; the column is INTEGER (`db.int64`).
+            if isinstance(value, tuple):
+                value = [bigint(int(v)) for v in value]
+            else:
+                value = bigint(int(str(value)))
         clauses.append(compare(_EXPERIMENT_COLUMNS[comp.key], comp.comparator, value, dialect))
     return clauses
 

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from tether.db.int64 import INT64_MAX
+from tether.db.int64 import INT64_MAX, bigint
 from tether.db.models import LoggedModel, LoggedModelMetric, LoggedModelParam, LoggedModelTag
 from tether.errors import invalid_parameter
 from tether.search.experiment_ids import parse_experiment_ids
@@ -311,7 +311,7 @@ def search_model_ids(
     dialect = dialect_name(session)
     stmt = sa.select(LoggedModel.model_id).where(
         LoggedModel.lifecycle_stage != "deleted",
-        LoggedModel.experiment_id.in_(exp_ids),
+        LoggedModel.experiment_id.in_([bigint(e) for e in exp_ids]),  # INTEGER: `db.int64`
         *_where(comparisons, datasets, dialect),
     )
     stmt = _apply_order_by(stmt, parsed_order).offset(offset).limit(limit + 1)

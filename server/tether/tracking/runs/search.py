@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from tether.db.engine import fetch_tuples
+from tether.db.int64 import bigint
 from tether.db.models import Dataset as DatasetRow
 from tether.db.models import InputTag, LatestMetric, Param, Run, RunInput, RunTag
 from tether.errors import invalid_parameter
@@ -156,7 +157,7 @@ def search_run_ids(
         return [], None
 
     stmt = sa.select(Run.run_uuid).where(
-        Run.experiment_id.in_(exp_ids),
+        Run.experiment_id.in_([bigint(e) for e in exp_ids]),  # INTEGER column: `db.int64`
         Run.lifecycle_stage.in_(stages),
         *run_filter_clauses(comparisons, dialect_name(session)),
     )
