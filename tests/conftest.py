@@ -17,17 +17,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
 from support import (
+    BackendUriFactory,
     Mlflow2,
     MlflowRest,
     PostgresCluster,
     PostgresUnavailable,
     ReferenceServer,
     TetherServer,
+    TetherServerStarter,
     ensure_mlflow2_venv,
 )
 from support.postgres import SKIP_ENV, find_pg_bindir
@@ -93,10 +95,6 @@ def new_postgres_database(postgres_server: PostgresCluster) -> Callable[[], str]
 # ------------------------------------------------------------------------------ backend stores
 
 
-class BackendUriFactory(Protocol):
-    def __call__(self, kind: str) -> str: ...
-
-
 @pytest.fixture(scope="session")
 def make_backend_uri(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -149,17 +147,6 @@ def tether_server(backend_kind: str, make_backend_uri: BackendUriFactory) -> Ite
 def tether_rest(tether_server: TetherServer) -> Iterator[MlflowRest]:
     with tether_server.rest() as rest:
         yield rest
-
-
-class TetherServerStarter(Protocol):
-    def __call__(
-        self,
-        backend_uri: str | None = ...,
-        *,
-        extra_args: list[str] | tuple[str, ...] = ...,
-        env: dict[str, str] | None = ...,
-        artifacts_destination: str | None = ...,
-    ) -> TetherServer: ...
 
 
 @pytest.fixture

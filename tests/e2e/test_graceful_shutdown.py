@@ -24,7 +24,7 @@ from tether.db.models import SyncEntity
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint
     from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(240)
 THREADS = 6

@@ -28,10 +28,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from lmdiff import ModelPair
 from sqlalchemy import text
 
 from compat.diff import Ref
+from logged_models.lmdiff import ModelPair
 from support import MlflowRest, TetherServer, unique_name
 from tether.db.engine import Database
 

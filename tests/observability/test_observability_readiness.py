@@ -20,7 +20,7 @@ from tether.api.response_models import Readiness
 
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint
-    from conftest import TetherServerStarter
+    from support import TetherServerStarter
 
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
 postgres_only = pytest.mark.parametrize("backend_kind", ["postgres"], indirect=True)

@@ -25,10 +25,10 @@ from mlflow.entities import (
     ViewType,
 )
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-from searchdb import Loader
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from search.searchdb import Loader
 from tether.search import search_experiment_ids, search_run_ids
 
 METRIC_POOL = [0.1, 0.5, 0.5, 1.0, -3.0, 0.0, 2.5, 1e10, math.nan, math.inf, -math.inf]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 import re
 
-import mlflow_oracle as oracle
 import pytest
-from searchdb import error_of
 
+from search import mlflow_oracle as oracle
+from search.searchdb import error_of
 from tether.search.filter_parser import parse_experiment_filter, parse_search_filter
 from tether.search.grammar import Comparison, OrderBy
 from tether.search.order_by import (

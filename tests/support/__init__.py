@@ -11,7 +11,13 @@ from .mlflow2 import Mlflow2, ensure_mlflow2_venv, run_mlflow2
 from .net import free_port, wait_for_http
 from .postgres import PostgresCluster, PostgresUnavailable
 from .rest import MlflowRest, RestResponse
-from .servers import ReferenceServer, ServerProcess, TetherServer
+from .servers import (
+    BackendUriFactory,
+    ReferenceServer,
+    ServerProcess,
+    TetherServer,
+    TetherServerStarter,
+)
 
 
 def unique_name(prefix: str = "exp") -> str:
@@ -20,6 +26,7 @@ def unique_name(prefix: str = "exp") -> str:
 
 
 __all__ = [
+    "BackendUriFactory",
     "Mlflow2",
     "MlflowRest",
     "PostgresCluster",
@@ -28,6 +35,7 @@ __all__ = [
     "RestResponse",
     "ServerProcess",
     "TetherServer",
+    "TetherServerStarter",
     "ensure_mlflow2_venv",
     "free_port",
     "run_mlflow2",

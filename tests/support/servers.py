@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from .net import WaitTimeout, free_port, wait_for_http
 from .procs import ManagedProcess
@@ -170,3 +171,22 @@ class ReferenceServer(ServerProcess):
             }
         )
         super().__init__(argv, port=port, tmpdir=tmpdir, env=env, owns_tmpdir=True)
+
+
+class BackendUriFactory(Protocol):
+    """The `make_backend_uri` fixture: `make("sqlite" | "postgres")` -> a fresh store URI."""
+
+    def __call__(self, kind: str) -> str: ...
+
+
+class TetherServerStarter(Protocol):
+    """The `start_tether_server` fixture: a private server, stopped when the test ends."""
+
+    def __call__(
+        self,
+        backend_uri: str | None = ...,
+        *,
+        extra_args: list[str] | tuple[str, ...] = ...,
+        env: dict[str, str] | None = ...,
+        artifacts_destination: str | None = ...,
+    ) -> TetherServer: ...

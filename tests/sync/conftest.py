@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sync_tether import Tether, open_tether
+
+from sync.sync_tether import Tether, open_tether
 
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint

@@ -14,7 +14,7 @@ from support.servers import tether_command
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint
     from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from support import TetherServerStarter
 
 
 def sync_env(ws: AzuremlWorkspace, identity: ManagedIdentityEndpoint) -> dict[str, str]:

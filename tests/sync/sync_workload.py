@@ -13,9 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sync_fidelity import InnerMlflow, assert_fidelity, sent_points
-
 from support import TetherServer, unique_name
+from sync.sync_fidelity import InnerMlflow, assert_fidelity, sent_points
 from tether.db.engine import Database
 from tether.sync import state
 from tether.sync.limits import SOURCE_VERSION_TAG

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobBlock
-from sync_tether import Tether
 
 from azureml.artifacts import RUN_ORIGIN, blob_name, run_container
+from sync.sync_tether import Tether
 from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code
 

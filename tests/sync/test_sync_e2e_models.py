@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from sync_fidelity import InnerMlflow
-from sync_servers import start_synced, sync_status, wait_synced
 
 from support import TetherServer, unique_name
+from sync.sync_fidelity import InnerMlflow
+from sync.sync_servers import start_synced, sync_status, wait_synced
 
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint
     from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(180)
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)

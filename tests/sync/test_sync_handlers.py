@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import update
-from sync_fidelity import InnerMlflow, assert_fidelity, sent_points
-from sync_tether import Tether
 
 from support import unique_name
+from sync.sync_fidelity import InnerMlflow, assert_fidelity, sent_points
+from sync.sync_tether import Tether
 from tether.db import outbox
 from tether.db.models import SyncEntity
 from tether.sync import state, status

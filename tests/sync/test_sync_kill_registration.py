@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
-from sync_servers import run_tether, start_synced, sync_status, wait_synced
-from sync_workload import Workload
 
 from support import TetherServer
+from sync.sync_servers import run_tether, start_synced, sync_status, wait_synced
+from sync.sync_workload import Workload
 from tether.db.engine import Database
 from tether.db.models import RegisteredModel
 
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint
     from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(180)
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)

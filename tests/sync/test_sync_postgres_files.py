@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sync_servers import start_synced, sync_status, wait_synced
-from sync_workload import Workload
 
 from support import TetherServer
+from sync.sync_servers import start_synced, sync_status, wait_synced
+from sync.sync_workload import Workload
 
 if TYPE_CHECKING:
     from azureml.identity import ManagedIdentityEndpoint
     from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(180)
 
