@@ -270,18 +270,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append((f"{name} log during the test", text or "<empty>"))
 
 
-# ------------------------------------------ Azure ML stand-ins (tests/azureml, see README.md)
+# ------------------------------------------ Azure ML stand-ins (tests/standin, see README.md)
 
 from typing import TYPE_CHECKING  # noqa: E402  (kept inside this block on purpose)
 
 if TYPE_CHECKING:  # the stand-ins' modules are imported lazily: collection stays cheap
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
 
 
 def _shared_azurite_endpoint(request: pytest.FixtureRequest) -> tuple[str, tuple[str, str]] | None:
     """(blob endpoint, (account, key)) of the session's `azurite` fixture, if there is one."""
-    from azureml.procs import AZURITE_ACCOUNT, AZURITE_KEY
+    from standin.procs import AZURITE_ACCOUNT, AZURITE_KEY
 
     try:
         azurite = request.getfixturevalue("azurite")
@@ -309,7 +309,7 @@ def azureml_identity() -> Iterator[ManagedIdentityEndpoint]:
     makes a token without a request (negative lifetime: already expired);
     `.configure(lifetime=, fail_next=, fail_status=)`; `.requests()`. Reset after each test.
     """
-    from azureml.identity import ManagedIdentityEndpoint
+    from standin.identity import ManagedIdentityEndpoint
 
     endpoint = ManagedIdentityEndpoint(lifetime=120.0)
     try:
@@ -331,7 +331,7 @@ def azureml_workspace(
     `.artifacts` (read uploaded blobs back), `.faults(...)`, `.requests(since=)`, `.mark()`,
     `.quirks(**changes)`, `.artifact_index(run_id)`. Faults and quirks reset after each test.
     """
-    from azureml.workspace import AzuremlWorkspace
+    from standin.workspace import AzuremlWorkspace
 
     workspace = AzuremlWorkspace(
         azureml_identity, shared_blob=lambda: _shared_azurite_endpoint(request)

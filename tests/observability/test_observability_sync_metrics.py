@@ -13,8 +13,8 @@ from observability.prom_scrape import scrape
 from support import TetherServer, unique_name
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
     from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(180)

@@ -11,8 +11,8 @@ import pytest
 from sync.sync_tether import Tether, open_tether
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from support import TetherServer
 from support.servers import tether_command
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
     from support import TetherServerStarter
 
 

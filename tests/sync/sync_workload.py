@@ -21,7 +21,7 @@ from tether.sync.limits import SOURCE_VERSION_TAG
 from tether.sync.state import Key
 
 if TYPE_CHECKING:
-    from azureml.workspace import AzuremlWorkspace
+    from standin.workspace import AzuremlWorkspace
 
 MLMODEL = b"artifact_path: model\nflavors:\n  python_function: {loader_module: m}\n"
 

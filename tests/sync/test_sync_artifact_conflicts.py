@@ -15,13 +15,13 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobBlock
 
-from azureml.artifacts import RUN_ORIGIN, blob_name, run_container
+from standin.artifacts import RUN_ORIGIN, blob_name, run_container
 from sync.sync_tether import Tether
 from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code
 
 if TYPE_CHECKING:
-    from azureml.workspace import AzuremlWorkspace
+    from standin.workspace import AzuremlWorkspace
 
 pytestmark = pytest.mark.timeout(120)
 

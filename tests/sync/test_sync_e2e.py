@@ -22,8 +22,8 @@ from tether.db.engine import Database
 from tether.sync.state import Key
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
     from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(180)

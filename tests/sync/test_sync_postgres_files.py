@@ -18,8 +18,8 @@ from sync.sync_servers import start_synced, sync_status, wait_synced
 from sync.sync_workload import Workload
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
     from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(180)

@@ -15,7 +15,7 @@ that the workspace stand-in verifies with the same secret. Protocol notes §2.
 Control API (no auth, loopback only): `POST /_standin/identity` with any of
 `{"lifetime": seconds, "fail_next": n, "fail_status": 500}`; `GET /_standin/identity/requests`.
 
-Run: `python -m azureml.identity <config.json>` with tests/ on PYTHONPATH (see
+Run: `python -m standin.identity <config.json>` with tests/ on PYTHONPATH (see
 `ManagedIdentityEndpoint`, which does this).
 """
 
@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from azureml.serving import Listener, serve
-from azureml.tokens import ARM_AUDIENCES, DEFAULT_TENANT, Claims, mint_token
+from standin.serving import Listener, serve
+from standin.tokens import ARM_AUDIENCES, DEFAULT_TENANT, Claims, mint_token
 
 TOKEN_PATH = "/msi/token"
 APP_SERVICE_API_VERSION = "2019-08-01"
@@ -154,7 +154,7 @@ class ManagedIdentityEndpoint:
     """
 
     def __init__(self, *, lifetime: float = 120.0, tmpdir: Path | None = None) -> None:
-        from azureml.procs import python_app_process
+        from standin.procs import python_app_process
         from support import free_port, wait_for_http
 
         self._owns_tmpdir = tmpdir is None
@@ -175,7 +175,7 @@ class ManagedIdentityEndpoint:
         config_path = self.tmpdir / "identity.json"
         config_path.write_text(json.dumps(asdict(self.config)))
         self.process = python_app_process(
-            "azureml-identity", "azureml.identity", config_path, self.tmpdir / "identity.log"
+            "azureml-identity", "standin.identity", config_path, self.tmpdir / "identity.log"
         )
         try:
             wait_for_http(f"{self.url}/health", 30, alive=self.process.alive)

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from azureml.helpers import AzClient, unique
-from azureml.workspace import AzuremlWorkspace
+from standin.helpers import AzClient, unique
+from standin.workspace import AzuremlWorkspace
 
 
 def _limit_error(response: httpx.Response, field: str, limit: int, size: int) -> None:

@@ -17,17 +17,17 @@ from typing import Any
 import httpx
 from azure.storage.blob import ContainerClient
 
-from azureml.artifacts import RUN_ORIGIN, blob_name, run_container
-from azureml.identity import ManagedIdentityEndpoint
-from azureml.procs import (
+from standin.artifacts import RUN_ORIGIN, blob_name, run_container
+from standin.front import StandinConfig
+from standin.identity import ManagedIdentityEndpoint
+from standin.procs import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     azurite_process,
     mlflow_backend_process,
     python_app_process,
 )
-from azureml.standin import StandinConfig
-from azureml.tls import make_tls_files
+from standin.tls import make_tls_files
 from support import free_port
 from support.procs import ManagedProcess
 
@@ -157,7 +157,7 @@ class AzuremlWorkspace:
             config_path = self.tmpdir / "standin.json"
             config_path.write_text(json.dumps(asdict(self.config)))
             self.front = python_app_process(
-                "azureml-standin", "azureml.standin", config_path, self.log_path
+                "azureml-standin", "standin.front", config_path, self.log_path
             )
             self._processes.append(self.front)
             self.artifacts = WorkspaceArtifacts(

@@ -17,7 +17,7 @@ Microsoft.MachineLearningServices/workspaces/<ws>, matched case-insensitively):
 All of those need `Authorization: Bearer <token from the identity stand-in>` (§2); 401 bodies
 follow each family's error shape. Control API (no auth): see `Standin.control`.
 
-Run: `python -m azureml.standin <config.json>` (see workspace.py, which does this).
+Run: `python -m standin.front <config.json>` (see workspace.py, which does this).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from azure.storage.blob import BlobServiceClient
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from azureml import errors
-from azureml.artifacts import (
+from standin import errors
+from standin.artifacts import (
     RUN_ORIGIN,
     ArtifactIndex,
     BlobAccount,
@@ -48,8 +48,8 @@ from azureml.artifacts import (
     path_problem,
     run_container,
 )
-from azureml.faults import FaultPlan, FaultRule
-from azureml.quirks import (
+from standin.faults import FaultPlan, FaultRule
+from standin.quirks import (
     EXPERIMENT_NAME_MESSAGE,
     Quirks,
     experiment_name_ok,
@@ -57,8 +57,8 @@ from azureml.quirks import (
     new_keys,
     search_restriction,
 )
-from azureml.serving import Listener, Receive, Scope, Send, drop_connection, serve
-from azureml.tokens import ARM_AUDIENCES, DEFAULT_TENANT, TokenError, verify_token
+from standin.serving import Listener, Receive, Scope, Send, drop_connection, serve
+from standin.tokens import ARM_AUDIENCES, DEFAULT_TENANT, TokenError, verify_token
 
 SCOPE_RE = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from azureml.helpers import AzClient
-from azureml.workspace import AzuremlWorkspace
+from standin.helpers import AzClient
+from standin.workspace import AzuremlWorkspace
 
 PUT_HEADERS = {"x-ms-blob-type": "BlockBlob", "If-None-Match": "*"}
 

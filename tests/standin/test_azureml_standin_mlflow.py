@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from azureml.helpers import AzClient, unique
-from azureml.workspace import AzuremlWorkspace
+from standin.helpers import AzClient, unique
+from standin.workspace import AzuremlWorkspace
 
 
 def test_arm_discovery_gives_the_tracking_uri(

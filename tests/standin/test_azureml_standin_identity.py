@@ -10,9 +10,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ManagedIdentityCredential
 
-from azureml.identity import ManagedIdentityEndpoint
-from azureml.tokens import verify_token
-from azureml.workspace import AzuremlWorkspace
+from standin.identity import ManagedIdentityEndpoint
+from standin.tokens import verify_token
+from standin.workspace import AzuremlWorkspace
 
 ARM_SCOPE = "https://management.azure.com/.default"
 SEARCH = {"max_results": 5}
