@@ -1,20 +1,22 @@
-"""A stand-in Azure ML workspace: real MLflow behind an Azure-shaped front (notes §9).
+"""A stand-in Azure ML workspace: real MLflow behind an Azure-shaped front.
+
+§n below: sections of docs/azureml-protocol.md (the stand-in itself: §8).
 
 Routes (scope = /subscriptions/<sub>/resourceGroups/<rg>/providers/
 Microsoft.MachineLearningServices/workspaces/<ws>, matched case-insensitively):
 
 - `/mlflow/v1.0|v2.0/<scope>/api/2.0/mlflow/...` -> forwarded to the inner `mlflow server`
-  (the real MLflow semantics are the base), with the quirks of quirks.py applied (§1.2, §3);
+  (the real MLflow semantics are the base), with the quirks of quirks.py applied (§2.1, §4);
 - `/mlflow/v2.0/<scope>/api/2.0/preview/mlflow/runs/log-batch-async|get-run-data-status`
-  (Azure-only asynchronous logging, §1.3/§3.1);
+  (Azure-only asynchronous logging, §2.2/§4.1);
 - `/history/v1.0/<scope>/experiments|experimentids/<exp>/runs/<run>/artifacts[...]`
-  (`batch/metadata`, listing, `path`, `contentinfo`, `metadata`; §4.2) and
-  `/artifact/v2.0/<scope>/artifacts/<origin>/<container>/batch/metadata` (LocalUpload, §4.3);
+  (`batch/metadata`, listing, `path`, `contentinfo`, `metadata`; §5.2) and
+  `/artifact/v2.0/<scope>/artifacts/<origin>/<container>/batch/metadata` (LocalUpload, §5.3);
 - `GET /<scope>?api-version=...` -> the ARM workspace resource with
-  `properties.mlFlowTrackingUri` (§1.5);
-- everything else -> 404 with an empty body (§6.2).
+  `properties.mlFlowTrackingUri` (§2.3);
+- everything else -> 404 with an empty body (§7.2).
 
-All of those need `Authorization: Bearer <token from the identity stand-in>` (§2); 401 bodies
+All of those need `Authorization: Bearer <token from the identity stand-in>` (§3); 401 bodies
 follow each family's error shape. Control API (no auth): see `Standin.control`.
 
 Run: `python -m standin.front <config.json>` (see workspace.py, which does this).
@@ -531,7 +533,7 @@ class Standin:
         return self._finish(response, count_get=count_get)
 
     async def limit_violation(self, endpoint: str, payload: dict[str, Any]) -> Response | None:
-        """§3.2: Azure's per-request and per-run limits on runs/create, set-tag, log-*."""
+        """§4.2: Azure's per-request and per-run limits on runs/create, set-tag, log-*."""
         quirks = self.quirks
         location = self.config.location
         metrics = _entries(payload.get("metrics")) if endpoint in _BATCH else []
@@ -601,7 +603,7 @@ class Standin:
         return params, tags
 
     async def preview(self, request: Request, endpoint: str, body: bytes) -> Response:
-        """§3.1: Azure-only asynchronous logging, applied synchronously here."""
+        """§4.1: Azure-only asynchronous logging, applied synchronously here."""
         location = self.config.location
         if endpoint == "runs/log-batch-async" and request.method.upper() == "POST":
             payload = _json_object(body)
@@ -650,7 +652,7 @@ class Standin:
         try:
             body = json.loads(bytes(response.body))
         except ValueError:
-            # MLflow's HTML "not found" for a route it lacks: Azure has an empty 404 (§6.2).
+            # MLflow's HTML "not found" for a route it lacks: Azure has an empty 404 (§7.2).
             return errors.empty_404() if response.status_code in (404, 405) else response
         status = response.status_code
         if status >= 400:

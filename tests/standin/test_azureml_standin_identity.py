@@ -1,5 +1,6 @@
 """The managed-identity stand-in speaks what azure-identity's ManagedIdentityCredential sends,
-and the workspace stand-in accepts exactly the tokens it should (protocol notes §2, §9.2.7)."""
+and the workspace stand-in accepts exactly the tokens it should (docs/azureml-protocol.md §3,
+§8.2.7)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 compares more than the size. A replay of our own bytes is done (the blob's Content-MD5, which
 every upload of ours records, or the bytes read through when a foreign blob has none); other
 content of the same size is a conflict: the blob is left as it is and the file is reported
-`skipped` with both MD5s (write-once in Azure ML, protocol notes 4.2 and 6.3)."""
+`skipped` with both MD5s (write-once in Azure ML, docs/azureml-protocol.md §5.2, §7.3)."""
 
 from __future__ import annotations
 
