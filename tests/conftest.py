@@ -32,7 +32,9 @@ from support import (
     TetherServerStarter,
     ensure_mlflow2_venv,
 )
+from support.outbox import open_store
 from support.postgres import SKIP_ENV, find_pg_bindir
+from tether.db.engine import Database
 
 # The in-process mlflow client (3.x) some tests use: no telemetry calls, no minutes of retries.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -150,6 +152,13 @@ def tether_rest(tether_server: TetherServer) -> Iterator[MlflowRest]:
 
 
 @pytest.fixture
+def tether_store(tether_server: TetherServer) -> Iterator[Database]:
+    """The module server's own store, to check what a request wrote (support/outbox.py)."""
+    with open_store(tether_server.backend_uri) as db:
+        yield db
+
+
+@pytest.fixture
 def start_tether_server(
     backend_kind: str, make_backend_uri: BackendUriFactory
 ) -> Iterator[TetherServerStarter]:
@@ -219,6 +228,20 @@ def azurite() -> Iterator[Any]:
         server.stop()
 
 
+# ------------------------------------------------------------------ in-process MLflow 3.x client
+
+
+@pytest.fixture
+def clean_mlflow_client() -> Iterator[None]:
+    """The in-process MLflow client's global state reset before and after the test (use with
+    `pytestmark = pytest.mark.usefixtures("clean_mlflow_client")`; see support/mlflow3.py)."""
+    from support.mlflow3 import reset_client_state  # imports mlflow: only when used
+
+    reset_client_state()
+    yield
+    reset_client_state()
+
+
 # ------------------------------------------------------------------------ MLflow 2.x client
 
 
@@ -279,25 +302,12 @@ if TYPE_CHECKING:  # the stand-ins' modules are imported lazily: collection stay
     from standin.workspace import AzuremlWorkspace
 
 
-def _shared_azurite_endpoint(request: pytest.FixtureRequest) -> tuple[str, tuple[str, str]] | None:
-    """(blob endpoint, (account, key)) of the session's `azurite` fixture, if there is one."""
-    from standin.procs import AZURITE_ACCOUNT, AZURITE_KEY
+def _session_azurite(request: pytest.FixtureRequest) -> tuple[str, tuple[str, str]]:
+    """(blob endpoint, (account, key)) of the session's `azurite` fixture, started on demand."""
+    from support.azurite import ACCOUNT, ACCOUNT_KEY
 
-    try:
-        azurite = request.getfixturevalue("azurite")
-    except (pytest.FixtureLookupError, pytest.fail.Exception):
-        return None  # not defined, or not session-scoped: the stand-in starts its own
-    account = str(getattr(azurite, "account_name", AZURITE_ACCOUNT))
-    key = str(getattr(azurite, "account_key", AZURITE_KEY))
-    endpoint = getattr(azurite, "blob_endpoint", None)
-    if not isinstance(endpoint, str) and isinstance(getattr(azurite, "port", None), int):
-        endpoint = f"http://127.0.0.1:{azurite.port}"
-    if not isinstance(endpoint, str):
-        return None
-    endpoint = endpoint.rstrip("/")
-    if not endpoint.endswith(f"/{account}"):
-        endpoint = f"{endpoint}/{account}"
-    return endpoint, (account, key)
+    azurite = request.getfixturevalue("azurite")
+    return azurite.blob_endpoint, (ACCOUNT, ACCOUNT_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -333,9 +343,7 @@ def azureml_workspace(
     """
     from standin.workspace import AzuremlWorkspace
 
-    workspace = AzuremlWorkspace(
-        azureml_identity, shared_blob=lambda: _shared_azurite_endpoint(request)
-    )
+    workspace = AzuremlWorkspace(azureml_identity, shared_blob=lambda: _session_azurite(request))
     try:
         yield workspace
     finally:

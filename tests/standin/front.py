@@ -185,27 +185,35 @@ class Standin:
             return PlainTextResponse(f"mlflow backend answered {backend.status_code}", 503)
         return PlainTextResponse("OK")
 
-    async def azure(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
-        method = request.method.upper()
-        path: str = scope["path"]
-        body = await request.body()
+    def _log_request(self, method: str, path: str, query: str, **fields: Any) -> dict[str, Any]:
+        """A new entry of the request log (`GET /_standin/requests`), which keeps the last
+        REQUEST_LOG_LIMIT; the caller fills in status, auth, fault as the request goes."""
         self._seq += 1
         entry: dict[str, Any] = {
             "seq": self._seq,
             "time": time.time(),
             "method": method,
             "path": path,
-            "query": scope.get("query_string", b"").decode("latin-1"),
+            "query": query,
             "family": None,
             "status": None,
             "auth": None,
             "fault": None,
             "dropped": False,
-            "json": _small_json(body),
+            "json": None,
+            **fields,
         }
         self.log.append(entry)
         if len(self.log) > REQUEST_LOG_LIMIT:
             del self.log[: len(self.log) - REQUEST_LOG_LIMIT]
+        return entry
+
+    async def azure(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
+        method = request.method.upper()
+        path: str = scope["path"]
+        body = await request.body()
+        query = scope.get("query_string", b"").decode("latin-1")
+        entry = self._log_request(method, path, query, json=_small_json(body))
 
         family, match = _classify(path)
         entry["family"] = family
@@ -905,22 +913,8 @@ class Standin:
         path: str = scope["path"]
         body = await request.body()
         query = scope.get("query_string", b"").decode("latin-1")
-        self._seq += 1
-        entry: dict[str, Any] = {
-            "seq": self._seq,
-            "time": time.time(),
-            "method": method,
-            "path": path,
-            "query": "&".join(q for q in query.split("&") if q.startswith(("comp=", "blockid="))),
-            "family": "blob",
-            "status": None,
-            "auth": "sas",
-            "fault": None,
-            "dropped": False,
-            "json": None,
-            "size": len(body),
-        }
-        self.log.append(entry)
+        kept = "&".join(q for q in query.split("&") if q.startswith(("comp=", "blockid=")))
+        entry = self._log_request(method, path, kept, family="blob", auth="sas", size=len(body))
         rule = self.faults.take(method, path)
         if rule is not None:
             entry["fault"] = rule.action if rule.action != "status" else f"status:{rule.status}"

@@ -1,6 +1,9 @@
-"""Test infrastructure: real servers on loopback ports, PostgreSQL, and an MLflow 2.x client.
+"""Test infrastructure: real servers on loopback ports, PostgreSQL, Azurite, the MLflow clients,
+and every helper more than one test folder uses (tests/README.md).
 
-Fixtures wrapping these live in tests/conftest.py; import helpers with `from support import ...`.
+Fixtures wrapping these live in tests/conftest.py. Import with `from support import ...` (the
+names below) or `from support.<module> import ...`; inside this package imports are relative,
+so bench/ can use it as `tests.support`.
 """
 
 from __future__ import annotations
