@@ -17,20 +17,24 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
 from support import (
+    BackendUriFactory,
     Mlflow2,
     MlflowRest,
     PostgresCluster,
     PostgresUnavailable,
     ReferenceServer,
     TetherServer,
+    TetherServerStarter,
     ensure_mlflow2_venv,
 )
+from support.outbox import open_store
 from support.postgres import SKIP_ENV, find_pg_bindir
+from tether.db.engine import Database
 
 # The in-process mlflow client (3.x) some tests use: no telemetry calls, no minutes of retries.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -93,10 +97,6 @@ def new_postgres_database(postgres_server: PostgresCluster) -> Callable[[], str]
 # ------------------------------------------------------------------------------ backend stores
 
 
-class BackendUriFactory(Protocol):
-    def __call__(self, kind: str) -> str: ...
-
-
 @pytest.fixture(scope="session")
 def make_backend_uri(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -151,15 +151,11 @@ def tether_rest(tether_server: TetherServer) -> Iterator[MlflowRest]:
         yield rest
 
 
-class TetherServerStarter(Protocol):
-    def __call__(
-        self,
-        backend_uri: str | None = ...,
-        *,
-        extra_args: list[str] | tuple[str, ...] = ...,
-        env: dict[str, str] | None = ...,
-        artifacts_destination: str | None = ...,
-    ) -> TetherServer: ...
+@pytest.fixture
+def tether_store(tether_server: TetherServer) -> Iterator[Database]:
+    """The module server's own store, to check what a request wrote (support/outbox.py)."""
+    with open_store(tether_server.backend_uri) as db:
+        yield db
 
 
 @pytest.fixture
@@ -232,6 +228,20 @@ def azurite() -> Iterator[Any]:
         server.stop()
 
 
+# ------------------------------------------------------------------ in-process MLflow 3.x client
+
+
+@pytest.fixture
+def clean_mlflow_client() -> Iterator[None]:
+    """The in-process MLflow client's global state reset before and after the test (use with
+    `pytestmark = pytest.mark.usefixtures("clean_mlflow_client")`; see support/mlflow3.py)."""
+    from support.mlflow3 import reset_client_state  # imports mlflow: only when used
+
+    reset_client_state()
+    yield
+    reset_client_state()
+
+
 # ------------------------------------------------------------------------ MLflow 2.x client
 
 
@@ -283,34 +293,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append((f"{name} log during the test", text or "<empty>"))
 
 
-# ------------------------------------------ Azure ML stand-ins (tests/azureml, see README.md)
+# ------------------------------------------ Azure ML stand-ins (tests/standin, see README.md)
 
 from typing import TYPE_CHECKING  # noqa: E402  (kept inside this block on purpose)
 
 if TYPE_CHECKING:  # the stand-ins' modules are imported lazily: collection stays cheap
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
 
 
-def _shared_azurite_endpoint(request: pytest.FixtureRequest) -> tuple[str, tuple[str, str]] | None:
-    """(blob endpoint, (account, key)) of the session's `azurite` fixture, if there is one."""
-    from azureml.procs import AZURITE_ACCOUNT, AZURITE_KEY
+def _session_azurite(request: pytest.FixtureRequest) -> tuple[str, tuple[str, str]]:
+    """(blob endpoint, (account, key)) of the session's `azurite` fixture, started on demand."""
+    from support.azurite import ACCOUNT, ACCOUNT_KEY
 
-    try:
-        azurite = request.getfixturevalue("azurite")
-    except (pytest.FixtureLookupError, pytest.fail.Exception):
-        return None  # not defined, or not session-scoped: the stand-in starts its own
-    account = str(getattr(azurite, "account_name", AZURITE_ACCOUNT))
-    key = str(getattr(azurite, "account_key", AZURITE_KEY))
-    endpoint = getattr(azurite, "blob_endpoint", None)
-    if not isinstance(endpoint, str) and isinstance(getattr(azurite, "port", None), int):
-        endpoint = f"http://127.0.0.1:{azurite.port}"
-    if not isinstance(endpoint, str):
-        return None
-    endpoint = endpoint.rstrip("/")
-    if not endpoint.endswith(f"/{account}"):
-        endpoint = f"{endpoint}/{account}"
-    return endpoint, (account, key)
+    azurite = request.getfixturevalue("azurite")
+    return azurite.blob_endpoint, (ACCOUNT, ACCOUNT_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -322,7 +319,7 @@ def azureml_identity() -> Iterator[ManagedIdentityEndpoint]:
     makes a token without a request (negative lifetime: already expired);
     `.configure(lifetime=, fail_next=, fail_status=)`; `.requests()`. Reset after each test.
     """
-    from azureml.identity import ManagedIdentityEndpoint
+    from standin.identity import ManagedIdentityEndpoint
 
     endpoint = ManagedIdentityEndpoint(lifetime=120.0)
     try:
@@ -344,11 +341,9 @@ def azureml_workspace(
     `.artifacts` (read uploaded blobs back), `.faults(...)`, `.requests(since=)`, `.mark()`,
     `.quirks(**changes)`, `.artifact_index(run_id)`. Faults and quirks reset after each test.
     """
-    from azureml.workspace import AzuremlWorkspace
+    from standin.workspace import AzuremlWorkspace
 
-    workspace = AzuremlWorkspace(
-        azureml_identity, shared_blob=lambda: _shared_azurite_endpoint(request)
-    )
+    workspace = AzuremlWorkspace(azureml_identity, shared_blob=lambda: _session_azurite(request))
     try:
         yield workspace
     finally:

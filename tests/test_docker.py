@@ -33,7 +33,7 @@ from dockerfile_parse import DockerfileParser
 
 from support import MlflowRest, free_port, unique_name
 from support.procs import ManagedProcess
-from support.servers import STARTUP_TIMEOUT, _clean_env
+from support.servers import STARTUP_TIMEOUT, clean_env
 from tether import __version__
 from tether.config import Settings
 
@@ -281,7 +281,7 @@ class ImageVenv:
 
     def env(self, data_dir: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The final stage's ENV, pointed at this venv, `data_dir` and `port`."""
-        env = _clean_env()
+        env = clean_env()
         for key, value in _final_env().items():
             if key == "PATH":  # /opt/tether/bin:$PATH
                 value = value.replace("/opt/tether", str(self.root)) + env["PATH"]
@@ -311,7 +311,7 @@ def image_venv() -> Iterator[ImageVenv]:
         venv = tmp / "opt-tether"
         (run,) = _values(_stages()[0], "RUN")
         argv = run.replace("/src", str(src)).replace("/opt/tether", str(venv)).split()
-        env = {**_clean_env(), "PYTHON": sys.executable}  # python3 of the image: 3.11 here too
+        env = {**clean_env(), "PYTHON": sys.executable}  # python3 of the image: 3.11 here too
         result = subprocess.run(argv, cwd=src, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
         assert result.stdout.strip().endswith(f"tether, version {__version__}")

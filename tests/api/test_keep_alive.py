@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import TetherServerStarter
+    from support import TetherServerStarter
 
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
 

@@ -16,8 +16,7 @@ from support import unique_name
 from tether.config import Settings
 
 if TYPE_CHECKING:
-    from conftest import TetherServerStarter
-    from support import TetherServer
+    from support import TetherServer, TetherServerStarter
 
 MIB = 1024 * 1024
 LIMIT = 16 * MIB

@@ -29,8 +29,7 @@ import pytest
 from support import unique_name
 
 if TYPE_CHECKING:
-    from conftest import TetherServerStarter
-    from support import TetherServer
+    from support import TetherServer, TetherServerStarter
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "openapi" / "openapi.json"

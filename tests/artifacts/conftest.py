@@ -7,14 +7,10 @@ code does not depend on it (the outbox test also runs on PostgreSQL).
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
-import mlflow
 import pytest
-from mlflow.tracking import fluent
 
 from artifacts.helpers import ArtifactServer
 from support import TetherServer
@@ -49,22 +45,3 @@ def artifact_server(
         yield ArtifactServer(server, store_kind, extra_args, azurite)
     finally:
         server.stop()
-
-
-def _reset_mlflow_state() -> None:
-    with contextlib.suppress(Exception):
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-    fluent._active_run_stack.set([])
-    fluent._last_active_run_id.set(None)
-    fluent._active_experiment_id = None
-    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        os.environ.pop(var, None)
-    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-
-
-@pytest.fixture(autouse=True)
-def _clean_mlflow_state() -> Iterator[None]:
-    _reset_mlflow_state()
-    yield
-    _reset_mlflow_state()

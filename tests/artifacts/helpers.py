@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
-from support import MlflowRest, TetherServer, unique_name
-from tether.db.engine import Database
+from support import MlflowRest, TetherServer, outbox, unique_name
+from support.outbox import open_store
 
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 STORE_PREFIX = "store"  # the blob prefix the Azurite servers use
@@ -85,33 +83,15 @@ class ArtifactServer:
 
 
 def outbox_after(backend_uri: str, last_id: int) -> list[dict[str, Any]]:
-    db = Database(backend_uri)
-    try:
-        with db.read() as session:
-            rows = session.execute(
-                text(
-                    "SELECT entity_type, entity_id, op, payload FROM sync_outbox "
-                    "WHERE id > :last ORDER BY id"
-                ),
-                {"last": last_id},
-            ).all()
-    finally:
-        db.dispose()
-    return [
-        {"entity": (r[0], r[1]), "op": r[2], "payload": json.loads(r[3])}
-        for r in rows
-        if r[2].startswith("artifact_")
-    ]
+    """The artifact records (`artifact_*` ops) after `last_id` in the store at `backend_uri`."""
+    with open_store(backend_uri) as db:
+        rows = outbox.outbox_after(db, last_id)
+    return [r for r in rows if r["op"].startswith("artifact_")]
 
 
 def last_outbox_id(backend_uri: str) -> int:
-    db = Database(backend_uri)
-    try:
-        with db.read() as session:
-            value = session.execute(text("SELECT coalesce(max(id), 0) FROM sync_outbox")).scalar()
-    finally:
-        db.dispose()
-    return int(value or 0)
+    with open_store(backend_uri) as db:
+        return outbox.last_outbox_id(db)
 
 
 def new_run(rest: MlflowRest) -> tuple[str, str]:

@@ -23,6 +23,8 @@ from mlflow.exceptions import RestException
 from artifacts.helpers import PROXY, ArtifactServer, new_run, write_tree
 from support import unique_name
 
+pytestmark = pytest.mark.usefixtures("clean_mlflow_client")  # the fluent API's globals
+
 TREE = {
     "a.txt": b"hello",
     "empty.txt": b"",

@@ -19,6 +19,8 @@ from mlflow import MlflowClient
 from artifacts.helpers import ArtifactServer, write_tree
 from support import unique_name
 
+pytestmark = pytest.mark.usefixtures("clean_mlflow_client")  # the fluent API's globals
+
 MPU = "/api/2.0/mlflow-artifacts/mpu"
 PART = 256 * 1024
 

@@ -1,0 +1,1 @@
+"""Differential tests of the tracking API: Tether and `mlflow server` answer alike."""

@@ -13,14 +13,15 @@ What is normalised (and only this):
   `sqlstate` / `error_class` on errors.
 
 Request bodies may contain `Ref` objects (an id with one value per server); `Pair` substitutes
-the right value for each side.
+the right value for each side. Paths may too: `pair.same("GET", ("logged-models/", model))`
+sends each server its own id.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,16 @@ class Normaliser:
         return out
 
 
+Path = str | Sequence["str | Ref"]
+
+
+def substitute_path(path: Path, side: str) -> str:
+    """A request path with every `Ref` part replaced by that side's id."""
+    if isinstance(path, str):
+        return path
+    return "".join(str(substitute(part, side)) for part in path)
+
+
 @dataclass
 class Outcome:
     """The normalised answers of both servers to one request."""
@@ -176,20 +187,16 @@ class Pair:
 
     # -------------------------------------------------------------------- raw requests
 
-    def send(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Outcome:
+    def send(self, method: str, path: Path, body: Mapping[str, Any] | None = None) -> Outcome:
         answers: dict[str, RestResponse] = {}
         for name, rest in self.rest.items():
             payload = substitute(dict(body or {}), name)
+            target = substitute_path(path, name)
             if method == "GET":
-                answers[name] = rest.get(path, _query(payload))
+                answers[name] = rest.get(target, _query(payload))
             else:
-                answers[name] = rest.request(method, path, json=payload)
-        return Outcome(
-            answers["ref"],
-            answers["tet"],
-            self.norm["ref"](answers["ref"].json),
-            self.norm["tet"](answers["tet"].json),
-        )
+                answers[name] = rest.request(method, target, json=payload)
+        return self._outcome(answers)
 
     def send_raw(self, path: str, content: Callable[[str], bytes], **headers: str) -> Outcome:
         """POST a hand-made body; `content(side)` builds it (ids differ per side)."""
@@ -197,19 +204,18 @@ class Pair:
             name: rest.request("POST", path, content=content(name), headers=headers)
             for name, rest in self.rest.items()
         }
-        return Outcome(
-            answers["ref"],
-            answers["tet"],
-            self.norm["ref"](answers["ref"].json),
-            self.norm["tet"](answers["tet"].json),
-        )
+        return self._outcome(answers)
+
+    def _outcome(self, answers: Mapping[str, RestResponse]) -> Outcome:
+        ref, tet = answers["ref"], answers["tet"]
+        return Outcome(ref, tet, self.norm["ref"](ref.json), self.norm["tet"](tet.json))
 
     # ---------------------------------------------------------------------- assertions
 
     def same(
         self,
         method: str,
-        path: str,
+        path: Path,
         body: Mapping[str, Any] | None = None,
         *,
         status: int | None = None,
@@ -222,7 +228,7 @@ class Pair:
     def same_error(
         self,
         method: str,
-        path: str,
+        path: Path,
         body: Mapping[str, Any] | None = None,
         *,
         status: int = 400,

@@ -22,9 +22,9 @@ from tether.db.engine import Database
 from tether.db.models import SyncEntity
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
+    from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(240)
 THREADS = 6

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -28,41 +27,20 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import fluent
 
 from support import ReferenceServer, TetherServer, unique_name
-from support.compare import assert_same
+from support.compare import assert_same, scrub
+from support.mlflow3 import capture, once_per_session, tracking_to
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Starting with pandas version 4.0",  # mlflow.data's digest code, not ours
-    "ignore:Hint. Inferred schema contains integer column",
-)
+pytestmark = [
+    pytest.mark.usefixtures("clean_mlflow_client"),
+    pytest.mark.filterwarnings(
+        "ignore:Starting with pandas version 4.0",  # mlflow.data's digest code, not ours
+        "ignore:Hint. Inferred schema contains integer column",
+    ),
+]
 
 BASE_TS = 1_700_000_000_000  # explicit timestamps (ms) so histories compare exactly
-
-# ------------------------------------------------------------------------------ client state
-
-
-def _reset_mlflow_state() -> None:
-    """Forget the active run/experiment and the tracking URI the fluent API keeps globally."""
-    with contextlib.suppress(Exception):
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-    fluent._active_run_stack.set([])
-    fluent._last_active_run_id.set(None)
-    fluent._active_experiment_id = None
-    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        os.environ.pop(var, None)
-    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # also unsets MLFLOW_TRACKING_URI
-
-
-@pytest.fixture(autouse=True)
-def _clean_mlflow_state() -> Iterator[None]:
-    _reset_mlflow_state()
-    yield
-    _reset_mlflow_state()
-
 
 # ------------------------------------------------------------------------- scenario context
 
@@ -99,17 +77,8 @@ class Ctx:
         return self.exp_labels.get(experiment_id, "<unknown experiment>")
 
     def scrub(self, obj: Any) -> Any:
-        """Replace known run ids by labels and the unique prefix by `<P>`, recursively."""
-        if isinstance(obj, str):
-            obj = self.run_labels.get(obj, obj)
-            return obj.replace(self.prefix, "<P>")
-        if isinstance(obj, dict):
-            return {self.scrub(k): self.scrub(v) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [self.scrub(v) for v in obj]
-        if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
-            return repr(obj)
-        return obj
+        """Known run ids replaced by labels and the unique prefix by `<P>`, recursively."""
+        return scrub(obj, lambda s: self.run_labels.get(s, s).replace(self.prefix, "<P>"))
 
     # entities -> plain data
     def norm_run(self, run: Any) -> dict[str, Any]:
@@ -167,39 +136,14 @@ class Ctx:
         return [self.run_label(r.info.run_id) for r in runs]
 
 
-def capture(fn: Callable[[], Any], normalize: Callable[[Any], Any] | None = None) -> Any:
-    """{"ok": normalized value} or {"error": the MlflowException's error_code}."""
-    try:
-        value = fn()
-    except MlflowException as exc:
-        return {"error": exc.error_code}
-    return {"ok": normalize(value) if normalize else None}
-
-
-@contextlib.contextmanager
-def on_server(url: str) -> Iterator[Ctx]:
-    _reset_mlflow_state()
-    mlflow.set_tracking_uri(url)
-    try:
-        yield Ctx(url)
-    finally:
-        _reset_mlflow_state()
-
-
 def run_scenario(scenario: Callable[[Ctx], Any], url: str) -> Any:
-    with on_server(url) as ctx:
-        return scenario(ctx)
-
-
-_REFERENCE_RESULTS: dict[str, Any] = {}
+    with tracking_to(url):
+        return scenario(Ctx(url))
 
 
 def reference_result(scenario: Callable[[Ctx], Any], server: ReferenceServer) -> Any:
     """The scenario's result on the reference server, computed once per session."""
-    key = scenario.__name__
-    if key not in _REFERENCE_RESULTS:
-        _REFERENCE_RESULTS[key] = run_scenario(scenario, server.url)
-    return _REFERENCE_RESULTS[key]
+    return once_per_session(scenario, lambda: run_scenario(scenario, server.url))
 
 
 def _loosen(result: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:

@@ -9,11 +9,9 @@ being vacuous.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import mlflow
@@ -21,45 +19,25 @@ import mlflow.data
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import fluent
 
 from support import ReferenceServer, TetherServer
-from support.compare import differences
+from support.compare import assert_same, scrub
+from support.mlflow3 import capture, once_per_session, tracking_to
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Starting with pandas version 4.0",
-    "ignore:Hint. Inferred schema contains integer column",
-    "ignore::UserWarning",
-    "ignore::FutureWarning",
-    "ignore::DeprecationWarning",
-)
+pytestmark = [
+    pytest.mark.usefixtures("clean_mlflow_client"),
+    pytest.mark.filterwarnings(
+        "ignore:Starting with pandas version 4.0",
+        "ignore:Hint. Inferred schema contains integer column",
+        "ignore::UserWarning",
+        "ignore::FutureWarning",
+        "ignore::DeprecationWarning",
+    ),
+]
 
 BASE_TS = 1_700_000_000_000
 NO_MODEL = "m-" + "0" * 32
 HAS_ARTIFACT_PROXY = importlib.util.find_spec("tether.artifacts.endpoints") is not None
-
-
-def _reset_mlflow_state() -> None:
-    with contextlib.suppress(Exception):
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-    fluent._active_run_stack.set([])
-    fluent._last_active_run_id.set(None)
-    fluent._last_logged_model_id.set(None)
-    fluent._active_experiment_id = None
-    with contextlib.suppress(Exception):
-        mlflow.clear_active_model()
-    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        os.environ.pop(var, None)
-    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-
-
-@pytest.fixture(autouse=True)
-def _clean_mlflow_state() -> Iterator[None]:
-    _reset_mlflow_state()
-    yield
-    _reset_mlflow_state()
 
 
 class Ctx:
@@ -79,13 +57,7 @@ class Ctx:
             self.labels[entity_id] = label
 
     def scrub(self, obj: Any) -> Any:
-        if isinstance(obj, str):
-            return self.labels.get(obj, obj).replace(self.prefix, "<P>")
-        if isinstance(obj, dict):
-            return {self.scrub(k): self.scrub(v) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [self.scrub(v) for v in obj]
-        return obj
+        return scrub(obj, lambda s: self.labels.get(s, s).replace(self.prefix, "<P>"))
 
     def model(self, model: Any) -> dict[str, Any]:
         """A LoggedModel as plain data."""
@@ -112,35 +84,17 @@ class Ctx:
         return [self.scrub(m.name) for m in models]
 
 
-def capture(fn: Callable[[], Any], normalize: Callable[[Any], Any] | None = None) -> Any:
-    try:
-        value = fn()
-    except MlflowException as exc:
-        return {"error": exc.error_code}
-    return {"ok": normalize(value) if normalize else None}
-
-
 def run_scenario(scenario: Callable[[Ctx], Any], url: str) -> Any:
-    _reset_mlflow_state()
-    mlflow.set_tracking_uri(url)
-    try:
+    with tracking_to(url):
         return scenario(Ctx(url))
-    finally:
-        _reset_mlflow_state()
-
-
-_REFERENCE: dict[str, Any] = {}
 
 
 def compare(
     scenario: Callable[[Ctx], Any], tether: TetherServer, reference: ReferenceServer
 ) -> tuple[Any, Any]:
-    if scenario.__name__ not in _REFERENCE:
-        _REFERENCE[scenario.__name__] = run_scenario(scenario, reference.url)
-    expected = _REFERENCE[scenario.__name__]
+    expected = once_per_session(scenario, lambda: run_scenario(scenario, reference.url))
     got = run_scenario(scenario, tether.url)
-    diffs = differences(got, expected)
-    assert not diffs, "differences from the reference:\n" + "\n".join(diffs[:40])
+    assert_same(got, expected)
     return got, expected
 
 

@@ -7,7 +7,6 @@ artifacts; the bytes are really in the blob container.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,10 @@ import numpy as np
 import pytest
 from azure.storage.blob import BlobServiceClient
 from mlflow import MlflowClient
-from mlflow.tracking import fluent
 from sklearn.linear_model import LogisticRegression
 
 from support import TetherServer, unique_name
+from support.mlflow3 import tracking_to
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +44,9 @@ def client_without_storage_credentials(
     for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
     server = blob_server[0]
-    mlflow.set_tracking_uri(server.url)
-    mlflow.set_registry_uri(server.url)
-    yield MlflowClient(server.url, server.url)
-    with contextlib.suppress(Exception):
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-    fluent._active_experiment_id = None
-    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-    mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    with tracking_to(server.url):
+        mlflow.set_registry_uri(server.url)
+        yield MlflowClient(server.url, server.url)
 
 
 def test_model_registered_and_loaded_by_alias_from_blob(

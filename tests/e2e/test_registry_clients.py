@@ -12,56 +12,22 @@ through the artifact proxy first; the 2.x client registers the run's artifact UR
 
 from __future__ import annotations
 
-import contextlib
-import os
 import warnings
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
-from mlflow.tracking import fluent
 
 from support import Mlflow2, ReferenceServer, TetherServer, unique_name
-from support.compare import assert_same
+from support.compare import assert_same, scrub
+from support.mlflow3 import capture, once_per_session, tracking_to
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # stages are deprecated
-
-
-def _reset_mlflow_state() -> None:
-    with contextlib.suppress(Exception):
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-    fluent._active_run_stack.set([])
-    fluent._last_active_run_id.set(None)
-    fluent._active_experiment_id = None
-    for var in (
-        "MLFLOW_EXPERIMENT_ID",
-        "MLFLOW_EXPERIMENT_NAME",
-        "MLFLOW_RUN_ID",
-        "MLFLOW_REGISTRY_URI",
-    ):
-        os.environ.pop(var, None)
-    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-    mlflow.set_registry_uri(None)  # type: ignore[arg-type]
-
-
-@pytest.fixture(autouse=True)
-def _clean_mlflow_state() -> Iterator[None]:
-    _reset_mlflow_state()
-    yield
-    _reset_mlflow_state()
-
-
-def _capture(fn: Callable[[], Any], normalize: Callable[[Any], Any] = lambda v: None) -> Any:
-    try:
-        value = fn()
-    except MlflowException as exc:
-        return {"error": exc.error_code}
-    return {"ok": normalize(value)}
+pytestmark = [
+    pytest.mark.usefixtures("clean_mlflow_client"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),  # stages are deprecated
+]
 
 
 class Labels:
@@ -70,16 +36,13 @@ class Labels:
         self.ids: dict[str, str] = {}
 
     def scrub(self, obj: Any) -> Any:
-        if isinstance(obj, str):
-            obj = obj.replace(self.prefix, "<P>")
-            for raw, label in self.ids.items():
-                obj = obj.replace(raw, label)
-            return obj
-        if isinstance(obj, dict):
-            return {self.scrub(k): self.scrub(v) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [self.scrub(v) for v in obj]
-        return obj
+        return scrub(obj, self._text)
+
+    def _text(self, value: str) -> str:
+        value = value.replace(self.prefix, "<P>")
+        for raw, label in self.ids.items():
+            value = value.replace(raw, label)
+        return value
 
     def version(self, mv: Any) -> dict[str, Any]:
         return self.scrub(
@@ -116,8 +79,7 @@ class Labels:
 
 
 def scenario_registry_3x(url: str) -> dict[str, Any]:
-    _reset_mlflow_state()
-    mlflow.set_tracking_uri(url)
+    """Run with the fluent API pointed at `url` (`tracking_to`, see `_run_3x`)."""
     client = MlflowClient(tracking_uri=url)
     prefix = unique_name("e2e-reg3")
     labels = Labels(prefix)
@@ -215,7 +177,7 @@ def scenario_registry_3x(url: str) -> dict[str, Any]:
     client.rename_registered_model(name, new_name)
     out["renamed"] = labels.model(client.get_registered_model(new_name))
     out["renamed_version"] = labels.version(client.get_model_version(new_name, "1"))
-    out["old_name"] = _capture(lambda: client.get_registered_model(name))
+    out["old_name"] = capture(lambda: client.get_registered_model(name))
 
     client.delete_registered_model_alias(new_name, "challenger")
     client.delete_model_version(new_name, "1")
@@ -224,48 +186,39 @@ def scenario_registry_3x(url: str) -> dict[str, Any]:
 
     before_errors = labels.model(client.get_registered_model(new_name))
     out["errors"] = {
-        "missing_model": _capture(lambda: client.get_registered_model(f"{prefix}-missing")),
-        "duplicate": _capture(lambda: client.create_registered_model(new_name)),
-        "bad_name": _capture(lambda: client.create_registered_model("a/b")),
-        "missing_version": _capture(lambda: client.get_model_version(new_name, "99")),
-        "bad_stage": _capture(
-            lambda: client.transition_model_version_stage(new_name, "2", "Bogus")
-        ),
-        "reserved_alias": _capture(
+        "missing_model": capture(lambda: client.get_registered_model(f"{prefix}-missing")),
+        "duplicate": capture(lambda: client.create_registered_model(new_name)),
+        "bad_name": capture(lambda: client.create_registered_model("a/b")),
+        "missing_version": capture(lambda: client.get_model_version(new_name, "99")),
+        "bad_stage": capture(lambda: client.transition_model_version_stage(new_name, "2", "Bogus")),
+        "reserved_alias": capture(
             lambda: client.set_registered_model_alias(new_name, "latest", "2")
         ),
-        "bad_alias": _capture(lambda: client.set_registered_model_alias(new_name, "a b", "2")),
-        "missing_alias": _capture(lambda: client.get_model_version_by_alias(new_name, "nope")),
-        "bad_filter": _capture(lambda: client.search_registered_models("name > 'a'")),
-        "bad_source": _capture(lambda: client.create_model_version(new_name, "/etc/passwd")),
-        "bad_runs_source": _capture(
+        "bad_alias": capture(lambda: client.set_registered_model_alias(new_name, "a b", "2")),
+        "missing_alias": capture(lambda: client.get_model_version_by_alias(new_name, "nope")),
+        "bad_filter": capture(lambda: client.search_registered_models("name > 'a'")),
+        "bad_source": capture(lambda: client.create_model_version(new_name, "/etc/passwd")),
+        "bad_runs_source": capture(
             lambda: client.create_model_version(new_name, f"runs:/{run_id}/m", run_id="other")
         ),
     }
     out["unchanged"] = labels.model(client.get_registered_model(new_name)) == before_errors
     client.delete_registered_model(new_name)
-    out["deleted"] = _capture(lambda: client.get_registered_model(new_name))
-    _reset_mlflow_state()
+    out["deleted"] = capture(lambda: client.get_registered_model(new_name))
     return out
 
 
-_REFERENCE: dict[str, Any] = {}
-
-
-def _reference(server: ReferenceServer) -> dict[str, Any]:
-    if "3x" not in _REFERENCE:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            _REFERENCE["3x"] = scenario_registry_3x(server.url)
-    result: dict[str, Any] = _REFERENCE["3x"]
-    return result
+def _run_3x(url: str) -> dict[str, Any]:
+    with tracking_to(url), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return scenario_registry_3x(url)
 
 
 def test_registry_mlflow3_client(
     tether_server: TetherServer, reference_server: ReferenceServer
 ) -> None:
-    expected = _reference(reference_server)
-    got = scenario_registry_3x(tether_server.url)
+    expected = once_per_session(scenario_registry_3x, lambda: _run_3x(reference_server.url))
+    got = _run_3x(tether_server.url)
     assert_same(got, expected)
     # The comparison is not vacuous.
     assert expected["archived"]["stage"] == "Production"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-pytest.register_assert_rewrite("lmdiff", "compat.diff")
+pytest.register_assert_rewrite("logged_models.lmdiff", "compat.diff")
 
-from lmdiff import ModelPair  # noqa: E402
-
+from logged_models.lmdiff import ModelPair  # noqa: E402
 from support import MlflowRest  # noqa: E402
 
 

@@ -2,8 +2,7 @@
 ids do, model timestamps become "<ts>", `<root>/<exp>/models/<model>/artifacts` locations map
 both ids, and a run's `model_inputs` / `model_outputs` (ordered by id) are sorted.
 
-Paths may name entities too: `pair.same("GET", ("logged-models/", model))` sends each server
-its own model id.
+Paths may name entities too (see `compat.diff.Path`).
 """
 
 from __future__ import annotations
@@ -11,17 +10,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from compat.diff import (
     Normaliser,
-    Outcome,
     Pair,
     Ref,
     Side,
-    _query,
-    substitute,
 )
 from support import MlflowRest
 
@@ -31,8 +26,6 @@ _MODEL_LOCATION = re.compile(
     r"(?P<root>.*)/(?P<exp>\d+)/models/(?P<model>m-[0-9a-f]{32})/artifacts"
 )
 _RUN_HEX = re.compile(r"^[0-9a-f]{32}$")
-
-Path = str | Sequence[str | Ref]
 
 
 class ModelNormaliser(Normaliser):
@@ -67,35 +60,11 @@ class ModelNormaliser(Normaliser):
         return super()._string(value, key)
 
 
-def _path(path: Path, side: str) -> str:
-    if isinstance(path, str):
-        return path
-    return "".join(str(substitute(part, side)) for part in path)
-
-
 class ModelPair(Pair):
     def __init__(self, ref: MlflowRest, tet: MlflowRest) -> None:
         super().__init__(ref, tet)
         self.sides = {"ref": Side("ref"), "tet": Side("tet")}
         self.norm = {name: ModelNormaliser(side) for name, side in self.sides.items()}
-
-    def send(  # type: ignore[override]
-        self, method: str, path: Path, body: Mapping[str, Any] | None = None
-    ) -> Outcome:
-        answers = {}
-        for name, rest in self.rest.items():
-            payload = substitute(dict(body or {}), name)
-            target = _path(path, name)
-            if method == "GET":
-                answers[name] = rest.get(target, _query(payload))
-            else:
-                answers[name] = rest.request(method, target, json=payload)
-        return Outcome(
-            answers["ref"],
-            answers["tet"],
-            self.norm["ref"](answers["ref"].json),
-            self.norm["tet"](answers["tet"].json),
-        )
 
     def model(self, experiment: Ref, **extra: Any) -> Ref:
         """A logged model created on both servers (creation times a few ms apart, so the

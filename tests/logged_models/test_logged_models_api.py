@@ -24,15 +24,12 @@ Deliberate deviations (asserted here, Tether-only checks marked as such):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from lmdiff import ModelPair
-from sqlalchemy import text
-
 from compat.diff import Ref
-from support import MlflowRest, TetherServer, unique_name
+from logged_models.lmdiff import ModelPair
+from support import MlflowRest, unique_name
+from support.outbox import last_outbox_id, outbox_after
 from tether.db.engine import Database
 
 DOCS = " See the API docs for more information about request parameters."
@@ -609,45 +606,22 @@ def test_artifacts(pair: ModelPair) -> None:
 # ------------------------------------------------------------------------------------ outbox
 
 
-@pytest.fixture
-def store(tether_server: TetherServer) -> Iterator[Database]:
-    db = Database(tether_server.backend_uri)
-    yield db
-    db.dispose()
-
-
-def _last_id(db: Database) -> int:
-    with db.read() as session:
-        return int(session.execute(text("SELECT coalesce(max(id), 0) FROM sync_outbox")).scalar())
-
-
-def _rows_after(db: Database, last: int) -> list[tuple[str, str, str, Any]]:
-    with db.read() as session:
-        rows = session.execute(
-            text(
-                "SELECT entity_type, entity_id, op, payload FROM sync_outbox "
-                "WHERE id > :last ORDER BY id"
-            ),
-            {"last": last},
-        ).all()
-    return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
-
-
-def test_outbox_records(tether_rest: MlflowRest, store: Database) -> None:
+def test_outbox_records(tether_rest: MlflowRest, tether_store: Database) -> None:
     exp_id = tether_rest.post("experiments/create", {"name": unique_name()}).json["experiment_id"]
     run_id = tether_rest.post("runs/create", {"experiment_id": exp_id}).json["run"]["info"][
         "run_id"
     ]
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     created = tether_rest.post(
         "logged-models",
         {"experiment_id": exp_id, "name": "ob", "params": [{"key": "p", "value": "1"}]},
     ).json
     model_id = created["model"]["info"]["model_id"]
-    rows = _rows_after(store, last)
-    assert [(r[0], r[1], r[2]) for r in rows] == [("logged_model", model_id, "create")]
-    assert rows[0][3]["params"] == {"p": "1"} and rows[0][3]["name"] == "ob"
-    assert rows[0][3]["artifact_location"].endswith(f"/models/{model_id}/artifacts")
+    rows = outbox_after(tether_store, last)
+    assert [(*r["entity"], r["op"]) for r in rows] == [("logged_model", model_id, "create")]
+    created_payload = rows[0]["payload"]
+    assert created_payload["params"] == {"p": "1"} and created_payload["name"] == "ob"
+    assert created_payload["artifact_location"].endswith(f"/models/{model_id}/artifacts")
 
     writes: list[tuple[str, str, dict[str, Any], tuple[str, str, str]]] = [
         ("PATCH", f"logged-models/{model_id}/tags", {"tags": [{"key": "t", "value": "v"}]},
@@ -669,18 +643,18 @@ def test_outbox_records(tether_rest: MlflowRest, store: Database) -> None:
         ("DELETE", f"logged-models/{model_id}", {}, ("logged_model", model_id, "delete")),
     ]  # fmt: skip
     for method, path, body, expected in writes:
-        last = _last_id(store)
+        last = last_outbox_id(tether_store)
         response = tether_rest.request(method, path, json=body)
         assert response.status == 200, (path, response.json)
-        rows = _rows_after(store, last)
-        assert [(r[0], r[1], r[2]) for r in rows] == [expected], path
+        rows = outbox_after(tether_store, last)
+        assert [(*r["entity"], r["op"]) for r in rows] == [expected], path
         if path == "runs/log-metric":
-            assert "model_metric_ids" in rows[0][3] and "metric_ids" in rows[0][3]
+            assert "model_metric_ids" in rows[0]["payload"] and "metric_ids" in rows[0]["payload"]
         if path == "runs/log-inputs":
-            assert rows[0][3] == {"models": [model_id]}
+            assert rows[0]["payload"] == {"models": [model_id]}
 
     # Rejected writes and no-ops append nothing.
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     rejected: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", f"logged-models/{model_id}/params",
          {"model_id": model_id, "params": [{"key": "q", "value": "3"}]}),
@@ -694,4 +668,4 @@ def test_outbox_records(tether_rest: MlflowRest, store: Database) -> None:
     ]  # fmt: skip
     for method, path, body in rejected:
         tether_rest.request(method, path, json=body)
-    assert _rows_after(store, last) == []
+    assert outbox_after(tether_store, last) == []

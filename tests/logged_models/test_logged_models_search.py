@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from lmdiff import ModelPair
 
 from compat.diff import Ref
+from logged_models.lmdiff import ModelPair
 from support import ReferenceServer, TetherServer
 
 TS = 1_700_000_000_000

@@ -24,7 +24,7 @@ from tether.observability.middleware import RequestObserver
 from tether.threads import blocking
 
 if TYPE_CHECKING:
-    from conftest import TetherServerStarter
+    from support import TetherServerStarter
 
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
 SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"

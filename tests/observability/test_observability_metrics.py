@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from prom_scrape import Samples, scrape_when
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from observability.prom_scrape import Samples, scrape_when
 from support import TetherServer, unique_name
 from tether.observability import prometheus_dir
 
 if TYPE_CHECKING:
-    from conftest import TetherServerStarter
+    from support import TetherServerStarter
 
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
 RUNS_GET = "/api/2.0/mlflow/runs/get"

@@ -19,8 +19,8 @@ from support import PostgresCluster, TetherServer, free_port, unique_name
 from tether.api.response_models import Readiness
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from conftest import TetherServerStarter
+    from standin.identity import ManagedIdentityEndpoint
+    from support import TetherServerStarter
 
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
 postgres_only = pytest.mark.parametrize("backend_kind", ["postgres"], indirect=True)

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from prom_scrape import scrape
 
+from observability.prom_scrape import scrape
 from support import TetherServer, unique_name
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
+    from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(180)
 THROTTLES = 5  # one more than the client's in-call attempts: the worker must retry it too

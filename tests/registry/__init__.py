@@ -1,0 +1,1 @@
+"""The model registry: differential, search parsers, outbox records."""

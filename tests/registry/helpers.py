@@ -15,20 +15,12 @@ from typing import Any
 
 from compat.diff import Normaliser, Outcome, Pair
 from support import MlflowRest, unique_name
+from support.compare import sorted_sets
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _ARTIFACT_EXP = re.compile(r"mlflow-artifacts:/(\d+)/")
 _TS_FIELDS = ("creation_timestamp", "last_updated_timestamp")
 _ARTIFACT_SOURCE = re.compile(r"mlflow-artifacts:/(?P<exp>\d+)/(?P<run>[0-9a-f]{32})(?P<rest>/.*)?")
-
-
-def sorted_sets(message: str) -> str:
-    """A message with the items of each `{...}` set literal sorted."""
-
-    def sort_items(match: re.Match[str]) -> str:
-        return "{" + ", ".join(sorted(match.group(1).split(", "))) + "}"
-
-    return re.sub(r"\{([^{}]*)\}", sort_items, message)
 
 
 class RegistryNormaliser(Normaliser):

@@ -7,41 +7,16 @@ Checked against a real server by reading the store it wrote, on both backends.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from support import MlflowRest, TetherServer, unique_name
+from support.outbox import last_outbox_id, outbox_after
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import LoggedModel
-
-
-@pytest.fixture
-def store(tether_server: TetherServer) -> Iterator[Database]:
-    db = Database(tether_server.backend_uri)
-    yield db
-    db.dispose()
-
-
-def _last_id(db: Database) -> int:
-    with db.read() as session:
-        return int(session.execute(text("SELECT coalesce(max(id), 0) FROM sync_outbox")).scalar())
-
-
-def _outbox_after(db: Database, last_id: int) -> list[dict[str, Any]]:
-    with db.read() as session:
-        rows = session.execute(
-            text(
-                "SELECT entity_type, entity_id, op, payload FROM sync_outbox "
-                "WHERE id > :last ORDER BY id"
-            ),
-            {"last": last_id},
-        ).all()
-    return [{"entity": (r[0], r[1]), "op": r[2], "payload": json.loads(r[3])} for r in rows]
 
 
 def _model_id(db: Database, name: str) -> str:
@@ -58,12 +33,12 @@ def _call(rest: MlflowRest, method: str, path: str, body: dict[str, Any]) -> Any
     return response.json
 
 
-def test_each_write_appends_one_record(tether_rest: MlflowRest, store: Database) -> None:
+def test_each_write_appends_one_record(tether_rest: MlflowRest, tether_store: Database) -> None:
     name = unique_name("ob")
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     _call(tether_rest, "POST", "registered-models/create", {"name": name, "description": "d"})
-    rm_id = _model_id(store, name)
-    (created,) = _outbox_after(store, last)
+    rm_id = _model_id(tether_store, name)
+    (created,) = outbox_after(tether_store, last)
     assert created["entity"] == ("registered_model", rm_id)
     assert created["op"] == "create"
     assert created["payload"] == {"name": name, "description": "d", "tags": {}}
@@ -103,9 +78,9 @@ def test_each_write_appends_one_record(tether_rest: MlflowRest, store: Database)
     ]
     current = name
     for method, path, body, entity, op in steps:
-        last = _last_id(store)
+        last = last_outbox_id(tether_store)
         _call(tether_rest, method, path, {"name": current, **body})
-        rows = _outbox_after(store, last)
+        rows = outbox_after(tether_store, last)
         assert [(r["entity"], r["op"]) for r in rows] == [(entity, op)], path
         assert rows[0]["payload"]["name"] == (name + "-r" if op == "rename" else current)
         if op == "rename":
@@ -114,37 +89,37 @@ def test_each_write_appends_one_record(tether_rest: MlflowRest, store: Database)
 
     # Archiving the stage's other versions is part of the one transition record.
     _call(tether_rest, "POST", "model-versions/create", {"name": current, "source": "s3://b/2"})
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     _call(
         tether_rest,
         "POST",
         "model-versions/transition-stage",
         {"name": current, "version": "2", "stage": "Staging", "archive_existing_versions": True},
     )
-    (row,) = _outbox_after(store, last)
+    (row,) = outbox_after(tether_store, last)
     assert row["entity"] == ("model_version", f"{rm_id}/2")
     assert row["payload"]["archived_versions"] == ["1"]
 
     # Deleting a tag or alias that is not there succeeds and has nothing to sync.
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     _call(tether_rest, "DELETE", "registered-models/delete-tag", {"name": current, "key": "zz"})
     _call(tether_rest, "DELETE", "registered-models/alias", {"name": current, "alias": "zz"})
-    assert _outbox_after(store, last) == []
+    assert outbox_after(tether_store, last) == []
 
     for method, path, body, entity, op in [
         ("DELETE", "model-versions/delete", {"version": "1"}, version, "delete"),
         ("DELETE", "registered-models/delete", {}, model, "delete"),
     ]:
-        last = _last_id(store)
+        last = last_outbox_id(tether_store)
         _call(tether_rest, method, path, {"name": current, **body})
-        assert [(r["entity"], r["op"]) for r in _outbox_after(store, last)] == [(entity, op)]
+        assert [(r["entity"], r["op"]) for r in outbox_after(tether_store, last)] == [(entity, op)]
 
 
-def test_rejected_writes_append_nothing(tether_rest: MlflowRest, store: Database) -> None:
+def test_rejected_writes_append_nothing(tether_rest: MlflowRest, tether_store: Database) -> None:
     name = unique_name("ob-rej")
     _call(tether_rest, "POST", "registered-models/create", {"name": name})
     _call(tether_rest, "POST", "model-versions/create", {"name": name, "source": "s3://b/m"})
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     rejected = [
         ("POST", "registered-models/create", {"name": name}),
         ("POST", "registered-models/create", {"name": "a/b"}),
@@ -167,7 +142,7 @@ def test_rejected_writes_append_nothing(tether_rest: MlflowRest, store: Database
     for method, path, body in rejected:
         response = tether_rest.request(method, path, json=body)
         assert 400 <= response.status < 500, (path, response.json)
-    assert _outbox_after(store, last) == []
+    assert outbox_after(tether_store, last) == []
     # ... and changed nothing.
     model = tether_rest.get("registered-models/get", {"name": name}).json["registered_model"]
     assert [v["version"] for v in model["latest_versions"]] == ["1"]
@@ -194,7 +169,7 @@ def test_concurrent_version_creation(tether_server: TetherServer) -> None:
     assert sorted(int(v) for v in versions) == list(range(1, 13))
 
 
-def test_logged_model_source(tether_rest: MlflowRest, store: Database) -> None:
+def test_logged_model_source(tether_rest: MlflowRest, tether_store: Database) -> None:
     """`models:/<model_id>`: the logged model's location and run; the model lists the version."""
     exp_id = _call(tether_rest, "POST", "experiments/create", {"name": unique_name()})[
         "experiment_id"
@@ -204,7 +179,7 @@ def test_logged_model_source(tether_rest: MlflowRest, store: Database) -> None:
     ]
     model_id = f"m-{unique_name('lm').replace('-', '')}"
     location = f"mlflow-artifacts:/{exp_id}/models/{model_id}/artifacts"
-    with store.write() as session:
+    with tether_store.write() as session:
         now = now_ms()
         session.add(
             LoggedModel(
@@ -221,7 +196,7 @@ def test_logged_model_source(tether_rest: MlflowRest, store: Database) -> None:
         )
     name = unique_name("ob-lm")
     _call(tether_rest, "POST", "registered-models/create", {"name": name})
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     body = {"name": name, "source": f"models:/{model_id}", "model_id": model_id}
     version = _call(tether_rest, "POST", "model-versions/create", body)["model_version"]
     assert version["source"] == f"models:/{model_id}"
@@ -230,7 +205,7 @@ def test_logged_model_source(tether_rest: MlflowRest, store: Database) -> None:
         tether_rest, "GET", "model-versions/get-download-uri", {"name": name, "version": "1"}
     )
     assert uri == {"artifact_uri": location}
-    rows = _outbox_after(store, last)
+    rows = outbox_after(tether_store, last)
     assert [(r["entity"][0], r["op"]) for r in rows] == [
         ("logged_model", "set_tag"),
         ("model_version", "create"),
@@ -240,7 +215,7 @@ def test_logged_model_source(tether_rest: MlflowRest, store: Database) -> None:
     source = f"{location}/sub"
     body = {"name": name, "source": source, "model_id": model_id}
     _call(tether_rest, "POST", "model-versions/create", body)
-    with store.read() as session:
+    with tether_store.read() as session:
         tag = session.execute(
             text("SELECT value FROM logged_model_tags WHERE model_id = :m AND key = :k"),
             {"m": model_id, "k": "mlflow.modelVersions"},

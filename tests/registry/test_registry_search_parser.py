@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import random
-import re
 import warnings
 from typing import Any
 
 import pytest
-from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils
 
+from support.oracle import (
+    Outcome,
+    assert_agrees,
+    assert_fuzz_agrees,
+    outcome,
+    random_filter,
+    random_texts,
+)
 from tether.errors import MlflowError
 from tether.registry.search import (
     parse_model_filter,
@@ -30,25 +36,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
-Outcome = tuple[str, Any]
 # A store without a database: the query-building methods only need the class's helpers.
 _STORE = object.__new__(SqlAlchemyStore)
-
-
-def _run(func: Any, *args: Any) -> Outcome:
-    try:
-        return ("OK", func(*args))
-    except (MlflowException, MlflowError) as exc:
-        return ("ERR", exc.message)
-    except Exception as exc:
-        return ("CRASH", repr(exc))
-
-
-def _normalize(message: str) -> str:
-    def sort_items(match: re.Match[str]) -> str:
-        return "{" + ", ".join(sorted(match.group(1).split(", "))) + "}"
-
-    return re.sub(r"\{([^{}]*)\}", sort_items, message)
 
 
 def _mlflow_model_filter(filter_string: str) -> list[tuple[Any, ...]]:
@@ -75,15 +64,15 @@ def _ours(parse: Any, filter_string: str) -> list[tuple[Any, ...]]:
 
 def model_filter(filter_string: str) -> tuple[Outcome, Outcome]:
     return (
-        _run(_mlflow_model_filter, filter_string),
-        _run(_ours, parse_model_filter, filter_string),
+        outcome(_mlflow_model_filter, filter_string),
+        outcome(_ours, parse_model_filter, filter_string),
     )
 
 
 def version_filter(filter_string: str) -> tuple[Outcome, Outcome]:
     return (
-        _run(_mlflow_version_filter, filter_string),
-        _run(_ours, parse_version_filter, filter_string),
+        outcome(_mlflow_version_filter, filter_string),
+        outcome(_ours, parse_version_filter, filter_string),
     )
 
 
@@ -97,19 +86,19 @@ def _mlflow_order(method: Any, clauses: list[str]) -> list[tuple[str, bool]]:
 
 def model_order_by(clauses: list[str]) -> tuple[Outcome, Outcome]:
     return (
-        _run(_mlflow_order, SqlAlchemyStore._parse_search_registered_models_order_by, clauses),
-        _run(parse_model_order_by, clauses),
+        outcome(_mlflow_order, SqlAlchemyStore._parse_search_registered_models_order_by, clauses),
+        outcome(parse_model_order_by, clauses),
     )
 
 
 def version_order_by(clauses: list[str]) -> tuple[Outcome, Outcome]:
     return (
-        _run(
+        outcome(
             _mlflow_order,
             SqlAlchemyStore._parse_search_model_versions_order_by,
             clauses or ["last_updated_timestamp DESC", "name ASC", "version_number DESC"],
         ),
-        _run(parse_version_order_by, clauses),
+        outcome(parse_version_order_by, clauses),
     )
 
 
@@ -175,11 +164,7 @@ def test_model_filter_like_mlflow(filter_string: str) -> None:
     if mlflow_outcome[0] == "CRASH":
         assert ours[0] == "ERR"
         return
-    assert ours[0] == mlflow_outcome[0], (mlflow_outcome, ours)
-    if ours[0] == "OK":
-        assert ours == mlflow_outcome
-    else:
-        assert _normalize(ours[1]) == _normalize(mlflow_outcome[1])
+    assert_agrees(mlflow_outcome, ours)
 
 
 VERSION_FILTERS = [
@@ -236,11 +221,7 @@ def test_version_filter_like_mlflow(filter_string: str) -> None:
         # MLflow fails later (unpacking IS NULL clauses; binding a tuple in SQL).
         assert ours[0] == "ERR"
         return
-    assert ours[0] == mlflow_outcome[0], (mlflow_outcome, ours)
-    if ours[0] == "OK":
-        assert ours == mlflow_outcome
-    else:
-        assert _normalize(ours[1]) == _normalize(mlflow_outcome[1])
+    assert_agrees(mlflow_outcome, ours)
 
 
 def test_huge_version_numbers_are_accepted() -> None:
@@ -279,13 +260,7 @@ MODEL_ORDER_BYS = [
 
 @pytest.mark.parametrize("clauses", MODEL_ORDER_BYS, ids=str)
 def test_model_order_by_like_mlflow(clauses: list[str]) -> None:
-    mlflow_outcome, ours = model_order_by(clauses)
-    assert ours[0] in ("OK", "ERR"), ours
-    assert ours[0] == mlflow_outcome[0], (mlflow_outcome, ours)
-    if ours[0] == "OK":
-        assert ours == mlflow_outcome
-    else:
-        assert _normalize(ours[1]) == _normalize(mlflow_outcome[1])
+    assert_agrees(*model_order_by(clauses))
 
 
 VERSION_ORDER_BYS = [
@@ -314,13 +289,7 @@ VERSION_ORDER_BYS = [
 
 @pytest.mark.parametrize("clauses", VERSION_ORDER_BYS, ids=str)
 def test_version_order_by_like_mlflow(clauses: list[str]) -> None:
-    mlflow_outcome, ours = version_order_by(clauses)
-    assert ours[0] in ("OK", "ERR"), ours
-    assert ours[0] == mlflow_outcome[0], (mlflow_outcome, ours)
-    if ours[0] == "OK":
-        assert ours == mlflow_outcome
-    else:
-        assert _normalize(ours[1]) == _normalize(mlflow_outcome[1])
+    assert_agrees(*version_order_by(clauses))
 
 
 # --------------------------------------------------------------------------------- fuzzing
@@ -351,32 +320,17 @@ def _allowed(mlflow_outcome: Outcome, ours: Outcome) -> bool:
 def test_fuzz_against_mlflow(seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(250):
-        clauses = []
-        for _ in range(rng.randint(1, 3)):
-            if rng.random() < 0.85:
-                comparator = rng.choice(_COMPARATORS)
-                clause = f"{rng.choice(_IDENTS)} {comparator}"
-                if "NULL" not in comparator:
-                    clause += " " + rng.choice(_VALUES)
-            else:
-                clause = " ".join(rng.choice(_NOISE + _IDENTS) for _ in range(rng.randint(1, 4)))
-            clauses.append(clause)
-        filter_string = " AND ".join(clauses)
+        filter_string = random_filter(
+            rng, idents=_IDENTS, comparators=_COMPARATORS, values=_VALUES, noise=_NOISE
+        )
         for compare in (model_filter, version_filter):
-            mlflow_outcome, ours = compare(filter_string)
-            assert ours[0] != "CRASH", (filter_string, ours)
-            if mlflow_outcome[0] == ours[0] == "OK":
-                assert ours == mlflow_outcome, filter_string
-            elif mlflow_outcome[0] != ours[0]:
-                assert _allowed(mlflow_outcome, ours), (filter_string, mlflow_outcome, ours)
+            assert_fuzz_agrees(filter_string, *compare(filter_string), _allowed)
 
 
 @pytest.mark.parametrize("seed", range(2))
 def test_random_text_never_crashes(seed: int) -> None:
-    rng = random.Random(seed)
     alphabet = "ab.`'\"()=<>!-+,; \t01eE%_\\x\x00é"
-    for _ in range(1500):
-        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+    for text in random_texts(random.Random(seed), alphabet, 1500):
         for parse in (parse_model_filter, parse_version_filter):
             with contextlib.suppress(MlflowError):
                 parse(text)

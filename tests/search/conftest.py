@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from searchdb import DB_KINDS, make_engine
 from sqlalchemy import Engine
+
+from search.searchdb import DB_KINDS, make_engine
 
 
 @pytest.fixture(scope="module", params=DB_KINDS)

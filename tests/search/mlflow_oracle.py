@@ -1,7 +1,6 @@
 """MLflow's own parsers, normalized to our `Comparison` / `OrderBy` shapes, as test oracles.
 
-Each function returns ("OK", result) or ("ERR", message); "CRASH" marks an exception other than
-MlflowException (an MLflow bug: a 500 from `mlflow server`).
+Each function returns (MLflow's outcome, ours); see support/oracle.py for the outcome shapes.
 """
 
 from __future__ import annotations
@@ -12,20 +11,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.sqlalchemy_store import _get_search_experiments_filter_clauses
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
-from tether.errors import MlflowError
+from support.oracle import Outcome, outcome
 from tether.search.filter_parser import parse_experiment_filter, parse_search_filter
 from tether.search.order_by import parse_experiment_order_by, parse_order_by
-
-Outcome = tuple[str, Any]
-
-
-def _run(func: Any, *args: Any) -> Outcome:
-    try:
-        return ("OK", func(*args))
-    except (MlflowException, MlflowError) as exc:
-        return ("ERR", exc.message)
-    except Exception as exc:
-        return ("CRASH", repr(exc))
 
 
 def _mlflow_run_filter(filter_string: str) -> list[tuple[Any, ...]]:
@@ -102,19 +90,19 @@ def _ours_experiment_order_by(clause: str) -> tuple[Any, ...]:
 
 def run_filter(filter_string: str) -> tuple[Outcome, Outcome]:
     """(MLflow's outcome, ours) for a search_runs filter."""
-    return _run(_mlflow_run_filter, filter_string), _run(_ours_run_filter, filter_string)
+    return outcome(_mlflow_run_filter, filter_string), outcome(_ours_run_filter, filter_string)
 
 
 def experiment_filter(filter_string: str) -> tuple[Outcome, Outcome]:
     return (
-        _run(_mlflow_experiment_filter, filter_string),
-        _run(_ours_experiment_filter, filter_string),
+        outcome(_mlflow_experiment_filter, filter_string),
+        outcome(_ours_experiment_filter, filter_string),
     )
 
 
 def run_order_by(clause: str) -> tuple[Outcome, Outcome]:
-    return _run(_mlflow_run_order_by, clause), _run(_ours_run_order_by, clause)
+    return outcome(_mlflow_run_order_by, clause), outcome(_ours_run_order_by, clause)
 
 
 def experiment_order_by(clause: str) -> tuple[Outcome, Outcome]:
-    return _run(_mlflow_experiment_order_by, clause), _run(_ours_experiment_order_by, clause)
+    return outcome(_mlflow_experiment_order_by, clause), outcome(_ours_experiment_order_by, clause)

@@ -25,10 +25,10 @@ from mlflow.entities import (
     ViewType,
 )
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-from searchdb import Loader
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from search.searchdb import Loader
 from tether.tracking.experiments.search import search_experiment_ids
 from tether.tracking.runs.search import search_run_ids
 

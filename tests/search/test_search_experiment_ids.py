@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import _parse_experiment_id
-from searchdb import error_of
 
+from search.searchdb import error_of
 from tether.db.int64 import INT64_MAX, INT64_MIN
 from tether.search.experiment_ids import parse_experiment_id, parse_experiment_ids
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from mlflow.utils.search_utils import SearchUtils
-from searchdb import Loader, error_of
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from search.searchdb import Loader, error_of
 from tether.tracking.experiments.search import search_experiment_ids
 
 NAMES = {1: "alpha", 2: "Beta", 3: "gamma", 4: "delta", 5: "alpha_2", 6: "nulls"}

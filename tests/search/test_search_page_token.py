@@ -7,8 +7,8 @@ import base64
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchUtils
-from searchdb import error_of
 
+from search.searchdb import error_of
 from tether.search.limits import validate_max_results
 from tether.search.page_token import create_page_token, parse_page_token
 

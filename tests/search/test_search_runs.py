@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from mlflow.utils.search_utils import SearchUtils
-from searchdb import Loader, error_of
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from search.searchdb import Loader, error_of
 from tether.tracking.runs.search import search_run_ids
 
 # Run uuids chosen so the run_uuid tie-breaker order is known: r1 < r2 < r4 < r3.

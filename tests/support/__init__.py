@@ -1,6 +1,9 @@
-"""Test infrastructure: real servers on loopback ports, PostgreSQL, and an MLflow 2.x client.
+"""Test infrastructure: real servers on loopback ports, PostgreSQL, Azurite, the MLflow clients,
+and every helper more than one test folder uses (tests/README.md).
 
-Fixtures wrapping these live in tests/conftest.py; import helpers with `from support import ...`.
+Fixtures wrapping these live in tests/conftest.py. Import with `from support import ...` (the
+names below) or `from support.<module> import ...`; inside this package imports are relative,
+so bench/ can use it as `tests.support`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,13 @@ from .mlflow2 import Mlflow2, ensure_mlflow2_venv, run_mlflow2
 from .net import free_port, wait_for_http
 from .postgres import PostgresCluster, PostgresUnavailable
 from .rest import MlflowRest, RestResponse
-from .servers import ReferenceServer, ServerProcess, TetherServer
+from .servers import (
+    BackendUriFactory,
+    ReferenceServer,
+    ServerProcess,
+    TetherServer,
+    TetherServerStarter,
+)
 
 
 def unique_name(prefix: str = "exp") -> str:
@@ -20,6 +29,7 @@ def unique_name(prefix: str = "exp") -> str:
 
 
 __all__ = [
+    "BackendUriFactory",
     "Mlflow2",
     "MlflowRest",
     "PostgresCluster",
@@ -28,6 +38,7 @@ __all__ = [
     "RestResponse",
     "ServerProcess",
     "TetherServer",
+    "TetherServerStarter",
     "ensure_mlflow2_venv",
     "free_port",
     "run_mlflow2",

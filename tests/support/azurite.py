@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 
 from .mlflow2 import cache_dir
-from .net import free_port
-from .procs import ManagedProcess
+from .net import WaitTimeout, free_port
+from .servers import ServerProcess
 
 AZURITE_SPEC = "azurite@3.35.0"
 ACCOUNT = "devstoreaccount1"
@@ -62,55 +62,50 @@ def _supports(launcher: Path, flag: str) -> bool:
     return flag in result.stdout + result.stderr
 
 
-class Azurite:
+class Azurite(ServerProcess):
     """A running Azurite blob service: `.connection_string`, `.blob_endpoint`,
     `.new_container()`, `.wasbs(container, prefix)`."""
 
-    host = "127.0.0.1"
+    kind = "azurite"
 
     def __init__(self) -> None:
         launcher = ensure_azurite()
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="tether-azurite-"))
-        self.port = free_port()
+        tmpdir = Path(tempfile.mkdtemp(prefix="tether-azurite-"))
+        port = free_port()
         argv = [
             str(launcher),
             "--blobHost",
-            self.host,
+            "127.0.0.1",
             "--blobPort",
-            str(self.port),
+            str(port),
             "--location",
-            str(self.tmpdir / "data"),
+            str(tmpdir / "data"),
             "--skipApiVersionCheck",
             "--loose",
             "--silent",
         ]
         if _supports(launcher, "--disableTelemetry"):
-            argv.append("--disableTelemetry")
-        self.blob_endpoint = f"http://{self.host}:{self.port}/{ACCOUNT}"
+            argv.append("--disableTelemetry")  # else it tries to reach Application Insights
+        self.blob_endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
         self.connection_string = (
             f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
             f"BlobEndpoint={self.blob_endpoint};"
         )
-        self.process = ManagedProcess(
-            "azurite", argv, log_path=self.tmpdir / "azurite.log", cwd=self.tmpdir
-        )
-        try:
-            self._wait_ready(timeout=60)
-        except BaseException:
-            self.stop()
-            raise
+        super().__init__(argv, port=port, tmpdir=tmpdir, env=None, owns_tmpdir=True)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        """Azurite has no health route: ready once it accepts connections."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             if not self.process.alive():
-                raise RuntimeError("azurite exited:\n" + self.process.log_text())
+                raise WaitTimeout("azurite exited")
             try:
                 with socket.create_connection((self.host, self.port), timeout=1):
                     return
             except OSError:
+                if time.monotonic() >= deadline:
+                    raise WaitTimeout(f"azurite did not listen in {timeout} s") from None
                 time.sleep(0.1)
-        raise RuntimeError(f"azurite did not listen in {timeout}s:\n" + self.process.log_text())
 
     def new_container(self, prefix: str = "tether") -> str:
         """Create a fresh, uniquely named container and return its name."""
@@ -127,15 +122,3 @@ class Azurite:
 
     def env(self) -> dict[str, str]:
         return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string}
-
-    def log_text(self, start: int = 0) -> str:
-        return self.process.log_text(start)
-
-    def log_size(self) -> int:
-        return self.process.log_size()
-
-    def stop(self) -> None:
-        try:
-            self.process.stop(timeout=10)
-        finally:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable
 from typing import Any
 
 
@@ -31,6 +34,31 @@ def differences(got: Any, expected: Any, path: str = "$") -> list[str]:
 def assert_same(got: Any, expected: Any) -> None:
     diffs = differences(got, expected)
     assert not diffs, f"{len(diffs)} difference(s) from the reference:\n" + "\n".join(diffs[:40])
+
+
+def scrub(obj: Any, text: Callable[[str], str]) -> Any:
+    """`obj` as plain comparable data: `text` applied to every string (dict keys too), tuples
+    as lists, NaN and infinities as their repr. Scenarios use it to put labels in place of
+    generated ids and unique names."""
+    if isinstance(obj, str):
+        return text(obj)
+    if isinstance(obj, dict):
+        return {scrub(k, text): scrub(v, text) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [scrub(v, text) for v in obj]
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return repr(obj)
+    return obj
+
+
+def sorted_sets(message: str) -> str:
+    """`message` with the items of each `{...}` set literal sorted: MLflow prints Python sets,
+    whose order changes from process to process."""
+
+    def sort_items(match: re.Match[str]) -> str:
+        return "{" + ", ".join(sorted(match.group(1).split(", "))) + "}"
+
+    return re.sub(r"\{([^{}]*)\}", sort_items, message)
 
 
 def _short(value: Any, limit: int = 600) -> str:

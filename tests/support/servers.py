@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from .net import WaitTimeout, free_port, wait_for_http
 from .procs import ManagedProcess
@@ -20,7 +21,7 @@ class ServerStartError(RuntimeError):
     pass
 
 
-def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The test process's environment without TETHER_*/MLFLOW_* settings that would leak in."""
     env = {
         k: v
@@ -33,7 +34,11 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class ServerProcess:
-    """A started HTTP server: `.url`, `.port`, `.rest()`, `.log_text()`, `.stop()`."""
+    """A started server on a loopback port: `.url`, `.port`, `.log_text()`, `.stop()`.
+
+    Started means ready: `_wait_ready()` (by default `GET /health` answers 200) returned; a
+    server that dies or never gets ready raises ServerStartError with its log.
+    """
 
     kind = "server"
 
@@ -43,7 +48,7 @@ class ServerProcess:
         *,
         port: int,
         tmpdir: Path,
-        env: dict[str, str],
+        env: dict[str, str] | None,
         owns_tmpdir: bool,
     ) -> None:
         self.port = port
@@ -55,7 +60,7 @@ class ServerProcess:
             self.kind, argv, log_path=tmpdir / f"{self.kind}.log", cwd=tmpdir, env=env
         )
         try:
-            wait_for_http(f"{self.url}/health", STARTUP_TIMEOUT, alive=self.process.alive)
+            self._wait_ready()
         except WaitTimeout as exc:
             log = self.process.log_text(limit=30_000)
             self.stop()
@@ -67,8 +72,8 @@ class ServerProcess:
             self.stop()
             raise
 
-    def rest(self, prefix: str | None = None) -> MlflowRest:
-        return MlflowRest(self.url) if prefix is None else MlflowRest(self.url, prefix=prefix)
+    def _wait_ready(self) -> None:
+        wait_for_http(f"{self.url}/health", STARTUP_TIMEOUT, alive=self.process.alive)
 
     def alive(self) -> bool:
         return self.process.alive()
@@ -90,6 +95,13 @@ class ServerProcess:
         return f"<{type(self).__name__} {self.url}>"
 
 
+class MlflowServer(ServerProcess):
+    """A server speaking MLflow's REST API: `.rest()` is a client for it."""
+
+    def rest(self, prefix: str | None = None) -> MlflowRest:
+        return MlflowRest(self.url) if prefix is None else MlflowRest(self.url, prefix=prefix)
+
+
 def tether_command() -> list[str]:
     """`tether` from the running venv: the console script if installed, else the module."""
     script = Path(sys.executable).parent / "tether"
@@ -98,7 +110,7 @@ def tether_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from tether.cli import main; sys.exit(main())"]
 
 
-class TetherServer(ServerProcess):
+class TetherServer(MlflowServer):
     """`tether serve` on a free port; `.backend_uri`, `.artifacts_destination` as passed."""
 
     kind = "tether"
@@ -128,12 +140,40 @@ class TetherServer(ServerProcess):
             self.artifacts_destination,
             *extra_args,
         ]
-        full_env = _clean_env({"TETHER_DATA_DIR": str(tmpdir / "tether-data")})
+        full_env = clean_env({"TETHER_DATA_DIR": str(tmpdir / "tether-data")})
         full_env.update(env or {})
         super().__init__(argv, port=port, tmpdir=tmpdir, env=full_env, owns_tmpdir=True)
 
 
-class ReferenceServer(ServerProcess):
+# `mlflow server` for tests: the huey job runner (scorers, trace archival) is irrelevant and costs
+# a process plus startup time; no telemetry.
+MLFLOW_SERVER_ENV = {
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+}
+
+
+def mlflow_server_argv(backend_uri: str, port: int, *extra_args: str) -> list[str]:
+    """The installed `mlflow server` (3.x) on 127.0.0.1:`port`, one uvicorn worker."""
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        *extra_args,
+    ]
+
+
+class ReferenceServer(MlflowServer):
     """The installed `mlflow server` (3.x) on SQLite, one uvicorn worker, no job runner."""
 
     kind = "mlflow"
@@ -143,30 +183,32 @@ class ReferenceServer(ServerProcess):
         port = free_port()
         self.backend_uri = f"sqlite:///{tmpdir / 'mlflow.db'}"
         self.artifacts_destination = str(tmpdir / "artifacts")
-        argv = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
+        argv = mlflow_server_argv(
             self.backend_uri,
+            port,
             "--artifacts-destination",
             self.artifacts_destination,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
             *extra_args,
-        ]
-        env = _clean_env(
-            {
-                # The huey job runner (scorers, trace archival) is irrelevant here and costs a
-                # process plus startup time.
-                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-                "MLFLOW_DISABLE_TELEMETRY": "true",
-                "DO_NOT_TRACK": "true",
-            }
         )
-        super().__init__(argv, port=port, tmpdir=tmpdir, env=env, owns_tmpdir=True)
+        super().__init__(
+            argv, port=port, tmpdir=tmpdir, env=clean_env(MLFLOW_SERVER_ENV), owns_tmpdir=True
+        )
+
+
+class BackendUriFactory(Protocol):
+    """The `make_backend_uri` fixture: `make("sqlite" | "postgres")` -> a fresh store URI."""
+
+    def __call__(self, kind: str) -> str: ...
+
+
+class TetherServerStarter(Protocol):
+    """The `start_tether_server` fixture: a private server, stopped when the test ends."""
+
+    def __call__(
+        self,
+        backend_uri: str | None = ...,
+        *,
+        extra_args: list[str] | tuple[str, ...] = ...,
+        env: dict[str, str] | None = ...,
+        artifacts_destination: str | None = ...,
+    ) -> TetherServer: ...

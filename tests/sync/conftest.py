@@ -1,4 +1,6 @@
-"""Fixtures shared by the sync tests that drive Tether's services in-process."""
+"""Fixtures shared by the sync tests: a migrated store (`db`), `tether serve` processes syncing
+into the stand-in workspace (`start_synced_server`), and Tether's services in-process syncing
+into it (`tether`)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,49 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sync_tether import Tether, open_tether
+
+from support import TetherServer, TetherServerStarter
+from sync.sync_servers import SyncedServerStarter, start_synced
+from sync.sync_tether import Tether, open_tether
+from tether.db import migrate
+from tether.db.engine import Database
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
+
+
+@pytest.fixture
+def db(backend_uri: str) -> Iterator[Database]:
+    """A fresh store of the current backend, migrated; no server."""
+    database = Database(backend_uri)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def start_synced_server(
+    start_tether_server: TetherServerStarter,
+    azureml_workspace: AzuremlWorkspace,
+    azureml_identity: ManagedIdentityEndpoint,
+    tmp_path: Path,
+) -> SyncedServerStarter:
+    """`start(backend_uri=None)`: `tether serve --azureml-workspace` on the stand-in, stopped
+    when the test ends. All servers it starts share one artifact store, which outlives a killed
+    server (a server's own tmpdir does not)."""
+    store = str(tmp_path / "artifacts")
+
+    def start(backend_uri: str | None = None) -> TetherServer:
+        return start_synced(
+            start_tether_server,
+            azureml_workspace,
+            azureml_identity,
+            backend_uri,
+            artifacts_destination=store,
+        )
+
+    return start
 
 
 @pytest.fixture

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from support import TetherServer
 from support.servers import tether_command
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
+    from support import TetherServerStarter
 
 
 def sync_env(ws: AzuremlWorkspace, identity: ManagedIdentityEndpoint) -> dict[str, str]:
@@ -46,6 +46,12 @@ def start_synced(
     )
 
 
+class SyncedServerStarter(Protocol):
+    """The `start_synced_server` fixture (tests/sync/conftest.py)."""
+
+    def __call__(self, backend_uri: str | None = None) -> TetherServer: ...
+
+
 def sync_status(server: TetherServer, entity: str | None = None) -> dict[str, Any]:
     with server.rest() as rest:
         response = rest.get("/api/2.0/tether/sync/status", {"entity": entity} if entity else None)
@@ -70,12 +76,12 @@ def wait_synced(server: TetherServer, timeout: float = 60.0) -> dict[str, Any]:
 
 
 def run_tether(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    from support.servers import _clean_env
+    from support.servers import clean_env
 
     return subprocess.run(
         [*tether_command(), *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env=_clean_env(env),
+        env=clean_env(env),
     )

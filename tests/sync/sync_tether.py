@@ -26,8 +26,8 @@ from tether.sync.worker import SyncWorker
 from tether.tracking.runs.service import MetricIn
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
 
 
 @dataclass

@@ -13,16 +13,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sync_fidelity import InnerMlflow, assert_fidelity, sent_points
-
 from support import TetherServer, unique_name
+from sync.sync_fidelity import InnerMlflow, assert_fidelity, sent_points
 from tether.db.engine import Database
 from tether.sync import state
 from tether.sync.limits import SOURCE_VERSION_TAG
 from tether.sync.state import Key
 
 if TYPE_CHECKING:
-    from azureml.workspace import AzuremlWorkspace
+    from standin.workspace import AzuremlWorkspace
 
 MLMODEL = b"artifact_path: model\nflavors:\n  python_function: {loader_module: m}\n"
 

@@ -6,54 +6,28 @@ whole path: request -> validation -> one transaction (data + outbox row) -> resp
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
-from support import MlflowRest, TetherServer, unique_name
+from support import MlflowRest, unique_name
+from support.outbox import last_outbox_id, outbox_after
 from tether.db.engine import Database
 
 
-@pytest.fixture
-def store(tether_server: TetherServer) -> Iterator[Database]:
-    db = Database(tether_server.backend_uri)
-    yield db
-    db.dispose()
-
-
-def _outbox_after(db: Database, last_id: int) -> list[dict[str, Any]]:
-    with db.read() as session:
-        rows = session.execute(
-            text(
-                "SELECT id, entity_type, entity_id, op, payload FROM sync_outbox "
-                "WHERE id > :last ORDER BY id"
-            ),
-            {"last": last_id},
-        ).all()
-    return [
-        {"id": r[0], "entity": (r[1], r[2]), "op": r[3], "payload": json.loads(r[4])} for r in rows
-    ]
-
-
-def _last_id(db: Database) -> int:
-    with db.read() as session:
-        return int(session.execute(text("SELECT coalesce(max(id), 0) FROM sync_outbox")).scalar())
-
-
 def _expect_one(db: Database, last: int, entity: tuple[str, str], op: str) -> dict[str, Any]:
-    rows = _outbox_after(db, last)
+    rows = outbox_after(db, last)
     assert [(r["entity"], r["op"]) for r in rows] == [(entity, op)]
     return rows[0]["payload"]
 
 
-def test_each_write_appends_exactly_one_record(tether_rest: MlflowRest, store: Database) -> None:
-    last = _last_id(store)
+def test_each_write_appends_exactly_one_record(
+    tether_rest: MlflowRest, tether_store: Database
+) -> None:
+    last = last_outbox_id(tether_store)
     exp = tether_rest.post("experiments/create", {"name": unique_name(), "tags": []}).json
     exp_id = exp["experiment_id"]
-    assert _expect_one(store, last, ("experiment", exp_id), "create")["artifact_location"]
+    assert _expect_one(tether_store, last, ("experiment", exp_id), "create")["artifact_location"]
 
     steps: list[tuple[str, dict[str, Any], str]] = [
         ("experiments/set-experiment-tag", {"key": "team", "value": "vision"}, "set_tag"),
@@ -61,18 +35,18 @@ def test_each_write_appends_exactly_one_record(tether_rest: MlflowRest, store: D
         ("experiments/update", {"new_name": unique_name()}, "rename"),
     ]
     for path, body, op in steps:
-        last = _last_id(store)
+        last = last_outbox_id(tether_store)
         response = tether_rest.post(path, {"experiment_id": exp_id, **body})
         assert response.status == 200, response.json
-        _expect_one(store, last, ("experiment", exp_id), op)
+        _expect_one(tether_store, last, ("experiment", exp_id), op)
 
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     run = tether_rest.post("runs/create", {"experiment_id": exp_id, "start_time": 5}).json["run"]
     run_id = run["info"]["run_id"]
-    created = _expect_one(store, last, ("run", run_id), "create")
+    created = _expect_one(tether_store, last, ("run", run_id), "create")
     assert created["tags"]["mlflow.runName"] == run["info"]["run_name"]
 
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     metrics = [{"key": "loss", "value": i / 10, "timestamp": 1000 + i, "step": i} for i in range(7)]
     batch = {
         "run_id": run_id,
@@ -81,11 +55,11 @@ def test_each_write_appends_exactly_one_record(tether_rest: MlflowRest, store: D
         "tags": [{"key": "stage", "value": "train"}],
     }
     assert tether_rest.post("runs/log-batch", batch).status == 200
-    payload = _expect_one(store, last, ("run", run_id), "log_batch")
+    payload = _expect_one(tether_store, last, ("run", run_id), "log_batch")
     assert payload["params"] == {"lr": "0.1"} and payload["tags"] == {"stage": "train"}
     covered = sum(hi - lo + 1 for lo, hi in payload["metric_ids"])
     assert covered == len(metrics)
-    with store.read() as session:
+    with tether_store.read() as session:
         ids = [
             row[0]
             for row in session.execute(
@@ -103,13 +77,13 @@ def test_each_write_appends_exactly_one_record(tether_rest: MlflowRest, store: D
         ("runs/delete", {}, "delete"),
         ("runs/restore", {}, "restore"),
     ]:
-        last = _last_id(store)
+        last = last_outbox_id(tether_store)
         response = tether_rest.post(path, {"run_id": run_id, **body})
         assert response.status == 200, (path, response.json)
-        _expect_one(store, last, ("run", run_id), op)
+        _expect_one(tether_store, last, ("run", run_id), op)
 
 
-def test_rejected_writes_append_nothing(tether_rest: MlflowRest, store: Database) -> None:
+def test_rejected_writes_append_nothing(tether_rest: MlflowRest, tether_store: Database) -> None:
     exp_id = tether_rest.post("experiments/create", {"name": unique_name()}).json["experiment_id"]
     run_id = tether_rest.post("runs/create", {"experiment_id": exp_id}).json["run"]["info"][
         "run_id"
@@ -118,7 +92,7 @@ def test_rejected_writes_append_nothing(tether_rest: MlflowRest, store: Database
         tether_rest.post("runs/log-parameter", {"run_id": run_id, "key": "p", "value": "1"}).status
         == 200
     )
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     rejected = [
         ("runs/log-parameter", {"run_id": run_id, "key": "p", "value": "2"}),
         (
@@ -138,12 +112,12 @@ def test_rejected_writes_append_nothing(tether_rest: MlflowRest, store: Database
         response = tether_rest.post(path, body)
         assert 400 <= response.status < 500, (path, response.json)
         assert response.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST")
-    assert _outbox_after(store, last) == []
+    assert outbox_after(tether_store, last) == []
     history = tether_rest.get("metrics/get-history", {"run_id": run_id, "metric_key": "m"})
     assert history.json.get("metrics", []) == []
 
 
-def test_idempotent_relog_appends_nothing(tether_rest: MlflowRest, store: Database) -> None:
+def test_idempotent_relog_appends_nothing(tether_rest: MlflowRest, tether_store: Database) -> None:
     """Re-logging an identical param is a no-op for the store, so nothing is to be synced."""
     exp_id = tether_rest.post("experiments/create", {"name": unique_name()}).json["experiment_id"]
     run_id = tether_rest.post("runs/create", {"experiment_id": exp_id}).json["run"]["info"][
@@ -151,23 +125,23 @@ def test_idempotent_relog_appends_nothing(tether_rest: MlflowRest, store: Databa
     ]
     body = {"run_id": run_id, "key": "p", "value": "same"}
     assert tether_rest.post("runs/log-parameter", body).status == 200
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     assert tether_rest.post("runs/log-parameter", body).status == 200
-    assert _outbox_after(store, last) == []
+    assert outbox_after(tether_store, last) == []
 
 
 def test_logged_model_inputs_of_unknown_models_append_nothing(
-    tether_rest: MlflowRest, store: Database
+    tether_rest: MlflowRest, tether_store: Database
 ) -> None:
     """Model inputs naming no stored logged model are refused (404), and nothing is synced."""
     exp_id = tether_rest.post("experiments/create", {"name": unique_name()}).json["experiment_id"]
     run_id = tether_rest.post("runs/create", {"experiment_id": exp_id}).json["run"]["info"][
         "run_id"
     ]
-    last = _last_id(store)
+    last = last_outbox_id(tether_store)
     response = tether_rest.post(
         "runs/log-inputs", {"run_id": run_id, "models": [{"model_id": "m-123"}]}
     )
     assert response.status == 404
     assert response.error_code == "RESOURCE_DOES_NOT_EXIST"
-    assert _outbox_after(store, last) == []
+    assert outbox_after(tether_store, last) == []

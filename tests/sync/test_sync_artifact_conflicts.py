@@ -2,7 +2,7 @@
 compares more than the size. A replay of our own bytes is done (the blob's Content-MD5, which
 every upload of ours records, or the bytes read through when a foreign blob has none); other
 content of the same size is a conflict: the blob is left as it is and the file is reported
-`skipped` with both MD5s (write-once in Azure ML, protocol notes 4.2 and 6.3)."""
+`skipped` with both MD5s (write-once in Azure ML, docs/azureml-protocol.md §5.2, §7.3)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobBlock
-from sync_tether import Tether
 
-from azureml.artifacts import RUN_ORIGIN, blob_name, run_container
+from standin.artifacts import RUN_ORIGIN, blob_name, run_container
+from sync.sync_tether import Tether
 from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code
 
 if TYPE_CHECKING:
-    from azureml.workspace import AzuremlWorkspace
+    from standin.workspace import AzuremlWorkspace
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import update
-from sync_fidelity import assert_fidelity
-from sync_tether import Tether
 
+from sync.sync_fidelity import assert_fidelity
+from sync.sync_tether import Tether
 from tether.db.models import SyncEntity
 from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code

@@ -14,17 +14,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
-from sync_fidelity import assert_fidelity, sent_points
-from sync_servers import run_tether, start_synced, sync_env, sync_status, wait_synced
 
 from support import MlflowRest, unique_name
+from sync.sync_fidelity import assert_fidelity, sent_points
+from sync.sync_servers import run_tether, start_synced, sync_env, sync_status, wait_synced
 from tether.db.engine import Database
 from tether.sync.state import Key
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
+    from support import TetherServerStarter
 
 pytestmark = pytest.mark.timeout(180)
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)

@@ -16,15 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from sync_fidelity import InnerMlflow
-from sync_servers import start_synced, sync_status, wait_synced
 
-from support import TetherServer, unique_name
+from support import unique_name
+from sync.sync_fidelity import InnerMlflow
+from sync.sync_servers import SyncedServerStarter, sync_status, wait_synced
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from standin.workspace import AzuremlWorkspace
 
 pytestmark = pytest.mark.timeout(180)
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
@@ -84,9 +82,8 @@ def _azure_run(detail: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("backend_kind", ["sqlite", "postgres"], indirect=True)
 def test_training_with_artifacts_and_a_registered_model(
-    start_tether_server: TetherServerStarter,
+    start_synced_server: SyncedServerStarter,
     azureml_workspace: AzuremlWorkspace,
-    azureml_identity: ManagedIdentityEndpoint,
     tmp_path: Any,
     backend_kind: str,
 ) -> None:
@@ -99,19 +96,10 @@ def test_training_with_artifacts_and_a_registered_model(
         "data/weights.bin": os.urandom(5 * 1024 * 1024 + 17),
     }
     _write(str(tmp_path / "out"), files)
-    store = str(tmp_path / "artifacts")
-    server = start_synced(start_tether_server, ws, azureml_identity, artifacts_destination=store)
+    server = start_synced_server()
     servers = [server]
     if backend_kind == "postgres":  # a second server drains the same store alongside
-        servers.append(
-            start_synced(
-                start_tether_server,
-                ws,
-                azureml_identity,
-                server.backend_uri,
-                artifacts_destination=store,
-            )
-        )
+        servers.append(start_synced_server(server.backend_uri))
     mark = ws.mark()
     name = unique_name("clf")
     script = subprocess.run(
@@ -151,20 +139,12 @@ def test_training_with_artifacts_and_a_registered_model(
 
 @sqlite_only
 def test_kill_9_mid_upload_then_restart_uploads_every_file_once(
-    start_tether_server: TetherServerStarter,
-    azureml_workspace: AzuremlWorkspace,
-    azureml_identity: ManagedIdentityEndpoint,
-    tmp_path: Any,
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
 ) -> None:
     ws = azureml_workspace
+    start = start_synced_server  # every server shares one artifact store
     files = {f"shard-{i:02d}/part.bin": os.urandom(2 * 1024 * 1024 + i) for i in range(16)}
-    store = str(tmp_path / "artifacts")  # outlives the killed server (its tmpdir does not)
     ws.quirks(blob_via_front=True)  # every blob write is seen by the stand-in
-
-    def start(backend_uri: str | None = None) -> TetherServer:
-        return start_synced(
-            start_tether_server, ws, azureml_identity, backend_uri, artifacts_destination=store
-        )
 
     server = start()
     mark = ws.mark()

@@ -1,4 +1,4 @@
-"""The sync worker against the stand-in workspace (tests/azureml): real azure-identity tokens
+"""The sync worker against the stand-in workspace (tests/standin): real azure-identity tokens
 from the managed-identity stand-in, real HTTP, Azure's quirks and injected faults; Tether's
 side is a real store written through the tracking services. Each test ends in the fidelity
 check of `sync_fidelity` (no duplicate run, every metric point once).
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import update
-from sync_fidelity import InnerMlflow, assert_fidelity, sent_points
-from sync_tether import Tether
 
 from support import unique_name
+from sync.sync_fidelity import InnerMlflow, assert_fidelity, sent_points
+from sync.sync_tether import Tether
 from tether.db import outbox
 from tether.db.models import SyncEntity
 from tether.sync import state, status
@@ -24,7 +24,7 @@ from tether.sync.worker import SyncWorker, WorkerConfig, drain_exit_code
 from tether.tracking.runs.service import DatasetIn, MetricIn
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
+    from standin.identity import ManagedIdentityEndpoint
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
-from sync_servers import run_tether, start_synced, sync_status, wait_synced
-from sync_workload import Workload
 
-from support import TetherServer
+from sync.sync_servers import SyncedServerStarter, run_tether, sync_status, wait_synced
+from sync.sync_workload import Workload
 from tether.db.engine import Database
 from tether.db.models import RegisteredModel
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from standin.workspace import AzuremlWorkspace
 
 pytestmark = pytest.mark.timeout(180)
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
@@ -40,18 +36,10 @@ def _model_id(uri: str, name: str) -> str:
 
 @sqlite_only
 def test_kill_9_during_model_registration_creates_no_second_version(
-    start_tether_server: TetherServerStarter,
-    azureml_workspace: AzuremlWorkspace,
-    azureml_identity: ManagedIdentityEndpoint,
-    tmp_path: Path,
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
 ) -> None:
     ws = azureml_workspace
-    store = str(tmp_path / "artifacts")  # outlives the killed server (its tmpdir does not)
-
-    def start(backend_uri: str | None = None) -> TetherServer:
-        return start_synced(
-            start_tether_server, ws, azureml_identity, backend_uri, artifacts_destination=store
-        )
+    start = start_synced_server  # every server shares one artifact store
 
     ws.quirks(blob_via_front=True)  # every blob write is seen: each file written once
     # The create is held 10 s at Azure's door, then applied: the worker dies meanwhile (a

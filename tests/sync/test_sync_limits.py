@@ -9,7 +9,7 @@ import pytest
 from tether.sync.limits import TagBudget, admit_params, azure_experiment_name
 from tether.sync.state import Report
 
-AZURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")  # protocol notes 3.1
+AZURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")  # docs/azureml-protocol.md §4.1
 
 
 @pytest.mark.parametrize("name", ["Default", "exp-1", "a_b", "X" * 256])

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
-from sync_fidelity import InnerMlflow
-from sync_tether import Tether, _chunks
 
+from sync.sync_fidelity import InnerMlflow
+from sync.sync_tether import Tether, _chunks
 from tether.db.models import LoggedModel, OutboxEntry, RegisteredModel
 from tether.sync.state import Key
 from tether.sync.worker import drain_exit_code

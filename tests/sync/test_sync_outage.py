@@ -18,14 +18,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sync_servers import run_tether, start_synced, sync_status, wait_synced
-from sync_workload import Workload
+
+from sync.sync_servers import run_tether, start_synced, sync_status, wait_synced
+from sync.sync_workload import Workload
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
-    from support import TetherServer
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
+    from support import TetherServer, TetherServerStarter
 
 pytestmark = pytest.mark.timeout(300)
 sqlite_only = pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)

@@ -8,37 +8,25 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sync_servers import start_synced, sync_status, wait_synced
-from sync_workload import Workload
 
-from support import TetherServer
+from sync.sync_servers import SyncedServerStarter, sync_status, wait_synced
+from sync.sync_workload import Workload
 
 if TYPE_CHECKING:
-    from azureml.identity import ManagedIdentityEndpoint
-    from azureml.workspace import AzuremlWorkspace
-    from conftest import TetherServerStarter
+    from standin.workspace import AzuremlWorkspace
 
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.mark.parametrize("backend_kind", ["postgres"], indirect=True)
 def test_two_servers_on_one_postgres_drain_files_and_versions_once(
-    start_tether_server: TetherServerStarter,
-    azureml_workspace: AzuremlWorkspace,
-    azureml_identity: ManagedIdentityEndpoint,
-    tmp_path: Path,
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
 ) -> None:
     ws = azureml_workspace
-    store = str(tmp_path / "artifacts")  # both servers write and read the same store
-
-    def start(backend_uri: str | None = None) -> TetherServer:
-        return start_synced(
-            start_tether_server, ws, azureml_identity, backend_uri, artifacts_destination=store
-        )
+    start = start_synced_server  # every server shares one artifact store
 
     ws.quirks(blob_via_front=True)  # every blob write is seen: each file written once
     # Slow uploads' SAS requests a little, so both workers are busy with files at once.

@@ -5,13 +5,12 @@ every handler relies on."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import delete, func, select
 
 from tether.clock import now_ms
-from tether.db import migrate, outbox
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry, SyncEntity, SyncMeta
 from tether.sync import discovery, state, status
@@ -20,14 +19,6 @@ from tether.sync.state import Backoff, Key, LeaseLost, Report
 
 LOOKBACK = 60_000
 LEASE = 30_000
-
-
-@pytest.fixture
-def db(backend_uri: str) -> Iterator[Database]:
-    database = Database(backend_uri)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def _append(db: Database, entity_type: str, entity_id: str, op: str = "create") -> int:

@@ -4,23 +4,11 @@ and their age is the oldest pending age. No Azure here (SQLite and PostgreSQL)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tether.clock import now_ms
-from tether.db import migrate, outbox
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.sync import discovery, status
 from tether.sync.commands import _summary_text
-
-
-@pytest.fixture
-def db(backend_uri: str) -> Iterator[Database]:
-    database = Database(backend_uri)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def test_undiscovered_rows_are_pending_work(db: Database) -> None:

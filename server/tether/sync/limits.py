@@ -1,4 +1,4 @@
-"""Azure ML's limits (protocol notes 3.1, 3.2) and the deterministic mappings that respect them.
+"""Azure ML's limits (docs/azureml-protocol.md §4.1, §4.2) and mappings that respect them.
 
 Nothing here talks to Azure or the database: given what was already sent, decide what to send
 and what to report, so a replayed outbox row makes the same decisions again.
@@ -51,7 +51,7 @@ _MODEL_NAME_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
 def azure_model_name(name: str) -> str:
     """A registered model's name in Azure: letters, digits, `-`, `.`, `_`, starting with a
-    letter or digit (protocol notes 5); else a safe form plus a hash of the original."""
+    letter or digit (docs/azureml-protocol.md §6); else a safe form plus a hash of the original."""
     if _MODEL_NAME_OK.fullmatch(name):
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]

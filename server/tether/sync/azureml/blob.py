@@ -1,4 +1,4 @@
-"""Uploading one file to a block-blob SAS URL, as azureml-mlflow does (protocol notes 4.2).
+"""Uploading one file to a block-blob SAS URL, as azureml-mlflow does.
 
 Files up to one block go in a single Put Blob; larger ones as Put Block (4 MiB each, staged
 as they are read: at most one block in memory) then Put Block List. The committing request
@@ -11,6 +11,8 @@ Every upload records the content's MD5 as the blob's `Content-MD5` property: sen
 on Put Block List (storage stores it unverified; it computes none itself for block lists).
 `Exists` carries our MD5, so the caller can tell a replay of the same bytes from other
 content of equal size (`properties`, `content_md5`).
+
+Azure's side: docs/azureml-protocol.md §5.2.
 """
 
 from __future__ import annotations

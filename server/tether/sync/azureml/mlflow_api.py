@@ -1,8 +1,8 @@
 """The MLflow REST endpoints of the workspace the sync worker uses, one method each.
 
 Thin on purpose: bodies as MLflow's REST API defines them, idempotency declared per call
-(protocol notes 6.3), and the few answers a handler must tell apart turned into values
-(`None` for "no such experiment") or `Unsupported` (an endpoint Azure does not serve, §3.1).
+(docs/azureml-protocol.md §7.3), and the few answers a handler must tell apart turned into values
+(`None` for "no such experiment") or `Unsupported` (an endpoint Azure does not serve, §4.1).
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ class AzureMLflow:
         self._call("POST", "runs/log-batch", json=body, idempotent=not metrics)
 
     def metric_history(self, run_id: str, key: str) -> list[dict[str, Any]]:
-        """Every point of one metric, in pages below Azure's 1000 (protocol notes 3.2)."""
+        """Every point of one metric, in pages below Azure's 1000
+        (docs/azureml-protocol.md §4.2)."""
         points: list[dict[str, Any]] = []
         token: str | None = None
         while True:
@@ -175,7 +176,7 @@ class AzureMLflow:
     def restore_run(self, run_id: str) -> None:
         self._call("POST", "runs/restore", json={"run_id": run_id})
 
-    # Model registry (protocol notes 5) ------------------------------------------------------
+    # Model registry (docs/azureml-protocol.md §6) -------------------------------------------
 
     def create_registered_model(self, name: str, description: str | None) -> None:
         """Idempotent by name: "already exists" is success (its tags are set separately)."""

@@ -1,4 +1,4 @@
-"""Run-history artifact endpoints (protocol notes 4.2): artifact records and their SAS URLs.
+"""Run-history artifact endpoints (docs/azureml-protocol.md §5.2): records and their SAS URLs.
 
 `batch/metadata` creates the records of up to 100 paths (we send at most 50) and returns a
 write SAS per path; for a path that already has a record it returns the same record with a
@@ -15,7 +15,7 @@ from tether.sync.azureml.client import AzureMLClient
 from tether.sync.azureml.errors import PermanentError
 from tether.sync.azureml.workspace import Workspace
 
-MAX_PATHS_PER_BATCH = 50  # Azure's limit is 100 (notes 3.2); azureml-mlflow uses 50
+MAX_PATHS_PER_BATCH = 50  # Azure allows 100 (docs/azureml-protocol.md §4.2); azureml-mlflow 50
 
 
 @dataclass

@@ -5,7 +5,7 @@
 Microsoft.MachineLearningServices/workspaces/<ws>`) or its ARM id
 (`subscriptions/<sub>/resourceGroups/<rg>/workspaces/<ws>`), in which case the host comes from
 ARM's `properties.mlFlowTrackingUri`. Only the host of a tracking URI is used: the paths are
-built here, as azureml-mlflow does (protocol notes 1.2, 1.5).
+built here, as azureml-mlflow does (docs/azureml-protocol.md §2.1, §2.3).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from tether.sync.handlers.base import Context, Row
 from tether.sync.limits import TAGS_PER_EXPERIMENT, TagBudget, azure_experiment_name
 from tether.sync.state import Key
 
-_TAG_KEY_MAX = 250  # experiment tag keys (protocol notes 3.2)
+_TAG_KEY_MAX = 250  # experiment tag keys (docs/azureml-protocol.md §4.2)
 
 
 def apply(ctx: Context, row: Row) -> None:

@@ -1,5 +1,5 @@
 """MLflow 3 logged models (sync entity `logged_model`: the model's outbox rows, its files'
-`artifact_*` rows included). Azure ML has no logged models (protocol notes 5), so once a
+`artifact_*` rows included). Azure ML has none (docs/azureml-protocol.md §4.1), so once a
 model is finalized READY its files are re-homed as artifacts of its source run, under
 `models/<model id>/`, and the entity's Azure id becomes `runs:/<Azure run>/models/<model id>`:
 the source a registered version of the model is created from. Files written after READY

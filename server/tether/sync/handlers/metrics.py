@@ -1,6 +1,6 @@
 """Metric points of a run: every point once, in id order, 250 per request.
 
-Azure appends metric points [protocol notes 6.3, INF], so a resent batch would duplicate them.
+Azure appends metric points [INF: docs/azureml-protocol.md §7.3]: a resent batch duplicates them.
 Two marks make delivery exactly-once:
 - `metric_hwm` (a column): the last point id Azure acknowledged; never resent;
 - `state["metrics_in_doubt"]`: the last id of a batch that was about to be sent. It is

@@ -1,4 +1,4 @@
-"""Model versions (protocol notes 5, 6.3), entity id "<registered model id>/<version>".
+"""Model versions (docs/azureml-protocol.md §6, §7.3), entity id "<registered model id>/<version>".
 
 Create, exactly once: the source is mapped to the Azure run's artifacts (`sources_for`), the
 version is created with a `tether.source_version` tag, and `create_sent` is committed before

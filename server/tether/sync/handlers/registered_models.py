@@ -1,9 +1,11 @@
-"""Registered models (protocol notes 5): create (an existing name is success), description,
+"""Registered models: create (an existing name is success), description,
 tags within Azure's limits. Not supported by Azure ML, and reported: rename (models are
 immutable there: the workspace keeps the first name), delete (a registered model cannot be
 deleted; its versions are), aliases.
 
 `state`: {"name": the Azure name, "tags": tag keys present in Azure}; the Azure id is the name.
+
+Azure's side: docs/azureml-protocol.md §6.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A run's files (sync entity `run_artifacts`: the run's `artifact_put` / `artifact_delete`
-outbox rows): registered with run history, bytes streamed to the SAS it returns (notes 4.2).
+outbox rows): registered with run history, bytes streamed to the SAS it returns.
 
 The cursor moves after each file; the upload itself (exactly once, SAS fetched ahead for up
 to 50 pending files, 409 and 403 handling) is `uploads`.
@@ -8,6 +8,8 @@ Not mirrored, and reported: deletes (Azure ML has no artifact delete), a file de
 it was uploaded (a later row deletes it), and what `uploads` reports (a path Azure refuses,
 other content already at the path). A file missing without a later delete is a failure
 (retried, shown in `tether sync status`): the worker may be reading the wrong store.
+
+Azure's side: docs/azureml-protocol.md §5.2.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Uploading one of Tether's files into an Azure run's artifacts (protocol notes 4.2, 6.3).
+"""Uploading one of Tether's files into an Azure run's artifacts.
 
 Exactly once: a file whose upload committed but whose outbox row was not (crash, lost
 response) answers 409 on the next attempt (`If-None-Match: *`) and counts as done when the
@@ -15,6 +15,8 @@ nor made a dead letter (retrying cannot change it, and it would stop the run's l
 it is a `skipped` report `file:<path>` with both sizes and MD5s, shown by
 `tether sync status --entity run_artifacts:<run>`. A file missing from Tether's store
 raises `Missing`.
+
+Azure's side: docs/azureml-protocol.md §5.2, §7.3.
 """
 
 from __future__ import annotations

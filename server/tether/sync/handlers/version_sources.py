@@ -1,4 +1,4 @@
-"""A model version's source in Azure terms: `runs:/<Azure run>/<path>` (protocol notes 5).
+"""A model version's source in Azure terms: `runs:/<Azure run>/<path>`.
 
 - `models:/<id>` (or any version of a logged model): the model's files re-homed into its
   source run (`logged_models`), once that is done;
@@ -6,6 +6,8 @@
 - a location inside a run's artifacts (e.g. `mlflow-artifacts:/<exp>/<run>/artifacts/model`):
   likewise;
 - anything else cannot be registered in Azure ML (only run artifacts can): reported skipped.
+
+Azure's side: docs/azureml-protocol.md §6.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from azureml.artifacts import page, path_problem
-from azureml.faults import FaultPlan, FaultRule
-from azureml.quirks import Quirks, experiment_name_ok, model_source_ok, search_restriction
-from azureml.tokens import TokenError, mint_token, verify_token
+from standin.artifacts import page, path_problem
+from standin.faults import FaultPlan, FaultRule
+from standin.quirks import Quirks, experiment_name_ok, model_source_ok, search_restriction
+from standin.tokens import TokenError, mint_token, verify_token
 
 SECRET = "unit-test-secret"
 

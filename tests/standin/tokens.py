@@ -5,8 +5,8 @@ read from their config, so the two can run in separate processes and the workspa
 token without asking the identity endpoint. Claims follow Entra's names (`aud`, `iss`, `iat`,
 `nbf`, `exp`, `oid`, `tid`, `appid`) so that a client which peeks at them sees the usual shape;
 `iat` keeps milliseconds so "tokens issued before T" is exact (RFC 7519 allows fractional
-NumericDate values). Protocol notes §2 (scope = ARM resource, bearer header) and §9.1 (signed
-test tokens with a short `exp` to exercise the worker's refresh path).
+NumericDate values). docs/azureml-protocol.md §3 (scope = ARM resource, bearer header) and
+§8.1 (signed test tokens with a short `exp` to exercise the worker's refresh path).
 """
 
 from __future__ import annotations

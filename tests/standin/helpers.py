@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from azureml.workspace import AzuremlWorkspace
+from standin.workspace import AzuremlWorkspace
 
 
 def unique(prefix: str = "exp") -> str:

@@ -1,5 +1,6 @@
 """The managed-identity stand-in speaks what azure-identity's ManagedIdentityCredential sends,
-and the workspace stand-in accepts exactly the tokens it should (protocol notes §2, §9.2.7)."""
+and the workspace stand-in accepts exactly the tokens it should (docs/azureml-protocol.md §3,
+§8.2.7)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ManagedIdentityCredential
 
-from azureml.identity import ManagedIdentityEndpoint
-from azureml.tokens import verify_token
-from azureml.workspace import AzuremlWorkspace
+from standin.identity import ManagedIdentityEndpoint
+from standin.tokens import verify_token
+from standin.workspace import AzuremlWorkspace
 
 ARM_SCOPE = "https://management.azure.com/.default"
 SEARCH = {"max_results": 5}

@@ -1,5 +1,5 @@
 """The MLflow REST API through the workspace prefixes, ARM discovery, and error shapes
-(protocol notes §1.2, §1.5, §3.1, §4.1, §6.2)."""
+(docs/azureml-protocol.md §2.1, §2.3, §4.1, §5.1, §7.2)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from azureml.helpers import AzClient, unique
-from azureml.workspace import AzuremlWorkspace
+from standin.helpers import AzClient, unique
+from standin.workspace import AzuremlWorkspace
 
 
 def test_arm_discovery_gives_the_tracking_uri(
@@ -27,7 +27,7 @@ def test_arm_discovery_gives_the_tracking_uri(
     assert body["properties"]["mlFlowTrackingUri"] == ws.tracking_uri
     assert body["properties"]["workspaceId"] == ws.workspace_id
     assert body["id"] == ws.scope
-    # The worker keeps only the netloc and builds https://<netloc> (notes §1.5).
+    # The worker keeps only the netloc and builds https://<netloc> (docs/azureml-protocol.md §2.3).
     assert f"https://{urlsplit(ws.tracking_uri).netloc}" == ws.https_base
 
 
@@ -110,7 +110,7 @@ def test_mlflow_errors_are_azure_shaped(az: AzClient, azureml_workspace: Azureml
     assert missing.status_code == 404
     body = missing.json()
     assert body["error_code"] == "RESOURCE_DOES_NOT_EXIST"
-    assert "message" not in body  # MLflow clients print "<code>: Response: {...}" (§6.2)
+    assert "message" not in body  # MLflow clients print "<code>: Response: {...}" (§7.2)
     assert set(body) >= {"Error", "Correlation", "Environment", "Location", "Time", "ComponentName"}
     assert body["statusCode"] == 404 and body["Error"]["Message"]
     name = unique()

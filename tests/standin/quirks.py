@@ -1,6 +1,6 @@
 """The Azure ML behaviours the stand-in adds on top of real MLflow, each switchable.
 
-Every field names the protocol-notes section it models (/work/shared/azureml-protocol.md).
+Every field names the section of docs/azureml-protocol.md (§n) it models.
 Numbers are limits (None or 0 switches a limit off); booleans switch a behaviour on/off.
 The pure checks below are used by the stand-in and unit-tested on their own.
 """
@@ -15,51 +15,51 @@ from typing import Any
 
 @dataclass
 class Quirks:
-    # §3.1 + §6.2 + §9.2.1: logged-models endpoints and /api/3.0 -> 404, empty body.
+    # §4.1 + §7.2 + §8.2.1: logged-models endpoints and /api/3.0 -> 404, empty body.
     logged_models_404: bool = True
-    # §3.1 + §9.2.2: experiment names 1-256 of [A-Za-z0-9_-], first alphanumeric -> else 400.
+    # §4.1 + §8.2.2: experiment names 1-256 of [A-Za-z0-9_-], first alphanumeric -> else 400.
     experiment_name_charset: bool = True
-    # §3.1 (azure-sdk-for-python#45209): "/" names are created but not found by get-by-name or
+    # §4.1 (azure-sdk-for-python#45209): "/" names are created but not found by get-by-name or
     # search. Off by default: it contradicts the charset rule, which would refuse them first;
     # turning it on lets "/" through the charset check.
     slash_names_unfindable: bool = False
-    # §3.1 + §9.2.2: experiments/update (rename) refused.
+    # §4.1 + §8.2.2: experiments/update (rename) refused.
     no_experiment_rename: bool = True
-    # §3.2 + §9.2.3: limits, answered with Azure's "over the size limit" 400.
+    # §4.2 + §8.2.3: limits, answered with Azure's "over the size limit" 400.
     max_metrics_per_batch: int | None = 250
     max_params_per_run: int | None = 200
     max_tags_per_run: int | None = 50
     max_tag_key_length: int | None = 100
     max_tag_value_length: int | None = 1000
-    # §3.1 + §3.2 (mlflow#10694): metrics/get-history needs max_results < this (BAD_REQUEST).
+    # §4.1 + §4.2 (mlflow#10694): metrics/get-history needs max_results < this (BAD_REQUEST).
     history_max_results_below: int | None = 1000
-    # §3.2 (ultralytics#3223): paths per artifact batch/metadata call.
+    # §4.2 (ultralytics#3223): paths per artifact batch/metadata call.
     max_artifact_batch: int | None = 100
-    # §6.2 + §9.2.4: MLflow's own error bodies re-shaped into Azure's envelope.
+    # §7.2 + §8.2.4: MLflow's own error bodies re-shaped into Azure's envelope.
     azure_error_bodies: bool = True
-    # §4.1: run artifact_uri = azureml://<host>/mlflow/v2.0/<scope>/experiments/<e>/runs/<r>/artifacts
+    # §5.1: run artifact_uri = azureml://<host>/mlflow/v2.0/<scope>/experiments/<e>/runs/<r>/artifacts
     rewrite_artifact_uri: bool = True
-    # §5 + §9.2.9: a new model version is PENDING_REGISTRATION until it was read this many
+    # §6 + §8.2.9: a new model version is PENDING_REGISTRATION until it was read this many
     # times with model-versions/get AND this many seconds passed (0 and 0: READY at once).
     # Both are read when a get arrives, so a test can shorten a long delay.
     registry_pending_gets: int = 2
     registry_pending_seconds: float = 0.0
-    # §5 + §9.2.9: registered-model aliases -> 404 empty (unverified, assumed unsupported).
+    # §6 + §8.2.9: registered-model aliases -> 404 empty (unverified, assumed unsupported).
     registry_aliases_404: bool = True
-    # §5 + §9.2.9: registered models cannot be renamed or deleted.
+    # §6 + §8.2.9: registered models cannot be renamed or deleted.
     registry_no_rename_delete: bool = True
-    # §5 + §9.2.9: model-version sources other than runs:/, the run's azureml:// artifact URI
+    # §6 + §8.2.9: model-version sources other than runs:/, the run's azureml:// artifact URI
     # or azureml://artifacts/LocalUpload/... -> 400.
     registry_source_check: bool = True
-    # §3.1 + §9.2.10: runs/search refuses OR, != on tags, order_by on metrics/params/tags.
+    # §4.1 + §8.2.10: runs/search refuses OR, != on tags, order_by on metrics/params/tags.
     search_restrictions: bool = True
-    # §4.2 + §9.2.8: lifetime of the SAS URLs handed out (negative: already expired).
+    # §5.2 + §8.2.8: lifetime of the SAS URLs handed out (negative: already expired).
     sas_ttl_seconds: float = 8 * 3600.0
-    # §3.1: preview log-batch-async; get-run-data-status reports is_complete after this delay.
+    # §4.1: preview log-batch-async; get-run-data-status reports is_complete after this delay.
     async_logging_delay: float = 0.0
-    # §4.2: page size of the run artifact listing (continuationToken beyond it) [INF].
+    # §5.2: page size of the run artifact listing (continuationToken beyond it) [INF].
     artifact_list_page_size: int = 100
-    # §4.2 + §6.3: whether the write SAS from batch/metadata may also read (HEAD/GET) the
+    # §5.2 + §7.3: whether the write SAS from batch/metadata may also read (HEAD/GET) the
     # blob [INF: azureml-mlflow never reads through it]. Off: create+write only, so a 409
     # must be checked through a read SAS from `contentinfo`.
     write_sas_reads: bool = True
@@ -113,7 +113,7 @@ def _mask_literals(text: str) -> str:
 
 
 def search_restriction(filter_string: str | None, order_by: list[str] | None) -> str | None:
-    """Why Azure would refuse this runs/search, or None (§3.1 support matrix)."""
+    """Why Azure would refuse this runs/search, or None (§4.1 support matrix)."""
     if filter_string:
         masked = _mask_literals(filter_string)
         if re.search(r"\bOR\b", masked, re.IGNORECASE):
@@ -139,7 +139,7 @@ _RUN_ARTIFACT_SOURCE = re.compile(
 
 
 def model_source_ok(source: str) -> bool:
-    """§5: runs:/<run>/<path>, the run's azureml:// artifact URI, or a LocalUpload location."""
+    """§6: runs:/<run>/<path>, the run's azureml:// artifact URI, or a LocalUpload location."""
     if re.fullmatch(r"runs:/[^/]+(/.*)?", source):
         return True
     if source.startswith("azureml://artifacts/LocalUpload/"):

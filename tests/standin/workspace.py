@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import ssl
 import tempfile
 import time
@@ -17,18 +16,13 @@ from typing import Any
 import httpx
 from azure.storage.blob import ContainerClient
 
-from azureml.artifacts import RUN_ORIGIN, blob_name, run_container
-from azureml.identity import ManagedIdentityEndpoint
-from azureml.procs import (
-    AZURITE_ACCOUNT,
-    AZURITE_KEY,
-    azurite_process,
-    mlflow_backend_process,
-    python_app_process,
-)
-from azureml.standin import StandinConfig
-from azureml.tls import make_tls_files
+from standin.artifacts import RUN_ORIGIN, blob_name, run_container
+from standin.front import StandinConfig
+from standin.identity import ManagedIdentityEndpoint
+from standin.procs import mlflow_backend_process, python_app_process
+from standin.tls import make_tls_files
 from support import free_port
+from support.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from support.procs import ManagedProcess
 
 STARTUP_TIMEOUT = 90.0
@@ -85,7 +79,7 @@ class AzuremlWorkspace:
         identity: ManagedIdentityEndpoint,
         *,
         blob_endpoint: str | None = None,
-        blob_account: tuple[str, str] = (AZURITE_ACCOUNT, AZURITE_KEY),
+        blob_account: tuple[str, str] = (ACCOUNT, ACCOUNT_KEY),
         shared_blob: Callable[[], tuple[str, tuple[str, str]] | None] | None = None,
         quirks: dict[str, Any] | None = None,
         subscription: str = "00000000-0000-4000-8000-5ab5c41b7e00",
@@ -125,16 +119,15 @@ class AzuremlWorkspace:
                     mlflow_port, self.tmpdir, self.log_path, self.placeholder_root
                 )
             )
-            self.azurite: ManagedProcess | None = None
-            # Asked only now, so that a shared Azurite starts while MLflow boots.
+            self.azurite: Azurite | None = None
+            # Asked only now, so that Azurite starts while MLflow boots.
             shared = shared_blob() if shared_blob is not None and blob_endpoint is None else None
             if shared is not None:
                 blob_endpoint, blob_account = shared
             if blob_endpoint is None:
-                azurite_port = free_port()
-                self.azurite = azurite_process(azurite_port, self.tmpdir)
-                self._processes.append(self.azurite)
-                blob_endpoint = f"http://127.0.0.1:{azurite_port}/{blob_account[0]}"
+                self.azurite = Azurite()
+                blob_endpoint = self.azurite.blob_endpoint
+                blob_account = (ACCOUNT, ACCOUNT_KEY)
             self.blob_endpoint = blob_endpoint.rstrip("/")
             self.config = StandinConfig(
                 tls_port=tls_port,
@@ -157,7 +150,7 @@ class AzuremlWorkspace:
             config_path = self.tmpdir / "standin.json"
             config_path.write_text(json.dumps(asdict(self.config)))
             self.front = python_app_process(
-                "azureml-standin", "azureml.standin", config_path, self.log_path
+                "azureml-standin", "standin.front", config_path, self.log_path
             )
             self._processes.append(self.front)
             self.artifacts = WorkspaceArtifacts(
@@ -173,9 +166,6 @@ class AzuremlWorkspace:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        if self.azurite is not None:
-            port = int(self.blob_endpoint.rsplit(":", 1)[1].split("/", 1)[0])
-            self._wait(lambda: _port_open(port), deadline, "Azurite")
         self._wait(self._front_healthy, deadline, "stand-in front and its mlflow backend")
 
     def _front_healthy(self) -> bool:
@@ -221,6 +211,9 @@ class AzuremlWorkspace:
     def stop(self) -> None:
         for process in reversed(self._processes):
             process.stop()
+        azurite = getattr(self, "azurite", None)  # None, or not set yet: __init__ failed early
+        if azurite is not None:
+            azurite.stop()
         control = getattr(self, "_control", None)
         if control is not None:
             control.close()
@@ -338,9 +331,3 @@ class AzuremlWorkspace:
 
     def __repr__(self) -> str:
         return f"<AzuremlWorkspace {self.https_base} ws={self.workspace_name}>"
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -1,4 +1,5 @@
-"""Each Azure quirk of protocol notes §9.2 behaves as specified, and can be switched off."""
+"""Each Azure quirk of docs/azureml-protocol.md §8.2 behaves as specified, and can be switched
+off (§n: sections of that file)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from azureml.helpers import AzClient, unique
-from azureml.workspace import AzuremlWorkspace
+from standin.helpers import AzClient, unique
+from standin.workspace import AzuremlWorkspace
 
 
 def _limit_error(response: httpx.Response, field: str, limit: int, size: int) -> None:
@@ -20,7 +21,7 @@ def _limit_error(response: httpx.Response, field: str, limit: int, size: int) ->
     assert f"FieldName={field}, Limit={limit}, Size={size}." in body["Error"]["Message"]
 
 
-# ----------------------------------------------------------------- §9.2.1 logged models
+# ----------------------------------------------------------------- §8.2.1 logged models
 
 
 def test_logged_models_and_api_3_are_404_empty(
@@ -40,7 +41,7 @@ def test_logged_models_and_api_3_are_404_empty(
     assert created.status_code == 200, created.text  # real MLflow behind it
 
 
-# --------------------------------------------------------------- §9.2.2 experiment names
+# --------------------------------------------------------------- §8.2.2 experiment names
 
 
 @pytest.mark.parametrize("name", ["with space", "dotted.name", "_leading", "slash/name"])
@@ -76,7 +77,7 @@ def test_experiment_rename_refused(az: AzClient, azureml_workspace: AzuremlWorks
     assert az.post("experiments/update", body).status_code == 200
 
 
-# -------------------------------------------------------------------------- §9.2.3 limits
+# -------------------------------------------------------------------------- §8.2.3 limits
 
 
 def _metrics(n: int) -> list[dict[str, Any]]:
@@ -119,7 +120,7 @@ def test_params_per_run(az: AzClient) -> None:
 
 def test_tags_per_run_count_the_system_tags(az: AzClient) -> None:
     tags = [{"key": f"t{i}", "value": "v"} for i in range(50)]
-    # 50 tags + mlflow.runName, which MLflow adds on create (notes §3.3).
+    # 50 tags + mlflow.runName, which MLflow adds on create (docs/azureml-protocol.md §4.3).
     _limit_error(
         az.post("runs/create", {"experiment_id": az.experiment(), "tags": tags}), "Tags", 50, 51
     )
@@ -174,7 +175,7 @@ def test_metric_history_max_results(az: AzClient, azureml_workspace: AzuremlWork
     assert az.get("metrics/get-history", params).status_code == 200
 
 
-# ------------------------------------------------------------------ §9.2.10 runs/search
+# ------------------------------------------------------------------ §8.2.10 runs/search
 
 
 @pytest.mark.parametrize(
@@ -214,7 +215,7 @@ def test_allowed_searches_pass(az: AzClient) -> None:
     assert len(found["runs"]) == 1
 
 
-# -------------------------------------------------------------------- §9.2.9 registry
+# -------------------------------------------------------------------- §8.2.9 registry
 
 
 def _model_version(az: AzClient, source: str | None = None) -> tuple[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ A rule (JSON, `POST /_standin/faults`, a single rule or a list):
      "issued_before": 1790000000.0 # action "reject_tokens": default = when the rule was added
     }
 
-Actions (protocol notes §6.1, §6.3, §9.2 items 6 and 7):
+Actions (docs/azureml-protocol.md §7.1, §7.3, §8.2 items 6 and 7):
 - `status`: answer `status` without touching the backend (throttling / outage);
 - `drop`: close the connection without a response, before anything is applied (reset);
 - `lost_response`: apply the request (forward it to MLflow / record the artifacts), then close

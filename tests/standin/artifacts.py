@@ -1,15 +1,15 @@
-"""The workspace's artifact index and the SAS URLs it hands out (protocol notes §4).
+"""The workspace's artifact index and the SAS URLs it hands out (docs/azureml-protocol.md §5).
 
-Azure keeps artifact *records* (run history) apart from the blobs (§4.4: deleting blobs does
+Azure keeps artifact *records* (run history) apart from the blobs (§5.4: deleting blobs does
 not change what Studio lists; list/contentinfo answer from records). So here too: a record is
 created by `batch/metadata`, which returns a write SAS; the bytes go straight to Azurite; list
 and contentinfo answer from the records, never from the container. A worker that writes blobs
 without asking for records first is caught by that.
 
-Blob layout (§4.2/§4.3): container `<workspace-guid>-azureml`, blob
+Blob layout (§5.2/§5.3): container `<workspace-guid>-azureml`, blob
 `<origin>/<container>/<path>`, i.e. `ExperimentRun/dcid.<run id>/<path>` for run artifacts.
 SAS are real (azure-storage-blob's `generate_blob_sas` with Azurite's account key), so Azurite
-enforces them: expiry -> 403, and `If-None-Match: *` on an existing blob -> 409 (§9.2 item 8).
+enforces them: expiry -> 403, and `If-None-Match: *` on an existing blob -> 409 (§8.2 item 8).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
 RUN_ORIGIN = "ExperimentRun"
 DATASTORE = "workspaceartifactstore"
-MAX_PATH_LENGTH = 5000  # §3.2 "artifacts per run / path length"
+MAX_PATH_LENGTH = 5000  # §4.2 "artifacts per run / path length"
 
 
 def run_container(run_id: str) -> str:

@@ -1,10 +1,10 @@
 """Running the stand-ins' ASGI apps under uvicorn, and closing a connection with no response.
 
 A fault the stand-in must model is a connection that closes without a response (a reset, or a
-response lost after the write committed; protocol notes §6.3, §9.2 item 6). ASGI has no way to
-say "drop this connection": an app that raises before answering makes uvicorn send a 500. So
-the HTTP protocol class is subclassed to put each connection's transport into the request
-scope (`scope["extensions"][TRANSPORT_KEY]`), and `drop_connection` aborts it.
+response lost after the write committed: docs/azureml-protocol.md §7.3, §8.2 item 6). ASGI
+has no way to say "drop this connection": an app that raises before answering makes uvicorn
+send a 500. So the HTTP protocol class is subclassed to put each connection's transport into
+the request scope (`scope["extensions"][TRANSPORT_KEY]`), and `drop_connection` aborts it.
 """
 
 from __future__ import annotations

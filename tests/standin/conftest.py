@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from azureml.helpers import AzClient
-from azureml.identity import ManagedIdentityEndpoint
-from azureml.workspace import AzuremlWorkspace
+from standin.helpers import AzClient
+from standin.identity import ManagedIdentityEndpoint
+from standin.workspace import AzuremlWorkspace
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Azure-shaped error bodies (protocol notes §6.2).
+"""Azure-shaped error bodies (docs/azureml-protocol.md §7.2).
 
 Three families:
 - MLflow routes (`/mlflow/v*/.../api/2.0/mlflow/...`): an `Error` envelope plus MLflow's
@@ -6,7 +6,7 @@ Three families:
 - Run-history / artifact routes: the `ErrorResponse` model of azureml-mlflow's vendored REST
   client (camelCase `error` root error, `correlation`, `componentName`, ...).
 - ARM: `{"error": {"code", "message"}}`.
-Unknown endpoints answer 404 with an *empty* body (§6.2, azure-sdk-for-python#44896).
+Unknown endpoints answer 404 with an *empty* body (§7.2, azure-sdk-for-python#44896).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.responses import Response
 LIMITS_DOC = "See https://aka.ms/azure-machine-learning-limits for service limits documentation."
 
 # MLflow error_code -> Azure `Error.Code`. Seen: INVALID_PARAMETER_VALUE/ValidationError and
-# BAD_REQUEST/UserError (§6.2); the others are assumptions [INF].
+# BAD_REQUEST/UserError (§7.2); the others are assumptions [INF].
 AZURE_CODE = {
     "INVALID_PARAMETER_VALUE": "ValidationError",
     "BAD_REQUEST": "UserError",

@@ -1,4 +1,7 @@
-"""Run-history artifacts: records, SAS URLs into Azurite, limits (protocol notes §4, §9.2.8)."""
+"""Run-history artifacts: records, SAS URLs into Azurite, limits (§5, §8.2.8).
+
+§n: sections of docs/azureml-protocol.md.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from azureml.helpers import AzClient
-from azureml.workspace import AzuremlWorkspace
+from standin.helpers import AzClient
+from standin.workspace import AzuremlWorkspace
 
 PUT_HEADERS = {"x-ms-blob-type": "BlockBlob", "If-None-Match": "*"}
 
@@ -93,7 +96,7 @@ def test_unknown_run_or_experiment(az: AzClient) -> None:
 def test_index_is_separate_from_the_blobs(
     az: AzClient, azureml_workspace: AzuremlWorkspace
 ) -> None:
-    """A blob written without a batch/metadata record is invisible (notes §4.4)."""
+    """A blob written without a batch/metadata record is invisible (§5.4)."""
     ws = azureml_workspace
     run = az.run()
     run_id = run["info"]["run_id"]
@@ -156,7 +159,7 @@ def test_lost_response_on_batch_metadata_still_creates_records(
     with pytest.raises(httpx.TransportError):
         az.http.post(az.artifacts_url(run, "/batch/metadata"), json={"paths": [{"path": "p"}]})
     assert [r["path"] for r in ws.artifact_index(run["info"]["run_id"])] == ["p"]
-    # Asking again for the same path gives a fresh SAS for the same record (assumption, §9.3).
+    # Asking again for the same path gives a fresh SAS for the same record (assumption, §8.3).
     body = _batch(az, run, ["p"])
     assert body["artifacts"]["p"]["etag"] == ws.artifact_index(run["info"]["run_id"])[0]["etag"]
 

@@ -1,4 +1,4 @@
-"""Fault injection (protocol notes §6.1, §6.3, §9.2 item 6) and the request log."""
+"""Fault injection (docs/azureml-protocol.md §7.1, §7.3, §8.2 item 6) and the request log."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from azureml.helpers import AzClient, unique
-from azureml.workspace import AzuremlWorkspace
+from standin.helpers import AzClient, unique
+from standin.workspace import AzuremlWorkspace
 
 CREATE = r"/api/2\.0/mlflow/runs/create$"
 
@@ -110,7 +110,7 @@ def test_response_lost_after_the_write_committed(
     (applied,) = _runs_in(ws, experiment_id)  # the run exists although the client never heard
     (entry,) = ws.requests(since=mark)
     assert (entry["status"], entry["dropped"], entry["fault"]) == (200, True, "lost_response")
-    # What a careful worker does next (notes §6.3): look for its source tag before retrying.
+    # What a careful worker does next (§7.3): look for its source tag before retrying.
     found = az.ok(
         "POST",
         "runs/search",

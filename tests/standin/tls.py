@@ -1,9 +1,9 @@
 """A throwaway CA and a server certificate for 127.0.0.1 / localhost.
 
 Azure ML is reached over https only, and the worker builds `https://<netloc>` from the
-`azureml://` tracking URI (protocol notes §1.2), so the stand-in serves TLS on the port its
-tracking URI names. Clients trust `ca_file` (or `bundle_file`: certifi's roots plus this CA,
-for SSL_CERT_FILE / REQUESTS_CA_BUNDLE).
+`azureml://` tracking URI (docs/azureml-protocol.md §2.1), so the stand-in serves TLS on the
+port its tracking URI names. Clients trust `ca_file` (or `bundle_file`: certifi's roots plus
+this CA, for SSL_CERT_FILE / REQUESTS_CA_BUNDLE).
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ msal then sends (msal/managed_identity.py, `_obtain_token_on_app_service`):
 
 and reads `access_token` and `expires_on` (epoch seconds; App Service sends a string) from the
 JSON answer, or `statusCode` / `message` on failure. The tokens are HS256 JWTs (see tokens.py)
-that the workspace stand-in verifies with the same secret. Protocol notes §2.
+that the workspace stand-in verifies with the same secret. docs/azureml-protocol.md §3.
 
 Control API (no auth, loopback only): `POST /_standin/identity` with any of
 `{"lifetime": seconds, "fail_next": n, "fail_status": 500}`; `GET /_standin/identity/requests`.
 
-Run: `python -m azureml.identity <config.json>` with tests/ on PYTHONPATH (see
+Run: `python -m standin.identity <config.json>` with tests/ on PYTHONPATH (see
 `ManagedIdentityEndpoint`, which does this).
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import sys
 import tempfile
 import time
@@ -37,8 +36,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from azureml.serving import Listener, serve
-from azureml.tokens import ARM_AUDIENCES, DEFAULT_TENANT, Claims, mint_token
+from standin.procs import child_env, python_app_argv
+from standin.serving import Listener, serve
+from standin.tokens import ARM_AUDIENCES, DEFAULT_TENANT, Claims, mint_token
+from support.net import free_port
+from support.servers import ServerProcess
 
 TOKEN_PATH = "/msi/token"
 APP_SERVICE_API_VERSION = "2019-08-01"
@@ -146,24 +148,21 @@ def main(argv: list[str]) -> None:
 # ------------------------------------------------------------------------------ test side
 
 
-class ManagedIdentityEndpoint:
+class ManagedIdentityEndpoint(ServerProcess):
     """The identity endpoint as a subprocess. `.env` holds what a client process needs.
 
     `.endpoint` (IDENTITY_ENDPOINT), `.identity_header` (IDENTITY_HEADER), `.secret` (signs the
     tokens; `.mint()` makes tokens without a request, e.g. already expired ones), `.client_id`.
     """
 
-    def __init__(self, *, lifetime: float = 120.0, tmpdir: Path | None = None) -> None:
-        from azureml.procs import python_app_process
-        from support import free_port, wait_for_http
+    kind = "azureml-identity"
 
-        self._owns_tmpdir = tmpdir is None
-        self.tmpdir = tmpdir or Path(tempfile.mkdtemp(prefix="tether-azid-"))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.endpoint = f"{self.url}{TOKEN_PATH}"
+    def __init__(self, *, lifetime: float = 120.0, tmpdir: Path | None = None) -> None:
+        owns_tmpdir = tmpdir is None
+        tmpdir = tmpdir or Path(tempfile.mkdtemp(prefix="tether-azid-"))
+        port = free_port()
         self.config = IdentityConfig(
-            port=self.port,
+            port=port,
             secret=secrets.token_urlsafe(32),
             identity_header=secrets.token_urlsafe(16),
             lifetime=lifetime,
@@ -172,16 +171,11 @@ class ManagedIdentityEndpoint:
         self.identity_header = self.config.identity_header
         self.client_id = self.config.client_id
         self.tenant_id = self.config.tenant_id
-        config_path = self.tmpdir / "identity.json"
+        config_path = tmpdir / "identity.json"
         config_path.write_text(json.dumps(asdict(self.config)))
-        self.process = python_app_process(
-            "azureml-identity", "azureml.identity", config_path, self.tmpdir / "identity.log"
-        )
-        try:
-            wait_for_http(f"{self.url}/health", 30, alive=self.process.alive)
-        except BaseException:
-            self.stop()
-            raise
+        argv = python_app_argv("standin.identity", config_path)
+        super().__init__(argv, port=port, tmpdir=tmpdir, env=child_env(), owns_tmpdir=owns_tmpdir)
+        self.endpoint = f"{self.url}{TOKEN_PATH}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -238,22 +232,6 @@ class ManagedIdentityEndpoint:
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()
         return result
-
-    def alive(self) -> bool:
-        return self.process.alive()
-
-    def log_text(self, start: int = 0) -> str:
-        return self.process.log_text(start)
-
-    def log_size(self) -> int:
-        return self.process.log_size()
-
-    def stop(self) -> None:
-        try:
-            self.process.stop()
-        finally:
-            if self._owns_tmpdir:
-                shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def __repr__(self) -> str:
         return f"<ManagedIdentityEndpoint {self.endpoint}>"

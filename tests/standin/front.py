@@ -1,23 +1,25 @@
-"""A stand-in Azure ML workspace: real MLflow behind an Azure-shaped front (notes §9).
+"""A stand-in Azure ML workspace: real MLflow behind an Azure-shaped front.
+
+§n below: sections of docs/azureml-protocol.md (the stand-in itself: §8).
 
 Routes (scope = /subscriptions/<sub>/resourceGroups/<rg>/providers/
 Microsoft.MachineLearningServices/workspaces/<ws>, matched case-insensitively):
 
 - `/mlflow/v1.0|v2.0/<scope>/api/2.0/mlflow/...` -> forwarded to the inner `mlflow server`
-  (the real MLflow semantics are the base), with the quirks of quirks.py applied (§1.2, §3);
+  (the real MLflow semantics are the base), with the quirks of quirks.py applied (§2.1, §4);
 - `/mlflow/v2.0/<scope>/api/2.0/preview/mlflow/runs/log-batch-async|get-run-data-status`
-  (Azure-only asynchronous logging, §1.3/§3.1);
+  (Azure-only asynchronous logging, §2.2/§4.1);
 - `/history/v1.0/<scope>/experiments|experimentids/<exp>/runs/<run>/artifacts[...]`
-  (`batch/metadata`, listing, `path`, `contentinfo`, `metadata`; §4.2) and
-  `/artifact/v2.0/<scope>/artifacts/<origin>/<container>/batch/metadata` (LocalUpload, §4.3);
+  (`batch/metadata`, listing, `path`, `contentinfo`, `metadata`; §5.2) and
+  `/artifact/v2.0/<scope>/artifacts/<origin>/<container>/batch/metadata` (LocalUpload, §5.3);
 - `GET /<scope>?api-version=...` -> the ARM workspace resource with
-  `properties.mlFlowTrackingUri` (§1.5);
-- everything else -> 404 with an empty body (§6.2).
+  `properties.mlFlowTrackingUri` (§2.3);
+- everything else -> 404 with an empty body (§7.2).
 
-All of those need `Authorization: Bearer <token from the identity stand-in>` (§2); 401 bodies
+All of those need `Authorization: Bearer <token from the identity stand-in>` (§3); 401 bodies
 follow each family's error shape. Control API (no auth): see `Standin.control`.
 
-Run: `python -m azureml.standin <config.json>` (see workspace.py, which does this).
+Run: `python -m standin.front <config.json>` (see workspace.py, which does this).
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from azure.storage.blob import BlobServiceClient
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from azureml import errors
-from azureml.artifacts import (
+from standin import errors
+from standin.artifacts import (
     RUN_ORIGIN,
     ArtifactIndex,
     BlobAccount,
@@ -48,8 +50,8 @@ from azureml.artifacts import (
     path_problem,
     run_container,
 )
-from azureml.faults import FaultPlan, FaultRule
-from azureml.quirks import (
+from standin.faults import FaultPlan, FaultRule
+from standin.quirks import (
     EXPERIMENT_NAME_MESSAGE,
     Quirks,
     experiment_name_ok,
@@ -57,8 +59,8 @@ from azureml.quirks import (
     new_keys,
     search_restriction,
 )
-from azureml.serving import Listener, Receive, Scope, Send, drop_connection, serve
-from azureml.tokens import ARM_AUDIENCES, DEFAULT_TENANT, TokenError, verify_token
+from standin.serving import Listener, Receive, Scope, Send, drop_connection, serve
+from standin.tokens import ARM_AUDIENCES, DEFAULT_TENANT, TokenError, verify_token
 
 SCOPE_RE = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
@@ -183,27 +185,35 @@ class Standin:
             return PlainTextResponse(f"mlflow backend answered {backend.status_code}", 503)
         return PlainTextResponse("OK")
 
-    async def azure(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
-        method = request.method.upper()
-        path: str = scope["path"]
-        body = await request.body()
+    def _log_request(self, method: str, path: str, query: str, **fields: Any) -> dict[str, Any]:
+        """A new entry of the request log (`GET /_standin/requests`), which keeps the last
+        REQUEST_LOG_LIMIT; the caller fills in status, auth, fault as the request goes."""
         self._seq += 1
         entry: dict[str, Any] = {
             "seq": self._seq,
             "time": time.time(),
             "method": method,
             "path": path,
-            "query": scope.get("query_string", b"").decode("latin-1"),
+            "query": query,
             "family": None,
             "status": None,
             "auth": None,
             "fault": None,
             "dropped": False,
-            "json": _small_json(body),
+            "json": None,
+            **fields,
         }
         self.log.append(entry)
         if len(self.log) > REQUEST_LOG_LIMIT:
             del self.log[: len(self.log) - REQUEST_LOG_LIMIT]
+        return entry
+
+    async def azure(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
+        method = request.method.upper()
+        path: str = scope["path"]
+        body = await request.body()
+        query = scope.get("query_string", b"").decode("latin-1")
+        entry = self._log_request(method, path, query, json=_small_json(body))
 
         family, match = _classify(path)
         entry["family"] = family
@@ -531,7 +541,7 @@ class Standin:
         return self._finish(response, count_get=count_get)
 
     async def limit_violation(self, endpoint: str, payload: dict[str, Any]) -> Response | None:
-        """§3.2: Azure's per-request and per-run limits on runs/create, set-tag, log-*."""
+        """§4.2: Azure's per-request and per-run limits on runs/create, set-tag, log-*."""
         quirks = self.quirks
         location = self.config.location
         metrics = _entries(payload.get("metrics")) if endpoint in _BATCH else []
@@ -601,7 +611,7 @@ class Standin:
         return params, tags
 
     async def preview(self, request: Request, endpoint: str, body: bytes) -> Response:
-        """§3.1: Azure-only asynchronous logging, applied synchronously here."""
+        """§4.1: Azure-only asynchronous logging, applied synchronously here."""
         location = self.config.location
         if endpoint == "runs/log-batch-async" and request.method.upper() == "POST":
             payload = _json_object(body)
@@ -650,7 +660,7 @@ class Standin:
         try:
             body = json.loads(bytes(response.body))
         except ValueError:
-            # MLflow's HTML "not found" for a route it lacks: Azure has an empty 404 (§6.2).
+            # MLflow's HTML "not found" for a route it lacks: Azure has an empty 404 (§7.2).
             return errors.empty_404() if response.status_code in (404, 405) else response
         status = response.status_code
         if status >= 400:
@@ -903,22 +913,8 @@ class Standin:
         path: str = scope["path"]
         body = await request.body()
         query = scope.get("query_string", b"").decode("latin-1")
-        self._seq += 1
-        entry: dict[str, Any] = {
-            "seq": self._seq,
-            "time": time.time(),
-            "method": method,
-            "path": path,
-            "query": "&".join(q for q in query.split("&") if q.startswith(("comp=", "blockid="))),
-            "family": "blob",
-            "status": None,
-            "auth": "sas",
-            "fault": None,
-            "dropped": False,
-            "json": None,
-            "size": len(body),
-        }
-        self.log.append(entry)
+        kept = "&".join(q for q in query.split("&") if q.startswith(("comp=", "blockid=")))
+        entry = self._log_request(method, path, kept, family="blob", auth="sas", size=len(body))
         rule = self.faults.take(method, path)
         if rule is not None:
             entry["fault"] = rule.action if rule.action != "status" else f"status:{rule.status}"

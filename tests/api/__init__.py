@@ -1,0 +1,1 @@
+"""HTTP toolkit tests: dispatch, errors, limits, keep-alive, workers, the OpenAPI document."""

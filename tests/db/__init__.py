@@ -1,0 +1,1 @@
+"""Store tests: migrations, group commit, metric sampling (no HTTP)."""
