@@ -8,12 +8,13 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import delete, func, select
+from outbox_rows import insert_row
+from sqlalchemy import delete, select
 
 from tether.clock import now_ms
-from tether.db import migrate, outbox
+from tether.db import migrate
 from tether.db.engine import Database
-from tether.db.models import OutboxEntry, SyncEntity, SyncMeta
+from tether.db.models import SyncEntity, SyncMeta
 from tether.sync import discovery, state, status
 from tether.sync.sources import CAPABILITIES, TRACKING
 from tether.sync.state import Backoff, Key, LeaseLost, Report
@@ -33,9 +34,7 @@ def db(backend_uri: str) -> Iterator[Database]:
 def _append(db: Database, entity_type: str, entity_id: str, op: str = "create") -> int:
     """Append one outbox row, as a tracking write does; returns its id."""
     with db.write() as session:
-        outbox.append(session, entity_type, entity_id, op, {})
-    with db.read() as session:
-        return int(session.execute(select(func.max(OutboxEntry.id))).scalar_one())
+        return insert_row(session, entity_type, entity_id, op)
 
 
 def _discover(db: Database, now: int | None = None) -> int:
@@ -122,7 +121,7 @@ def test_discovery_sees_a_row_that_commits_after_a_newer_one(db: Database) -> No
 
     def slow_writer() -> None:
         with db.write() as session:
-            outbox.append(session, "run", "slow", "create", {})
+            insert_row(session, "run", "slow", "create")
             appended.set()
             release.wait(30)
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from outbox_rows import insert_row
 
 from tether.clock import now_ms
-from tether.db import migrate, outbox
+from tether.db import migrate
 from tether.db.engine import Database
 from tether.sync import discovery, status
 from tether.sync.commands import _summary_text
@@ -25,8 +26,8 @@ def db(backend_uri: str) -> Iterator[Database]:
 
 def test_undiscovered_rows_are_pending_work(db: Database) -> None:
     with db.write() as session:
-        outbox.append(session, "experiment", "1", "create", {})
-        outbox.append(session, "run", "r1", "create", {"experiment_id": "1"})
+        insert_row(session, "experiment", "1", "create")
+        insert_row(session, "run", "r1", "create", '{"experiment_id": "1"}')
     appended = now_ms()
     later = appended + 5_000
 
