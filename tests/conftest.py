@@ -34,6 +34,7 @@ from support import (
 )
 from support.outbox import open_store
 from support.postgres import SKIP_ENV, find_pg_bindir
+from tether.db import migrate
 from tether.db.engine import Database
 
 # The in-process mlflow client (3.x) some tests use: no telemetry calls, no minutes of retries.
@@ -127,6 +128,15 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 def backend_uri(backend_kind: str, make_backend_uri: BackendUriFactory) -> str:
     """A fresh, empty backend-store URI for the current backend (parametrized both ways)."""
     return make_backend_uri(backend_kind)
+
+
+@pytest.fixture
+def db(backend_uri: str) -> Iterator[Database]:
+    """A fresh store of the current backend, migrated; no server."""
+    database = Database(backend_uri)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()
 
 
 # ------------------------------------------------------------------------------------ Tether

@@ -13,21 +13,10 @@ import pytest
 from support import TetherServer, TetherServerStarter
 from sync.sync_servers import SyncedServerStarter, start_synced
 from sync.sync_tether import Tether, open_tether
-from tether.db import migrate
-from tether.db.engine import Database
 
 if TYPE_CHECKING:
     from standin.identity import ManagedIdentityEndpoint
     from standin.workspace import AzuremlWorkspace
-
-
-@pytest.fixture
-def db(backend_uri: str) -> Iterator[Database]:
-    """A fresh store of the current backend, migrated; no server."""
-    database = Database(backend_uri)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

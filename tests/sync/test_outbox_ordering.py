@@ -15,6 +15,7 @@ from sqlalchemy import select
 from tether.db import migrate, outbox
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry
+from tether.db.outbox.records import RunLogBatch
 
 
 @pytest.fixture
@@ -32,19 +33,19 @@ def test_same_entity_appends_serialize_in_commit_order(pg: Database) -> None:
 
     def first() -> None:
         with pg.write() as session:
-            outbox.append(session, "run", "r1", "log_batch", {"n": 1})
+            outbox.append(session, RunLogBatch("r1", params={"n": "1"}))
             first_appended.set()
             release_first.wait(60)
 
     def second() -> None:
         first_appended.wait(30)
         with pg.write() as session:
-            outbox.append(session, "run", "r1", "log_batch", {"n": 2})
+            outbox.append(session, RunLogBatch("r1", params={"n": "2"}))
         second_done.set()
 
     def other_entity() -> None:
         with pg.write() as session:
-            outbox.append(session, "run", "r2", "log_batch", {"n": 3})
+            outbox.append(session, RunLogBatch("r2", params={"n": "3"}))
         other_done.set()
 
     other_done = threading.Event()
@@ -69,4 +70,4 @@ def test_same_entity_appends_serialize_in_commit_order(pg: Database) -> None:
             select(OutboxEntry.entity_id, OutboxEntry.payload).order_by(OutboxEntry.id)
         ).all()
     r1_payloads = [payload for entity, payload in rows if entity == "r1"]
-    assert r1_payloads == ['{"n":1}', '{"n":2}']
+    assert r1_payloads == ['{"params":{"n":"1"}}', '{"params":{"n":"2"}}']

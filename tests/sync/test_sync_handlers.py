@@ -18,6 +18,7 @@ from sync.sync_fidelity import InnerMlflow, assert_fidelity, sent_points
 from sync.sync_tether import Tether
 from tether.db import outbox
 from tether.db.models import SyncEntity
+from tether.db.outbox.records import ArtifactPut, EntityType
 from tether.sync import state, status
 from tether.sync.state import Key
 from tether.sync.worker import SyncWorker, WorkerConfig, drain_exit_code
@@ -323,8 +324,15 @@ def test_files_outside_runs_are_counted_not_synced(tether: Tether) -> None:
     exp = tether.experiment()
     run_id = tether.run(exp)
     with tether.db.write() as session:  # what the artifact service appends
-        outbox.append(session, "run", run_id, "artifact_put", {"path": "x/model.pkl", "size": 3})
-        outbox.append(session, "artifact", "shared/x.bin", "artifact_put", {"path": "shared/x.bin"})
+        outbox.append(
+            session, ArtifactPut(run_id, entity_type=EntityType.RUN, path="x/model.pkl", size=3)
+        )
+        outbox.append(
+            session,
+            ArtifactPut(
+                "shared/x.bin", entity_type=EntityType.ARTIFACT, path="shared/x.bin", size=3
+            ),
+        )
     tether.services.runs.set_tag(run_id, "after", "artifact")
 
     assert drain_exit_code(tether.drain()) == 0

@@ -7,12 +7,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
+from sync.outbox_rows import insert_row
 from tether.clock import now_ms
-from tether.db import outbox
 from tether.db.engine import Database
-from tether.db.models import OutboxEntry, SyncEntity, SyncMeta
+from tether.db.models import SyncEntity, SyncMeta
 from tether.sync import discovery, state, status
 from tether.sync.sources import CAPABILITIES, TRACKING
 from tether.sync.state import Backoff, Key, LeaseLost, Report
@@ -24,9 +24,7 @@ LEASE = 30_000
 def _append(db: Database, entity_type: str, entity_id: str, op: str = "create") -> int:
     """Append one outbox row, as a tracking write does; returns its id."""
     with db.write() as session:
-        outbox.append(session, entity_type, entity_id, op, {})
-    with db.read() as session:
-        return int(session.execute(select(func.max(OutboxEntry.id))).scalar_one())
+        return insert_row(session, entity_type, entity_id, op)
 
 
 def _discover(db: Database, now: int | None = None) -> int:
@@ -113,7 +111,7 @@ def test_discovery_sees_a_row_that_commits_after_a_newer_one(db: Database) -> No
 
     def slow_writer() -> None:
         with db.write() as session:
-            outbox.append(session, "run", "slow", "create", {})
+            insert_row(session, "run", "slow", "create")
             appended.set()
             release.wait(30)
 

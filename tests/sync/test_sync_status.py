@@ -4,8 +4,8 @@ and their age is the oldest pending age. No Azure here (SQLite and PostgreSQL)."
 
 from __future__ import annotations
 
+from sync.outbox_rows import insert_row
 from tether.clock import now_ms
-from tether.db import outbox
 from tether.db.engine import Database
 from tether.sync import discovery, status
 from tether.sync.commands import _summary_text
@@ -13,8 +13,8 @@ from tether.sync.commands import _summary_text
 
 def test_undiscovered_rows_are_pending_work(db: Database) -> None:
     with db.write() as session:
-        outbox.append(session, "experiment", "1", "create", {})
-        outbox.append(session, "run", "r1", "create", {"experiment_id": "1"})
+        insert_row(session, "experiment", "1", "create")
+        insert_row(session, "run", "r1", "create", '{"experiment_id": "1"}')
     appended = now_ms()
     later = appended + 5_000
 

@@ -22,6 +22,7 @@ from typing import Any
 from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import Run
+from tether.db.outbox.records import ArtifactDelete, ArtifactPut, ArtifactRecord, EntityType
 from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.storage import locations, paths
 from tether.storage.base import (
@@ -92,7 +93,7 @@ class ArtifactService:
         if not path:
             raise invalid_parameter("Artifact path must include a filename (cannot end with '/').")
         size = await self.backend.write(path, chunks)
-        await self._record(path, "artifact_put", size)
+        await self._append(_put(path, size))
         return size
 
     async def download(self, path: str, *, filename: str | None = None) -> Download:
@@ -122,7 +123,7 @@ class ArtifactService:
         if not path:
             raise invalid_parameter("Refusing to delete the whole artifact store")
         if await self.backend.delete(path):
-            await self._record(path, "artifact_delete", None)
+            await self._append(_deleted(path))
 
     # Multipart uploads -------------------------------------------------------------------
 
@@ -140,7 +141,7 @@ class ArtifactService:
         self, path: str, upload_id: str | None, parts: list[UploadedPart]
     ) -> None:
         size = await self._multipart().complete_multipart_upload(path, upload_id, parts)
-        await self._record(path, "artifact_put", size)
+        await self._append(_put(path, size))
 
     async def abort_multipart_upload(self, path: str, upload_id: str | None) -> None:
         await self._multipart().abort_multipart_upload(path, upload_id)
@@ -163,11 +164,25 @@ class ArtifactService:
 
     # Outbox ------------------------------------------------------------------------------
 
-    async def _record(self, path: str, op: str, size: int | None) -> None:
-        entity_type, entity_id = paths.sync_entity(path)
-
+    async def _append(self, record: ArtifactRecord) -> None:
         def append() -> None:
             with self.db.write() as session:
-                outbox.append(session, entity_type, entity_id, op, {"path": path, "size": size})
+                outbox.append(session, record)
 
         await blocking(append)
+
+
+def _owner(path: str) -> tuple[EntityType, str]:
+    """The outbox entity of a store path: its run, its logged model, or the path itself."""
+    entity_type, entity_id = paths.sync_entity(path)
+    return EntityType(entity_type), entity_id
+
+
+def _put(path: str, size: int) -> ArtifactPut:
+    entity_type, entity_id = _owner(path)
+    return ArtifactPut(entity_id, entity_type=entity_type, path=path, size=size)
+
+
+def _deleted(path: str) -> ArtifactDelete:
+    entity_type, entity_id = _owner(path)
+    return ArtifactDelete(entity_id, entity_type=entity_type, path=path)

@@ -84,8 +84,8 @@ def _bind(params: Mapping[str, Any], order: tuple[str, ...] | None) -> Any:
 def _dbapi(session: Session) -> tuple[Any, Dialect]:
     """The session's DBAPI connection (its transaction begun, pending ORM changes flushed
     first, as SQLAlchemy's own execute would autoflush)."""
-    if session.new or session.dirty or session.deleted:
-        session.flush()
+    # A no-op when nothing is pending (0.2 us; testing new/dirty/deleted built three sets: 0.8+)
+    session.flush()
     transaction = session.get_transaction()
     cached = session.info.get(_DBAPI_KEY)
     if cached is None or cached[0] is not transaction:

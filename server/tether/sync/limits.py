@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tether.sync.state import Report
@@ -77,7 +78,7 @@ class TagBudget:
     max_key: int = TAG_KEY_MAX
     max_value: int = TAG_VALUE_MAX
 
-    def admit(self, tags: dict[str, str], reports: list[Report]) -> dict[str, str]:
+    def admit(self, tags: Mapping[str, str], reports: list[Report]) -> dict[str, str]:
         """The tags to send (values truncated where needed); refusals go to `reports`."""
         out: dict[str, str] = {}
         for key, value in tags.items():
@@ -106,7 +107,7 @@ class TagBudget:
 
 
 def admit_params(
-    params: dict[str, str], already: int, reports: list[Report]
+    params: Mapping[str, str], already: int, reports: list[Report]
 ) -> tuple[dict[str, str], int]:
     """Params within Azure's per-run cap, in order; the rest is reported as skipped."""
     room = max(0, PARAMS_PER_RUN - already)

@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, true
 
 from tether.db.models import OutboxEntry
+from tether.db.outbox.reader import RUN_FILES
 
-ARTIFACT_OPS = ("artifact_put", "artifact_delete")
+ARTIFACT_OPS = RUN_FILES.ops  # artifact_put, artifact_delete
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ that row, and the handlers make re-applying it harmless (source-id search before
 created again, the metric high-water mark, idempotent tags and params).
 
 Failures decide the entity's fate (see `state`): transient -> `failed` with backoff (and, for
-429/503, a short pause of the whole worker: the workspace is throttling everyone), permanent ->
+429/503, a short pause of the whole worker: the workspace is throttling everyone), permanent
+(an Azure refusal, or an outbox row this version cannot decode: `handlers.base.Route`) ->
 `dead`, a dependency not yet in Azure -> back to `pending` until it is.
 """
 
@@ -18,16 +19,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry
+from tether.db.outbox import reader
 from tether.observability import events
 from tether.storage.base import ArtifactBackend
 from tether.sync import discovery, state, status
@@ -43,20 +44,20 @@ from tether.sync.handlers import (
     run_artifacts,
     runs,
 )
-from tether.sync.handlers.base import Blocked, Context, Deferred, Row
+from tether.sync.handlers.base import Blocked, Context, Deferred, Route
 from tether.sync.sources import rows_of
 from tether.sync.state import Backoff, Claimed, LeaseLost
 
 log = logging.getLogger("tether.sync")
 
-Handler = Callable[[Context, Row], None]
-HANDLERS: dict[str, Handler] = {
-    "experiment": experiments.apply,
-    "run": runs.apply,
-    "run_artifacts": run_artifacts.apply,
-    "logged_model": logged_models.apply,
-    "registered_model": registered_models.apply,
-    "model_version": model_versions.apply,
+# Per sync entity type (`sources`): how its rows are decoded, and its handler.
+ROUTES: dict[str, Route[Any]] = {
+    "experiment": Route(reader.EXPERIMENT, experiments.apply),
+    "run": Route(reader.RUN, runs.apply),
+    "run_artifacts": Route(reader.RUN_FILES, run_artifacts.apply),
+    "logged_model": Route(reader.LOGGED_MODEL, logged_models.apply),
+    "registered_model": Route(reader.REGISTERED_MODEL, registered_models.apply),
+    "model_version": Route(reader.MODEL_VERSION, model_versions.apply),
 }
 _ROWS_PER_READ = 100
 
@@ -165,7 +166,7 @@ class SyncWorker:
             files=self.files,
             blobs=self.blobs,
         )
-        handler = HANDLERS[work.key.entity_type]
+        route = ROUTES[work.key.entity_type]
         deadline = time.monotonic() + self.config.slice_ms / 1000
         try:
             while True:
@@ -176,21 +177,21 @@ class SyncWorker:
                             self.stats.entities_synced += 1
                             events.count("sync_entities_synced", work.key.entity_type)
                     return
-                for row in rows:
+                for row_id, op, payload in rows:
                     if self.stop_event.is_set() or time.monotonic() > deadline:
                         with self.db.write() as session:
                             state.release(session, work.key, self.owner)
                         return
                     ctx.reports = []
-                    handler(ctx, row)
+                    route(ctx, row_id, op, payload)  # a row that does not decode: dead letter
                     with self.db.write() as session:
                         state.advance(
                             session,
                             work,
                             self.owner,
                             self.config.lease_ms,
-                            cursor=row.id,
-                            reports=[(r, row.id) for r in ctx.reports],
+                            cursor=row_id,
+                            reports=[(r, row_id) for r in ctx.reports],
                         )
                     self.stats.rows_applied += 1
                     events.count("sync_rows_applied", work.key.entity_type)
@@ -253,7 +254,8 @@ class SyncWorker:
         with self.db.write() as session:
             state.save_progress(session, work, self.owner, self.config.lease_ms)
 
-    def _rows_after(self, work: Claimed) -> list[Row]:
+    def _rows_after(self, work: Claimed) -> list[tuple[int, str, str]]:
+        """The next rows to apply: (id, op, payload JSON), decoded one by one as applied."""
         with self.db.read() as session:
             rows = session.execute(
                 select(OutboxEntry.id, OutboxEntry.op, OutboxEntry.payload)
@@ -264,7 +266,7 @@ class SyncWorker:
                 .order_by(OutboxEntry.id)
                 .limit(_ROWS_PER_READ)
             ).all()
-        return [Row(i, op, orjson.loads(payload)) for i, op, payload in rows]
+        return [(i, op, payload) for i, op, payload in rows]
 
     # Loops --------------------------------------------------------------------------------
 

@@ -11,12 +11,20 @@ import urllib.parse
 from typing import Any
 
 from tether.clock import now_ms
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import ModelVersion, Run
+from tether.db.outbox.records import (
+    ModelVersionCreate,
+    ModelVersionDelete,
+    ModelVersionDeleteTag,
+    ModelVersionSetTag,
+    ModelVersionUpdate,
+)
 from tether.errors import not_found
 from tether.registry import repository, search, serialize, sources
 from tether.registry.service.lookup import load_model, load_version, version_json
-from tether.registry.service.outbox_records import append_version_record
+from tether.registry.service.outbox_records import version_key
 from tether.registry.service.version_lineage import (
     link_logged_model,
     model_uri_location,
@@ -115,22 +123,21 @@ class ModelVersionOperations:
             repository.upsert_version_tags(session, registered.id, row.version, tags_by_key)
             if model and not is_prompt:
                 link_logged_model(session, model, name, row.version)
-            append_version_record(
+            outbox.append(
                 session,
-                row,
-                "create",
-                {
-                    "name": name,
-                    "version": str(row.version),
-                    "source": source,
-                    "storage_location": storage_location,
-                    "run_id": run,
-                    "run_link": run_link,
-                    "description": description,
-                    "model_id": model or None,
-                    "tags": tags_by_key,
-                    "status": row.status,
-                },
+                ModelVersionCreate(
+                    version_key(row),
+                    name=name,
+                    version=str(row.version),
+                    source=source,
+                    storage_location=storage_location,
+                    run_id=run,
+                    run_link=run_link,
+                    description=description,
+                    model_id=model or None,
+                    tags=tags_by_key,
+                    status=row.status,
+                ),
             )
             return version_json(session, registered, row)
 
@@ -144,11 +151,14 @@ class ModelVersionOperations:
             model, row = load_version(session, name, version, for_update=True)
             row.description = description
             row.last_updated_time = now_ms()
-            append_version_record(
+            outbox.append(
                 session,
-                row,
-                "update",
-                {"name": model.name, "version": str(row.version), "description": description},
+                ModelVersionUpdate(
+                    version_key(row),
+                    name=model.name,
+                    version=str(row.version),
+                    description=description,
+                ),
             )
             session.flush()
             return version_json(session, model, row)
@@ -170,11 +180,14 @@ class ModelVersionOperations:
             row.source = _REDACTED["source"]
             row.run_id = _REDACTED["run_id"]
             row.run_link = _REDACTED["run_link"]
-            append_version_record(
+            outbox.append(
                 session,
-                row,
-                "delete",
-                {"name": model.name, "version": str(row.version), "deleted_aliases": aliases},
+                ModelVersionDelete(
+                    version_key(row),
+                    name=model.name,
+                    version=str(row.version),
+                    deleted_aliases=tuple(aliases),
+                ),
             )
 
     def get_download_uri(self, name: str, version: str) -> str | None:
@@ -234,11 +247,15 @@ class ModelVersionOperations:
         with self.db.write() as session:
             model, row = load_version(session, name, version, for_update=True)
             repository.upsert_version_tags(session, model.id, row.version, {key: value})
-            append_version_record(
+            outbox.append(
                 session,
-                row,
-                "set_tag",
-                {"name": model.name, "version": str(row.version), "key": key, "value": value},
+                ModelVersionSetTag(
+                    version_key(row),
+                    name=model.name,
+                    version=str(row.version),
+                    key=key,
+                    value=value,
+                ),
             )
 
     def delete_version_tag(self, name: str, version: str, key: str) -> None:
@@ -250,9 +267,9 @@ class ModelVersionOperations:
             # MLflow answers success when the tag is not there: nothing to sync then.
             if repository.delete_version_tag(session, model.id, row.version, key) == 0:
                 return
-            append_version_record(
+            outbox.append(
                 session,
-                row,
-                "delete_tag",
-                {"name": model.name, "version": str(row.version), "key": key},
+                ModelVersionDeleteTag(
+                    version_key(row), name=model.name, version=str(row.version), key=key
+                ),
             )

@@ -12,12 +12,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import RegisteredModel
+from tether.db.outbox.records import (
+    RegisteredModelCreate,
+    RegisteredModelDelete,
+    RegisteredModelDeleteTag,
+    RegisteredModelRename,
+    RegisteredModelSetTag,
+    RegisteredModelUpdate,
+)
 from tether.errors import already_exists
 from tether.registry import repository, search
 from tether.registry.service.lookup import load_model, model_json, models_json
-from tether.registry.service.outbox_records import append_model_record
+from tether.registry.service.outbox_records import model_key
 from tether.registry.validation import (
     IS_PROMPT_TAG_KEY,
     Tags,
@@ -66,11 +75,11 @@ class RegisteredModelOperations:
                 now = now_ms()
                 row = repository.insert_model(session, name=name, description=description, now=now)
                 repository.upsert_model_tags(session, row.id, tags_by_key)
-                append_model_record(
+                outbox.append(
                     session,
-                    row,
-                    "create",
-                    {"name": name, "description": description, "tags": tags_by_key},
+                    RegisteredModelCreate(
+                        model_key(row), name=name, description=description, tags=tags_by_key
+                    ),
                 )
                 return model_json(session, row)
         except IntegrityError:
@@ -90,8 +99,9 @@ class RegisteredModelOperations:
             row = load_model(session, name, for_update=True)
             row.description = description
             row.last_updated_time = now_ms()
-            append_model_record(
-                session, row, "update", {"name": row.name, "description": description}
+            outbox.append(
+                session,
+                RegisteredModelUpdate(model_key(row), name=row.name, description=description),
             )
             session.flush()
             return model_json(session, row)
@@ -108,7 +118,9 @@ class RegisteredModelOperations:
                 row.name = new_name
                 row.last_updated_time = now
                 repository.touch_versions(session, row.id, now)
-                append_model_record(session, row, "rename", {"old_name": name, "name": new_name})
+                outbox.append(
+                    session, RegisteredModelRename(model_key(row), name=new_name, old_name=name)
+                )
                 session.flush()
                 return model_json(session, row)
         except IntegrityError:
@@ -118,7 +130,7 @@ class RegisteredModelOperations:
         with self.db.write() as session:
             row = load_model(session, name, for_update=True)
             repository.delete_model(session, row.id)
-            append_model_record(session, row, "delete", {"name": row.name})
+            outbox.append(session, RegisteredModelDelete(model_key(row), name=row.name))
 
     def set_model_tag(self, name: str, key: str, value: str) -> None:
         validate_model_name(name)
@@ -126,8 +138,8 @@ class RegisteredModelOperations:
         with self.db.write() as session:
             row = load_model(session, name, for_update=True)
             repository.upsert_model_tags(session, row.id, {key: value})
-            append_model_record(
-                session, row, "set_tag", {"name": row.name, "key": key, "value": value}
+            outbox.append(
+                session, RegisteredModelSetTag(model_key(row), name=row.name, key=key, value=value)
             )
 
     def delete_model_tag(self, name: str, key: str) -> None:
@@ -138,7 +150,7 @@ class RegisteredModelOperations:
             # MLflow answers success when the tag is not there: nothing to sync then.
             if repository.delete_model_tag(session, row.id, key) == 0:
                 return
-            append_model_record(session, row, "delete_tag", {"name": row.name, "key": key})
+            outbox.append(session, RegisteredModelDeleteTag(model_key(row), name=row.name, key=key))
 
     def search_models(
         self, *, filter_string: str, max_results: int, order_by: list[str], page_token: str | None

@@ -10,12 +10,18 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import ModelVersion, RegisteredModel
+from tether.db.outbox.records import (
+    ModelVersionTransitionStage,
+    RegisteredModelDeleteAlias,
+    RegisteredModelSetAlias,
+)
 from tether.errors import invalid_parameter, not_found
 from tether.registry import repository, serialize
 from tether.registry.service.lookup import latest_keys, load_model, load_version, version_json
-from tether.registry.service.outbox_records import append_model_record, append_version_record
+from tether.registry.service.outbox_records import model_key, version_key
 from tether.registry.validation import (
     ACTIVE_STAGES,
     ALL_STAGES,
@@ -95,17 +101,16 @@ class StageAndAliasOperations:
             row.current_stage = target
             row.last_updated_time = now
             model.last_updated_time = now
-            append_version_record(
+            outbox.append(
                 session,
-                row,
-                "transition_stage",
-                {
-                    "name": model.name,
-                    "version": str(row.version),
-                    "stage": target,
-                    "archive_existing_versions": archive_existing_versions,
-                    "archived_versions": archived,
-                },
+                ModelVersionTransitionStage(
+                    version_key(row),
+                    name=model.name,
+                    version=str(row.version),
+                    stage=target,
+                    archive_existing_versions=archive_existing_versions,
+                    archived_versions=tuple(archived),
+                ),
             )
             session.flush()
             return version_json(session, model, row)
@@ -118,11 +123,11 @@ class StageAndAliasOperations:
         with self.db.write() as session:
             model, row = load_version(session, name, version, for_update=True)
             repository.upsert_alias(session, model.id, alias, row.version)
-            append_model_record(
+            outbox.append(
                 session,
-                model,
-                "set_alias",
-                {"name": model.name, "alias": alias, "version": str(row.version)},
+                RegisteredModelSetAlias(
+                    model_key(model), name=model.name, alias=alias, version=str(row.version)
+                ),
             )
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -133,8 +138,8 @@ class StageAndAliasOperations:
             # MLflow answers success when the alias is not there: nothing to sync then.
             if repository.delete_alias(session, model.id, alias) == 0:
                 return
-            append_model_record(
-                session, model, "delete_alias", {"name": model.name, "alias": alias}
+            outbox.append(
+                session, RegisteredModelDeleteAlias(model_key(model), name=model.name, alias=alias)
             )
 
     def get_version_by_alias(self, name: str, alias: str) -> dict[str, Any]:

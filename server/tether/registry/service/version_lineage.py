@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tether.db import outbox
+from tether.db.outbox.records import LoggedModelSetTags
 from tether.errors import invalid_parameter
 from tether.registry import repository, sources
 from tether.registry.service.lookup import is_prompt_model, load_model, load_version
@@ -105,10 +106,4 @@ def link_logged_model(session: Session, model_id: str, name: str, version: int) 
             entries = previous if entry in previous else [*previous, entry]
     value = json.dumps(entries)
     repository.set_logged_model_tag(session, model_id, MODEL_VERSIONS_TAG, value)
-    outbox.append(
-        session,
-        "logged_model",
-        model_id,
-        "set_tag",
-        {"key": MODEL_VERSIONS_TAG, "value": value},
-    )
+    outbox.append(session, LoggedModelSetTags(model_id, tags={MODEL_VERSIONS_TAG: value}))

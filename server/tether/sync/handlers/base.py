@@ -1,5 +1,10 @@
 """What a handler gets to apply one outbox row, and the two ways it can refuse to yet.
 
+A handler gets the row's typed record (`tether.db.outbox`) and matches on it, ending in
+`assert_never`: mypy then proves it handles every record its entity's rows can hold. A row
+that does not decode (an op this version does not know, a malformed payload) never reaches a
+handler: `Route` makes it a dead letter of the entity, with the decoder's reason.
+
 A handler makes its Azure calls, records what it changed on `ctx.work` (the Azure id, its
 JSON `state`, the metric high-water mark) and appends reports; the worker then commits the
 cursor with all of that in one transaction. Progress that must survive a crash *inside* a row
@@ -11,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, Generic, NoReturn, TypeVar
 
 from tether.clock import now_ms
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import SyncEntity
+from tether.db.outbox.records import AnyRecord
 from tether.sync import state
 from tether.sync.azureml.blob import BlobStore
 from tether.sync.azureml.errors import PermanentError
@@ -23,12 +30,13 @@ from tether.sync.azureml.mlflow_api import AzureMLflow
 from tether.sync.files import Files
 from tether.sync.state import Claimed, Key, Report
 
+R = TypeVar("R", bound=AnyRecord)
+
 
 @dataclass(frozen=True)
-class Row:
-    id: int
-    op: str
-    payload: dict[str, Any]
+class Row(Generic[R]):
+    id: int  # the outbox row's id
+    record: R
 
 
 class Deferred(Exception):
@@ -83,3 +91,18 @@ class Context:
         if entity is not None and entity.status == state.FAILED:
             until = max(until, entity.next_attempt_at)
         raise Deferred(key, until)
+
+
+@dataclass(frozen=True)
+class Route(Generic[R]):
+    """How one kind of sync entity reads its outbox rows (`decode`) and applies them."""
+
+    decode: outbox.Decoder[R]
+    apply: Callable[[Context, Row[R]], None]
+
+    def __call__(self, ctx: Context, row_id: int, op: str, payload: str) -> None:
+        try:
+            record = self.decode(ctx.work.key.entity_id, op, payload)
+        except outbox.DecodeError as exc:
+            raise PermanentError(f"outbox row {row_id}: {exc}") from None
+        self.apply(ctx, Row(row_id, record))

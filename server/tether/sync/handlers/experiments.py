@@ -5,11 +5,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import assert_never
 
 from sqlalchemy import select
 
 from tether.db.models import Run, SyncEntity
+from tether.db.outbox.records import (
+    ExperimentCreate,
+    ExperimentDelete,
+    ExperimentDeleteTag,
+    ExperimentRecord,
+    ExperimentRename,
+    ExperimentRestore,
+    ExperimentSetTag,
+)
 from tether.sync import state
 from tether.sync.azureml.errors import AmbiguousError, PermanentError
 from tether.sync.azureml.mlflow_api import Unsupported
@@ -20,28 +29,30 @@ from tether.sync.state import Key
 _TAG_KEY_MAX = 250  # experiment tag keys (docs/azureml-protocol.md §4.2)
 
 
-def apply(ctx: Context, row: Row) -> None:
-    if row.op == "create":
-        _create(ctx, row.payload)
+def apply(ctx: Context, row: Row[ExperimentRecord]) -> None:
+    record = row.record
+    if isinstance(record, ExperimentCreate):
+        _create(ctx, record)
         return
     azure_id = ctx.work.azure_id
     if azure_id is None:
-        raise PermanentError(f"experiment has no Azure id (no create record before {row.op!r})")
-    if row.op == "set_tag":
-        _set_tags(ctx, azure_id, {row.payload["key"]: row.payload["value"]})
-    elif row.op == "delete_tag":
-        _delete_tag(ctx, azure_id, row.payload["key"])
-    elif row.op == "rename":
-        ctx.report(
-            "skipped",
-            "rename",
-            f"renamed locally to {row.payload['name']!r}; Azure ML cannot rename experiments, "
-            f"the workspace keeps {ctx.work.state.get('name')!r}",
-        )
-    elif row.op in ("delete", "restore"):
-        _set_lifecycle(ctx, azure_id, row.op)
-    else:
-        ctx.report("skipped", f"op:{row.op}", f"not mirrored to Azure ML (outbox {row.id})")
+        raise PermanentError(f"experiment has no Azure id (no create record before {record.op!r})")
+    match record:
+        case ExperimentSetTag():
+            _set_tags(ctx, azure_id, {record.key: record.value})
+        case ExperimentDeleteTag():
+            _delete_tag(ctx, azure_id, record.key)
+        case ExperimentRename():
+            ctx.report(
+                "skipped",
+                "rename",
+                f"renamed locally to {record.name!r}; Azure ML cannot rename experiments, "
+                f"the workspace keeps {ctx.work.state.get('name')!r}",
+            )
+        case ExperimentDelete() | ExperimentRestore():
+            _set_lifecycle(ctx, azure_id, record)
+        case _:
+            assert_never(record)
 
 
 def _tag_budget(ctx: Context) -> TagBudget:
@@ -53,10 +64,10 @@ def _save_tags(ctx: Context, budget: TagBudget) -> None:
     ctx.work.state["tags"] = sorted(budget.sent)
 
 
-def _create(ctx: Context, payload: dict[str, Any]) -> None:
-    name: str = payload["name"]
+def _create(ctx: Context, record: ExperimentCreate) -> None:
+    name = record.name
     budget = _tag_budget(ctx)
-    tags = budget.admit(dict(payload.get("tags") or {}), ctx.reports)
+    tags = budget.admit(record.tags, ctx.reports)
     for salt in (None, ctx.work.key.entity_id):
         candidate = azure_experiment_name(name, salt=salt)
         azure_id, created = _get_or_create(ctx, candidate, tags)
@@ -144,20 +155,23 @@ def _delete_tag(ctx: Context, azure_id: str, key: str) -> None:
     _save_tags(ctx, budget)
 
 
-def _set_lifecycle(ctx: Context, azure_id: str, op: str) -> None:
-    if op == "delete":
+def _set_lifecycle(
+    ctx: Context, azure_id: str, record: ExperimentDelete | ExperimentRestore
+) -> None:
+    delete = isinstance(record, ExperimentDelete)
+    if delete:
         _wait_for_runs(ctx)
     try:
-        if op == "delete":
+        if delete:
             ctx.api.delete_experiment(azure_id)
         else:
             ctx.api.restore_experiment(azure_id)
     except Unsupported:
-        ctx.report("skipped", op, f"the workspace does not support experiments/{op}")
+        ctx.report("skipped", record.op, f"the workspace does not support experiments/{record.op}")
     except PermanentError:
         # A replay after a crash: MLflow refuses to delete a deleted experiment (or restore
         # an active one). Already in the wanted stage means done.
-        wanted = "deleted" if op == "delete" else "active"
+        wanted = "deleted" if delete else "active"
         if ctx.api.get_experiment(azure_id).get("lifecycle_stage") != wanted:
             raise
 

@@ -14,14 +14,25 @@ re-home it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import assert_never
 
+from tether.db.outbox.records import (
+    ArtifactDelete,
+    ArtifactPut,
+    LoggedModelCreate,
+    LoggedModelDelete,
+    LoggedModelDeleteTag,
+    LoggedModelFinalize,
+    LoggedModelLogParams,
+    LoggedModelRecord,
+    LoggedModelSetTags,
+)
 from tether.sync.handlers import uploads
 from tether.sync.handlers.base import Context, Row
-from tether.sync.sources import ARTIFACT_OPS
 
+READY = "READY"
 REHOME_DIR = "models"
 _KEPT = "logged models do not exist in Azure ML; kept in Tether"
 
@@ -30,36 +41,42 @@ def rehomed_path(model_id: str, relative: str = "") -> str:
     return f"{REHOME_DIR}/{model_id}/{relative}".rstrip("/")
 
 
-def apply(ctx: Context, row: Row) -> None:
-    payload = row.payload
-    if row.op == "create":
-        ctx.work.state = {
-            "run": payload.get("source_run_id") or "",
-            "location": payload.get("artifact_location") or "",
-            "ready": False,
-        }
-        _skip_all(ctx, "param", payload.get("params") or {})
-        _skip_all(ctx, "tag", payload.get("tags") or {})
-    elif row.op == "finalize" and payload.get("status") == "READY":
-        _rehome(ctx)
-    elif row.op == "artifact_put" and ctx.work.state.get("ready"):
-        _rehome(ctx, only=str(payload.get("path") or ""))
-    elif row.op == "artifact_delete" and ctx.work.state.get("ready"):
-        ctx.report("skipped", "file delete", "re-homed files cannot be deleted in Azure ML")
-    elif row.op in ARTIFACT_OPS or row.op == "finalize":
-        pass  # files before READY go with the finalize; a failed model has nothing to show
-    elif row.op == "set_tag":
-        tags = payload.get("tags") or {payload.get("key"): payload.get("value")}
-        _skip_all(ctx, "tag", tags)
-    elif row.op == "log_params":
-        _skip_all(ctx, "param", payload.get("params") or {})
-    elif row.op == "delete":
-        ctx.report("skipped", "delete", "the model's re-homed files stay in the Azure run")
-    elif row.op != "delete_tag":
-        ctx.report("skipped", f"op:{row.op}", _KEPT)
+def apply(ctx: Context, row: Row[LoggedModelRecord]) -> None:
+    record = row.record
+    ready = bool(ctx.work.state.get("ready"))
+    match record:
+        case LoggedModelCreate():
+            ctx.work.state = {
+                "run": record.source_run_id or "",
+                "location": record.artifact_location,
+                "ready": False,
+            }
+            _skip_all(ctx, "param", record.params)
+            _skip_all(ctx, "tag", record.tags)
+        case LoggedModelFinalize():
+            if record.status == READY:
+                _rehome(ctx)
+            # else: a failed model has nothing to show
+        case ArtifactPut():
+            if ready:
+                _rehome(ctx, only=record.path)
+            # else: files before READY go with the finalize
+        case ArtifactDelete():
+            if ready:
+                ctx.report("skipped", "file delete", "re-homed files cannot be deleted in Azure ML")
+        case LoggedModelSetTags():
+            _skip_all(ctx, "tag", record.tags)
+        case LoggedModelLogParams():
+            _skip_all(ctx, "param", record.params)
+        case LoggedModelDelete():
+            ctx.report("skipped", "delete", "the model's re-homed files stay in the Azure run")
+        case LoggedModelDeleteTag():
+            pass  # its tags were never sent
+        case _:
+            assert_never(record)
 
 
-def _skip_all(ctx: Context, kind: str, items: dict[str, Any]) -> None:
+def _skip_all(ctx: Context, kind: str, items: Mapping[str, str]) -> None:
     for key in items:
         ctx.report("skipped", f"{kind}:{key}", _KEPT)
 

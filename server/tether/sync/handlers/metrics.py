@@ -13,11 +13,13 @@ makes one high-water mark per run enough.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 
 from tether.db.models import Metric
+from tether.db.outbox.records import IdRange
 from tether.sync.azureml.errors import AmbiguousError
 from tether.sync.handlers.base import Context
 from tether.sync.limits import METRICS_PER_BATCH
@@ -25,7 +27,7 @@ from tether.sync.limits import METRICS_PER_BATCH
 IN_DOUBT = "metrics_in_doubt"
 
 
-def send(ctx: Context, run_id: str, ranges: list[tuple[int, int]]) -> int:
+def send(ctx: Context, run_id: str, ranges: Sequence[IdRange]) -> int:
     """Send the points of `ranges` above the mark; returns how many were sent."""
     local_id = ctx.work.key.entity_id
     within = or_(*[and_(Metric.id >= lo, Metric.id <= hi) for lo, hi in ranges])

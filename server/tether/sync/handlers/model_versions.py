@@ -17,9 +17,18 @@ rows.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import assert_never
 
 from tether.clock import now_ms
+from tether.db.outbox.records import (
+    ModelVersionCreate,
+    ModelVersionDelete,
+    ModelVersionDeleteTag,
+    ModelVersionRecord,
+    ModelVersionSetTag,
+    ModelVersionTransitionStage,
+    ModelVersionUpdate,
+)
 from tether.sync.azureml.errors import AmbiguousError, PermanentError
 from tether.sync.handlers.base import Context, Deferred, Row
 from tether.sync.handlers.version_sources import azure_source
@@ -32,47 +41,46 @@ POLL_S = 0.5
 RECHECK_MS = 2_000
 
 
-def apply(ctx: Context, row: Row) -> None:
-    if row.op == "create":
-        _create(ctx, row.payload)
+def apply(ctx: Context, row: Row[ModelVersionRecord]) -> None:
+    record = row.record
+    if isinstance(record, ModelVersionCreate):
+        _create(ctx, record)
         return
     if ctx.work.state.get("skipped"):
-        ctx.report("skipped", f"op:{row.op}", "the version itself is not in Azure ML")
+        ctx.report("skipped", f"op:{record.op}", "the version itself is not in Azure ML")
         return
     version = ctx.work.azure_id
     name = ctx.work.state.get("name")
     if version is None or not name:
-        raise PermanentError(f"model version has no Azure id (no create before {row.op!r})")
-    payload = row.payload
-    if row.op == "update":
-        ctx.api.update_model_version(
-            name, version, description(payload.get("description") or "", ctx.reports) or ""
-        )
-    elif row.op == "set_tag":
-        _set_tags(ctx, name, version, {str(payload["key"]): str(payload["value"])})
-    elif row.op == "delete_tag":
-        _delete_tag(ctx, name, version, str(payload["key"]))
-    elif row.op == "transition_stage":
-        archive = bool(payload.get("archive_existing_versions"))
-        ctx.api.transition_stage(name, version, str(payload["stage"]), archive)
-    elif row.op == "delete":
-        _delete(ctx, name, version)
-    else:
-        ctx.report("skipped", f"op:{row.op}", "not mirrored to Azure ML")
+        raise PermanentError(f"model version has no Azure id (no create before {record.op!r})")
+    match record:
+        case ModelVersionUpdate():
+            text = description(record.description or "", ctx.reports)
+            ctx.api.update_model_version(name, version, text or "")
+        case ModelVersionSetTag():
+            _set_tags(ctx, name, version, {record.key: record.value})
+        case ModelVersionDeleteTag():
+            _delete_tag(ctx, name, version, record.key)
+        case ModelVersionTransitionStage():
+            ctx.api.transition_stage(name, version, record.stage, record.archive_existing_versions)
+        case ModelVersionDelete():
+            _delete(ctx, name, version)
+        case _:
+            assert_never(record)
 
 
-def _create(ctx: Context, payload: dict[str, Any]) -> None:
+def _create(ctx: Context, record: ModelVersionCreate) -> None:
     model_id, _, local_version = ctx.work.key.entity_id.partition("/")
     name = ctx.require(Key("registered_model", model_id))
     state = ctx.work.state
     state["name"] = name
     version = state.get("azure_version")
     if version is None:
-        source = azure_source(ctx, payload)
+        source = azure_source(ctx, record)
         if source is None:
             state["skipped"] = True
             return
-        version = _create_once(ctx, name, source, payload)
+        version = _create_once(ctx, name, source, record)
         state["azure_version"] = version
         state.pop("create_sent", None)
         ctx.checkpoint()  # the mapping before any further call
@@ -82,7 +90,7 @@ def _create(ctx: Context, payload: dict[str, Any]) -> None:
         ctx.report("mapped", "version", f"version {version} in Azure ML")
 
 
-def _create_once(ctx: Context, name: str, source: str, payload: dict[str, Any]) -> str:
+def _create_once(ctx: Context, name: str, source: str, record: ModelVersionCreate) -> str:
     marker = ctx.work.key.entity_id
     if ctx.work.state.get("create_sent"):
         found = ctx.api.find_model_versions_by_tag(name, SOURCE_VERSION_TAG, marker)
@@ -91,13 +99,13 @@ def _create_once(ctx: Context, name: str, source: str, payload: dict[str, Any]) 
     budget = TagBudget({SOURCE_VERSION_TAG}, TAGS_PER_MODEL)
     tags = {
         SOURCE_VERSION_TAG: marker,
-        **budget.admit(dict(payload.get("tags") or {}), ctx.reports),
+        **budget.admit(record.tags, ctx.reports),
     }
     ctx.work.state["tags"] = sorted(budget.sent)
     ctx.work.state["create_sent"] = True
     ctx.checkpoint()  # from here on, a retry searches before creating
     run_id = source.split("/")[1]  # runs:/<azure run>/<path>
-    text = description(payload.get("description"), ctx.reports)
+    text = description(record.description, ctx.reports)
     try:
         created = ctx.api.create_model_version(name, source, run_id, tags, text)
     except AmbiguousError:

@@ -10,51 +10,66 @@ Azure's side: docs/azureml-protocol.md §6.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import assert_never
+
+from tether.db.outbox.records import (
+    RegisteredModelCreate,
+    RegisteredModelDelete,
+    RegisteredModelDeleteAlias,
+    RegisteredModelDeleteTag,
+    RegisteredModelRecord,
+    RegisteredModelRename,
+    RegisteredModelSetAlias,
+    RegisteredModelSetTag,
+    RegisteredModelUpdate,
+)
 from tether.sync.azureml.errors import PermanentError
 from tether.sync.azureml.mlflow_api import Unsupported
 from tether.sync.handlers.base import Context, Row
 from tether.sync.limits import TAGS_PER_MODEL, TagBudget, azure_model_name, description
 
 
-def apply(ctx: Context, row: Row) -> None:
-    payload = row.payload
-    if row.op == "create":
-        _create(ctx, str(payload["name"]), payload.get("description"), payload.get("tags") or {})
+def apply(ctx: Context, row: Row[RegisteredModelRecord]) -> None:
+    record = row.record
+    if isinstance(record, RegisteredModelCreate):
+        _create(ctx, record.name, record.description, record.tags)
         return
     name = ctx.work.azure_id
     if name is None:
-        raise PermanentError(f"registered model has no Azure name (no create before {row.op!r})")
-    if row.op == "update":
-        text = description(payload.get("description") or "", ctx.reports)
-        ctx.api.update_registered_model(name, text or "")
-    elif row.op == "set_tag":
-        _set_tags(ctx, name, {str(payload["key"]): str(payload["value"])})
-    elif row.op == "delete_tag":
-        _delete_tag(ctx, name, str(payload["key"]))
-    elif row.op == "rename":
-        ctx.report(
-            "skipped",
-            "rename",
-            f"renamed locally to {payload.get('name')!r}; Azure ML cannot rename registered "
-            f"models, the workspace keeps {name!r}",
-        )
-    elif row.op == "delete":
-        ctx.report(
-            "skipped", "delete", "Azure ML cannot delete a registered model (only its versions)"
-        )
-    elif row.op in ("set_alias", "delete_alias"):
-        ctx.report(
-            "skipped", f"alias:{payload.get('alias')}", "Azure ML has no registered-model aliases"
-        )
-    else:
-        ctx.report("skipped", f"op:{row.op}", "not mirrored to Azure ML")
+        raise PermanentError(f"registered model has no Azure name (no create before {record.op!r})")
+    match record:
+        case RegisteredModelUpdate():
+            text = description(record.description or "", ctx.reports)
+            ctx.api.update_registered_model(name, text or "")
+        case RegisteredModelSetTag():
+            _set_tags(ctx, name, {record.key: record.value})
+        case RegisteredModelDeleteTag():
+            _delete_tag(ctx, name, record.key)
+        case RegisteredModelRename():
+            ctx.report(
+                "skipped",
+                "rename",
+                f"renamed locally to {record.name!r}; Azure ML cannot rename registered "
+                f"models, the workspace keeps {name!r}",
+            )
+        case RegisteredModelDelete():
+            ctx.report(
+                "skipped", "delete", "Azure ML cannot delete a registered model (only its versions)"
+            )
+        case RegisteredModelSetAlias() | RegisteredModelDeleteAlias():
+            ctx.report(
+                "skipped", f"alias:{record.alias}", "Azure ML has no registered-model aliases"
+            )
+        case _:
+            assert_never(record)
 
 
 def _budget(ctx: Context) -> TagBudget:
     return TagBudget(set(ctx.work.state.get("tags", [])), TAGS_PER_MODEL)
 
 
-def _create(ctx: Context, name: str, text: str | None, tags: dict[str, str]) -> None:
+def _create(ctx: Context, name: str, text: str | None, tags: Mapping[str, str]) -> None:
     azure_name = azure_model_name(name)
     ctx.api.create_registered_model(azure_name, description(text, ctx.reports))
     if azure_name != name:
@@ -64,7 +79,7 @@ def _create(ctx: Context, name: str, text: str | None, tags: dict[str, str]) -> 
     _set_tags(ctx, azure_name, tags)
 
 
-def _set_tags(ctx: Context, name: str, tags: dict[str, str]) -> None:
+def _set_tags(ctx: Context, name: str, tags: Mapping[str, str]) -> None:
     budget = _budget(ctx)
     for key, value in budget.admit(tags, ctx.reports).items():
         ctx.api.set_registered_model_tag(name, key, value)

@@ -14,10 +14,14 @@ Azure's side: docs/azureml-protocol.md §5.2.
 
 from __future__ import annotations
 
-import orjson
+from typing import assert_never
+
 from sqlalchemy import select
 
 from tether.db.models import OutboxEntry
+from tether.db.outbox import DecodeError
+from tether.db.outbox.reader import RUN_FILES
+from tether.db.outbox.records import ArtifactDelete, ArtifactOp, ArtifactPut, ArtifactRecord
 from tether.sync.azureml.run_history import MAX_PATHS_PER_BATCH
 from tether.sync.handlers import uploads
 from tether.sync.handlers.base import Context, Row
@@ -30,61 +34,74 @@ def run_relative(store_path: str) -> str:
     return "/".join(parts[3:]) if len(parts) > 3 and parts[2] == "artifacts" else ""
 
 
-def apply(ctx: Context, row: Row) -> None:
-    run_id = ctx.work.key.entity_id
-    store_path = str(row.payload.get("path") or "")
-    path = run_relative(store_path)
-    if row.op == "artifact_delete":
-        ctx.report(
-            "skipped",
-            f"delete:{path or '(all)'}",
-            "Azure ML cannot delete run artifacts through its API; the workspace keeps them",
-        )
-        return
-    if not path:
-        ctx.report("skipped", f"file:{store_path}", "not a path under the run's artifacts")
-        return
-    target = uploads.target(ctx, run_id)
+def apply(ctx: Context, row: Row[ArtifactRecord]) -> None:
+    record = row.record
+    path = run_relative(record.path)
+    match record:
+        case ArtifactDelete():
+            ctx.report(
+                "skipped",
+                f"delete:{path or '(all)'}",
+                "Azure ML cannot delete run artifacts through its API; the workspace keeps them",
+            )
+        case ArtifactPut() if not path:
+            ctx.report("skipped", f"file:{record.path}", "not a path under the run's artifacts")
+        case ArtifactPut():
+            _upload(ctx, row.id, record.path, path)
+        case _:
+            assert_never(record)
+
+
+def _upload(ctx: Context, row_id: int, store_path: str, path: str) -> None:
+    target = uploads.target(ctx, ctx.work.key.entity_id)
     try:
-        uploads.upload(ctx, target, store_path, path, lambda: _pending_paths(ctx, row, path))
+        uploads.upload(ctx, target, store_path, path, lambda: _pending_paths(ctx, row_id, path))
     except uploads.Missing:
-        if not _deleted_later(ctx, row, path):
+        if not _deleted_later(ctx, row_id, path):
             raise
         ctx.report("skipped", f"file:{path}", "deleted from Tether before it was uploaded")
 
 
-def _deleted_later(ctx: Context, row: Row, path: str) -> bool:
+def _later(
+    ctx: Context, row_id: int, *, deletes_only: bool = False, limit: int | None = None
+) -> list[ArtifactRecord]:
+    """The run's file records after `row_id` (at most `limit`), for looking ahead. A row that
+    does not decode is left out: it becomes a dead letter when its turn comes."""
     key = ctx.work.key
+    query = (
+        select(OutboxEntry.op, OutboxEntry.payload)
+        .where(rows_of(key.entity_type, key.entity_id), OutboxEntry.id > row_id)
+        .order_by(OutboxEntry.id)
+        .limit(limit)
+    )
+    if deletes_only:
+        query = query.where(OutboxEntry.op == ArtifactOp.DELETE.value)
     with ctx.db.read() as session:
-        deletes = session.scalars(
-            select(OutboxEntry.payload).where(
-                rows_of(key.entity_type, key.entity_id),
-                OutboxEntry.id > row.id,
-                OutboxEntry.op == "artifact_delete",
-            )
-        ).all()
-    for payload in deletes:
-        gone = run_relative(str(orjson.loads(payload).get("path") or ""))
+        rows = session.execute(query).all()
+    records = []
+    for op, payload in rows:
+        try:
+            records.append(RUN_FILES(key.entity_id, op, payload))
+        except DecodeError:
+            continue
+    return records
+
+
+def _deleted_later(ctx: Context, row_id: int, path: str) -> bool:
+    for record in _later(ctx, row_id, deletes_only=True):
+        gone = run_relative(record.path)
         if not gone or gone == path or path.startswith(gone + "/"):
             return True
     return False
 
 
-def _pending_paths(ctx: Context, row: Row, path: str) -> list[str]:
+def _pending_paths(ctx: Context, row_id: int, path: str) -> list[str]:
     """`path` and the files of the run's next rows that are still to be uploaded (not deleted
     by a later row), at most 50, without repeats."""
-    key = ctx.work.key
-    with ctx.db.read() as session:
-        later = session.execute(
-            select(OutboxEntry.op, OutboxEntry.payload)
-            .where(rows_of(key.entity_type, key.entity_id), OutboxEntry.id > row.id)
-            .order_by(OutboxEntry.id)
-            .limit(4 * MAX_PATHS_PER_BATCH)
-        ).all()
     paths = [path]
-    for op, payload in later:
-        other = run_relative(str(orjson.loads(payload).get("path") or ""))
-        if op == "artifact_delete":
+    for record in _later(ctx, row_id, limit=4 * MAX_PATHS_PER_BATCH):
+        other = run_relative(record.path)
+        if isinstance(record, ArtifactDelete):
             paths = [p for p in paths if other and p != other and not p.startswith(other + "/")]
         elif other and other not in paths:
             paths.append(other)

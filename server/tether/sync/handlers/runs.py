@@ -8,11 +8,29 @@ Budgets change `state` only when the row is done, so a replayed row decides the 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import assert_never
 
 from sqlalchemy import select
 
 from tether.db.models import Dataset, Run
+from tether.db.outbox.records import (
+    ArtifactDelete,
+    ArtifactPut,
+    DatasetInput,
+    RunCreate,
+    RunData,
+    RunDelete,
+    RunDeleteTag,
+    RunLogBatch,
+    RunLogInputs,
+    RunLogOutputs,
+    RunRecord,
+    RunRestore,
+    RunSetTag,
+    RunUpdate,
+    Tags,
+)
 from tether.sync.azureml.errors import AmbiguousError, PermanentError
 from tether.sync.azureml.mlflow_api import Unsupported
 from tether.sync.handlers import metrics
@@ -28,48 +46,47 @@ from tether.sync.limits import (
     admit_params,
     chunks,
 )
-from tether.sync.sources import ARTIFACT_OPS
 from tether.sync.state import Key
 
 
-def apply(ctx: Context, row: Row) -> None:
-    if row.op == "create":
-        _create(ctx, row.payload)
+def apply(ctx: Context, row: Row[RunRecord]) -> None:
+    record = row.record
+    if isinstance(record, RunCreate):
+        _create(ctx, record)
         return
     run_id = ctx.work.azure_id
     if run_id is None:
-        raise PermanentError(f"run has no Azure id (no create record before {row.op!r})")
-    payload = row.payload
-    if row.op == "log_batch":
-        _log_batch(ctx, run_id, row)
-    elif row.op == "set_tag":
-        _set_tags(ctx, run_id, {payload["key"]: payload["value"]})
-    elif row.op == "delete_tag":
-        _delete_tag(ctx, run_id, payload["key"])
-    elif row.op == "update" and payload:
-        ctx.api.update_run(
-            run_id,
-            status=payload.get("status"),
-            end_time=payload.get("end_time"),
-            run_name=payload.get("run_name"),
-        )
-    elif row.op == "log_inputs":
-        _log_inputs(ctx, run_id, payload.get("datasets") or [])
-        if payload.get("models"):
-            _model_links(ctx, "model inputs")
-    elif row.op == "update":
-        pass  # nothing changed
-    elif row.op in ARTIFACT_OPS:
-        pass  # the run's files are their own sync entity (`run_artifacts`)
-    elif row.op in ("delete", "restore"):
-        try:
-            (ctx.api.delete_run if row.op == "delete" else ctx.api.restore_run)(run_id)
-        except Unsupported:
-            ctx.report("skipped", row.op, f"the workspace does not support runs/{row.op}")
-    elif row.op == "log_outputs":
-        _model_links(ctx, "model outputs")
-    else:
-        ctx.report("skipped", f"op:{row.op}", f"not mirrored to Azure ML (outbox {row.id})")
+        raise PermanentError(f"run has no Azure id (no create record before {record.op!r})")
+    match record:
+        case RunLogBatch():
+            _log_batch(ctx, run_id, row.id, record)
+        case RunSetTag():
+            _set_tags(ctx, run_id, record.tags)
+        case RunDeleteTag():
+            _delete_tag(ctx, run_id, record.key)
+        case RunUpdate(status=None, end_time=None, run_name=None):
+            pass  # nothing changed
+        case RunUpdate():
+            ctx.api.update_run(
+                run_id, status=record.status, end_time=record.end_time, run_name=record.run_name
+            )
+        case RunLogInputs():
+            _log_inputs(ctx, run_id, record.datasets)
+            if record.models:
+                _model_links(ctx, "model inputs")
+        case ArtifactPut() | ArtifactDelete():
+            pass  # the run's files are their own sync entity (`run_artifacts`)
+        case RunDelete() | RunRestore():
+            send = ctx.api.delete_run if isinstance(record, RunDelete) else ctx.api.restore_run
+            try:
+                send(run_id)
+            except Unsupported:
+                op = record.op
+                ctx.report("skipped", op, f"the workspace does not support runs/{op}")
+        case RunLogOutputs():
+            _model_links(ctx, "model outputs")
+        case _:
+            assert_never(record)
 
 
 def _model_links(ctx: Context, subject: str) -> None:
@@ -86,10 +103,10 @@ def _model_links(ctx: Context, subject: str) -> None:
 # Creation --------------------------------------------------------------------------------
 
 
-def _create(ctx: Context, payload: dict[str, Any]) -> None:
+def _create(ctx: Context, record: RunCreate) -> None:
     local_id = ctx.work.key.entity_id
-    experiment = ctx.require(Key("experiment", str(payload["experiment_id"])))
-    tags = _map_parent(ctx, dict(payload.get("tags") or {}))
+    experiment = ctx.require(Key("experiment", record.experiment_id))
+    tags = _map_parent(ctx, record.tags)
     ordered = {SOURCE_RUN_TAG: local_id}  # the source tag first: it is never over budget
     ordered.update({k: v for k, v in tags.items() if k.startswith("mlflow.")})
     ordered.update(tags)
@@ -103,9 +120,9 @@ def _create(ctx: Context, payload: dict[str, Any]) -> None:
         try:
             azure_id = ctx.api.create_run(
                 experiment,
-                start_time=payload.get("start_time"),
-                run_name=payload.get("name"),
-                user_id=payload.get("user_id"),
+                start_time=record.start_time,
+                run_name=record.name,
+                user_id=record.user_id,
                 tags=admitted,
             )
         except AmbiguousError:
@@ -122,7 +139,7 @@ def _find(ctx: Context, experiment: str) -> str | None:
     return found[0] if found else None
 
 
-def _map_parent(ctx: Context, tags: dict[str, str]) -> dict[str, str]:
+def _map_parent(ctx: Context, tags: Tags) -> Tags:
     """`mlflow.parentRunId` names a local run: point it at that run's Azure id."""
     parent = tags.get(PARENT_RUN_TAG)
     if not parent:
@@ -142,7 +159,7 @@ def _budget(ctx: Context) -> TagBudget:
     return TagBudget(set(ctx.work.state.get("tags", [])), TAGS_PER_RUN)
 
 
-def _set_tags(ctx: Context, run_id: str, tags: dict[str, str]) -> None:
+def _set_tags(ctx: Context, run_id: str, tags: Tags) -> None:
     budget = _budget(ctx)
     admitted = budget.admit(_map_parent(ctx, tags), ctx.reports)
     for key, value in admitted.items():
@@ -165,12 +182,11 @@ def _delete_tag(ctx: Context, run_id: str, key: str) -> None:
     ctx.work.state["tags"] = sorted(budget.sent)
 
 
-def _log_batch(ctx: Context, run_id: str, row: Row) -> None:
-    payload = row.payload
+def _log_batch(ctx: Context, run_id: str, row_id: int, data: RunData) -> None:
     budget = _budget(ctx)
-    tags = budget.admit(_map_parent(ctx, dict(payload.get("tags") or {})), ctx.reports)
+    tags = budget.admit(_map_parent(ctx, data.tags), ctx.reports)
     params, sent_params = admit_params(
-        dict(payload.get("params") or {}), int(ctx.work.state.get("params", 0)), ctx.reports
+        data.params, int(ctx.work.state.get("params", 0)), ctx.reports
     )
     param_chunks = chunks(params, PARAMS_PER_BATCH)
     tag_chunks = chunks(tags, TAGS_PER_BATCH)
@@ -180,17 +196,16 @@ def _log_batch(ctx: Context, run_id: str, row: Row) -> None:
             params=param_chunks[i] if i < len(param_chunks) else None,
             tags=tag_chunks[i] if i < len(tag_chunks) else None,
         )
-    ranges = [(int(lo), int(hi)) for lo, hi in payload.get("metric_ids") or []]
-    if ranges:
-        sent = metrics.send(ctx, run_id, ranges)
+    if data.metric_ids:
+        sent = metrics.send(ctx, run_id, data.metric_ids)
         if sent > METRICS_PER_BATCH:
             ctx.report(
                 "split",
                 "metrics",
-                f"outbox {row.id}: {sent} metric points sent in requests of at most "
+                f"outbox {row_id}: {sent} metric points sent in requests of at most "
                 f"{METRICS_PER_BATCH} (Azure ML's per-request limit)",
             )
-    if payload.get("model_metric_ids"):
+    if data.model_metric_ids:
         _model_links(ctx, "logged-model metrics")  # the points themselves are run metrics
     ctx.work.state["tags"] = sorted(budget.sent)
     ctx.work.state["params"] = sent_params
@@ -199,7 +214,7 @@ def _log_batch(ctx: Context, run_id: str, row: Row) -> None:
 # Inputs ------------------------------------------------------------------------------------
 
 
-def _log_inputs(ctx: Context, run_id: str, logged: list[dict[str, Any]]) -> None:
+def _log_inputs(ctx: Context, run_id: str, logged: Sequence[DatasetInput]) -> None:
     """The outbox names datasets by (name, digest); their fields come from the store."""
     with ctx.db.read() as session:
         run = session.get(Run, ctx.work.key.entity_id)
@@ -211,9 +226,9 @@ def _log_inputs(ctx: Context, run_id: str, logged: list[dict[str, Any]]) -> None
         }
     datasets = []
     for item in logged:
-        dataset = rows.get((item["name"], item["digest"]))
+        dataset = rows.get((item.name, item.digest))
         if dataset is None:
-            ctx.report("skipped", f"input:{item['name']}", "dataset no longer in Tether")
+            ctx.report("skipped", f"input:{item.name}", "dataset no longer in Tether")
             continue
         fields = {
             "name": dataset.name,
@@ -225,7 +240,7 @@ def _log_inputs(ctx: Context, run_id: str, logged: list[dict[str, Any]]) -> None
             fields["schema"] = dataset.schema
         if dataset.profile is not None:
             fields["profile"] = dataset.profile
-        tags = [{"key": k, "value": v} for k, v in (item.get("tags") or {}).items()]
+        tags = [{"key": k, "value": v} for k, v in item.tags.items()]
         datasets.append({"dataset": fields, "tags": tags})
     if not datasets:
         return

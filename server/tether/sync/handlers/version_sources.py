@@ -12,23 +12,21 @@ Azure's side: docs/azureml-protocol.md §6.
 
 from __future__ import annotations
 
-from typing import Any
-
+from tether.db.outbox.records import ModelVersionCreate
 from tether.storage import paths
 from tether.sync import state
 from tether.sync.handlers.base import Blocked, Context
 from tether.sync.state import Key
 
 
-def azure_source(ctx: Context, payload: dict[str, Any]) -> str | None:
-    source = str(payload.get("source") or "")
-    model_id = payload.get("model_id")
-    if model_id:
-        return _logged_model(ctx, Key("logged_model", str(model_id)))
+def azure_source(ctx: Context, record: ModelVersionCreate) -> str | None:
+    source = record.source
+    if record.model_id:
+        return _logged_model(ctx, Key("logged_model", record.model_id))
     if source.startswith("runs:/"):
         run_id, _, path = source[len("runs:/") :].partition("/")
         return _in_run(ctx, run_id, path)
-    location = ctx.files.resolve(str(payload.get("storage_location") or source))
+    location = ctx.files.resolve(record.storage_location or source)
     if location is not None:
         kind, run_id = paths.sync_entity(location)
         parts = location.split("/")

@@ -10,6 +10,14 @@ from tether.clock import now_ms
 from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import Experiment
+from tether.db.outbox.records import (
+    ExperimentCreate,
+    ExperimentDelete,
+    ExperimentDeleteTag,
+    ExperimentRename,
+    ExperimentRestore,
+    ExperimentSetTag,
+)
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking import serialize, validation
@@ -55,10 +63,9 @@ class ExperimentService:
             repository.insert_default(session, location, now_ms())
             outbox.append(
                 session,
-                "experiment",
-                "0",
-                "create",
-                {"name": "Default", "artifact_location": location, "tags": {}},
+                ExperimentCreate(
+                    str(DEFAULT_EXPERIMENT_ID), name="Default", artifact_location=location, tags={}
+                ),
             )
 
     # Reads -------------------------------------------------------------------------------
@@ -120,10 +127,12 @@ class ExperimentService:
                 repository.upsert_tags(session, row.experiment_id, tag_map)
                 outbox.append(
                     session,
-                    "experiment",
-                    str(row.experiment_id),
-                    "create",
-                    {"name": name, "artifact_location": row.artifact_location, "tags": tag_map},
+                    ExperimentCreate(
+                        str(row.experiment_id),
+                        name=name,
+                        artifact_location=row.artifact_location,
+                        tags=tag_map,
+                    ),
                 )
                 return str(row.experiment_id)
         except IntegrityError:
@@ -161,8 +170,13 @@ class ExperimentService:
             run_ids = repository.set_runs_lifecycle(
                 session, row.experiment_id, to_stage, deleted_time
             )
-            op = "delete" if to_stage == "deleted" else "restore"
-            outbox.append(session, "experiment", str(row.experiment_id), op, {"run_ids": run_ids})
+            entity_id, ids = str(row.experiment_id), tuple(run_ids)
+            outbox.append(
+                session,
+                ExperimentDelete(entity_id, run_ids=ids)
+                if to_stage == "deleted"
+                else ExperimentRestore(entity_id, run_ids=ids),
+            )
 
     def rename(self, experiment_id: str, new_name: str) -> None:
         validation.validate_experiment_name(new_name)
@@ -176,9 +190,7 @@ class ExperimentService:
                     raise already_exists(f"Experiment(name={new_name}) already exists.")
                 row.name = new_name
                 row.last_update_time = now_ms()
-                outbox.append(
-                    session, "experiment", str(row.experiment_id), "rename", {"name": new_name}
-                )
+                outbox.append(session, ExperimentRename(str(row.experiment_id), name=new_name))
         except IntegrityError:
             raise already_exists(f"Experiment(name={new_name}) already exists.") from None
 
@@ -188,13 +200,7 @@ class ExperimentService:
             row = self._load(session, experiment_id, _stages("ALL"))
             self._check_active(row)
             repository.upsert_tags(session, row.experiment_id, {key: value})
-            outbox.append(
-                session,
-                "experiment",
-                str(row.experiment_id),
-                "set_tag",
-                {"key": key, "value": value},
-            )
+            outbox.append(session, ExperimentSetTag(str(row.experiment_id), key=key, value=value))
 
     def delete_tag(self, experiment_id: str, key: str) -> None:
         with self.db.write() as session:
@@ -202,4 +208,4 @@ class ExperimentService:
             self._check_active(row)
             if repository.delete_tag(session, row.experiment_id, key) == 0:
                 raise not_found(f"No tag with name: {key} in experiment with id {experiment_id}")
-            outbox.append(session, "experiment", str(row.experiment_id), "delete_tag", {"key": key})
+            outbox.append(session, ExperimentDeleteTag(str(row.experiment_id), key=key))

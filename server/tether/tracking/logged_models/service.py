@@ -21,6 +21,14 @@ from tether.clock import now_ms
 from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import LoggedModel
+from tether.db.outbox.records import (
+    LoggedModelCreate,
+    LoggedModelDelete,
+    LoggedModelDeleteTag,
+    LoggedModelFinalize,
+    LoggedModelLogParams,
+    LoggedModelSetTags,
+)
 from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking.experiments import repository as experiments
@@ -28,7 +36,6 @@ from tether.tracking.logged_models import repository
 from tether.tracking.logged_models.search import DatasetFilter, OrderBy, search_model_ids
 from tether.tracking.names import random_run_name
 
-ENTITY = "logged_model"
 MAX_NAME_LENGTH = 500
 MAX_MODEL_TYPE_LENGTH = 500
 MAX_SOURCE_RUN_ID_LENGTH = 32
@@ -215,20 +222,18 @@ class LoggedModelService:
             repository.upsert_tags(session, model_id, tag_map)
             outbox.append(
                 session,
-                ENTITY,
-                model_id,
-                "create",
-                {
-                    "experiment_id": str(exp_id),
-                    "name": row.name,
-                    "model_type": row.model_type,
-                    "source_run_id": row.source_run_id,
-                    "artifact_location": row.artifact_location,
-                    "status": row.status,
-                    "creation_timestamp_ms": now,
-                    "params": param_map,
-                    "tags": tag_map,
-                },
+                LoggedModelCreate(
+                    model_id,
+                    experiment_id=str(exp_id),
+                    name=row.name,
+                    model_type=row.model_type,
+                    source_run_id=row.source_run_id,
+                    artifact_location=row.artifact_location,
+                    status=row.status,
+                    creation_timestamp_ms=now,
+                    params=param_map,
+                    tags=tag_map,
+                ),
             )
             return repository.load_models(session, [model_id])[0]
 
@@ -241,10 +246,9 @@ class LoggedModelService:
             session.flush()
             outbox.append(
                 session,
-                ENTITY,
-                model_id,
-                "finalize",
-                {"status": new_status, "last_updated_timestamp_ms": row.last_updated_time},
+                LoggedModelFinalize(
+                    model_id, status=new_status, last_updated_timestamp_ms=row.last_updated_time
+                ),
             )
             return repository.load_models(session, [model_id])[0]
 
@@ -253,7 +257,7 @@ class LoggedModelService:
             row = self._model(session, model_id)
             row.lifecycle_stage = "deleted"
             row.last_updated_time = now_ms()
-            outbox.append(session, ENTITY, model_id, "delete", {})
+            outbox.append(session, LoggedModelDelete(model_id))
 
     def set_tags(self, model_id: str, tags: list[KeyValueIn]) -> None:
         # Repeated keys: the last value wins, as in MLflow.
@@ -263,14 +267,14 @@ class LoggedModelService:
             if not tag_map:
                 return
             repository.upsert_tags(session, model_id, tag_map)
-            outbox.append(session, ENTITY, model_id, "set_tag", {"tags": tag_map})
+            outbox.append(session, LoggedModelSetTags(model_id, tags=tag_map))
 
     def delete_tag(self, model_id: str, key: str) -> None:
         with self.db.write() as session:
             self._model(session, model_id)
             if "\x00" in key or repository.delete_tag(session, model_id, key) == 0:
                 raise not_found(f"No tag with key {key!r} found for model with ID {model_id!r}.")
-            outbox.append(session, ENTITY, model_id, "delete_tag", {"key": key})
+            outbox.append(session, LoggedModelDeleteTag(model_id, key=key))
 
     def log_params(self, model_id: str, params: list[KeyValueIn]) -> None:
         param_map = _unique_params(_key_values(params, "params"))
@@ -286,7 +290,7 @@ class LoggedModelService:
                     "BAD_REQUEST",
                 )
             repository.insert_params(session, model_id, param_map)
-            outbox.append(session, ENTITY, model_id, "log_params", {"params": param_map})
+            outbox.append(session, LoggedModelLogParams(model_id, params=param_map))
 
     # Helpers -----------------------------------------------------------------------------
 

@@ -16,6 +16,20 @@ from tether.clock import now_ms
 from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import Dataset, InputTag, Run, RunInput
+from tether.db.outbox.records import (
+    DatasetInput,
+    ModelOutput,
+    RunCreate,
+    RunDelete,
+    RunDeleteTag,
+    RunLogBatch,
+    RunLogInputs,
+    RunLogOutputs,
+    RunRestore,
+    RunSetTag,
+    RunUpdate,
+    id_ranges,
+)
 from tether.errors import MlflowError, invalid_parameter, missing_value, not_found
 from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking import serialize, validation
@@ -56,17 +70,6 @@ class DatasetIn:
     schema: str | None
     profile: str | None
     tags: list[tuple[str | None, str | None]]
-
-
-def _id_ranges(ids: list[int]) -> list[list[int]]:
-    """Compress ids into [first, last] runs: the outbox references points, not copies."""
-    ranges: list[list[int]] = []
-    for i in sorted(ids):
-        if ranges and ranges[-1][1] + 1 == i:
-            ranges[-1][1] = i
-        else:
-            ranges.append([i, i])
-    return ranges
 
 
 def _artifact_uri(experiment_location: str | None, run_id: str) -> str:
@@ -206,17 +209,15 @@ class RunService:
             repository.upsert_tags(session, run_id, tag_map)
             outbox.append(
                 session,
-                "run",
-                run_id,
-                "create",
-                {
-                    "experiment_id": str(exp_id),
-                    "name": name,
-                    "user_id": user_id,
-                    "start_time": run.start_time,
-                    "artifact_uri": run.artifact_uri,
-                    "tags": tag_map,
-                },
+                RunCreate(
+                    run_id,
+                    experiment_id=str(exp_id),
+                    name=name,
+                    user_id=user_id,
+                    start_time=run.start_time,
+                    artifact_uri=run.artifact_uri,
+                    tags=tag_map,
+                ),
             )
         # A new run has only its tags: answer what load_runs would read back, without the
         # six queries (tags in key order, as the tags table's primary key returns them).
@@ -232,15 +233,17 @@ class RunService:
         new_status = validation.run_status(status)
         with self.db.write() as session:
             run = self._active_run(session, run_id)
-            changes: dict[str, Any] = {}
             if new_status is not None:
-                run.status = changes["status"] = new_status
+                run.status = new_status
             if end_time is not None:
-                run.end_time = changes["end_time"] = end_time
+                run.end_time = end_time
             if run_name:
-                run.name = changes["run_name"] = run_name
+                run.name = run_name
                 repository.upsert_tags(session, run_id, {RUN_NAME_TAG: run_name})
-            outbox.append(session, "run", run_id, "update", changes)
+            outbox.append(
+                session,
+                RunUpdate(run_id, status=new_status, end_time=end_time, run_name=run_name or None),
+            )
             session.flush()
             info: dict[str, Any] = repository.load_runs(session, [run_id])[0]["info"]
             return info
@@ -256,8 +259,7 @@ class RunService:
             run = self._run(session, run_id)
             run.lifecycle_stage = stage
             run.deleted_time = now_ms() if stage == "deleted" else None
-            op = "delete" if stage == "deleted" else "restore"
-            outbox.append(session, "run", run_id, op, {})
+            outbox.append(session, RunDelete(run_id) if stage == "deleted" else RunRestore(run_id))
 
     # Data --------------------------------------------------------------------------------
 
@@ -268,14 +270,14 @@ class RunService:
             if key == RUN_NAME_TAG:
                 run.name = stored
             repository.upsert_tags(session, run_id, {key: stored})
-            outbox.append(session, "run", run_id, "set_tag", {"key": key, "value": stored})
+            outbox.append(session, RunSetTag(run_id, key=key, value=stored))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.db.write() as session:
             self._active_run(session, run_id)
             if repository.delete_tag(session, run_id, key) == 0:
                 raise not_found(f"No tag with name: {key} in run with id {run_id}")
-            outbox.append(session, "run", run_id, "delete_tag", {"key": key})
+            outbox.append(session, RunDeleteTag(run_id, key=key))
 
     def log_param(self, run_id: str, key: str, value: str) -> None:
         stored = validation.validate_param(key, value)
@@ -291,7 +293,7 @@ class RunService:
                     )
                 return
             repository.insert_params(session, run_id, {key: stored})
-            outbox.append(session, "run", run_id, "log_batch", {"params": {key: stored}})
+            outbox.append(session, RunLogBatch(run_id, params={key: stored}))
 
     def log_metric(self, run_id: str, metric: MetricIn) -> None:
         _check_metric_datasets([metric])
@@ -336,17 +338,17 @@ class RunService:
             if RUN_NAME_TAG in tags:
                 repository.set_name(session, run_id, tags[RUN_NAME_TAG])
             repository.upsert_tags(session, run_id, tags)
-            payload: dict[str, Any] = {}
-            if new_params:
-                payload["params"] = new_params
-            if tags:
-                payload["tags"] = tags
-            if metric_ids:
-                payload["metric_ids"] = _id_ranges(metric_ids)
-            if model_metric_ids:
-                payload["model_metric_ids"] = _id_ranges(model_metric_ids)
-            if payload:
-                outbox.append(session, "run", run_id, "log_batch", payload)
+            if new_params or tags or metric_ids or model_metric_ids:
+                outbox.append(
+                    session,
+                    RunLogBatch(
+                        run_id,
+                        params=new_params,
+                        tags=tags,
+                        metric_ids=id_ranges(metric_ids),
+                        model_metric_ids=id_ranges(model_metric_ids),
+                    ),
+                )
 
     @staticmethod
     def _check_params(session: Session, run_id: str, params: dict[str, str]) -> dict[str, str]:
@@ -422,14 +424,11 @@ class RunService:
                 session.add_all(
                     InputTag(input_uuid=input_uuid, name=k, value=v) for k, v in tags.items()
                 )
-                logged.append({"name": name, "digest": digest, "tags": tags})
-            payload: dict[str, Any] = {}
-            if logged:
-                payload["datasets"] = logged
-            if new_models:
-                payload["models"] = new_models
-            if payload:
-                outbox.append(session, "run", run_id, "log_inputs", payload)
+                logged.append(DatasetInput(name=name, digest=digest, tags=tags))
+            if logged or new_models:
+                outbox.append(
+                    session, RunLogInputs(run_id, datasets=tuple(logged), models=tuple(new_models))
+                )
 
     def log_outputs(self, run_id: str, models: list[tuple[str, int]]) -> None:
         """MLflow 3's runs/outputs: the logged models a run produced (at a step)."""
@@ -453,13 +452,8 @@ class RunService:
             if not models:
                 return
             logged_models.insert_links(session, run_id, logged_models.OUTPUT, models)
-            outbox.append(
-                session,
-                "run",
-                run_id,
-                "log_outputs",
-                {"models": [{"model_id": m, "step": step} for m, step in models]},
-            )
+            outputs = tuple(ModelOutput(model_id=m, step=step) for m, step in models)
+            outbox.append(session, RunLogOutputs(run_id, models=outputs))
 
     # Helpers -----------------------------------------------------------------------------
 

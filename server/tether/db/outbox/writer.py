@@ -1,8 +1,4 @@
-"""The sync outbox: every acknowledged write appends one row, in the write's own transaction.
-
-The Azure ML worker drains it later; the row says what changed, so nothing written before
-sync was switched on is lost. Bulk data (metric points) is referenced by its id range rather
-than copied, keeping the append one small insert per request.
+"""Appending a record: one small INSERT, inside the write's own transaction.
 
 Per entity, outbox ids follow commit order: the worker can then keep one cursor per entity
 and never skip a row. SQLite gets that from its single writer; on PostgreSQL two transactions
@@ -12,12 +8,11 @@ the append first takes a transaction-scoped advisory lock on the entity.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
+from tether.db.outbox.records import AnyRecord
 from tether.db.raw import Statement
 
 # Constant statements on the DBAPI cursor (tether.db.raw): appended on every write.
@@ -28,16 +23,21 @@ _INSERT = Statement(
 )
 
 
-def append(session: Session, entity_type: str, entity_id: str, op: str, payload: Any) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        _LOCK.scalar(session, {"entity": f"{entity_type}:{entity_id}"})
+def append(session: Session, record: AnyRecord) -> None:
+    # Plain str values: psycopg binds an Enum by its member *name*.
+    entity_type = str(record.entity_type)
+    # A bound session (every session of `Database`) names its engine without get_bind's
+    # lookup (0.3 -> 0.07 us, on every client write).
+    bind = session.bind if session.bind is not None else session.get_bind()
+    if bind.dialect.name == "postgresql":
+        _LOCK.scalar(session, {"entity": f"{entity_type}:{record.entity_id}"})
     _INSERT.run(
         session,
         {
             "created_at": now_ms(),
             "entity_type": entity_type,
-            "entity_id": entity_id,
-            "op": op,
-            "payload": orjson.dumps(payload).decode(),
+            "entity_id": record.entity_id,
+            "op": record.op,
+            "payload": orjson.dumps(record.payload()).decode(),
         },
     )
