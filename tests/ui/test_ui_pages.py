@@ -10,7 +10,6 @@ which routes.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 
 import pytest

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-SCRIPT = r'''
+SCRIPT = r"""
 import json, sys, uuid
 import mlflow, mlflow.data, mlflow.sklearn
 import pandas as pd
@@ -63,7 +63,7 @@ print(json.dumps({
     "version": version.version,
     "prompt": prompt.name,
 }))
-'''
+"""
 
 
 @dataclass(frozen=True)

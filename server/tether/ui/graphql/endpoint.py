@@ -77,7 +77,7 @@ def _answer(data: dict[str, Any] | None, errors: list[str]) -> JsonResponse:
 
 def _message(error: GraphQLError) -> str:
     cause = error.original_error
-    if cause is None or isinstance(cause, MlflowError):
+    if cause is None or isinstance(cause, MlflowError | GraphQLError):
         return error.message
     log.error("GraphQL resolver failed at %s", error.path, exc_info=cause)
     return "Internal error (logged by the server)"

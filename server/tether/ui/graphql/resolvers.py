@@ -3,8 +3,9 @@
 The services answer in MLflow's REST JSON (snake_case, defaults left out); `mlflow server`
 resolves its schema on protobuf messages, where an absent field reads as its default. So a
 field resolves to its value, else to the proto default of its GraphQL type (`""`, `"0"`,
-`0.0`, `false`, `[]`, an empty object, an enum's first value); `apiError` alone is null
-(MLflow never fills it: failures are GraphQL errors). Store work runs off the event loop
+`0.0`, `false`, `[]`, an empty object, an enum's first value -- or, for the enums whose
+proto default is an `_UNSPECIFIED` 0, MLflow's error); `apiError` alone is null (MLflow
+never fills it: failures are GraphQL errors). Store work runs off the event loop
 (`tether.threads.blocking`).
 
 MLflow quirks kept: `mlflowGetMetricHistoryBulkInterval` takes `max_results`, `start_step`
@@ -24,6 +25,7 @@ from typing import Any
 
 from graphql import (
     GraphQLEnumType,
+    GraphQLError,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -68,7 +70,12 @@ def _default(gql_type: GraphQLType) -> Any:
     if isinstance(gql_type, GraphQLObjectType):
         return {}
     if isinstance(gql_type, GraphQLEnumType):
-        return next(iter(gql_type.values.values())).value
+        first = next(iter(gql_type.values))
+        if first.endswith("_UNSPECIFIED"):
+            # The proto default is 0, which MLflow's schema (its values count from 1) cannot
+            # represent: mlflow server reports exactly this error and answers null.
+            raise GraphQLError(f"Enum '{gql_type.name}' cannot represent value: 0")
+        return gql_type.values[first].value
     if isinstance(gql_type, GraphQLScalarType):
         return {"String": "", "LongString": 0, "Float": 0.0, "Int": 0, "Boolean": False}.get(
             gql_type.name
@@ -169,6 +176,13 @@ async def search_model_versions(_: Any, info: GraphQLResolveInfo, **args: Any) -
 
 def echo(_: Any, __: GraphQLResolveInfo, inputString: str | None = None) -> dict[str, Any]:
     return {"output": inputString}
+
+
+def unresolved(_: Any, __: GraphQLResolveInfo, **___: Any) -> None:
+    """`testMutation`: mlflow server's resolver for it is never found (it is named
+    `resolve_test_mutation` for a field graphene looks up as `resolve_testMutation`), so it
+    always answers null."""
+    return None
 
 
 # MlflowRunExtension / MlflowMetricExtension -----------------------------------------------

@@ -39,7 +39,7 @@ _ROOT_RESOLVERS = {
     ("Query", "mlflowSearchModelVersions"): resolvers.search_model_versions,
     ("Query", "test"): resolvers.echo,
     ("Mutation", "mlflowSearchRuns"): resolvers.search_runs,
-    ("Mutation", "testMutation"): resolvers.echo,
+    ("Mutation", "testMutation"): resolvers.unresolved,
     ("MlflowRunExtension", "experiment"): resolvers.run_experiment,
     ("MlflowRunExtension", "modelVersions"): resolvers.run_model_versions,
     ("MlflowMetricExtension", "value"): resolvers.metric_value,
