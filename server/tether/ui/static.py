@@ -64,7 +64,7 @@ def _ui(request: Request) -> UiFiles:
     return found
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 async def index(request: Request) -> Response:
     found = _ui(request)
     if found.index is None:
