@@ -163,7 +163,7 @@ def _filters(status: str | None, experiment: str | None) -> str:
         href = "./" + (f"?{urlencode(query)}" if query else "")
         text = escape((choice or "all").replace("_", " "))
         links.append(f"<b>{text}</b>" if choice == status else f'<a href="{href}">{text}</a>')
-    return '<p class="filters">Show: ' + "".join(links) + "</p>"
+    return '<p class="filters">Show: ' + " ".join(links) + "</p>"
 
 
 def render(
