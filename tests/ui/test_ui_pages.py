@@ -48,8 +48,9 @@ def test_runs_table_with_nested_runs_and_datasets(browser: Browser, workload: Wo
 def test_run_overview_shows_params_metrics_tags_and_model(
     browser: Browser, workload: Workload
 ) -> None:
-    # The link the MLflow client prints ("View run ... at: <tracking uri>/#/experiments/...").
+    # The link the MLflow client printed ("View run train at: <tracking uri>/#/...").
     fragment = f"/experiments/{workload.experiment_id}/runs/{workload.run_id}"
+    assert workload.view_run_url == browser.base_url + "/#" + fragment
     for visit in _open(browser, fragment, "run-overview"):
         visit.check("train", "l1_ratio", "0.125", "accuracy", "owner", workload.registered_model)
         assert any(a.path == "/graphql" and a.status == 200 for a in visit.answers)
@@ -58,7 +59,7 @@ def test_run_overview_shows_params_metrics_tags_and_model(
 def test_run_metric_charts(browser: Browser, workload: Workload) -> None:
     fragment = f"/experiments/{workload.experiment_id}/runs/{workload.run_id}/model-metrics"
     for visit in _open(browser, fragment, "run-metric-charts"):
-        visit.check("loss", "accuracy")
+        visit.check("loss", "accuracy", "Step")
         charts = [a for a in visit.answers if a.path.endswith("/metrics/get-history-bulk-interval")]
         assert charts and all(a.status == 200 for a in charts)
 

@@ -8,13 +8,15 @@ client's global state (active run, experiment) never leaks into the tests. It lo
   model logged with `mlflow.sklearn.log_model` (a logged model with its files);
 - that model registered as version 1 of a registered model with the alias "champion";
 - a prompt (MLflow 3's prompt registry).
-Prints one JSON object with the ids and names.
+Prints one JSON object with the ids and names; the client also prints the "View run" link
+a user clicks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -76,6 +78,7 @@ class Workload:
     registered_model: str
     version: str
     prompt: str
+    view_run_url: str  # the "View run train at: <url>" link the client printed
 
 
 def log_workload(tracking_uri: str) -> Workload:
@@ -94,4 +97,6 @@ def log_workload(tracking_uri: str) -> Workload:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     last = done.stdout.strip().splitlines()[-1]
-    return Workload(**json.loads(last))
+    printed = re.search(r"View run train at: (\S+)", done.stdout + done.stderr)
+    assert printed is not None, done.stdout[-3000:] + done.stderr[-3000:]
+    return Workload(**json.loads(last), view_run_url=printed.group(1))

@@ -27,11 +27,11 @@ class StaticPrefix:
         self.prefix = prefix.rstrip("/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] != "http":  # lifespan (Tether serves no websockets)
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path == self.prefix and scope["type"] == "http":
+        if path == self.prefix:
             query = scope.get("query_string", b"")
             location = self.prefix + "/" + ("?" + query.decode("latin-1") if query else "")
             await _redirect(send, location)
