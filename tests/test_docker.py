@@ -375,6 +375,8 @@ def test_image_commands_serve_mlflow(image_venv: ImageVenv, tmp_path: Path) -> N
                 content=b"hi",
             )
             assert put.status == 200, put.text
+            ui = rest.request("GET", "/")  # the image carries the pinned web UI
+            assert ui.status == 200 and '<div id="root"' in ui.text, ui.text[:500]
     finally:
         code = _sigterm(proc)
     assert code == 0, proc.log_text()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 from fastapi import FastAPI
 
-from tether import __version__
+from tether import __version__, ui
 from tether.api import errors, openapi
 from tether.api.deps import ServiceRegistry
 from tether.api.dispatch import DirectDispatch
@@ -138,5 +138,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     artifact_endpoints.install(app)
     openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    ui.install(app, settings)  # the web UI; its middlewares (prefix, Host, CORS) wrap the API's
     install_observability(app, settings, db)  # last: outermost, sees every request
     return app

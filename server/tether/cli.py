@@ -17,6 +17,7 @@ from tether.config import Settings
 from tether.errors import MlflowError
 from tether.observability import logs, prometheus_dir
 from tether.sync import commands as sync_commands
+from tether.ui import commands as ui_commands
 
 
 def _export(env: dict[str, Any]) -> None:
@@ -27,6 +28,19 @@ def _export(env: dict[str, Any]) -> None:
         if isinstance(value, bool):
             value = "true" if value else "false"
         os.environ[f"TETHER_{key.upper()}"] = str(value)
+
+
+def _static_prefix(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    """mlflow server's rules: starts with "/", does not end with one, no braces."""
+    if value is None:
+        return None
+    if not value.startswith("/"):
+        raise click.BadParameter("must begin with a '/'")
+    if value.endswith("/"):
+        raise click.BadParameter("should not end with a '/'")
+    if "{" in value or "}" in value:
+        raise click.BadParameter("must not contain '{' or '}'")
+    return value
 
 
 def _backend_option(func: Any) -> Any:
@@ -83,6 +97,45 @@ def main() -> None:
     help="Serve Prometheus metrics at /metrics, keeping the workers' samples in this directory "
     "(created if missing; a previous run's sample files are removed at start). "
     "Env: TETHER_EXPOSE_PROMETHEUS.",
+)
+@click.option(
+    "--ui-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The MLflow UI's build directory (default: `tether ui install`'s copy, else an "
+    "installed mlflow package of the pinned version). Env: TETHER_UI_DIR.",
+)
+@click.option(
+    "--static-prefix",
+    default=None,
+    callback=_static_prefix,
+    help="Serve everything under this path prefix (e.g. /mlflow), as mlflow server does. "
+    "Env: TETHER_STATIC_PREFIX.",
+)
+@click.option(
+    "--allowed-hosts",
+    default=None,
+    help="Comma-separated Host headers accepted (fnmatch patterns; * for any). Default: "
+    "loopback and private addresses. Env: TETHER_ALLOWED_HOSTS.",
+)
+@click.option(
+    "--cors-allowed-origins",
+    default=None,
+    help="Comma-separated origins allowed cross-origin, writes included (e.g. "
+    "https://tether.example.com; * for any). Default: loopback only. "
+    "Env: TETHER_CORS_ALLOWED_ORIGINS.",
+)
+@click.option(
+    "--x-frame-options",
+    default=None,
+    help="X-Frame-Options header (default SAMEORIGIN; NONE to omit). Env: TETHER_X_FRAME_OPTIONS.",
+)
+@click.option(
+    "--disable-security-middleware",
+    is_flag=True,
+    default=None,
+    help="No Host check, CORS rules or security headers (testing only). "
+    "Env: TETHER_DISABLE_SECURITY_MIDDLEWARE.",
 )
 @click.option(
     "--log-format",
@@ -189,6 +242,7 @@ def openapi_document() -> str:
 
 
 main.add_command(sync_commands.sync)
+main.add_command(ui_commands.ui)
 
 if __name__ == "__main__":
     main()

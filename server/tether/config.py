@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     azureml_workspace: str | None = None
     azureml_endpoint: str | None = None  # https base override (private link, tests)
     azureml_arm_endpoint: str = "https://management.azure.com"  # ARM discovery of the host
+    azureml_studio_url: str = "https://ml.azure.com"  # the sync page's links (tether.ui)
     sync_lease_seconds: float = Field(default=60.0, gt=0)
     sync_lookback_seconds: float = Field(default=60.0, ge=0)
     sync_poll_seconds: float = Field(default=1.0, gt=0)
@@ -61,6 +62,20 @@ class Settings(BaseSettings):
     log_level: str = Field(default="info", pattern="(?i)^(critical|error|warning|info|debug)$")
     access_log: bool = True  # one line per request (tether.access)
     ready_timeout_seconds: float = Field(default=3.0, gt=0)
+    # The web UI (tether.ui): where the MLflow UI's files are (default: found, see
+    # tether.ui.files), the path prefix everything is served under (`mlflow server
+    # --static-prefix`), and mlflow server's protections against DNS rebinding and
+    # cross-origin writes: allowed Host headers and CORS origins (comma-separated; unset:
+    # loopback and private addresses / loopback origins only).
+    ui_dir: Path | None = None
+    static_prefix: str | None = Field(default=None, pattern=r"^/[^{}]*[^/{}]$")
+    allowed_hosts: str | None = None
+    cors_allowed_origins: str | None = None
+    x_frame_options: str = "SAMEORIGIN"  # NONE: no header (the UI may then be framed)
+    disable_security_middleware: bool = False
+    # /graphql batching limits per request, as mlflow server's (tether.ui.graphql.limits).
+    graphql_max_root_fields: int = Field(default=10, ge=1)
+    graphql_max_aliases: int = Field(default=10, ge=0)
 
     def resolved_backend_store_uri(self) -> str:
         if self.backend_store_uri:

@@ -231,7 +231,9 @@ def test_interrupted_upload_keeps_previous_version(artifact_server: ArtifactServ
     host, port = artifact_server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
-            f"PUT {PROXY}/{path} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n".encode()
+            # A real Host: others are refused before the body is read (tether.ui.security).
+            f"PUT {PROXY}/{path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Content-Length: 10000000\r\n\r\n".encode()
             + os.urandom(6 * 1024 * 1024)
         )
     # The server notices the disconnect; the stored file must still be the complete v1.

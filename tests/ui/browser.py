@@ -1,0 +1,183 @@
+"""Headless Chromium for the UI tests: Debian's `chromium` driven by Playwright for Python.
+
+No browser is ever downloaded: Playwright launches the system binary (`CHROMIUM`, installed
+by `.ci/run` with apt) with a new, empty profile per browser. A `Visit` opens one page of
+the UI and records every response the page gets; `check` then asserts that
+
+- the page shows the data the test names (texts, each within a generous deadline: the
+  bundle renders asynchronously, and CI is a slow 2-core machine),
+- no error banner or "something went wrong" screen is shown,
+- no request to Tether failed: every 4xx/5xx answer from Tether fails the test, except the
+  requests the reference `mlflow server` also refuses (`REFERENCE_ALSO_REFUSES`) and the
+  routes that come with phase 2 of issue 12 (`PHASE_2_ROUTES`, listed so the page tests that
+  depend on them can be skipped with that reason);
+and keeps a screenshot in `tests/ui/screenshots/` (git-ignored; CI keeps it as an artifact).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Response, sync_playwright
+
+CHROMIUM = os.environ.get("TETHER_TEST_CHROMIUM", "/usr/bin/chromium")
+SKIP_ENV = "TETHER_TEST_SKIP_BROWSER"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
+RENDER_TIMEOUT_MS = 45_000
+
+# Answered 404 by the reference server too (no auth configured): the UI carries on.
+REFERENCE_ALSO_REFUSES = (("GET", re.compile(r"/ajax-api/2\.0/mlflow/users/current$")),)
+# Routes the UI calls that Tether answers from phase 2 of issue 12 on (404 until then).
+PHASE_2_ROUTES = (
+    ("GET", re.compile(r"/ajax-api/3\.0/mlflow/assistant/(config|providers)$")),
+    ("POST", re.compile(r"/ajax-api/3\.0/mlflow/traces/(search|metrics)$")),
+    ("POST", re.compile(r"/ajax-api/3\.0/mlflow/datasets/search$")),
+    ("POST", re.compile(r"/ajax-api/2\.0/mlflow/experiments/search-datasets$")),
+    ("GET", re.compile(r"/ajax-api/2\.0/mlflow/gateway-proxy$")),
+    ("POST", re.compile(r"/ajax-api/2\.0/mlflow/gateway-proxy$")),
+    ("GET", re.compile(r"/ajax-api/2\.0/mlflow/metrics/get-history-bulk$")),
+    ("POST", re.compile(r"/ajax-api/2\.0/mlflow/upload-artifact$")),
+    ("GET", re.compile(r"/ajax-api/3\.0/mlflow/ui-telemetry$")),
+    ("POST", re.compile(r"/ajax-api/3\.0/mlflow/ui-telemetry$")),
+)
+# What the UI shows when a request it needed failed.
+ERROR_TEXTS = re.compile(
+    r"Something went wrong|Can't load run details|Experiment load error|"
+    r"Request failed with status|Unable to load|An error occurred|"
+    r"ENDPOINT_NOT_FOUND|RESOURCE_DOES_NOT_EXIST|INVALID_PARAMETER_VALUE|INTERNAL_ERROR",
+    re.IGNORECASE,
+)
+
+
+def _matches(rules: tuple[tuple[str, re.Pattern[str]], ...], method: str, path: str) -> bool:
+    return any(method == m and pattern.search(path) for m, pattern in rules)
+
+
+@dataclass
+class Answer:
+    method: str
+    path: str
+    status: int
+
+
+@dataclass
+class Visit:
+    """One page of the UI in a fresh tab, with every response it got from Tether."""
+
+    page: Page
+    base_url: str
+    name: str
+    answers: list[Answer] = field(default_factory=list)
+
+    def record(self, response: Response) -> None:
+        url = response.url
+        if url.startswith(self.base_url):
+            path = url[len(self.base_url) :].split("?", 1)[0].split("#", 1)[0] or "/"
+            self.answers.append(Answer(response.request.method, path, response.status))
+
+    def failed(self) -> list[Answer]:
+        """Tether's 4xx/5xx answers, less the ones the reference gives too and phase 2's."""
+        return [
+            a
+            for a in self.answers
+            if a.status >= 400
+            and not _matches(REFERENCE_ALSO_REFUSES, a.method, a.path)
+            and not _matches(PHASE_2_ROUTES, a.method, a.path)
+        ]
+
+    def phase_2_calls(self) -> list[Answer]:
+        return [a for a in self.answers if _matches(PHASE_2_ROUTES, a.method, a.path)]
+
+    def wait_for_text(self, text: str | re.Pattern[str]) -> None:
+        self.page.get_by_text(text).first.wait_for(state="visible", timeout=RENDER_TIMEOUT_MS)
+
+    def shown(self, *texts: str | re.Pattern[str]) -> None:
+        """Each text is on the page (waiting for it); a screenshot is taken either way."""
+        try:
+            for text in texts:
+                self.wait_for_text(text)
+            self.page.wait_for_load_state("load")
+        finally:
+            self.screenshot()
+
+    def check(self, *texts: str | re.Pattern[str]) -> None:
+        """`shown(*texts)`, no failed request to Tether, no error banner. A banner about a
+        route of phase 2 skips the test, naming the route (the data checks have passed)."""
+        self.shown(*texts)
+        failed = self.failed()
+        assert not failed, f"{self.name}: requests to Tether failed: {failed}"
+        banners = self.page.get_by_text(ERROR_TEXTS)
+        shown = [banners.nth(i).inner_text() for i in range(banners.count())]
+        pending = sorted({a.path for a in self.phase_2_calls()})
+        unexplained = [b for b in shown if not any(path in b for path in pending)]
+        assert not unexplained, f"{self.name}: error shown: {unexplained}"
+        if shown:
+            pytest.skip(
+                f"phase 2 of issue 12: the page shows the data, and an error banner for "
+                f"{', '.join(pending)}, which Tether does not answer yet (404)"
+            )
+
+    def screenshot(self, suffix: str = "") -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{self.name}{suffix}.png"), full_page=False)
+
+
+class Browser:
+    """A browser profile; `visit(url, name)` opens a page in a new tab."""
+
+    def __init__(self, context: BrowserContext, base_url: str) -> None:
+        self.context = context
+        self.base_url = base_url.rstrip("/")
+
+    @contextmanager
+    def visit(self, path: str, name: str) -> Iterator[Visit]:
+        page = self.context.new_page()
+        visit = Visit(page, self.base_url, name)
+        page.on("response", visit.record)
+        try:
+            page.goto(self.base_url + path, wait_until="domcontentloaded")
+            yield visit
+        finally:
+            page.close()
+
+
+@contextmanager
+def chromium(base_url: str, viewport: dict[str, int] = DESKTOP) -> Iterator[Browser]:
+    profile = tempfile.mkdtemp(prefix="tether-chromium-")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=ARGS,
+                viewport=viewport,  # type: ignore[arg-type]
+                locale="en-US",
+                timezone_id="UTC",
+            )
+            try:
+                yield Browser(context, base_url)
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
