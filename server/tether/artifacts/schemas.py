@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from tether.api.request import Int64, RequestModel, Str
+from tether.wire import Int64, RequestModel, Str
 
 
 class CreateMultipartUpload(RequestModel):

@@ -6,11 +6,24 @@ is the one MLflow reports. `None` marks the fields whose presence matters (proto
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import Field
 
-from tether.api.request import Bool, Int64, RequestModel, Str
+from tether.errors import API_DOCS_HINT, invalid_parameter
+from tether.registry.search import MODEL_MAX_RESULTS_THRESHOLD, VERSION_MAX_RESULTS_THRESHOLD
+from tether.tracking.validation import invalid_value
+from tether.wire import Bool, Int64, RequestModel, Str, parse_model
+
+
+def _check_max_results(data: dict[str, Any], max_results: int, bound: int) -> None:
+    """max_results above MLflow's handler bound is refused as its handler does."""
+    if max_results > bound:
+        raw = data.get("max_results")
+        raise invalid_parameter(
+            invalid_value("max_results", raw, f" Hint: Value was of type '{type(raw).__name__}'.")
+            + API_DOCS_HINT
+        )
 
 
 class KeyValue(RequestModel):
@@ -47,6 +60,12 @@ class SearchRegisteredModels(RequestModel):
     max_results: Int64 = 100
     order_by: list[Str] = []
     page_token: Str = ""
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Self:
+        body = parse_model(cls, data)
+        _check_max_results(data, body.max_results, MODEL_MAX_RESULTS_THRESHOLD)
+        return body
 
 
 class GetLatestVersions(RequestModel):
@@ -111,6 +130,12 @@ class SearchModelVersions(RequestModel):
     max_results: Int64 = 200_000
     order_by: list[Str] = []
     page_token: Str = ""
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Self:
+        body = parse_model(cls, data)
+        _check_max_results(data, body.max_results, VERSION_MAX_RESULTS_THRESHOLD)
+        return body
 
 
 class SetModelVersionTag(RequestModel):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from tether.api.request import Bool, Int64, RequestModel, Str
 from tether.tracking.experiments.schemas import KeyValue
+from tether.wire import Bool, Int64, RequestModel, Str
 
 
 class CreateLoggedModel(RequestModel):
@@ -69,7 +69,12 @@ class GetLoggedModelArtifact(RequestModel):
     artifact_file_path: Str | None = None
 
 
-class GetLoggedModel(RequestModel):
-    """Query of `GET /logged-models/{model_id}` (read by the endpoint itself; documentation)."""
+def _is_true(value: Any) -> bool:
+    """MLflow's reading of `allow_deleted`: the text "true" in any case; anything else is no."""
+    return str(value).lower() == "true"
 
-    allow_deleted: Bool = False
+
+class GetLoggedModel(RequestModel):
+    """Query of `GET /logged-models/{model_id}`."""
+
+    allow_deleted: Annotated[bool, BeforeValidator(_is_true)] = False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -26,24 +26,12 @@ from tether.tracking.logged_models.service import model_not_found
 from tether.tracking.metrics.repository import Point, insert_points, sanitized_points
 from tether.tracking.names import random_run_name
 from tether.tracking.runs import repository
+from tether.tracking.runs.schemas import MetricIn
 
 RUN_NAME_TAG = "mlflow.runName"
 # Runs loaded per round of queries: the ids go as one parameter (db.dialect.in_list), so
 # this only bounds the rows held at once.
 _LOAD_CHUNK = 5000
-
-
-class MetricIn(NamedTuple):
-    """One point as the client sent it. A tuple: log-batch builds a thousand per request."""
-
-    key: str | None
-    value: float | None
-    timestamp: int | None
-    step: int
-    # MLflow 3: a point logged with a model id is also a metric of that logged model.
-    model_id: str | None = None
-    dataset_name: str | None = None
-    dataset_digest: str | None = None
 
 
 @dataclass(frozen=True)
