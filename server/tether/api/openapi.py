@@ -31,9 +31,9 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 from pydantic_core import core_schema
 
-from tether.api.response_models import ErrorResponse
 from tether.api.responses import JsonResponse
 from tether.api.routing import RouteDoc, route_doc
+from tether.errors import ErrorResponse
 
 _REF = "#/components/schemas/{model}"
 _BINARY = {"type": "string", "format": "binary"}

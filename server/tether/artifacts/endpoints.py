@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from tether.api import response_models as resp
-from tether.api.responses import JsonResponse
+from tether.api.responses import Empty, JsonResponse
 from tether.api.routing import MLFLOW3_PREFIXES, MLFLOW_PREFIXES, Router
 from tether.artifacts import schemas
 from tether.artifacts.http import Artifacts, streamed
-from tether.artifacts.service import UNSUPPORTED_PRESIGNED_DOWNLOAD, file_json
+from tether.artifacts.serialize import file_info
+from tether.artifacts.service import UNSUPPORTED_PRESIGNED_DOWNLOAD
 from tether.config import Settings
 from tether.errors import MlflowError, invalid_parameter
 from tether.storage.base import UploadedPart
@@ -102,16 +102,18 @@ async def download_artifact(service: Artifacts, path: ArtifactPath) -> Streaming
     return streamed(await service.download(path))
 
 
-@proxy.delete("/artifacts/{artifact_path:path}", response=resp.Empty)
-async def delete_artifact(service: Artifacts, path: ArtifactPath) -> dict[str, Any]:
+@proxy.delete("/artifacts/{artifact_path:path}")
+async def delete_artifact(service: Artifacts, path: ArtifactPath) -> Empty:
     await service.delete(path)
     return {}
 
 
-@proxy.get("/artifacts", response=resp.ListProxyArtifactsResponse)
-async def list_artifacts(body: schemas.ListArtifacts, service: Artifacts) -> dict[str, Any]:
+@proxy.get("/artifacts")
+async def list_artifacts(
+    body: schemas.ListArtifacts, service: Artifacts
+) -> schemas.ListProxyArtifactsResponse:
     entries = await service.list_dir(safe_directory_path(body.path))
-    return {"files": [file_json(e, e.path) for e in entries]} if entries else {}
+    return {"files": [file_info(e, e.path) for e in entries]} if entries else {}
 
 
 def _basename(client_file: str) -> str:
@@ -119,13 +121,13 @@ def _basename(client_file: str) -> str:
     return safe_relative_path(_SPLIT.split(client_file)[-1])
 
 
-@proxy.post("/mpu/create/{artifact_path:path}", response=resp.CreateMultipartUploadResponse)
+@proxy.post("/mpu/create/{artifact_path:path}")
 async def create_multipart_upload(
     directory: ArtifactPath, body: schemas.CreateMultipartUpload, service: Artifacts
-) -> dict[str, Any]:
+) -> schemas.CreateMultipartUploadResponse:
     target = join(directory, _basename(body.path))
     credentials, upload_id = await service.create_multipart_upload(target, body.num_parts)
-    response: dict[str, Any] = {
+    response: schemas.CreateMultipartUploadResponse = {
         "credentials": [
             {"url": c.url, "part_number": c.part_number, "headers": c.headers} for c in credentials
         ]
@@ -135,20 +137,20 @@ async def create_multipart_upload(
     return response
 
 
-@proxy.post("/mpu/complete/{artifact_path:path}", response=resp.Empty)
+@proxy.post("/mpu/complete/{artifact_path:path}")
 async def complete_multipart_upload(
     directory: ArtifactPath, body: schemas.CompleteMultipartUpload, service: Artifacts
-) -> dict[str, Any]:
+) -> Empty:
     target = join(directory, _basename(body.path))
     parts = [UploadedPart(p.part_number, p.etag, p.url) for p in body.parts]
     await service.complete_multipart_upload(target, body.upload_id, parts)
     return {}
 
 
-@proxy.post("/mpu/abort/{artifact_path:path}", response=resp.Empty)
+@proxy.post("/mpu/abort/{artifact_path:path}")
 async def abort_multipart_upload(
     directory: ArtifactPath, body: schemas.AbortMultipartUpload, service: Artifacts
-) -> dict[str, Any]:
+) -> Empty:
     target = join(directory, _basename(body.path))
     await service.abort_multipart_upload(target, body.upload_id)
     return {}
@@ -166,8 +168,10 @@ async def presigned_download(path: ArtifactPath) -> NoReturn:
 tracking = Router("artifacts", prefixes=MLFLOW_PREFIXES)
 
 
-@tracking.get("/artifacts/list", response=resp.ListRunArtifactsResponse)
-async def list_run_artifacts(body: schemas.ListRunArtifacts, service: Artifacts) -> dict[str, Any]:
+@tracking.get("/artifacts/list")
+async def list_run_artifacts(
+    body: schemas.ListRunArtifacts, service: Artifacts
+) -> schemas.ListRunArtifactsResponse:
     return await service.list_run_artifacts(body.run_id, safe_directory_path(body.path))
 
 
@@ -181,8 +185,8 @@ async def get_artifact(body: schemas.GetArtifact, service: Artifacts) -> Streami
     return streamed(await service.download_run_artifact(body.run_id, safe_relative_path(body.path)))
 
 
-@ui.get("/server-info", prefixes=MLFLOW3_PREFIXES, response=resp.ServerInfo)
-async def server_info(request: Request, service: Artifacts) -> dict[str, Any]:
+@ui.get("/server-info", prefixes=MLFLOW3_PREFIXES)
+async def server_info(request: Request, service: Artifacts) -> schemas.ServerInfo:
     settings: Settings = request.app.state.settings
     return {
         "store_type": "SqlStore",

@@ -6,9 +6,9 @@ from fastapi import Request
 from fastapi.responses import PlainTextResponse
 
 from tether import __version__
-from tether.api.response_models import Readiness as ReadinessBody
 from tether.api.responses import JsonResponse
 from tether.api.routing import Router
+from tether.ops import schemas
 from tether.ops.readiness import Readiness
 
 api = Router("health")
@@ -24,7 +24,7 @@ async def version() -> str:
     return __version__
 
 
-@api.get("/ready", response=ReadinessBody, same_body_on=(503,))
+@api.get("/ready", response=schemas.Readiness, same_body_on=(503,))
 async def ready(request: Request) -> JsonResponse:
     """200 when the database answers and the artifact store takes writes, else 503; the
     Azure ML sync is reported (queue, reachability) but never makes the server unready."""

@@ -7,13 +7,13 @@ streams a version's file through the artifact proxy's backend.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends
 from fastapi.responses import StreamingResponse
 
-from tether.api import response_models as resp
 from tether.api.deps import provider
+from tether.api.responses import Empty
 from tether.api.routing import MLFLOW_PREFIXES, Router
 from tether.artifacts.http import Artifacts, streamed
 from tether.errors import MlflowError, invalid_parameter
@@ -33,47 +33,45 @@ def _tags(tags: list[schemas.KeyValue]) -> list[tuple[str | None, str | None]]:
 # ------------------------------------------------------------------------ registered models
 
 
-@api.post("/registered-models/create", response=resp.RegisteredModelResponse)
+@api.post("/registered-models/create")
 async def create_registered_model(
     body: schemas.CreateRegisteredModel, service: Registry
-) -> dict[str, Any]:
+) -> schemas.RegisteredModelResponse:
     model = await blocking(service.create_model, body.name, _tags(body.tags), body.description)
     return {"registered_model": model}
 
 
-@api.get("/registered-models/get", response=resp.RegisteredModelResponse)
+@api.get("/registered-models/get")
 async def get_registered_model(
     body: schemas.RegisteredModelName, service: Registry
-) -> dict[str, Any]:
+) -> schemas.RegisteredModelResponse:
     return {"registered_model": await blocking(service.get_model, body.name)}
 
 
-@api.patch("/registered-models/update", response=resp.RegisteredModelResponse)
+@api.patch("/registered-models/update")
 async def update_registered_model(
     body: schemas.UpdateRegisteredModel, service: Registry
-) -> dict[str, Any]:
+) -> schemas.RegisteredModelResponse:
     return {"registered_model": await blocking(service.update_model, body.name, body.description)}
 
 
-@api.post("/registered-models/rename", response=resp.RegisteredModelResponse)
+@api.post("/registered-models/rename")
 async def rename_registered_model(
     body: schemas.RenameRegisteredModel, service: Registry
-) -> dict[str, Any]:
+) -> schemas.RegisteredModelResponse:
     return {"registered_model": await blocking(service.rename_model, body.name, body.new_name)}
 
 
-@api.delete("/registered-models/delete", response=resp.Empty)
-async def delete_registered_model(
-    body: schemas.RegisteredModelName, service: Registry
-) -> dict[str, Any]:
+@api.delete("/registered-models/delete")
+async def delete_registered_model(body: schemas.RegisteredModelName, service: Registry) -> Empty:
     await blocking(service.delete_model, body.name)
     return {}
 
 
-@api.get("/registered-models/search", response=resp.SearchRegisteredModelsResponse)
+@api.get("/registered-models/search")
 async def search_registered_models(
     body: schemas.SearchRegisteredModels, service: Registry
-) -> dict[str, Any]:
+) -> schemas.SearchRegisteredModelsResponse:
     models, token = await blocking(
         service.search_models,
         filter_string=body.filter,
@@ -81,34 +79,32 @@ async def search_registered_models(
         order_by=body.order_by,
         page_token=body.page_token or None,
     )
-    response: dict[str, Any] = {}
-    if models:
-        response["registered_models"] = models
+    response: schemas.SearchRegisteredModelsResponse = (
+        {"registered_models": models} if models else {}
+    )
     if token:
         response["next_page_token"] = token
     return response
 
 
-@api.route(
-    "/registered-models/get-latest-versions", ["POST", "GET"], response=resp.ModelVersionsResponse
-)
-async def get_latest_versions(body: schemas.GetLatestVersions, service: Registry) -> dict[str, Any]:
+@api.route("/registered-models/get-latest-versions", ["POST", "GET"])
+async def get_latest_versions(
+    body: schemas.GetLatestVersions, service: Registry
+) -> schemas.ModelVersionsResponse:
     versions = await blocking(service.get_latest_versions, body.name, body.stages)
     return {"model_versions": versions} if versions else {}
 
 
-@api.post("/registered-models/set-tag", response=resp.Empty)
-async def set_registered_model_tag(
-    body: schemas.SetRegisteredModelTag, service: Registry
-) -> dict[str, Any]:
+@api.post("/registered-models/set-tag")
+async def set_registered_model_tag(body: schemas.SetRegisteredModelTag, service: Registry) -> Empty:
     await blocking(service.set_model_tag, body.name, body.key, body.value)
     return {}
 
 
-@api.delete("/registered-models/delete-tag", response=resp.Empty)
+@api.delete("/registered-models/delete-tag")
 async def delete_registered_model_tag(
     body: schemas.DeleteRegisteredModelTag, service: Registry
-) -> dict[str, Any]:
+) -> Empty:
     await blocking(service.delete_model_tag, body.name, body.key)
     return {}
 
@@ -116,36 +112,36 @@ async def delete_registered_model_tag(
 # --------------------------------------------------------------------------------- aliases
 
 
-@api.post("/registered-models/alias", response=resp.Empty)
+@api.post("/registered-models/alias")
 async def set_registered_model_alias(
     body: schemas.SetRegisteredModelAlias, service: Registry
-) -> dict[str, Any]:
+) -> Empty:
     await blocking(service.set_alias, body.name, body.alias, body.version)
     return {}
 
 
-@api.delete("/registered-models/alias", response=resp.Empty)
+@api.delete("/registered-models/alias")
 async def delete_registered_model_alias(
     body: schemas.RegisteredModelAliasKey, service: Registry
-) -> dict[str, Any]:
+) -> Empty:
     await blocking(service.delete_alias, body.name, body.alias)
     return {}
 
 
-@api.get("/registered-models/alias", response=resp.ModelVersionResponse)
+@api.get("/registered-models/alias")
 async def get_model_version_by_alias(
     body: schemas.RegisteredModelAliasKey, service: Registry
-) -> dict[str, Any]:
+) -> schemas.ModelVersionResponse:
     return {"model_version": await blocking(service.get_version_by_alias, body.name, body.alias)}
 
 
 # ---------------------------------------------------------------------------- model versions
 
 
-@api.post("/model-versions/create", response=resp.ModelVersionResponse)
+@api.post("/model-versions/create")
 async def create_model_version(
     body: schemas.CreateModelVersion, service: Registry
-) -> dict[str, Any]:
+) -> schemas.ModelVersionResponse:
     version = await blocking(
         service.create_version,
         name=body.name,
@@ -159,23 +155,25 @@ async def create_model_version(
     return {"model_version": version}
 
 
-@api.get("/model-versions/get", response=resp.ModelVersionResponse)
-async def get_model_version(body: schemas.ModelVersionKey, service: Registry) -> dict[str, Any]:
+@api.get("/model-versions/get")
+async def get_model_version(
+    body: schemas.ModelVersionKey, service: Registry
+) -> schemas.ModelVersionResponse:
     return {"model_version": await blocking(service.get_version, body.name, body.version)}
 
 
-@api.patch("/model-versions/update", response=resp.ModelVersionResponse)
+@api.patch("/model-versions/update")
 async def update_model_version(
     body: schemas.UpdateModelVersion, service: Registry
-) -> dict[str, Any]:
+) -> schemas.ModelVersionResponse:
     version = await blocking(service.update_version, body.name, body.version, body.description)
     return {"model_version": version}
 
 
-@api.post("/model-versions/transition-stage", response=resp.ModelVersionResponse)
+@api.post("/model-versions/transition-stage")
 async def transition_model_version_stage(
     body: schemas.TransitionModelVersionStage, service: Registry
-) -> dict[str, Any]:
+) -> schemas.ModelVersionResponse:
     version = await blocking(
         service.transition_stage,
         body.name,
@@ -186,24 +184,24 @@ async def transition_model_version_stage(
     return {"model_version": version}
 
 
-@api.delete("/model-versions/delete", response=resp.Empty)
-async def delete_model_version(body: schemas.ModelVersionKey, service: Registry) -> dict[str, Any]:
+@api.delete("/model-versions/delete")
+async def delete_model_version(body: schemas.ModelVersionKey, service: Registry) -> Empty:
     await blocking(service.delete_version, body.name, body.version)
     return {}
 
 
-@api.get("/model-versions/get-download-uri", response=resp.GetModelVersionDownloadUriResponse)
+@api.get("/model-versions/get-download-uri")
 async def get_model_version_download_uri(
     body: schemas.GetModelVersionDownloadUri, service: Registry
-) -> dict[str, Any]:
+) -> schemas.GetModelVersionDownloadUriResponse:
     uri = await blocking(service.get_download_uri, body.name, body.version)
     return {"artifact_uri": uri} if uri else {}
 
 
-@api.get("/model-versions/search", response=resp.SearchModelVersionsResponse)
+@api.get("/model-versions/search")
 async def search_model_versions(
     body: schemas.SearchModelVersions, service: Registry
-) -> dict[str, Any]:
+) -> schemas.SearchModelVersionsResponse:
     versions, token = await blocking(
         service.search_versions,
         filter_string=body.filter,
@@ -211,26 +209,20 @@ async def search_model_versions(
         order_by=body.order_by,
         page_token=body.page_token or None,
     )
-    response: dict[str, Any] = {}
-    if versions:
-        response["model_versions"] = versions
+    response: schemas.SearchModelVersionsResponse = {"model_versions": versions} if versions else {}
     if token:
         response["next_page_token"] = token
     return response
 
 
-@api.post("/model-versions/set-tag", response=resp.Empty)
-async def set_model_version_tag(
-    body: schemas.SetModelVersionTag, service: Registry
-) -> dict[str, Any]:
+@api.post("/model-versions/set-tag")
+async def set_model_version_tag(body: schemas.SetModelVersionTag, service: Registry) -> Empty:
     await blocking(service.set_version_tag, body.name, body.version, body.key, body.value)
     return {}
 
 
-@api.delete("/model-versions/delete-tag", response=resp.Empty)
-async def delete_model_version_tag(
-    body: schemas.DeleteModelVersionTag, service: Registry
-) -> dict[str, Any]:
+@api.delete("/model-versions/delete-tag")
+async def delete_model_version_tag(body: schemas.DeleteModelVersionTag, service: Registry) -> Empty:
     await blocking(service.delete_version_tag, body.name, body.version, body.key)
     return {}
 

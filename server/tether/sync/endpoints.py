@@ -3,34 +3,31 @@ plus this process's worker (`worker`: enabled, connected, counters)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request
 
-from tether.api.response_models import SyncStatus
 from tether.api.routing import Router
 from tether.db.engine import Database
 from tether.errors import invalid_parameter, not_found
 from tether.sync import status
-from tether.sync.schemas import SyncStatusQuery
+from tether.sync.schemas import EntityDetail, SyncStatus, SyncStatusQuery, SyncSummary, WorkerInfo
 from tether.sync.state import Key
 from tether.threads import blocking
 
 api = Router("sync")
 
 
-@api.get("/api/2.0/tether/sync/status", response=SyncStatus)
-async def sync_status(body: SyncStatusQuery, request: Request) -> dict[str, Any]:
+@api.get("/api/2.0/tether/sync/status")
+async def sync_status(body: SyncStatusQuery, request: Request) -> SyncStatus | EntityDetail:
     db: Database = request.app.state.db
     background = getattr(request.app.state, "sync", None)
-    worker = background.describe() if background is not None else {"enabled": False}
+    worker: WorkerInfo = background.describe() if background is not None else {"enabled": False}
     if body.entity:
         try:
             key = Key.parse(body.entity)
         except ValueError as exc:
             raise invalid_parameter(str(exc)) from None
 
-        def detail() -> dict[str, Any] | None:
+        def detail() -> EntityDetail | None:
             with db.read() as session:
                 return status.entity_detail(session, key)
 
@@ -39,10 +36,9 @@ async def sync_status(body: SyncStatusQuery, request: Request) -> dict[str, Any]
             raise not_found(f"No sync state for {body.entity}")
         return found
 
-    def summary() -> dict[str, Any]:
+    def summary() -> SyncSummary:
         with db.read() as session:
             return status.summary(session)
 
-    answer = await blocking(summary)
-    answer["worker"] = worker
-    return answer
+    counts = await blocking(summary)
+    return {**counts, "worker": worker}

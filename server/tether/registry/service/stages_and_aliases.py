@@ -5,15 +5,13 @@ Aliases belong to the model, so their outbox records are the model's.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import ModelVersion, RegisteredModel
 from tether.errors import invalid_parameter, not_found
-from tether.registry import repository, serialize
+from tether.registry import repository, schemas, serialize
 from tether.registry.service.lookup import latest_keys, load_model, load_version, version_json
 from tether.registry.service.outbox_records import append_model_record, append_version_record
 from tether.registry.validation import (
@@ -59,7 +57,7 @@ def alias_target(session: Session, model: RegisteredModel, alias: str) -> ModelV
 class StageAndAliasOperations:
     db: Database
 
-    def get_latest_versions(self, name: str, stages: list[str]) -> list[dict[str, Any]]:
+    def get_latest_versions(self, name: str, stages: list[str]) -> list[schemas.ModelVersion]:
         with self.db.read() as session:
             model = load_model(session, name)
             wanted = {canonical_stage(s) for s in stages} if stages else set(ALL_STAGES)
@@ -75,7 +73,7 @@ class StageAndAliasOperations:
 
     def transition_stage(
         self, name: str, version: str, stage: str, archive_existing_versions: bool
-    ) -> dict[str, Any]:
+    ) -> schemas.ModelVersion:
         target = canonical_stage(stage)
         if archive_existing_versions and target not in ACTIVE_STAGES:
             # MLflow answers INTERNAL_ERROR (500) with this message.
@@ -137,7 +135,7 @@ class StageAndAliasOperations:
                 session, model, "delete_alias", {"name": model.name, "alias": alias}
             )
 
-    def get_version_by_alias(self, name: str, alias: str) -> dict[str, Any]:
+    def get_version_by_alias(self, name: str, alias: str) -> schemas.ModelVersion:
         validate_model_name(name)
         validate_alias_name(alias)
         with self.db.read() as session:

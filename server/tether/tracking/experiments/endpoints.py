@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends
 
-from tether.api import response_models as resp
 from tether.api.deps import provider
+from tether.api.responses import Empty
 from tether.api.routing import MLFLOW_PREFIXES, Router
 from tether.threads import blocking
 from tether.tracking.experiments import schemas
@@ -17,30 +17,34 @@ Experiments = Annotated[ExperimentService, Depends(provider(ExperimentService))]
 api = Router("experiments", prefixes=MLFLOW_PREFIXES)
 
 
-@api.post("/experiments/create", response=resp.CreateExperimentResponse)
-async def create_experiment(body: schemas.CreateExperiment, service: Experiments) -> dict[str, Any]:
+@api.post("/experiments/create")
+async def create_experiment(
+    body: schemas.CreateExperiment, service: Experiments
+) -> schemas.CreateExperimentResponse:
     tags = [(t.key or "", t.value or "") for t in body.tags]
     return {
         "experiment_id": await blocking(service.create, body.name, body.artifact_location, tags)
     }
 
 
-@api.get("/experiments/get", response=resp.GetExperimentResponse)
-async def get_experiment(body: schemas.ExperimentId, service: Experiments) -> dict[str, Any]:
+@api.get("/experiments/get")
+async def get_experiment(
+    body: schemas.ExperimentId, service: Experiments
+) -> schemas.GetExperimentResponse:
     return {"experiment": await blocking(service.get, body.experiment_id)}
 
 
-@api.get("/experiments/get-by-name", response=resp.GetExperimentResponse)
+@api.get("/experiments/get-by-name")
 async def get_experiment_by_name(
     body: schemas.GetExperimentByName, service: Experiments
-) -> dict[str, Any]:
+) -> schemas.GetExperimentResponse:
     return {"experiment": await blocking(service.get_by_name, body.experiment_name)}
 
 
-@api.route("/experiments/search", ["GET", "POST"], response=resp.SearchExperimentsResponse)
+@api.route("/experiments/search", ["GET", "POST"])
 async def search_experiments(
     body: schemas.SearchExperiments, service: Experiments
-) -> dict[str, Any]:
+) -> schemas.SearchExperimentsResponse:
     experiments, token = await blocking(
         service.search,
         view_type=normalize_view_type(body.view_type),
@@ -49,43 +53,39 @@ async def search_experiments(
         order_by=body.order_by,
         page_token=body.page_token or None,
     )
-    response: dict[str, Any] = {}
-    if experiments:
-        response["experiments"] = experiments
+    response: schemas.SearchExperimentsResponse = (
+        {"experiments": experiments} if experiments else {}
+    )
     if token:
         response["next_page_token"] = token
     return response
 
 
-@api.post("/experiments/update", response=resp.Empty)
-async def update_experiment(body: schemas.UpdateExperiment, service: Experiments) -> dict[str, Any]:
+@api.post("/experiments/update")
+async def update_experiment(body: schemas.UpdateExperiment, service: Experiments) -> Empty:
     await blocking(service.rename, body.experiment_id, body.new_name)
     return {}
 
 
-@api.post("/experiments/delete", response=resp.Empty)
-async def delete_experiment(body: schemas.ExperimentId, service: Experiments) -> dict[str, Any]:
+@api.post("/experiments/delete")
+async def delete_experiment(body: schemas.ExperimentId, service: Experiments) -> Empty:
     await blocking(service.delete, body.experiment_id)
     return {}
 
 
-@api.post("/experiments/restore", response=resp.Empty)
-async def restore_experiment(body: schemas.ExperimentId, service: Experiments) -> dict[str, Any]:
+@api.post("/experiments/restore")
+async def restore_experiment(body: schemas.ExperimentId, service: Experiments) -> Empty:
     await blocking(service.restore, body.experiment_id)
     return {}
 
 
-@api.post("/experiments/set-experiment-tag", response=resp.Empty)
-async def set_experiment_tag(
-    body: schemas.SetExperimentTag, service: Experiments
-) -> dict[str, Any]:
+@api.post("/experiments/set-experiment-tag")
+async def set_experiment_tag(body: schemas.SetExperimentTag, service: Experiments) -> Empty:
     await blocking(service.set_tag, body.experiment_id, body.key, body.value)
     return {}
 
 
-@api.post("/experiments/delete-experiment-tag", response=resp.Empty)
-async def delete_experiment_tag(
-    body: schemas.DeleteExperimentTag, service: Experiments
-) -> dict[str, Any]:
+@api.post("/experiments/delete-experiment-tag")
+async def delete_experiment_tag(body: schemas.DeleteExperimentTag, service: Experiments) -> Empty:
     await blocking(service.delete_tag, body.experiment_id, body.key)
     return {}

@@ -12,8 +12,9 @@ from tether.db.engine import Database
 from tether.db.models import Experiment
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 from tether.search.experiments import search_experiment_ids
-from tether.tracking import serialize, validation
-from tether.tracking.experiments import repository
+from tether.tracking import validation
+from tether.tracking.experiments import repository, serialize
+from tether.tracking.experiments.schemas import Experiment as ExperimentJson
 
 DEFAULT_EXPERIMENT_ID = 0
 _VIEW_TYPES = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
@@ -62,7 +63,7 @@ class ExperimentService:
 
     # Reads -------------------------------------------------------------------------------
 
-    def get(self, experiment_id: str) -> dict[str, Any]:
+    def get(self, experiment_id: str) -> ExperimentJson:
         exp_id = validation.parse_experiment_id(experiment_id)
         with self.db.read() as session:
             row = repository.get(session, exp_id)
@@ -70,7 +71,7 @@ class ExperimentService:
                 raise not_found(f"No Experiment with id={exp_id} exists")
             return serialize.experiment(row, repository.tags_for(session, [exp_id])[exp_id])
 
-    def get_by_name(self, name: str) -> dict[str, Any]:
+    def get_by_name(self, name: str) -> ExperimentJson:
         with self.db.read() as session:
             row = repository.get_by_name(session, name)
             if row is None:
@@ -86,7 +87,7 @@ class ExperimentService:
         filter_string: str,
         order_by: list[str],
         page_token: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[ExperimentJson], str | None]:
         with self.db.read() as session:
             ids, token = search_experiment_ids(
                 session,

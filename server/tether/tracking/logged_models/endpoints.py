@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import Depends
 from fastapi.responses import StreamingResponse
 
-from tether.api import response_models as resp
 from tether.api.deps import provider
+from tether.api.responses import Empty
 from tether.api.routing import MLFLOW_PREFIXES, Router
+from tether.artifacts import schemas as artifact_schemas
 from tether.artifacts.http import Artifacts, streamed
-from tether.artifacts.service import file_json
 from tether.errors import MlflowError
 from tether.storage import paths
 from tether.threads import blocking
@@ -31,10 +31,10 @@ def _pairs(items: list[Any]) -> list[KeyValueIn]:
     return [KeyValueIn(item.key, item.value) for item in items]
 
 
-@api.post("/logged-models", response=resp.LoggedModelResponse)
+@api.post("/logged-models")
 async def create_logged_model(
     body: schemas.CreateLoggedModel, service: LoggedModels
-) -> dict[str, Any]:
+) -> schemas.LoggedModelResponse:
     model = await blocking(
         service.create,
         experiment_id=body.experiment_id,
@@ -47,10 +47,10 @@ async def create_logged_model(
     return {"model": model}
 
 
-@api.post("/logged-models/search", response=resp.SearchLoggedModelsResponse)
+@api.post("/logged-models/search")
 async def search_logged_models(
     body: schemas.SearchLoggedModels, service: LoggedModels
-) -> dict[str, Any]:
+) -> schemas.SearchLoggedModelsResponse:
     models, token = await blocking(
         service.search,
         experiment_ids=body.experiment_ids,
@@ -68,55 +68,51 @@ async def search_logged_models(
         ],
         page_token=body.page_token or None,
     )
-    response: dict[str, Any] = {}
-    if models:
-        response["models"] = models
+    response: schemas.SearchLoggedModelsResponse = {"models": models} if models else {}
     if token:
         response["next_page_token"] = token
     return response
 
 
-@api.get("/logged-models/{model_id}", response=resp.LoggedModelResponse)
+@api.get("/logged-models/{model_id}")
 async def get_logged_model(
     model_id: str, body: schemas.GetLoggedModel, service: LoggedModels
-) -> dict[str, Any]:
+) -> schemas.LoggedModelResponse:
     return {"model": await blocking(service.get, model_id, body.allow_deleted)}
 
 
-@api.patch("/logged-models/{model_id}", response=resp.LoggedModelResponse)
+@api.patch("/logged-models/{model_id}")
 async def finalize_logged_model(
     model_id: str, body: schemas.FinalizeLoggedModel, service: LoggedModels
-) -> dict[str, Any]:
+) -> schemas.LoggedModelResponse:
     check_body_model_id(model_id, body.model_id)
     return {"model": await blocking(service.finalize, model_id, body.status)}
 
 
-@api.delete("/logged-models/{model_id}", response=resp.Empty)
-async def delete_logged_model(model_id: str, service: LoggedModels) -> dict[str, Any]:
+@api.delete("/logged-models/{model_id}")
+async def delete_logged_model(model_id: str, service: LoggedModels) -> Empty:
     await blocking(service.delete, model_id)
     return {}
 
 
-@api.patch("/logged-models/{model_id}/tags", response=resp.Empty)
+@api.patch("/logged-models/{model_id}/tags")
 async def set_logged_model_tags(
     model_id: str, body: schemas.SetLoggedModelTags, service: LoggedModels
-) -> dict[str, Any]:
+) -> Empty:
     await blocking(service.set_tags, model_id, _pairs(body.tags))
     return {}
 
 
-@api.delete("/logged-models/{model_id}/tags/{tag_key}", response=resp.Empty)
-async def delete_logged_model_tag(
-    model_id: str, tag_key: str, service: LoggedModels
-) -> dict[str, Any]:
+@api.delete("/logged-models/{model_id}/tags/{tag_key}")
+async def delete_logged_model_tag(model_id: str, tag_key: str, service: LoggedModels) -> Empty:
     await blocking(service.delete_tag, model_id, tag_key)
     return {}
 
 
-@api.post("/logged-models/{model_id}/params", response=resp.Empty)
+@api.post("/logged-models/{model_id}/params")
 async def log_logged_model_params(
     model_id: str, body: schemas.LogLoggedModelParams, service: LoggedModels
-) -> dict[str, Any]:
+) -> Empty:
     check_body_model_id(model_id, body.model_id)
     await blocking(service.log_params, model_id, _pairs(body.params))
     return {}
@@ -125,21 +121,16 @@ async def log_logged_model_params(
 # Artifacts (through the artifact proxy's store) ---------------------------------------------
 
 
-@api.get("/logged-models/{model_id}/artifacts/directories", response=resp.ListRunArtifactsResponse)
+@api.get("/logged-models/{model_id}/artifacts/directories")
 async def list_logged_model_artifacts(
     model_id: str,
     body: schemas.ListLoggedModelArtifacts,
     service: LoggedModels,
     artifacts: Artifacts,
-) -> dict[str, Any]:
+) -> artifact_schemas.ListRunArtifactsResponse:
     relative = paths.safe_directory_path(body.artifact_directory_path or "")
     model = await blocking(service.get, model_id)
-    root_uri: str = model["info"]["artifact_uri"]
-    entries = await artifacts.list_dir(artifacts.resolve(root_uri, relative))
-    response: dict[str, Any] = {"root_uri": root_uri}
-    if entries:
-        response["files"] = [file_json(e, paths.join(relative, e.path)) for e in entries]
-    return response
+    return await artifacts.list_under(model["info"]["artifact_uri"], relative)
 
 
 @api.get(

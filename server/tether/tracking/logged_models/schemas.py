@@ -1,12 +1,15 @@
-"""Request bodies of MLflow's logged-model endpoints (`/api/2.0/mlflow/logged-models/...`)."""
+"""Request bodies and answers of MLflow's logged-model endpoints
+(`/api/2.0/mlflow/logged-models/...`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, NotRequired
 
 from pydantic import BeforeValidator, Field
+from typing_extensions import TypedDict
 
-from tether.tracking.experiments.schemas import KeyValue
+from tether.tracking.experiments.schemas import KeyValue, KeyValuePair
+from tether.tracking.metrics.schemas import Metric
 from tether.wire import Bool, Int64, RequestModel, Str
 
 
@@ -78,3 +81,48 @@ class GetLoggedModel(RequestModel):
     """Query of `GET /logged-models/{model_id}`."""
 
     allow_deleted: Annotated[bool, BeforeValidator(_is_true)] = False
+
+
+# Answers -----------------------------------------------------------------------------------
+
+LoggedModelStatus = Literal[
+    "LOGGED_MODEL_STATUS_UNSPECIFIED",
+    "LOGGED_MODEL_PENDING",
+    "LOGGED_MODEL_READY",
+    "LOGGED_MODEL_UPLOAD_FAILED",
+]
+
+
+class LoggedModelInfo(TypedDict):
+    model_id: str
+    experiment_id: str
+    name: NotRequired[str]
+    creation_timestamp_ms: NotRequired[int]
+    last_updated_timestamp_ms: NotRequired[int]
+    artifact_uri: NotRequired[str]
+    status: LoggedModelStatus
+    model_type: NotRequired[str]
+    source_run_id: NotRequired[str]
+    status_message: NotRequired[str]
+    tags: NotRequired[list[KeyValuePair]]
+
+
+class LoggedModelData(TypedDict):
+    params: NotRequired[list[KeyValuePair]]
+    metrics: NotRequired[list[Metric]]
+
+
+class LoggedModel(TypedDict):
+    info: LoggedModelInfo
+    data: LoggedModelData
+
+
+class LoggedModelResponse(TypedDict):
+    """`CreateLoggedModel`, `GetLoggedModel`, `FinalizeLoggedModel` responses."""
+
+    model: LoggedModel
+
+
+class SearchLoggedModelsResponse(TypedDict):
+    models: NotRequired[list[LoggedModel]]
+    next_page_token: NotRequired[str]

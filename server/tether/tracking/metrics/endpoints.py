@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends
 
-from tether.api import response_models as resp
 from tether.api.deps import provider
 from tether.api.routing import MLFLOW_PREFIXES, Router
 from tether.threads import blocking
@@ -17,23 +16,23 @@ Metrics = Annotated[MetricService, Depends(provider(MetricService))]
 api = Router("metrics", prefixes=MLFLOW_PREFIXES)
 
 
-@api.get("/metrics/get-history", response=resp.GetMetricHistoryResponse)
-async def get_metric_history(body: schemas.GetMetricHistory, service: Metrics) -> dict[str, Any]:
+@api.get("/metrics/get-history")
+async def get_metric_history(
+    body: schemas.GetMetricHistory, service: Metrics
+) -> schemas.GetMetricHistoryResponse:
     metrics, token = await blocking(
         service.history, body.run_id, body.metric_key, body.max_results, body.page_token or None
     )
-    response: dict[str, Any] = {}
-    if metrics:
-        response["metrics"] = metrics
+    response: schemas.GetMetricHistoryResponse = {"metrics": metrics} if metrics else {}
     if token:
         response["next_page_token"] = token
     return response
 
 
-@api.get("/metrics/get-history-bulk-interval", response=resp.GetMetricHistoryBulkIntervalResponse)
+@api.get("/metrics/get-history-bulk-interval")
 async def get_metric_history_bulk_interval(
     body: schemas.GetMetricHistoryBulkInterval, service: Metrics
-) -> dict[str, Any]:
+) -> schemas.GetMetricHistoryBulkIntervalResponse:
     metrics = await blocking(
         service.bulk_interval,
         body.run_ids,

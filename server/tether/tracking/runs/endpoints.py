@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends
 
-from tether.api import response_models as resp
 from tether.api.deps import provider
+from tether.api.responses import Empty
 from tether.api.routing import MLFLOW_PREFIXES, Router
 from tether.threads import blocking
 from tether.tracking.experiments.service import normalize_view_type
@@ -19,8 +19,8 @@ Runs = Annotated[RunService, Depends(provider(RunService))]
 api = Router("runs", prefixes=MLFLOW_PREFIXES)
 
 
-@api.post("/runs/create", response=resp.RunResponse)
-async def create_run(body: schemas.CreateRun, service: Runs) -> dict[str, Any]:
+@api.post("/runs/create")
+async def create_run(body: schemas.CreateRun, service: Runs) -> schemas.RunResponse:
     run = await blocking(
         service.create,
         experiment_id=body.experiment_id,
@@ -32,49 +32,49 @@ async def create_run(body: schemas.CreateRun, service: Runs) -> dict[str, Any]:
     return {"run": run}
 
 
-@api.get("/runs/get", response=resp.RunResponse)
-async def get_run(body: schemas.RunId, service: Runs) -> dict[str, Any]:
+@api.get("/runs/get")
+async def get_run(body: schemas.RunId, service: Runs) -> schemas.RunResponse:
     return {"run": await blocking(service.get, body.run_id)}
 
 
-@api.post("/runs/update", response=resp.UpdateRunResponse)
-async def update_run(body: schemas.UpdateRun, service: Runs) -> dict[str, Any]:
+@api.post("/runs/update")
+async def update_run(body: schemas.UpdateRun, service: Runs) -> schemas.UpdateRunResponse:
     info = await blocking(service.update, body.run_id, body.status, body.end_time, body.run_name)
     return {"run_info": info}
 
 
-@api.post("/runs/delete", response=resp.Empty)
-async def delete_run(body: schemas.RunId, service: Runs) -> dict[str, Any]:
+@api.post("/runs/delete")
+async def delete_run(body: schemas.RunId, service: Runs) -> Empty:
     await blocking(service.delete, body.run_id)
     return {}
 
 
-@api.post("/runs/restore", response=resp.Empty)
-async def restore_run(body: schemas.RunId, service: Runs) -> dict[str, Any]:
+@api.post("/runs/restore")
+async def restore_run(body: schemas.RunId, service: Runs) -> Empty:
     await blocking(service.restore, body.run_id)
     return {}
 
 
-@api.post("/runs/set-tag", response=resp.Empty)
-async def set_tag(body: schemas.SetTag, service: Runs) -> dict[str, Any]:
+@api.post("/runs/set-tag")
+async def set_tag(body: schemas.SetTag, service: Runs) -> Empty:
     await blocking(service.set_tag, body.run_id, body.key, body.value)
     return {}
 
 
-@api.post("/runs/delete-tag", response=resp.Empty)
-async def delete_tag(body: schemas.DeleteTag, service: Runs) -> dict[str, Any]:
+@api.post("/runs/delete-tag")
+async def delete_tag(body: schemas.DeleteTag, service: Runs) -> Empty:
     await blocking(service.delete_tag, body.run_id, body.key)
     return {}
 
 
-@api.post("/runs/log-parameter", response=resp.Empty)
-async def log_param(body: schemas.LogParam, service: Runs) -> dict[str, Any]:
+@api.post("/runs/log-parameter")
+async def log_param(body: schemas.LogParam, service: Runs) -> Empty:
     await blocking(service.log_param, body.run_id, body.key, body.value)
     return {}
 
 
-@api.post("/runs/log-metric", response=resp.Empty)
-async def log_metric(body: schemas.LogMetric, service: Runs) -> dict[str, Any]:
+@api.post("/runs/log-metric")
+async def log_metric(body: schemas.LogMetric, service: Runs) -> Empty:
     metric = MetricIn(
         body.key,
         body.value,
@@ -88,8 +88,8 @@ async def log_metric(body: schemas.LogMetric, service: Runs) -> dict[str, Any]:
     return {}
 
 
-@api.post("/runs/log-batch", response=resp.Empty)
-async def log_batch(body: schemas.LogBatch, service: Runs) -> dict[str, Any]:
+@api.post("/runs/log-batch")
+async def log_batch(body: schemas.LogBatch, service: Runs) -> Empty:
     await blocking(
         service.log_batch,
         body.run_id,
@@ -100,8 +100,8 @@ async def log_batch(body: schemas.LogBatch, service: Runs) -> dict[str, Any]:
     return {}
 
 
-@api.post("/runs/log-inputs", response=resp.Empty)
-async def log_inputs(body: schemas.LogInputs, service: Runs) -> dict[str, Any]:
+@api.post("/runs/log-inputs")
+async def log_inputs(body: schemas.LogInputs, service: Runs) -> Empty:
     datasets = [
         None
         if item.dataset is None
@@ -121,15 +121,15 @@ async def log_inputs(body: schemas.LogInputs, service: Runs) -> dict[str, Any]:
     return {}
 
 
-@api.post("/runs/outputs", response=resp.Empty)
-async def log_outputs(body: schemas.LogOutputs, service: Runs) -> dict[str, Any]:
+@api.post("/runs/outputs")
+async def log_outputs(body: schemas.LogOutputs, service: Runs) -> Empty:
     models = [(m.model_id or "", m.step) for m in body.models]
     await blocking(service.log_outputs, body.run_id, models)
     return {}
 
 
-@api.post("/runs/search", response=resp.SearchRunsResponse)
-async def search_runs(body: schemas.SearchRuns, service: Runs) -> dict[str, Any]:
+@api.post("/runs/search")
+async def search_runs(body: schemas.SearchRuns, service: Runs) -> schemas.SearchRunsResponse:
     runs, token = await blocking(
         service.search,
         experiment_ids=body.experiment_ids,
@@ -139,9 +139,7 @@ async def search_runs(body: schemas.SearchRuns, service: Runs) -> dict[str, Any]
         order_by=body.order_by,
         page_token=body.page_token or None,
     )
-    response: dict[str, Any] = {}
-    if runs:
-        response["runs"] = runs
+    response: schemas.SearchRunsResponse = {"runs": runs} if runs else {}
     if token:
         response["next_page_token"] = token
     return response

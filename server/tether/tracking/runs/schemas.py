@@ -1,13 +1,15 @@
-"""Request bodies of MLflow's run endpoints."""
+"""Request bodies and answers of MLflow's run endpoints."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, ClassVar, Literal, NamedTuple, NotRequired, Self
 
 from pydantic import Field, PrivateAttr
+from typing_extensions import TypedDict
 
 from tether.tracking import validation
-from tether.tracking.experiments.schemas import KeyValue
+from tether.tracking.experiments.schemas import KeyValue, KeyValuePair, LifecycleStage
+from tether.tracking.metrics.schemas import Metric
 from tether.wire import INT64_MAX, INT64_MIN, Double, Int64, RequestModel, Str, parse_model
 
 
@@ -222,3 +224,83 @@ def plain_metrics(items: Any) -> list[MetricIn] | None:
             return None
         append(new(MetricIn, (key, value, timestamp, step, None, None, None)))
     return result
+
+
+# Answers -----------------------------------------------------------------------------------
+# As MLflow's JSON renders its protobuf messages: int64 as numbers, unset fields left out
+# (`NotRequired`), and so empty lists too.
+
+RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+
+
+class RunInfo(TypedDict):
+    run_id: str
+    run_uuid: str
+    run_name: NotRequired[str]
+    experiment_id: str
+    user_id: NotRequired[str]
+    status: RunStatus
+    start_time: NotRequired[int]
+    end_time: NotRequired[int]
+    artifact_uri: NotRequired[str]
+    lifecycle_stage: LifecycleStage
+
+
+class RunData(TypedDict):
+    metrics: NotRequired[list[Metric]]
+    params: NotRequired[list[KeyValuePair]]
+    tags: NotRequired[list[KeyValuePair]]
+
+
+class Dataset(TypedDict):
+    name: NotRequired[str]
+    digest: NotRequired[str]
+    source_type: NotRequired[str]
+    source: NotRequired[str]
+    schema: NotRequired[str]
+    profile: NotRequired[str]
+
+
+class DatasetInput(TypedDict):
+    tags: NotRequired[list[KeyValuePair]]
+    dataset: Dataset
+
+
+class ModelInput(TypedDict):
+    model_id: str
+
+
+class ModelOutput(TypedDict):
+    model_id: str
+    step: int
+
+
+class RunInputs(TypedDict):
+    dataset_inputs: NotRequired[list[DatasetInput]]
+    model_inputs: NotRequired[list[ModelInput]]
+
+
+class RunOutputs(TypedDict):
+    model_outputs: NotRequired[list[ModelOutput]]
+
+
+class Run(TypedDict):
+    info: RunInfo
+    data: RunData
+    inputs: RunInputs
+    outputs: NotRequired[RunOutputs]  # runs/get and runs/search show it, runs/create not
+
+
+class RunResponse(TypedDict):
+    """`CreateRun.Response`, `GetRun.Response`."""
+
+    run: Run
+
+
+class UpdateRunResponse(TypedDict):
+    run_info: RunInfo
+
+
+class SearchRunsResponse(TypedDict):
+    runs: NotRequired[list[Run]]
+    next_page_token: NotRequired[str]
