@@ -107,8 +107,8 @@ def insert_run(session: Session, run: Run) -> None:
 # (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri,
 # lifecycle_stage): a run's own columns, as `_RUN_COLUMNS` reads them.
 RunColumns = tuple[str, str | None, int, str | None, str, int | None, int | None, str | None, str]
-# (key, value, is_nan, timestamp, step) of a latest metric.
-MetricRow = tuple[str, float, bool, int, int]
+# (run_uuid, key, value, is_nan, timestamp, step): a latest_metrics row.
+MetricRow = tuple[str, str, float, bool, int, int]
 KeyValueRows = list[tuple[str, str | None]]
 DatasetRows = list[tuple[Dataset, list[tuple[str, str]]]]  # each with its input's tags
 
@@ -166,7 +166,7 @@ def load_runs(
         )
     }
     metrics: dict[str, list[MetricRow]] = defaultdict(list)
-    for run_uuid, key, value, is_nan, timestamp, step in fetch_tuples(
+    for row in fetch_tuples(
         session,
         select(
             LatestMetric.run_uuid,
@@ -177,7 +177,7 @@ def load_runs(
             LatestMetric.step,
         ).where(in_list(session, LatestMetric.run_uuid, run_ids)),
     ):
-        metrics[run_uuid].append((key, value, is_nan, timestamp, step))
+        metrics[row[0]].append(row)
     params: dict[str, KeyValueRows] = defaultdict(list)
     for run_uuid, key, value in fetch_tuples(
         session,

@@ -8,7 +8,7 @@ from typing import cast
 from tether.db.models import Dataset
 from tether.tracking.experiments.schemas import LifecycleStage
 from tether.tracking.experiments.serialize import key_values
-from tether.tracking.metrics.serialize import metric
+from tether.tracking.metrics.serialize import latest_metrics
 from tether.tracking.runs import schemas
 from tether.tracking.runs.repository import MetricRow, RunColumns, RunsRead
 
@@ -16,14 +16,14 @@ from tether.tracking.runs.repository import MetricRow, RunColumns, RunsRead
 def runs(read: RunsRead) -> list[schemas.Run]:
     outputs = read.model_outputs
     return [
-        run(
+        run(  # positionally: a search page makes a thousand calls
             read.columns[run_id],
-            metrics=read.metrics.get(run_id, ()),
-            params=read.params.get(run_id, ()),
-            tags=read.tags.get(run_id, ()),
-            datasets=read.datasets.get(run_id, ()),
-            model_inputs=read.model_inputs.get(run_id, ()),
-            model_outputs=None if outputs is None else outputs.get(run_id, ()),
+            read.metrics.get(run_id, ()),
+            read.params.get(run_id, ()),
+            read.tags.get(run_id, ()),
+            read.datasets.get(run_id, ()),
+            read.model_inputs.get(run_id, ()),
+            None if outputs is None else outputs.get(run_id, ()),
         )
         for run_id in read.ids
     ]
@@ -31,7 +31,6 @@ def runs(read: RunsRead) -> list[schemas.Run]:
 
 def run(
     columns: RunColumns,
-    *,
     metrics: Sequence[MetricRow] = (),
     params: Sequence[tuple[str, str | None]] = (),
     tags: Sequence[tuple[str, str | None]] = (),
@@ -42,7 +41,7 @@ def run(
     """`model_outputs` None: not read, so not shown (as runs/create answers)."""
     data: schemas.RunData = {}
     if metrics:
-        data["metrics"] = [metric(*point) for point in metrics]
+        data["metrics"] = latest_metrics(metrics)
     if params:
         data["params"] = key_values(params)
     if tags:
