@@ -41,13 +41,19 @@ from tether.tracking.metrics.service import MetricService
 from tether.tracking.runs import endpoints as run_endpoints
 from tether.tracking.runs.service import RunService
 
-# The MLflow REST API (the artifact routes are wired by artifact_endpoints.install).
-MLFLOW_ROUTERS = (
+# Every route of the app (in FastAPI's matching order); the fixed paths among them are
+# dispatched directly (tether.api.dispatch).
+ROUTERS = (
+    health.api,
+    sync_endpoints.api,
     experiment_endpoints.api,
     run_endpoints.api,
     metric_endpoints.api,
     registry_endpoints.api,
     logged_model_endpoints.api,
+    artifact_endpoints.proxy,
+    artifact_endpoints.tracking,
+    artifact_endpoints.ui,
 )
 
 
@@ -127,15 +133,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services.registry_of_all()
     app.state.artifact_backend = services.artifacts.backend
     app.state.sync = None
-    # Innermost: the MLflow endpoints with fixed paths skip FastAPI's routing (dispatch.py).
-    direct = (*MLFLOW_ROUTERS, artifact_endpoints.tracking)
-    app.add_middleware(DirectDispatch, fastapi_app=app, routers=direct)
+    # Innermost: the endpoints with fixed paths skip FastAPI's routing (dispatch.py).
+    app.add_middleware(DirectDispatch, fastapi_app=app, routers=ROUTERS)
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(sync_endpoints.router)
-    for mlflow_router in MLFLOW_ROUTERS:
-        app.include_router(mlflow_router.router)
-    artifact_endpoints.install(app)
+    for router in ROUTERS:
+        app.include_router(router.router)
+    artifact_endpoints.install(app)  # its refused-path handler
     openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     ui.install(app, settings)  # the web UI; its middlewares (prefix, Host, CORS) wrap the API's

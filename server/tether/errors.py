@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 # The HTTP statuses `mlflow server` answers for each error code it uses (except INVALID_STATE).
 _STATUS_BY_CODE: dict[str, int] = {
@@ -26,6 +29,16 @@ _STATUS_BY_CODE: dict[str, int] = {
 }
 
 
+@with_config(ConfigDict(extra="ignore"))  # open: MLflow's own may carry more (error_class)
+class ErrorResponse(TypedDict):
+    """MLflow's error body, for every 4xx and 5xx answer of the API."""
+
+    error_code: Annotated[
+        str, Field(examples=["INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"])
+    ]
+    message: str
+
+
 class MlflowError(Exception):
     def __init__(self, message: str, error_code: str = "INVALID_PARAMETER_VALUE") -> None:
         super().__init__(message)
@@ -36,7 +49,7 @@ class MlflowError(Exception):
     def http_status(self) -> int:
         return _STATUS_BY_CODE.get(self.error_code, 500)
 
-    def to_body(self) -> dict[str, Any]:
+    def to_body(self) -> ErrorResponse:
         return {"error_code": self.error_code, "message": self.message}
 
 

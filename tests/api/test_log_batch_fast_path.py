@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from tether.api.request import parse_model
 from tether.errors import MlflowError
 from tether.tracking.runs import schemas
 from tether.tracking.runs.schemas import plain_metrics
 from tether.tracking.runs.service import MetricIn
+from tether.wire import parse_model
 
 
 def _via_model(items: Any) -> list[MetricIn] | MlflowError:

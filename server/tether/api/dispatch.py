@@ -7,11 +7,12 @@ exception middleware: together most of the Python time of a small write (bench/R
 Here the endpoint is found by one dict lookup on (method, path) and called with arguments
 planned once, when the app is built.
 
-Taken: routes registered through `MlflowRouter` with a fixed path whose handler's arguments
-are the request and request-only dependencies (the services, `tether.api.deps`), and that no
-parameterised route of the same method could also match. Everything else goes through
-FastAPI as before. A failure is answered by the app's own exception handlers, as FastAPI's
-exception middleware would.
+Taken: every route registered through a `Router` with a fixed path whose arguments are the
+request and request-only dependencies (the services, `tether.api.deps`; the request message
+is read from the request by the registered callable itself, with the same code either way),
+and that no parameterised route of the same method could also match. Everything else goes
+through FastAPI as before. A failure is answered by the app's own exception handlers, as
+FastAPI's exception middleware would.
 """
 
 from __future__ import annotations
@@ -23,14 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.params import Depends
 from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tether.api.responses import JsonResponse
-from tether.api.routing import MlflowRouter, Registered
+from tether.api.routing import Endpoint, Registered, Router
 
 Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 Provide = Callable[[Request], Any]
@@ -42,23 +41,24 @@ class DirectRoute:
     the route in the scope (the request metrics label requests by it)."""
 
     path: str
-    endpoint: Callable[..., Awaitable[Any]]
+    endpoint: Endpoint
     arguments: tuple[tuple[str, Provide], ...]
+    checks: tuple[Provide, ...]  # the router's dependencies, called first
 
     @property
     def path_format(self) -> str:
         return self.path
 
-    async def __call__(self, request: Request) -> Any:
+    async def __call__(self, request: Request) -> Response:
+        for check in self.checks:
+            check(request)
         return await self.endpoint(**{name: provide(request) for name, provide in self.arguments})
 
 
 class DirectDispatch:
     """Pure ASGI: serves the table's routes itself, passes every other request to `app`."""
 
-    def __init__(
-        self, app: ASGIApp, *, fastapi_app: FastAPI, routers: Iterable[MlflowRouter]
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI, routers: Iterable[Router]) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
         self.table = direct_routes(routers)
@@ -75,8 +75,6 @@ class DirectDispatch:
         request = Request(scope, receive, send)
         try:
             response = await direct(request)
-            if not isinstance(response, Response):  # as FastAPI answers a handler's value
-                response = JsonResponse(jsonable_encoder(response))
         except Exception as exc:
             handler = _handler_for(self.fastapi_app, exc)
             if handler is None:
@@ -86,7 +84,7 @@ class DirectDispatch:
         await response(scope, receive, send)
 
 
-def direct_routes(routers: Iterable[MlflowRouter]) -> dict[tuple[str, str], DirectRoute]:
+def direct_routes(routers: Iterable[Router]) -> dict[tuple[str, str], DirectRoute]:
     """(method, path) -> route, for every registered route this module can call itself."""
     registered = [entry for router in routers for entry in router.registered]
     patterns = [
@@ -99,19 +97,18 @@ def direct_routes(routers: Iterable[MlflowRouter]) -> dict[tuple[str, str], Dire
             continue
         if any(method == entry.method and regex.match(entry.path) for method, regex in patterns):
             continue  # which route FastAPI picks would depend on the order: leave it to it
-        arguments = _plan(entry)
-        if arguments is not None:
-            table[key] = DirectRoute(entry.path, entry.endpoint, arguments)
+        arguments, checks = _plan(entry), _checks(entry)
+        if arguments is not None and checks is not None:
+            table[key] = DirectRoute(entry.path, entry.endpoint, arguments, checks)
     return table
 
 
 def _plan(entry: Registered) -> tuple[tuple[str, Provide], ...] | None:
-    """How to produce each argument of the handler from the request, or None when one needs
-    FastAPI (a path, query or body parameter it would parse, or a richer dependency)."""
-    hints = typing.get_type_hints(entry.handler, include_extras=True)
+    """How to produce each argument of the endpoint from the request, or None when one needs
+    FastAPI (a path or query parameter it would parse, or a richer dependency)."""
     arguments: list[tuple[str, Provide]] = []
-    for name in inspect.signature(entry.handler).parameters:
-        hint = hints.get(name)
+    for name, parameter in inspect.signature(entry.endpoint).parameters.items():
+        hint = parameter.annotation
         if hint is Request:
             arguments.append((name, _the_request))
             continue
@@ -122,14 +119,32 @@ def _plan(entry: Registered) -> tuple[tuple[str, Provide], ...] | None:
     return tuple(arguments)
 
 
+def _checks(entry: Registered) -> tuple[Provide, ...] | None:
+    """The router's dependencies as plain request functions, or None when one needs FastAPI."""
+    checks = []
+    for dependency in entry.dependencies:
+        check = _request_function(dependency)
+        if check is None:
+            return None
+        checks.append(check)
+    return tuple(checks)
+
+
 def _request_dependency(hint: Any) -> Provide | None:
     """`Annotated[T, Depends(f)]` where `f(request: Request)` is a plain function."""
     if typing.get_origin(hint) is not typing.Annotated:
         return None
     depends = [m for m in typing.get_args(hint)[1:] if isinstance(m, Depends)]
-    if len(depends) != 1 or depends[0].dependency is None:
+    if len(depends) != 1:
         return None
-    call = depends[0].dependency
+    return _request_function(depends[0])
+
+
+def _request_function(depends: Any) -> Provide | None:
+    """The function of a `Depends(f)` where `f(request: Request)` is a plain function."""
+    if not isinstance(depends, Depends) or depends.dependency is None:
+        return None
+    call = depends.dependency
     if not inspect.isfunction(call) or _is_special(call):
         return None
     params = list(inspect.signature(call).parameters)

@@ -1,12 +1,14 @@
 """The OpenAPI document of Tether's HTTP API, with real request and response schemas.
 
-Endpoints parse their own input and return plain dicts, so FastAPI's generated document knows
-only paths and path parameters. This module completes it from what each endpoint recorded
-(`tether.api.routing.document` / `MlflowRouter.route`): on GET the request model's fields
-become query parameters (list fields as repeated keys, as MLflow's GET handlers read them),
-on other methods the model is the JSON body; the response model documents the 200 answer,
-MLflow's error body every other status. Only /api/2.0/... is documented (the /ajax-api
-copies are the same endpoints).
+FastAPI never sees the request messages (the router parses them) nor the answers' shapes (it
+encodes them itself), so FastAPI's generated document knows only paths and path parameters.
+This module completes it from what each route recorded (`tether.api.routing.RouteDoc`, read
+from the endpoint's signature): on GET the request model's fields become query parameters
+(list fields as repeated keys, as MLflow's GET handlers read them), on other methods the model
+is the JSON body; the return type (a TypedDict) documents the 200 answer, MLflow's error body
+every other status. Every TypedDict is closed (`additionalProperties: false`): an answer has
+exactly the declared keys, those MLflow may leave out marked `NotRequired`. Only /api/2.0/...
+is documented (the /ajax-api copies are the same endpoints).
 
 `tether openapi --output openapi/openapi.json` regenerates the committed copy (the CLI builds
 an app on default settings and hands it to `build`); tests/api/test_openapi.py fails when it
@@ -25,12 +27,13 @@ import fastapi.routing
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import core_schema
 
-from tether.api.response_models import ErrorResponse
 from tether.api.responses import JsonResponse
 from tether.api.routing import RouteDoc, route_doc
+from tether.errors import ErrorResponse
 
 _REF = "#/components/schemas/{model}"
 _BINARY = {"type": "string", "format": "binary"}
@@ -114,13 +117,22 @@ def _api_routes(app: FastAPI) -> Iterator[Any]:
             yield context
 
 
-def _schemas(
-    operations: dict[tuple[str, str], tuple[RouteDoc | None, bool]],
-) -> tuple[dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]], dict[str, Any]]:
-    """One JSON schema per model (shared definitions deduplicated, names made unique)."""
-    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
-        (ErrorResponse, "serialization"): None
-    }
+Refs = dict[tuple[Any, JsonSchemaMode], dict[str, Any]]
+
+
+class _ClosedTypedDicts(GenerateJsonSchema):
+    """A TypedDict's keys are all its answer has (unless its own config says otherwise)."""
+
+    def typed_dict_schema(self, schema: core_schema.TypedDictSchema) -> JsonSchemaValue:
+        generated = super().typed_dict_schema(schema)
+        if "extra_fields_behavior" not in schema.get("config", {}):
+            generated.setdefault("additionalProperties", False)
+        return generated
+
+
+def _schemas(operations: dict[tuple[str, str], tuple[RouteDoc | None, bool]]) -> tuple[Refs, Any]:
+    """One JSON schema per type (shared definitions deduplicated, names made unique)."""
+    wanted: dict[tuple[Any, JsonSchemaMode], None] = {(ErrorResponse, "serialization"): None}
     for (_, method), (doc, _) in operations.items():
         if doc is None:
             continue
@@ -128,8 +140,12 @@ def _schemas(
             wanted[(doc.request, "validation")] = None
         if doc.response is not None:
             wanted[(doc.response, "serialization")] = None
-    refs, definitions = models_json_schema(list(wanted), ref_template=_REF)
-    return {key: refs[key] for key in wanted}, definitions.get("$defs", {})
+    refs, definitions = TypeAdapter.json_schemas(
+        [(key, key[1], TypeAdapter(key[0])) for key in wanted],
+        ref_template=_REF,
+        schema_generator=_ClosedTypedDicts,
+    )
+    return {key: refs[(key, key[1])] for key in wanted}, definitions.get("$defs", {})
 
 
 def _undocumented(operation: dict[str, Any], json_route: bool) -> None:
@@ -151,7 +167,7 @@ def _complete(
     method: str,
     doc: RouteDoc,
     json_route: bool,
-    refs: dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]],
+    refs: Refs,
 ) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)

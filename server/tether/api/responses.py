@@ -1,4 +1,4 @@
-"""JSON responses serialized with orjson."""
+"""JSON responses serialized with orjson, and the empty answer."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from fastapi.responses import Response
+from typing_extensions import TypedDict
 
 
 class JsonResponse(Response):
@@ -15,4 +16,5 @@ class JsonResponse(Response):
         return orjson.dumps(content)
 
 
-EMPTY = JsonResponse({})
+class Empty(TypedDict):
+    """`{}`: the request succeeded and MLflow's response message has no fields."""

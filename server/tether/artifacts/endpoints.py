@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from typing import Any
+from typing import Annotated, NoReturn
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from tether.api import response_models as resp
-from tether.api.request import parse_request
-from tether.api.responses import JsonResponse
-from tether.api.routing import MlflowRouter, document
+from tether.api.responses import Empty, JsonResponse
+from tether.api.routing import MLFLOW3_PREFIXES, MLFLOW_PREFIXES, Router
 from tether.artifacts import schemas
 from tether.artifacts.http import Artifacts, streamed
-from tether.artifacts.service import UNSUPPORTED_PRESIGNED_DOWNLOAD, file_json
+from tether.artifacts.serialize import file_info
+from tether.artifacts.service import UNSUPPORTED_PRESIGNED_DOWNLOAD
 from tether.config import Settings
 from tether.errors import MlflowError, invalid_parameter
 from tether.storage.base import UploadedPart
@@ -52,30 +50,11 @@ def _require_serving(request: Request) -> None:
         )
 
 
-proxy = APIRouter(
-    tags=["artifacts"],
-    default_response_class=JsonResponse,
-    dependencies=[Depends(_require_serving)],
-)
-
-
-def _proxy_route(path: str, methods: list[str]) -> Callable[[Callable[..., Any]], Any]:
-    def decorator(func: Callable[..., Any]) -> Any:
-        for index, prefix in enumerate(PROXY_PREFIXES):
-            proxy.add_api_route(
-                prefix + path,
-                func,
-                methods=methods,
-                include_in_schema=index == 0,
-                name=func.__name__ if index == 0 else f"{func.__name__}_ajax",
-            )
-        return func
-
-    return decorator
-
-
-def raw_path_after(request: Request, anchor: str) -> str:
-    """What follows `anchor` in the raw (still percent-encoded) request path."""
+def _raw_artifact_path(request: Request, artifact_path: str) -> str:
+    """The route's `{artifact_path}` as the client sent it: read from the raw (still
+    percent-encoded) request path. (`artifact_path`, decoded, is declared for the document.)"""
+    route: str = request.scope["route"].path
+    anchor = route[: route.index("{")]
     raw_bytes: bytes = request.scope.get("raw_path") or request.url.path.encode()
     try:
         raw = raw_bytes.decode("utf-8")
@@ -87,18 +66,25 @@ def raw_path_after(request: Request, anchor: str) -> str:
     return raw[start + len(anchor) :]
 
 
-def path_after(request: Request, anchor: str) -> str:
-    """The checked artifact path that follows `anchor` in the raw request path."""
-    return safe_relative_path(raw_path_after(request, anchor))
+RawArtifactPath = Annotated[str, Depends(_raw_artifact_path)]
+
+
+def _artifact_path(raw: RawArtifactPath) -> str:
+    """The checked artifact path of the route (refused before the request body is read, as
+    MLflow's handlers check it first)."""
+    return safe_relative_path(raw)
+
+
+ArtifactPath = Annotated[str, Depends(_artifact_path)]
 
 
 # Proxy: /api/2.0/mlflow-artifacts/... ------------------------------------------------------
 
+proxy = Router("artifacts", prefixes=PROXY_PREFIXES, dependencies=[Depends(_require_serving)])
 
-@_proxy_route("/artifacts/{artifact_path:path}", ["PUT"])
-@document(binary_request=True, empty_response=True)
-async def upload_artifact(request: Request, service: Artifacts, artifact_path: str) -> Response:
-    raw = raw_path_after(request, "/mlflow-artifacts/artifacts/")
+
+@proxy.put("/artifacts/{artifact_path:path}", binary_request=True, empty_response=True)
+async def upload_artifact(request: Request, service: Artifacts, raw: RawArtifactPath) -> Response:
     if raw == "" or raw.endswith("/"):
         raise invalid_parameter("Artifact path must include a filename (cannot end with '/').")
     path = safe_relative_path(raw)
@@ -111,27 +97,23 @@ async def upload_artifact(request: Request, service: Artifacts, artifact_path: s
     return Response(status_code=200)
 
 
-@_proxy_route("/artifacts/{artifact_path:path}", ["GET"])
-@document(binary_response=True)
-async def download_artifact(
-    request: Request, service: Artifacts, artifact_path: str
-) -> StreamingResponse:
-    return streamed(await service.download(path_after(request, "/mlflow-artifacts/artifacts/")))
+@proxy.get("/artifacts/{artifact_path:path}")
+async def download_artifact(service: Artifacts, path: ArtifactPath) -> StreamingResponse:
+    return streamed(await service.download(path))
 
 
-@_proxy_route("/artifacts/{artifact_path:path}", ["DELETE"])
-@document(response=resp.Empty)
-async def delete_artifact(request: Request, service: Artifacts, artifact_path: str) -> Any:
-    await service.delete(path_after(request, "/mlflow-artifacts/artifacts/"))
+@proxy.delete("/artifacts/{artifact_path:path}")
+async def delete_artifact(service: Artifacts, path: ArtifactPath) -> Empty:
+    await service.delete(path)
     return {}
 
 
-@_proxy_route("/artifacts", ["GET"])
-@document(request=schemas.ListArtifacts, response=resp.ListProxyArtifactsResponse)
-async def list_artifacts(request: Request, service: Artifacts) -> Any:
-    body = await parse_request(request, schemas.ListArtifacts)
+@proxy.get("/artifacts")
+async def list_artifacts(
+    body: schemas.ListArtifacts, service: Artifacts
+) -> schemas.ListProxyArtifactsResponse:
     entries = await service.list_dir(safe_directory_path(body.path))
-    return {"files": [file_json(e, e.path) for e in entries]} if entries else {}
+    return {"files": [file_info(e, e.path) for e in entries]} if entries else {}
 
 
 def _basename(client_file: str) -> str:
@@ -139,14 +121,13 @@ def _basename(client_file: str) -> str:
     return safe_relative_path(_SPLIT.split(client_file)[-1])
 
 
-@_proxy_route("/mpu/create/{artifact_path:path}", ["POST"])
-@document(request=schemas.CreateMultipartUpload, response=resp.CreateMultipartUploadResponse)
-async def create_multipart_upload(request: Request, service: Artifacts, artifact_path: str) -> Any:
-    directory = path_after(request, "/mlflow-artifacts/mpu/create/")
-    body = await parse_request(request, schemas.CreateMultipartUpload)
+@proxy.post("/mpu/create/{artifact_path:path}")
+async def create_multipart_upload(
+    directory: ArtifactPath, body: schemas.CreateMultipartUpload, service: Artifacts
+) -> schemas.CreateMultipartUploadResponse:
     target = join(directory, _basename(body.path))
     credentials, upload_id = await service.create_multipart_upload(target, body.num_parts)
-    response: dict[str, Any] = {
+    response: schemas.CreateMultipartUploadResponse = {
         "credentials": [
             {"url": c.url, "part_number": c.part_number, "headers": c.headers} for c in credentials
         ]
@@ -156,32 +137,27 @@ async def create_multipart_upload(request: Request, service: Artifacts, artifact
     return response
 
 
-@_proxy_route("/mpu/complete/{artifact_path:path}", ["POST"])
-@document(request=schemas.CompleteMultipartUpload, response=resp.Empty)
+@proxy.post("/mpu/complete/{artifact_path:path}")
 async def complete_multipart_upload(
-    request: Request, service: Artifacts, artifact_path: str
-) -> Any:
-    directory = path_after(request, "/mlflow-artifacts/mpu/complete/")
-    body = await parse_request(request, schemas.CompleteMultipartUpload)
+    directory: ArtifactPath, body: schemas.CompleteMultipartUpload, service: Artifacts
+) -> Empty:
     target = join(directory, _basename(body.path))
     parts = [UploadedPart(p.part_number, p.etag, p.url) for p in body.parts]
     await service.complete_multipart_upload(target, body.upload_id, parts)
     return {}
 
 
-@_proxy_route("/mpu/abort/{artifact_path:path}", ["POST"])
-@document(request=schemas.AbortMultipartUpload, response=resp.Empty)
-async def abort_multipart_upload(request: Request, service: Artifacts, artifact_path: str) -> Any:
-    directory = path_after(request, "/mlflow-artifacts/mpu/abort/")
-    body = await parse_request(request, schemas.AbortMultipartUpload)
+@proxy.post("/mpu/abort/{artifact_path:path}")
+async def abort_multipart_upload(
+    directory: ArtifactPath, body: schemas.AbortMultipartUpload, service: Artifacts
+) -> Empty:
     target = join(directory, _basename(body.path))
     await service.abort_multipart_upload(target, body.upload_id)
     return {}
 
 
-@_proxy_route("/presigned/{artifact_path:path}", ["GET"])
-async def presigned_download(request: Request, artifact_path: str) -> Any:
-    path_after(request, "/mlflow-artifacts/presigned/")
+@proxy.get("/presigned/{artifact_path:path}")
+async def presigned_download(path: ArtifactPath) -> NoReturn:
     # No backend hands out download URLs (MLflow's Azure repository does not either): the
     # client falls back to downloading through the proxy.
     raise MlflowError(UNSUPPORTED_PRESIGNED_DOWNLOAD, "NOT_IMPLEMENTED")
@@ -189,34 +165,28 @@ async def presigned_download(request: Request, artifact_path: str) -> Any:
 
 # Tracking API: run artifacts ---------------------------------------------------------------
 
-tracking = MlflowRouter("artifacts")
+tracking = Router("artifacts", prefixes=MLFLOW_PREFIXES)
 
 
-@tracking.route(
-    "/artifacts/list",
-    ["GET"],
-    request=schemas.ListRunArtifacts,
-    response=resp.ListRunArtifactsResponse,
-)
-async def list_run_artifacts(request: Request, service: Artifacts) -> Any:
-    body = await parse_request(request, schemas.ListRunArtifacts)
+@tracking.get("/artifacts/list")
+async def list_run_artifacts(
+    body: schemas.ListRunArtifacts, service: Artifacts
+) -> schemas.ListRunArtifactsResponse:
     return await service.list_run_artifacts(body.run_id, safe_directory_path(body.path))
 
 
-ui = APIRouter(tags=["artifacts"], default_response_class=JsonResponse)
+# The UI's routes ---------------------------------------------------------------------------
+
+ui = Router("artifacts")
 
 
 @ui.get("/get-artifact")
-@document(request=schemas.GetArtifact, binary_response=True)
-async def get_artifact(request: Request, service: Artifacts) -> StreamingResponse:
-    body = await parse_request(request, schemas.GetArtifact)
+async def get_artifact(body: schemas.GetArtifact, service: Artifacts) -> StreamingResponse:
     return streamed(await service.download_run_artifact(body.run_id, safe_relative_path(body.path)))
 
 
-@ui.get("/api/3.0/mlflow/server-info")
-@ui.get("/ajax-api/3.0/mlflow/server-info", include_in_schema=False)
-@document(response=resp.ServerInfo)
-async def server_info(request: Request, service: Artifacts) -> Any:
+@ui.get("/server-info", prefixes=MLFLOW3_PREFIXES)
+async def server_info(request: Request, service: Artifacts) -> schemas.ServerInfo:
     settings: Settings = request.app.state.settings
     return {
         "store_type": "SqlStore",
@@ -234,8 +204,7 @@ async def server_info(request: Request, service: Artifacts) -> Any:
 
 
 def install(app: FastAPI) -> None:
-    """Register the artifact routes and the refused-path handler (400, logged with the
-    client's address)."""
+    """Answer a refused artifact path with a 400, logged with the client's address."""
 
     @app.exception_handler(UnsafePathError)
     async def _unsafe_path(request: Request, exc: UnsafePathError) -> JsonResponse:
@@ -248,7 +217,3 @@ def install(app: FastAPI) -> None:
             exc.reason,
         )
         return JsonResponse(exc.to_body(), status_code=exc.http_status)
-
-    app.include_router(proxy)
-    app.include_router(tracking.router)
-    app.include_router(ui)

@@ -1,10 +1,13 @@
-"""Request bodies of the artifact endpoints (MLflow's mlflow_artifacts.proto messages)."""
+"""Request bodies and answers of the artifact endpoints (MLflow's mlflow_artifacts.proto
+messages, and the tracking API's `ListArtifacts`)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, NotRequired
 
-from tether.api.request import Int64, RequestModel, Str
+from typing_extensions import TypedDict
+
+from tether.wire import Int64, RequestModel, Str
 
 
 class CreateMultipartUpload(RequestModel):
@@ -47,3 +50,51 @@ class GetArtifact(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("run_id", "path")
     run_id: Str
     path: Str
+
+
+# Answers -----------------------------------------------------------------------------------
+
+
+class FileInfo(TypedDict):
+    # A listing entry (`file_size` left out for directories and empty files).
+    path: str
+    is_dir: bool
+    file_size: NotRequired[int]
+
+
+class ListRunArtifactsResponse(TypedDict):
+    """`ListArtifacts.Response` of the tracking API (and of a logged model's directories)."""
+
+    root_uri: NotRequired[str]
+    files: NotRequired[list[FileInfo]]
+    next_page_token: NotRequired[str]
+
+
+class ListProxyArtifactsResponse(TypedDict):
+    """`mlflow_artifacts.proto` `ListArtifacts.Response`."""
+
+    files: NotRequired[list[FileInfo]]
+
+
+class MultipartUploadCredential(TypedDict):
+    url: str
+    part_number: int
+    headers: NotRequired[dict[str, str]]
+
+
+class CreateMultipartUploadResponse(TypedDict):
+    upload_id: NotRequired[str]
+    credentials: NotRequired[list[MultipartUploadCredential]]
+
+
+class ServerInfo(TypedDict):
+    """`/api/3.0/mlflow/server-info`: what MLflow 3 clients may use on this server."""
+
+    store_type: str
+    workspaces_enabled: bool
+    trace_archival_enabled: bool
+    multipart_uploads_enabled: bool
+    multipart_downloads_enabled: bool
+    presigned_upload_run_id_supported: bool
+    presigned_upload_model_id_supported: bool
+    features_enabled: dict[str, bool]

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
+from tether.artifacts.schemas import ListRunArtifactsResponse
+from tether.artifacts.serialize import file_info
 from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import Run
@@ -48,14 +49,6 @@ class Download:
 
     chunks: AsyncIterator[bytes]
     headers: dict[str, str]
-
-
-def file_json(info: FileInfo, path: str) -> dict[str, Any]:
-    """A listing entry as MLflow's FileInfo proto renders it (no file_size for 0 or dirs)."""
-    entry: dict[str, Any] = {"path": path, "is_dir": info.is_dir}
-    if info.file_size:
-        entry["file_size"] = info.file_size
-    return entry
 
 
 class ArtifactService:
@@ -148,13 +141,16 @@ class ArtifactService:
 
     # Run artifacts (the tracking API's view) ---------------------------------------------
 
-    async def list_run_artifacts(self, run_id: str, path: str) -> dict[str, Any]:
+    async def list_run_artifacts(self, run_id: str, path: str) -> ListRunArtifactsResponse:
         """`/mlflow/artifacts/list`: entries under `path` of the run, run-relative paths."""
-        root_uri = await self.run_artifact_uri(run_id)
+        return await self.list_under(await self.run_artifact_uri(run_id), path)
+
+    async def list_under(self, root_uri: str, path: str) -> ListRunArtifactsResponse:
+        """The entries under `path` of the artifact location `root_uri`, paths relative to it."""
         entries = await self.backend.list(self.resolve(root_uri, path))
-        body: dict[str, Any] = {"root_uri": root_uri}
+        body: ListRunArtifactsResponse = {"root_uri": root_uri}
         if entries:
-            body["files"] = [file_json(e, paths.join(path, e.path)) for e in entries]
+            body["files"] = [file_info(e, paths.join(path, e.path)) for e in entries]
         return body
 
     async def download_run_artifact(self, run_id: str, path: str) -> Download:

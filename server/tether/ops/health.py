@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import PlainTextResponse
 
 from tether import __version__
-from tether.api.response_models import Readiness as ReadinessBody
 from tether.api.responses import JsonResponse
-from tether.api.routing import document
+from tether.api.routing import Router
+from tether.ops import schemas
 from tether.ops.readiness import Readiness
 
-router = APIRouter(tags=["health"])
+api = Router("health")
 
 
-@router.get("/health", response_class=PlainTextResponse)
+@api.get("/health", response_class=PlainTextResponse)
 async def health() -> str:
     return "OK"
 
 
-@router.get("/version", response_class=PlainTextResponse)
+@api.get("/version", response_class=PlainTextResponse)
 async def version() -> str:
     return __version__
 
 
-@router.get("/ready", response_class=JsonResponse)
-@document(response=ReadinessBody, same_body_on=(503,))
+@api.get("/ready", response=schemas.Readiness, same_body_on=(503,))
 async def ready(request: Request) -> JsonResponse:
     """200 when the database answers and the artifact store takes writes, else 503; the
     Azure ML sync is reported (queue, reachability) but never makes the server unready."""

@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import QueuePool
 
+from tether.api.routing import Router
 from tether.config import Settings
 from tether.db.engine import Database
 from tether.observability import events, prometheus_dir
@@ -255,9 +256,12 @@ def enable(app: FastAPI, settings: Settings, db: Database) -> Instruments:
         )
     )
 
+    api = Router("metrics")
+
+    @api.get("/metrics", documented=False, response_class=Response)
     async def metrics() -> Response:
         body = await blocking(generate_latest, registry)  # reads files and the database
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    app.include_router(api.router)
     return tools

@@ -11,19 +11,18 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tether.db.engine import Database
 from tether.observability.redact import redact
+from tether.ops import schemas
 from tether.storage.base import ArtifactBackend
 from tether.sync import status
 from tether.sync.runtime import BackgroundSync
 from tether.threads import blocking
-
-Check = dict[str, Any]
 
 
 class Readiness:
@@ -44,10 +43,10 @@ class Readiness:
         self._database_probe: asyncio.Future[None] | None = None
         self._artifact_probe: asyncio.Future[None] | None = None
 
-    async def report(self) -> tuple[bool, dict[str, Any]]:
+    async def report(self) -> tuple[bool, schemas.Readiness]:
         database, artifacts = await asyncio.gather(self.database(), self.artifact_store())
         ready = bool(database["ok"] and artifacts["ok"])
-        body = {
+        body: schemas.Readiness = {
             "status": "ready" if ready else "unavailable",
             "database": database,
             "artifacts": artifacts,
@@ -55,8 +54,8 @@ class Readiness:
         }
         return ready, body
 
-    async def database(self) -> Check:
-        dialect = "sqlite" if self.db.is_sqlite else "postgresql"
+    async def database(self) -> schemas.DatabaseProbe:
+        dialect: Literal["sqlite", "postgresql"] = "sqlite" if self.db.is_sqlite else "postgresql"
         if self._database_probe is None or self._database_probe.done():
             self._database_probe = _probe(blocking(self._select_one))
         return {"dialect": dialect, **await self._timed(self._database_probe)}
@@ -71,7 +70,7 @@ class Readiness:
         with self.db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
-    async def artifact_store(self) -> Check:
+    async def artifact_store(self) -> schemas.ArtifactProbe:
         backend = self.artifacts
         if backend is None:
             return {"ok": True, "served": False}
@@ -83,7 +82,7 @@ class Readiness:
             **await self._timed(self._artifact_probe),
         }
 
-    async def _timed(self, probe: Awaitable[None]) -> Check:
+    async def _timed(self, probe: Awaitable[None]) -> schemas.ProbeResult:
         started = time.perf_counter()
         try:
             await asyncio.wait_for(asyncio.shield(probe), self.timeout)
@@ -93,11 +92,11 @@ class Readiness:
             return {"ok": False, "error": _reason(exc)}
         return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
-    async def sync_state(self, *, database_ok: bool) -> Check:
+    async def sync_state(self, *, database_ok: bool) -> schemas.SyncReadiness:
         background = self.sync()
         if background is None:
             return {"enabled": False}
-        state: Check = {"enabled": True, **azureml_reachability(background)}
+        state = azureml_reachability(background)
         if database_ok:
             try:
                 snap = await asyncio.wait_for(blocking(self._snapshot), self.timeout)
@@ -105,11 +104,13 @@ class Readiness:
                 state["queue_error"] = _reason(exc)
             else:
                 state.update(
-                    pending=snap.total("pending"),
-                    in_flight=snap.total("in_flight"),
-                    failed=snap.total("failed"),
-                    dead=snap.total("dead"),
-                    oldest_pending_age_seconds=snap.lag_seconds,
+                    {
+                        "pending": snap.total("pending"),
+                        "in_flight": snap.total("in_flight"),
+                        "failed": snap.total("failed"),
+                        "dead": snap.total("dead"),
+                        "oldest_pending_age_seconds": snap.lag_seconds,
+                    }
                 )
         return state
 
@@ -118,12 +119,13 @@ class Readiness:
             return status.queue(session)
 
 
-def azureml_reachability(background: BackgroundSync) -> Check:
+def azureml_reachability(background: BackgroundSync) -> schemas.SyncReadiness:
     """Judged from this process's worker: its last workspace call, or its failure to connect."""
     worker = background.worker
     if worker is None:
         error = background.connect_error
         return {
+            "enabled": True,
             "azureml_reachable": False if error else None,  # None: still connecting
             "last_error": redact(error) if error else None,
         }
@@ -137,6 +139,7 @@ def azureml_reachability(background: BackgroundSync) -> Check:
         reachable = True
     last_error = worker.stats.last_error or (None if reachable else stats.last_unreachable)
     return {
+        "enabled": True,
         "azureml_reachable": reachable,
         "last_error": redact(last_error) if last_error else None,
     }

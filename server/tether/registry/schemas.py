@@ -1,4 +1,5 @@
-"""Request bodies of MLflow's model registry endpoints (`model_registry.proto` field names).
+"""Request bodies and answers of MLflow's model registry endpoints (`model_registry.proto`
+field names).
 
 Fields are declared in the order of MLflow's handler schemas, so the first bad field reported
 is the one MLflow reports. `None` marks the fields whose presence matters (protobuf HasField).
@@ -6,11 +7,25 @@ is the one MLflow reports. `None` marks the fields whose presence matters (proto
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Literal, NotRequired, Self
 
 from pydantic import Field
+from typing_extensions import TypedDict
 
-from tether.api.request import Bool, Int64, RequestModel, Str
+from tether.errors import API_DOCS_HINT, invalid_parameter
+from tether.registry.search import MODEL_MAX_RESULTS_THRESHOLD, VERSION_MAX_RESULTS_THRESHOLD
+from tether.tracking.validation import invalid_value
+from tether.wire import Bool, Int64, RequestModel, Str, parse_model
+
+
+def _check_max_results(data: dict[str, Any], max_results: int, bound: int) -> None:
+    """max_results above MLflow's handler bound is refused as its handler does."""
+    if max_results > bound:
+        raw = data.get("max_results")
+        raise invalid_parameter(
+            invalid_value("max_results", raw, f" Hint: Value was of type '{type(raw).__name__}'.")
+            + API_DOCS_HINT
+        )
 
 
 class KeyValue(RequestModel):
@@ -47,6 +62,12 @@ class SearchRegisteredModels(RequestModel):
     max_results: Int64 = 100
     order_by: list[Str] = []
     page_token: Str = ""
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Self:
+        body = parse_model(cls, data)
+        _check_max_results(data, body.max_results, MODEL_MAX_RESULTS_THRESHOLD)
+        return body
 
 
 class GetLatestVersions(RequestModel):
@@ -112,6 +133,12 @@ class SearchModelVersions(RequestModel):
     order_by: list[Str] = []
     page_token: Str = ""
 
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Self:
+        body = parse_model(cls, data)
+        _check_max_results(data, body.max_results, VERSION_MAX_RESULTS_THRESHOLD)
+        return body
+
 
 class SetModelVersionTag(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("name", "version", "key")
@@ -147,3 +174,79 @@ class GetModelVersionArtifact(RequestModel):
     name: Str = ""
     version: Str = ""
     path: Str | None = None
+
+
+# Answers -----------------------------------------------------------------------------------
+# As MLflow's JSON renders `ModelVersion` / `RegisteredModel` (`to_proto`): unset fields left
+# out (`NotRequired`), and so empty lists too.
+
+
+class RegistryTag(TypedDict):
+    """`RegisteredModelTag`, `ModelVersionTag`."""
+
+    key: str
+    value: str
+
+
+VersionStatus = Literal["PENDING_REGISTRATION", "FAILED_REGISTRATION", "READY"]
+
+
+class ModelVersion(TypedDict):
+    name: str
+    version: str
+    creation_timestamp: int
+    last_updated_timestamp: NotRequired[int]
+    user_id: NotRequired[str]
+    current_stage: str
+    description: NotRequired[str]
+    source: NotRequired[str]
+    run_id: NotRequired[str]
+    status: VersionStatus
+    status_message: NotRequired[str]
+    tags: NotRequired[list[RegistryTag]]
+    run_link: NotRequired[str]
+    aliases: NotRequired[list[str]]
+
+
+class RegisteredModelAlias(TypedDict):
+    alias: str
+    version: str
+
+
+class RegisteredModel(TypedDict):
+    name: str
+    creation_timestamp: int
+    last_updated_timestamp: NotRequired[int]
+    user_id: NotRequired[str]
+    description: NotRequired[str]
+    latest_versions: NotRequired[list[ModelVersion]]
+    tags: NotRequired[list[RegistryTag]]
+    aliases: NotRequired[list[RegisteredModelAlias]]
+
+
+class RegisteredModelResponse(TypedDict):
+    registered_model: RegisteredModel
+
+
+class SearchRegisteredModelsResponse(TypedDict):
+    registered_models: NotRequired[list[RegisteredModel]]
+    next_page_token: NotRequired[str]
+
+
+class ModelVersionResponse(TypedDict):
+    model_version: ModelVersion
+
+
+class ModelVersionsResponse(TypedDict):
+    """`GetLatestVersions.Response`."""
+
+    model_versions: NotRequired[list[ModelVersion]]
+
+
+class SearchModelVersionsResponse(TypedDict):
+    model_versions: NotRequired[list[ModelVersion]]
+    next_page_token: NotRequired[str]
+
+
+class GetModelVersionDownloadUriResponse(TypedDict):
+    artifact_uri: NotRequired[str]

@@ -8,12 +8,13 @@ stored but not shown: MLflow's server does not show it either (its proto convers
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 from tether.db.models import ModelVersion, RegisteredModel
+from tether.registry import schemas
 
 
-def _tags(tags: Sequence[tuple[str, str | None]]) -> list[dict[str, str]]:
+def _tags(tags: Sequence[tuple[str, str | None]]) -> list[schemas.RegistryTag]:
     return [{"key": key, "value": value or ""} for key, value in tags]
 
 
@@ -22,24 +23,24 @@ def model_version(
     name: str,
     tags: Sequence[tuple[str, str | None]] = (),
     aliases: Sequence[str] = (),
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
+) -> schemas.ModelVersion:
+    out: schemas.ModelVersion = {
         "name": name,
         "version": str(row.version),
         "creation_timestamp": row.creation_time,
+        "current_stage": row.current_stage,
+        "status": cast(schemas.VersionStatus, row.status),
     }
     if row.last_updated_time is not None:
         out["last_updated_timestamp"] = row.last_updated_time
     if row.user_id is not None:
         out["user_id"] = row.user_id
-    out["current_stage"] = row.current_stage
     if row.description is not None:
         out["description"] = row.description
     if row.source is not None:
         out["source"] = row.source
     if row.run_id is not None:
         out["run_id"] = row.run_id
-    out["status"] = row.status
     if row.status_message:
         out["status_message"] = row.status_message
     if tags:
@@ -53,11 +54,11 @@ def model_version(
 
 def registered_model(
     row: RegisteredModel,
-    latest_versions: Sequence[dict[str, Any]] = (),
+    latest_versions: Sequence[schemas.ModelVersion] = (),
     tags: Sequence[tuple[str, str | None]] = (),
     aliases: Sequence[tuple[str, int]] = (),
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": row.name, "creation_timestamp": row.creation_time}
+) -> schemas.RegisteredModel:
+    out: schemas.RegisteredModel = {"name": row.name, "creation_timestamp": row.creation_time}
     if row.last_updated_time:
         out["last_updated_timestamp"] = row.last_updated_time
     if row.description:

@@ -16,6 +16,7 @@ from tether.db.engine import Database
 from tether.errors import MlflowError
 from tether.sync import state, status
 from tether.sync.azureml.errors import SyncError
+from tether.sync.schemas import EntityDetail, SyncSummary
 from tether.sync.state import Key
 
 EXIT_OK, EXIT_ERROR, EXIT_RETRY_LATER, EXIT_DEAD = 0, 1, 3, 4
@@ -106,21 +107,24 @@ def status_command(as_json: bool, entity: str | None, **options: Any) -> None:
         raise click.BadParameter(str(exc), param_hint="--entity") from None
     with _database(settings) as db, db.read() as session:
         try:
-            body = status.entity_detail(session, key) if key else status.summary(session)
+            detail = status.entity_detail(session, key) if key else None
+            summary = None if key else status.summary(session)
         except DBAPIError as exc:  # e.g. a store from before sync existed
             click.echo(
                 f"error: cannot read the sync state ({exc.orig}); run `tether db upgrade`", err=True
             )
             sys.exit(EXIT_ERROR)
-    if body is None:
+    if detail is not None:
+        click.echo(
+            json.dumps(detail, indent=2, sort_keys=True) if as_json else _entity_text(detail)
+        )
+    elif summary is not None:
+        click.echo(
+            json.dumps(summary, indent=2, sort_keys=True) if as_json else _summary_text(summary)
+        )
+    else:
         click.echo(f"no sync state for {entity}", err=True)
         sys.exit(EXIT_ERROR)
-    if as_json:
-        click.echo(json.dumps(body, indent=2, sort_keys=True))
-    elif key is not None:
-        click.echo(_entity_text(body))
-    else:
-        click.echo(_summary_text(body))
 
 
 @sync.command("retry")
@@ -142,7 +146,7 @@ def retry(entities: list[Key], all_dead: bool, **options: Any) -> None:
 # Text rendering ----------------------------------------------------------------------------
 
 
-def _summary_text(body: dict[str, Any]) -> str:
+def _summary_text(body: SyncSummary) -> str:
     header = ["entity type", *[b.replace("_", " ") for b in status.BUCKETS]]
     rows = [[t, *[str(c[b]) for b in status.BUCKETS]] for t, c in sorted(body["by_type"].items())]
     rows.append(["total", *[str(body["entities"][b]) for b in status.BUCKETS]])
@@ -183,9 +187,8 @@ def _summary_text(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _entity_text(body: dict[str, Any]) -> str:
-    fields = [f for f in body if f != "report"]
-    lines = [f"{f}: {body[f]}" for f in fields]
+def _entity_text(body: EntityDetail) -> str:
+    lines = [f"{field}: {value}" for field, value in body.items() if field != "report"]
     for item in body["report"]:
         lines.append(f"report {item['kind']} {item['subject']}: {item['reason']}")
     return "\n".join(lines)

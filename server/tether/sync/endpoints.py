@@ -3,38 +3,42 @@ plus this process's worker (`worker`: enabled, connected, counters)."""
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import Request
 
-from fastapi import APIRouter, Request
-
-from tether.api.response_models import SyncStatus
-from tether.api.responses import JsonResponse
-from tether.api.routing import document
+from tether.api.routing import Router
 from tether.db.engine import Database
 from tether.errors import invalid_parameter, not_found
 from tether.sync import status
+from tether.sync.schemas import EntityDetail, SyncStatus, SyncStatusQuery, SyncSummary, WorkerInfo
 from tether.sync.state import Key
+from tether.threads import blocking
 
-router = APIRouter(tags=["sync"], default_response_class=JsonResponse)
+api = Router("sync")
 
 
-@router.get("/api/2.0/tether/sync/status")
-@document(response=SyncStatus)
-def sync_status(request: Request, entity: str | None = None) -> Any:
+@api.get("/api/2.0/tether/sync/status")
+async def sync_status(body: SyncStatusQuery, request: Request) -> SyncStatus | EntityDetail:
     db: Database = request.app.state.db
     background = getattr(request.app.state, "sync", None)
-    worker = background.describe() if background is not None else {"enabled": False}
-    if entity:
+    worker: WorkerInfo = background.describe() if background is not None else {"enabled": False}
+    if body.entity:
         try:
-            key = Key.parse(entity)
+            key = Key.parse(body.entity)
         except ValueError as exc:
             raise invalid_parameter(str(exc)) from None
+
+        def detail() -> EntityDetail | None:
+            with db.read() as session:
+                return status.entity_detail(session, key)
+
+        found = await blocking(detail)
+        if found is None:
+            raise not_found(f"No sync state for {body.entity}")
+        return found
+
+    def summary() -> SyncSummary:
         with db.read() as session:
-            detail = status.entity_detail(session, key)
-        if detail is None:
-            raise not_found(f"No sync state for {entity}")
-        return detail
-    with db.read() as session:
-        body = status.summary(session)
-    body["worker"] = worker
-    return body
+            return status.summary(session)
+
+    counts = await blocking(summary)
+    return {**counts, "worker": worker}

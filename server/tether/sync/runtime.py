@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import asdict
-from typing import Any
 
 from tether.config import Settings
 from tether.db.engine import Database
@@ -16,6 +15,7 @@ from tether.sync.azureml.credentials import TokenProvider
 from tether.sync.azureml.errors import SyncError, TransientError
 from tether.sync.azureml.mlflow_api import AzureMLflow
 from tether.sync.azureml.workspace import parse_workspace_setting, resolve_workspace
+from tether.sync.schemas import WorkerInfo
 from tether.sync.state import Backoff
 from tether.sync.worker import SyncWorker, WorkerConfig
 
@@ -120,10 +120,10 @@ class BackgroundSync:
             return
         self.worker.run_forever()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> WorkerInfo:
         """This process's worker, for the status route."""
         worker = self.worker
-        info: dict[str, Any] = {"enabled": True, "connected": worker is not None}
+        info: WorkerInfo = {"enabled": True, "connected": worker is not None}
         if self.connect_error:
             info["connect_error"] = self.connect_error
         if worker is not None:

@@ -12,7 +12,6 @@ oldest of them counts for `oldest_pending_age_seconds` too, so the status never 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from tether.clock import now_ms
 from tether.db.models import OutboxEntry, SyncEntity, SyncReport
 from tether.sync import discovery, state
+from tether.sync.schemas import EntityBrief, EntityDetail, SyncSummary
 from tether.sync.sources import CAPABILITIES, rows_of
 from tether.sync.state import Key
 
@@ -94,7 +94,7 @@ def queue(session: Session, now: int | None = None) -> QueueSnapshot:
     )
 
 
-def summary(session: Session, now: int | None = None) -> dict[str, Any]:
+def summary(session: Session, now: int | None = None) -> SyncSummary:
     now = now_ms() if now is None else now
     snap = queue(session, now)
     return {
@@ -126,7 +126,7 @@ def _deferred_ops(session: Session) -> int:
     )
 
 
-def _errors(session: Session, now: int) -> list[dict[str, Any]]:
+def _errors(session: Session, now: int) -> list[EntityBrief]:
     rows = session.scalars(
         select(SyncEntity)
         .where(SyncEntity.status.in_((state.FAILED, state.DEAD)))
@@ -136,7 +136,7 @@ def _errors(session: Session, now: int) -> list[dict[str, Any]]:
     return [_brief(row, now) for row in rows]
 
 
-def _brief(row: SyncEntity, now: int) -> dict[str, Any]:
+def _brief(row: SyncEntity, now: int) -> EntityBrief:
     return {
         "entity": f"{row.entity_type}:{row.entity_id}",
         "status": row.status,
@@ -151,7 +151,7 @@ def _brief(row: SyncEntity, now: int) -> dict[str, Any]:
     }
 
 
-def entity_detail(session: Session, key: Key, now: int | None = None) -> dict[str, Any] | None:
+def entity_detail(session: Session, key: Key, now: int | None = None) -> EntityDetail | None:
     now = now_ms() if now is None else now
     row = state.get(session, key)
     if row is None:

@@ -7,13 +7,12 @@ versions only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from tether.db.models import ModelVersion, RegisteredModel
 from tether.errors import not_found
-from tether.registry import repository, serialize
+from tether.registry import repository, schemas, serialize
 from tether.registry.repository import VersionKey
 from tether.registry.validation import (
     is_prompt_tags,
@@ -51,7 +50,7 @@ def latest_keys(session: Session, model: RegisteredModel) -> list[VersionKey]:
     return [(model.id, v) for v in repository.latest_version_keys(session, [model.id])[model.id]]
 
 
-def models_json(session: Session, rows: Sequence[RegisteredModel]) -> list[dict[str, Any]]:
+def models_json(session: Session, rows: Sequence[RegisteredModel]) -> list[schemas.RegisteredModel]:
     # Batched per kind of row rather than per model: a search page may list many models.
     ids = [row.id for row in rows]
     latest = repository.latest_version_keys(session, ids)
@@ -71,11 +70,13 @@ def models_json(session: Session, rows: Sequence[RegisteredModel]) -> list[dict[
     return out
 
 
-def model_json(session: Session, row: RegisteredModel) -> dict[str, Any]:
+def model_json(session: Session, row: RegisteredModel) -> schemas.RegisteredModel:
     return models_json(session, [row])[0]
 
 
-def version_json(session: Session, model: RegisteredModel, row: ModelVersion) -> dict[str, Any]:
+def version_json(
+    session: Session, model: RegisteredModel, row: ModelVersion
+) -> schemas.ModelVersion:
     key = (row.registered_model_id, row.version)
     return serialize.model_version(
         row,

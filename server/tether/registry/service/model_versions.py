@@ -8,7 +8,6 @@ is READY as soon as it exists, as in MLflow's SQL store.
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any
 
 from tether.clock import now_ms
 from tether.db import outbox
@@ -22,7 +21,7 @@ from tether.db.outbox.records import (
     ModelVersionUpdate,
 )
 from tether.errors import not_found
-from tether.registry import repository, search, serialize, sources
+from tether.registry import repository, schemas, search, serialize, sources
 from tether.registry.service.lookup import load_model, load_version, version_json
 from tether.registry.service.outbox_records import version_key
 from tether.registry.service.version_lineage import (
@@ -65,7 +64,7 @@ class ModelVersionOperations:
         run_link: str,
         description: str,
         model_id: str | None,
-    ) -> dict[str, Any]:
+    ) -> schemas.ModelVersion:
         tags_by_key = tag_map(tags)
         is_prompt = is_prompt_tags(tags_by_key)
         if is_prompt:
@@ -141,12 +140,14 @@ class ModelVersionOperations:
             )
             return version_json(session, registered, row)
 
-    def get_version(self, name: str, version: str) -> dict[str, Any]:
+    def get_version(self, name: str, version: str) -> schemas.ModelVersion:
         with self.db.read() as session:
             model, row = load_version(session, name, version)
             return version_json(session, model, row)
 
-    def update_version(self, name: str, version: str, description: str | None) -> dict[str, Any]:
+    def update_version(
+        self, name: str, version: str, description: str | None
+    ) -> schemas.ModelVersion:
         with self.db.write() as session:
             model, row = load_version(session, name, version, for_update=True)
             row.description = description
@@ -216,7 +217,7 @@ class ModelVersionOperations:
 
     def search_versions(
         self, *, filter_string: str, max_results: int, order_by: list[str], page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[schemas.ModelVersion], str | None]:
         with self.db.read() as session:
             keys, token = search.search_version_keys(
                 session,

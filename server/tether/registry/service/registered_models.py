@@ -6,7 +6,7 @@ last_updated_time, which MLflow bumps too); its versions follow because they ref
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from tether.db.outbox.records import (
     RegisteredModelUpdate,
 )
 from tether.errors import already_exists
-from tether.registry import repository, search
+from tether.registry import repository, schemas, search
 from tether.registry.service.lookup import load_model, model_json, models_json
 from tether.registry.service.outbox_records import model_key
 from tether.registry.validation import (
@@ -61,7 +61,7 @@ def _raise_exists(session: Session, existing: RegisteredModel, new_is_prompt: bo
 class RegisteredModelOperations:
     db: Database
 
-    def create_model(self, name: str, tags: Tags, description: str) -> dict[str, Any]:
+    def create_model(self, name: str, tags: Tags, description: str) -> schemas.RegisteredModel:
         validate_model_name(name)
         for key, value in tags:
             validate_registered_model_tag(key or "", value or "")
@@ -90,11 +90,11 @@ class RegisteredModelOperations:
                     _raise_exists(session, existing, new_is_prompt)
             raise already_exists(f"Registered Model (name={name}) already exists.") from None
 
-    def get_model(self, name: str) -> dict[str, Any]:
+    def get_model(self, name: str) -> schemas.RegisteredModel:
         with self.db.read() as session:
             return model_json(session, load_model(session, name))
 
-    def update_model(self, name: str, description: str) -> dict[str, Any]:
+    def update_model(self, name: str, description: str) -> schemas.RegisteredModel:
         with self.db.write() as session:
             row = load_model(session, name, for_update=True)
             row.description = description
@@ -106,7 +106,7 @@ class RegisteredModelOperations:
             session.flush()
             return model_json(session, row)
 
-    def rename_model(self, name: str, new_name: str) -> dict[str, Any]:
+    def rename_model(self, name: str, new_name: str) -> schemas.RegisteredModel:
         validate_new_model_name(new_name)
         try:
             with self.db.write() as session:
@@ -154,7 +154,7 @@ class RegisteredModelOperations:
 
     def search_models(
         self, *, filter_string: str, max_results: int, order_by: list[str], page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[schemas.RegisteredModel], str | None]:
         with self.db.read() as session:
             ids, token = search.search_model_ids(
                 session,

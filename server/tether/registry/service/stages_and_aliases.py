@@ -5,8 +5,6 @@ Aliases belong to the model, so their outbox records are the model's.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
@@ -19,7 +17,7 @@ from tether.db.outbox.records import (
     RegisteredModelSetAlias,
 )
 from tether.errors import invalid_parameter, not_found
-from tether.registry import repository, serialize
+from tether.registry import repository, schemas, serialize
 from tether.registry.service.lookup import latest_keys, load_model, load_version, version_json
 from tether.registry.service.outbox_records import model_key, version_key
 from tether.registry.validation import (
@@ -65,7 +63,7 @@ def alias_target(session: Session, model: RegisteredModel, alias: str) -> ModelV
 class StageAndAliasOperations:
     db: Database
 
-    def get_latest_versions(self, name: str, stages: list[str]) -> list[dict[str, Any]]:
+    def get_latest_versions(self, name: str, stages: list[str]) -> list[schemas.ModelVersion]:
         with self.db.read() as session:
             model = load_model(session, name)
             wanted = {canonical_stage(s) for s in stages} if stages else set(ALL_STAGES)
@@ -81,7 +79,7 @@ class StageAndAliasOperations:
 
     def transition_stage(
         self, name: str, version: str, stage: str, archive_existing_versions: bool
-    ) -> dict[str, Any]:
+    ) -> schemas.ModelVersion:
         target = canonical_stage(stage)
         if archive_existing_versions and target not in ACTIVE_STAGES:
             # MLflow answers INTERNAL_ERROR (500) with this message.
@@ -142,7 +140,7 @@ class StageAndAliasOperations:
                 session, RegisteredModelDeleteAlias(model_key(model), name=model.name, alias=alias)
             )
 
-    def get_version_by_alias(self, name: str, alias: str) -> dict[str, Any]:
+    def get_version_by_alias(self, name: str, alias: str) -> schemas.ModelVersion:
         validate_model_name(name)
         validate_alias_name(alias)
         with self.db.read() as session:

@@ -2,64 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from tether.api import response_models as resp
 from tether.api.deps import provider
-from tether.api.request import parse_request
-from tether.api.routing import MlflowRouter
+from tether.api.responses import Empty
+from tether.api.routing import MLFLOW_PREFIXES, Router
 from tether.threads import blocking
 from tether.tracking.experiments import schemas
 from tether.tracking.experiments.service import ExperimentService, normalize_view_type
 
 Experiments = Annotated[ExperimentService, Depends(provider(ExperimentService))]
-api = MlflowRouter("experiments")
-router = api.router
+api = Router("experiments", prefixes=MLFLOW_PREFIXES)
 
 
-@api.route(
-    "/experiments/create",
-    ["POST"],
-    request=schemas.CreateExperiment,
-    response=resp.CreateExperimentResponse,
-)
-async def create_experiment(request: Request, service: Experiments) -> dict[str, Any]:
-    body = await parse_request(request, schemas.CreateExperiment)
+@api.post("/experiments/create")
+async def create_experiment(
+    body: schemas.CreateExperiment, service: Experiments
+) -> schemas.CreateExperimentResponse:
     tags = [(t.key or "", t.value or "") for t in body.tags]
     return {
         "experiment_id": await blocking(service.create, body.name, body.artifact_location, tags)
     }
 
 
-@api.route(
-    "/experiments/get", ["GET"], request=schemas.ExperimentId, response=resp.GetExperimentResponse
-)
-async def get_experiment(request: Request, service: Experiments) -> dict[str, Any]:
-    body = await parse_request(request, schemas.ExperimentId)
+@api.get("/experiments/get")
+async def get_experiment(
+    body: schemas.ExperimentId, service: Experiments
+) -> schemas.GetExperimentResponse:
     return {"experiment": await blocking(service.get, body.experiment_id)}
 
 
-@api.route(
-    "/experiments/get-by-name",
-    ["GET"],
-    request=schemas.GetExperimentByName,
-    response=resp.GetExperimentResponse,
-)
-async def get_experiment_by_name(request: Request, service: Experiments) -> dict[str, Any]:
-    body = await parse_request(request, schemas.GetExperimentByName)
+@api.get("/experiments/get-by-name")
+async def get_experiment_by_name(
+    body: schemas.GetExperimentByName, service: Experiments
+) -> schemas.GetExperimentResponse:
     return {"experiment": await blocking(service.get_by_name, body.experiment_name)}
 
 
-@api.route(
-    "/experiments/search",
-    ["GET", "POST"],
-    request=schemas.SearchExperiments,
-    response=resp.SearchExperimentsResponse,
-)
-async def search_experiments(request: Request, service: Experiments) -> dict[str, Any]:
-    body = await parse_request(request, schemas.SearchExperiments)
+@api.route("/experiments/search", ["GET", "POST"])
+async def search_experiments(
+    body: schemas.SearchExperiments, service: Experiments
+) -> schemas.SearchExperimentsResponse:
     experiments, token = await blocking(
         service.search,
         view_type=normalize_view_type(body.view_type),
@@ -68,54 +53,39 @@ async def search_experiments(request: Request, service: Experiments) -> dict[str
         order_by=body.order_by,
         page_token=body.page_token or None,
     )
-    response: dict[str, Any] = {}
-    if experiments:
-        response["experiments"] = experiments
+    response: schemas.SearchExperimentsResponse = (
+        {"experiments": experiments} if experiments else {}
+    )
     if token:
         response["next_page_token"] = token
     return response
 
 
-@api.route("/experiments/update", ["POST"], request=schemas.UpdateExperiment, response=resp.Empty)
-async def update_experiment(request: Request, service: Experiments) -> dict[str, Any]:
-    body = await parse_request(request, schemas.UpdateExperiment)
+@api.post("/experiments/update")
+async def update_experiment(body: schemas.UpdateExperiment, service: Experiments) -> Empty:
     await blocking(service.rename, body.experiment_id, body.new_name)
     return {}
 
 
-@api.route("/experiments/delete", ["POST"], request=schemas.ExperimentId, response=resp.Empty)
-async def delete_experiment(request: Request, service: Experiments) -> dict[str, Any]:
-    body = await parse_request(request, schemas.ExperimentId)
+@api.post("/experiments/delete")
+async def delete_experiment(body: schemas.ExperimentId, service: Experiments) -> Empty:
     await blocking(service.delete, body.experiment_id)
     return {}
 
 
-@api.route("/experiments/restore", ["POST"], request=schemas.ExperimentId, response=resp.Empty)
-async def restore_experiment(request: Request, service: Experiments) -> dict[str, Any]:
-    body = await parse_request(request, schemas.ExperimentId)
+@api.post("/experiments/restore")
+async def restore_experiment(body: schemas.ExperimentId, service: Experiments) -> Empty:
     await blocking(service.restore, body.experiment_id)
     return {}
 
 
-@api.route(
-    "/experiments/set-experiment-tag",
-    ["POST"],
-    request=schemas.SetExperimentTag,
-    response=resp.Empty,
-)
-async def set_experiment_tag(request: Request, service: Experiments) -> dict[str, Any]:
-    body = await parse_request(request, schemas.SetExperimentTag)
+@api.post("/experiments/set-experiment-tag")
+async def set_experiment_tag(body: schemas.SetExperimentTag, service: Experiments) -> Empty:
     await blocking(service.set_tag, body.experiment_id, body.key, body.value)
     return {}
 
 
-@api.route(
-    "/experiments/delete-experiment-tag",
-    ["POST"],
-    request=schemas.DeleteExperimentTag,
-    response=resp.Empty,
-)
-async def delete_experiment_tag(request: Request, service: Experiments) -> dict[str, Any]:
-    body = await parse_request(request, schemas.DeleteExperimentTag)
+@api.post("/experiments/delete-experiment-tag")
+async def delete_experiment_tag(body: schemas.DeleteExperimentTag, service: Experiments) -> Empty:
     await blocking(service.delete_tag, body.experiment_id, body.key)
     return {}

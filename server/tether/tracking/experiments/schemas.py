@@ -1,10 +1,13 @@
-"""Request bodies of MLflow's experiment endpoints (field names as the MLflow client sends them)."""
+"""Request bodies and answers of MLflow's experiment endpoints (field names as the MLflow client
+sends them)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal, NotRequired
 
-from tether.api.request import Int64, RequestModel, Str
+from typing_extensions import TypedDict
+
+from tether.wire import Int64, RequestModel, Str
 
 
 class KeyValue(RequestModel):
@@ -54,3 +57,40 @@ class SearchExperiments(RequestModel):
     filter: Str = ""
     order_by: list[Str] = []
     view_type: Str | Int64 = "ACTIVE_ONLY"
+
+
+# Answers -----------------------------------------------------------------------------------
+# As MLflow's JSON renders its protobuf messages: int64 as numbers, unset fields left out
+# (`NotRequired`), and so empty lists too.
+
+LifecycleStage = Literal["active", "deleted"]
+
+
+class KeyValuePair(TypedDict):
+    """A tag or param (`ExperimentTag`, `RunTag`, `Param`); `value` is left out when unset."""
+
+    key: str
+    value: NotRequired[str]
+
+
+class Experiment(TypedDict):
+    experiment_id: str
+    name: str
+    artifact_location: NotRequired[str]
+    lifecycle_stage: LifecycleStage
+    last_update_time: NotRequired[int]
+    creation_time: NotRequired[int]
+    tags: NotRequired[list[KeyValuePair]]
+
+
+class CreateExperimentResponse(TypedDict):
+    experiment_id: str
+
+
+class GetExperimentResponse(TypedDict):
+    experiment: Experiment
+
+
+class SearchExperimentsResponse(TypedDict):
+    experiments: NotRequired[list[Experiment]]
+    next_page_token: NotRequired[str]

@@ -20,8 +20,9 @@ from tether.db.outbox.records import (
 )
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id
-from tether.tracking import serialize, validation
-from tether.tracking.experiments import repository
+from tether.tracking import validation
+from tether.tracking.experiments import repository, serialize
+from tether.tracking.experiments.schemas import Experiment as ExperimentJson
 from tether.tracking.experiments.search import search_experiment_ids
 
 DEFAULT_EXPERIMENT_ID = 0
@@ -70,7 +71,7 @@ class ExperimentService:
 
     # Reads -------------------------------------------------------------------------------
 
-    def get(self, experiment_id: str) -> dict[str, Any]:
+    def get(self, experiment_id: str) -> ExperimentJson:
         exp_id = parse_experiment_id(experiment_id)
         with self.db.read() as session:
             row = repository.get(session, exp_id)
@@ -78,7 +79,7 @@ class ExperimentService:
                 raise not_found(f"No Experiment with id={exp_id} exists")
             return serialize.experiment(row, repository.tags_for(session, [exp_id])[exp_id])
 
-    def get_by_name(self, name: str) -> dict[str, Any]:
+    def get_by_name(self, name: str) -> ExperimentJson:
         with self.db.read() as session:
             row = repository.get_by_name(session, name)
             if row is None:
@@ -94,7 +95,7 @@ class ExperimentService:
         filter_string: str,
         order_by: list[str],
         page_token: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[ExperimentJson], str | None]:
         with self.db.read() as session:
             ids, token = search_experiment_ids(
                 session,

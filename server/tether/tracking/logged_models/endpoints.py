@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.responses import StreamingResponse
 
-from tether.api import response_models as resp
 from tether.api.deps import provider
-from tether.api.request import parse_request
-from tether.api.routing import MlflowRouter
+from tether.api.responses import Empty
+from tether.api.routing import MLFLOW_PREFIXES, Router
+from tether.artifacts import schemas as artifact_schemas
 from tether.artifacts.http import Artifacts, streamed
-from tether.artifacts.service import file_json
 from tether.errors import MlflowError
 from tether.storage import paths
 from tether.threads import blocking
@@ -25,19 +24,17 @@ from tether.tracking.logged_models.service import (
 )
 
 LoggedModels = Annotated[LoggedModelService, Depends(provider(LoggedModelService))]
-api = MlflowRouter("logged-models")
-router = api.router
+api = Router("logged-models", prefixes=MLFLOW_PREFIXES)
 
 
 def _pairs(items: list[Any]) -> list[KeyValueIn]:
     return [KeyValueIn(item.key, item.value) for item in items]
 
 
-@api.route(
-    "/logged-models", ["POST"], request=schemas.CreateLoggedModel, response=resp.LoggedModelResponse
-)
-async def create_logged_model(request: Request, service: LoggedModels) -> dict[str, Any]:
-    body = await parse_request(request, schemas.CreateLoggedModel)
+@api.post("/logged-models")
+async def create_logged_model(
+    body: schemas.CreateLoggedModel, service: LoggedModels
+) -> schemas.LoggedModelResponse:
     model = await blocking(
         service.create,
         experiment_id=body.experiment_id,
@@ -50,14 +47,10 @@ async def create_logged_model(request: Request, service: LoggedModels) -> dict[s
     return {"model": model}
 
 
-@api.route(
-    "/logged-models/search",
-    ["POST"],
-    request=schemas.SearchLoggedModels,
-    response=resp.SearchLoggedModelsResponse,
-)
-async def search_logged_models(request: Request, service: LoggedModels) -> dict[str, Any]:
-    body = await parse_request(request, schemas.SearchLoggedModels)
+@api.post("/logged-models/search")
+async def search_logged_models(
+    body: schemas.SearchLoggedModels, service: LoggedModels
+) -> schemas.SearchLoggedModelsResponse:
     models, token = await blocking(
         service.search,
         experiment_ids=body.experiment_ids,
@@ -75,69 +68,51 @@ async def search_logged_models(request: Request, service: LoggedModels) -> dict[
         ],
         page_token=body.page_token or None,
     )
-    response: dict[str, Any] = {}
-    if models:
-        response["models"] = models
+    response: schemas.SearchLoggedModelsResponse = {"models": models} if models else {}
     if token:
         response["next_page_token"] = token
     return response
 
 
-@api.route(
-    "/logged-models/{model_id}",
-    ["GET"],
-    request=schemas.GetLoggedModel,
-    response=resp.LoggedModelResponse,
-)
-async def get_logged_model(model_id: str, request: Request, service: LoggedModels) -> Any:
-    allow_deleted = request.query_params.get("allow_deleted", "false").lower() == "true"
-    return {"model": await blocking(service.get, model_id, allow_deleted)}
+@api.get("/logged-models/{model_id}")
+async def get_logged_model(
+    model_id: str, body: schemas.GetLoggedModel, service: LoggedModels
+) -> schemas.LoggedModelResponse:
+    return {"model": await blocking(service.get, model_id, body.allow_deleted)}
 
 
-@api.route(
-    "/logged-models/{model_id}",
-    ["PATCH"],
-    request=schemas.FinalizeLoggedModel,
-    response=resp.LoggedModelResponse,
-)
-async def finalize_logged_model(model_id: str, request: Request, service: LoggedModels) -> Any:
-    body = await parse_request(request, schemas.FinalizeLoggedModel)
+@api.patch("/logged-models/{model_id}")
+async def finalize_logged_model(
+    model_id: str, body: schemas.FinalizeLoggedModel, service: LoggedModels
+) -> schemas.LoggedModelResponse:
     check_body_model_id(model_id, body.model_id)
     return {"model": await blocking(service.finalize, model_id, body.status)}
 
 
-@api.route("/logged-models/{model_id}", ["DELETE"], response=resp.Empty)
-async def delete_logged_model(model_id: str, service: LoggedModels) -> dict[str, Any]:
+@api.delete("/logged-models/{model_id}")
+async def delete_logged_model(model_id: str, service: LoggedModels) -> Empty:
     await blocking(service.delete, model_id)
     return {}
 
 
-@api.route(
-    "/logged-models/{model_id}/tags",
-    ["PATCH"],
-    request=schemas.SetLoggedModelTags,
-    response=resp.Empty,
-)
-async def set_logged_model_tags(model_id: str, request: Request, service: LoggedModels) -> Any:
-    body = await parse_request(request, schemas.SetLoggedModelTags)
+@api.patch("/logged-models/{model_id}/tags")
+async def set_logged_model_tags(
+    model_id: str, body: schemas.SetLoggedModelTags, service: LoggedModels
+) -> Empty:
     await blocking(service.set_tags, model_id, _pairs(body.tags))
     return {}
 
 
-@api.route("/logged-models/{model_id}/tags/{tag_key}", ["DELETE"], response=resp.Empty)
-async def delete_logged_model_tag(model_id: str, tag_key: str, service: LoggedModels) -> Any:
+@api.delete("/logged-models/{model_id}/tags/{tag_key}")
+async def delete_logged_model_tag(model_id: str, tag_key: str, service: LoggedModels) -> Empty:
     await blocking(service.delete_tag, model_id, tag_key)
     return {}
 
 
-@api.route(
-    "/logged-models/{model_id}/params",
-    ["POST"],
-    request=schemas.LogLoggedModelParams,
-    response=resp.Empty,
-)
-async def log_logged_model_params(model_id: str, request: Request, service: LoggedModels) -> Any:
-    body = await parse_request(request, schemas.LogLoggedModelParams)
+@api.post("/logged-models/{model_id}/params")
+async def log_logged_model_params(
+    model_id: str, body: schemas.LogLoggedModelParams, service: LoggedModels
+) -> Empty:
     check_body_model_id(model_id, body.model_id)
     await blocking(service.log_params, model_id, _pairs(body.params))
     return {}
@@ -146,31 +121,27 @@ async def log_logged_model_params(model_id: str, request: Request, service: Logg
 # Artifacts (through the artifact proxy's store) ---------------------------------------------
 
 
-@api.route(
-    "/logged-models/{model_id}/artifacts/directories",
-    ["GET"],
-    request=schemas.ListLoggedModelArtifacts,
-    response=resp.ListRunArtifactsResponse,
-)
+@api.get("/logged-models/{model_id}/artifacts/directories")
 async def list_logged_model_artifacts(
-    model_id: str, request: Request, service: LoggedModels, artifacts: Artifacts
-) -> dict[str, Any]:
-    body = await parse_request(request, schemas.ListLoggedModelArtifacts)
+    model_id: str,
+    body: schemas.ListLoggedModelArtifacts,
+    service: LoggedModels,
+    artifacts: Artifacts,
+) -> artifact_schemas.ListRunArtifactsResponse:
     relative = paths.safe_directory_path(body.artifact_directory_path or "")
     model = await blocking(service.get, model_id)
-    root_uri: str = model["info"]["artifact_uri"]
-    entries = await artifacts.list_dir(artifacts.resolve(root_uri, relative))
-    response: dict[str, Any] = {"root_uri": root_uri}
-    if entries:
-        response["files"] = [file_json(e, paths.join(relative, e.path)) for e in entries]
-    return response
+    return await artifacts.list_under(model["info"]["artifact_uri"], relative)
 
 
+@api.get(
+    "/logged-models/{model_id}/artifacts/files",
+    prefixes=("/ajax-api/2.0/mlflow",),  # MLflow serves it under ajax-api only
+    documented=False,
+)
 async def get_logged_model_artifact(
-    model_id: str, request: Request, service: LoggedModels, artifacts: Artifacts
+    model_id: str, body: schemas.GetLoggedModelArtifact, service: LoggedModels, artifacts: Artifacts
 ) -> StreamingResponse:
-    """The UI's download of one file of a logged model (MLflow serves it under ajax-api only)."""
-    body = await parse_request(request, schemas.GetLoggedModelArtifact)
+    """The UI's download of one file of a logged model."""
     if not body.artifact_file_path:
         raise MlflowError(
             'Request must include the "artifact_file_path" query parameter.', "BAD_REQUEST"
@@ -179,11 +150,3 @@ async def get_logged_model_artifact(
     model = await blocking(service.get, model_id)
     store_path = artifacts.resolve(model["info"]["artifact_uri"], relative)
     return streamed(await artifacts.download(store_path))
-
-
-router.add_api_route(
-    "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",
-    get_logged_model_artifact,
-    methods=["GET"],
-    include_in_schema=False,
-)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.orm import Session
@@ -19,7 +18,6 @@ from tether.db.models import (
     RunModelLink,
 )
 from tether.errors import MlflowError
-from tether.tracking import serialize
 
 # Stored status names (MLflow's LoggedModelStatus) and their protobuf names / numbers.
 STATUS_PROTO = {
@@ -209,9 +207,9 @@ def insert_links(
 
 def links_for_runs(
     session: Session, run_ids: Sequence[str], direction: str
-) -> dict[str, list[dict[str, Any]]]:
-    """`model_inputs` (`{"model_id"}`) or `model_outputs` (`{"model_id", "step"}`) per run."""
-    result: dict[str, list[dict[str, Any]]] = defaultdict(list)
+) -> dict[str, list[tuple[str, int]]]:
+    """(model id, step) of each run's input or output links, by model id."""
+    result: dict[str, list[tuple[str, int]]] = defaultdict(list)
     rows = session.execute(
         select(RunModelLink.run_uuid, RunModelLink.model_id, RunModelLink.step)
         .where(
@@ -220,53 +218,25 @@ def links_for_runs(
         .order_by(RunModelLink.run_uuid, RunModelLink.model_id)
     )
     for run_id, model_id, step in rows:
-        if direction == INPUT:
-            result[run_id].append({"model_id": model_id})
-        else:
-            result[run_id].append({"model_id": model_id, "step": step})
+        result[run_id].append((model_id, step))
     return result
 
 
 # ------------------------------------------------------------------------------ reading
 
 
-def _model_info(row: LoggedModel, tags: list[tuple[str, str]]) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "model_id": row.model_id,
-        "experiment_id": str(row.experiment_id),
-        "name": row.name,
-        "creation_timestamp_ms": row.creation_time,
-        "last_updated_timestamp_ms": row.last_updated_time,
-        "artifact_uri": row.artifact_location,
-        "status": STATUS_PROTO.get(row.status, "LOGGED_MODEL_STATUS_UNSPECIFIED"),
-        "model_type": row.model_type,
-        "source_run_id": row.source_run_id,
-        "status_message": row.status_message,
-    }
-    info = {k: v for k, v in info.items() if v is not None}
-    if tags:
-        info["tags"] = serialize.key_values(tags)
-    return info
+@dataclass(frozen=True)
+class ModelRows:
+    """A logged model as `load_models` reads it: its row and its children's, by key."""
+
+    row: LoggedModel
+    tags: list[tuple[str, str]]
+    params: list[tuple[str, str]]
+    metrics: list[LoggedModelMetric]  # in the order they were logged
 
 
-def _metric(row: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "key": row.key,
-        "value": row.value,
-        "timestamp": row.timestamp,
-        "step": row.step,
-    }
-    if row.dataset_name is not None:
-        body["dataset_name"] = row.dataset_name
-    if row.dataset_digest is not None:
-        body["dataset_digest"] = row.dataset_digest
-    body["model_id"] = row.model_id
-    body["run_id"] = row.run_id
-    return body
-
-
-def load_models(session: Session, model_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Full MLflow LoggedModel objects for `model_ids`, in that order, in four queries."""
+def load_models(session: Session, model_ids: Sequence[str]) -> list[ModelRows]:
+    """The logged models `model_ids` (those found, in that order), in four queries."""
     if not model_ids:
         return []
     ids = list(model_ids)
@@ -288,22 +258,15 @@ def load_models(session: Session, model_ids: Sequence[str]) -> list[dict[str, An
         .order_by(LoggedModelParam.model_id, LoggedModelParam.key)
     ):
         params[model_id].append((key, value))
-    metrics: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    metrics: dict[str, list[LoggedModelMetric]] = defaultdict(list)
     for point in session.execute(
         select(LoggedModelMetric)
         .where(LoggedModelMetric.model_id.in_(ids))
         .order_by(LoggedModelMetric.model_id, LoggedModelMetric.id)
     ).scalars():
-        metrics[point.model_id].append(_metric(point))
-    result = []
-    for model_id in ids:
-        row = rows.get(model_id)
-        if row is None:
-            continue
-        data: dict[str, Any] = {}
-        if params[model_id]:
-            data["params"] = serialize.key_values(params[model_id])
-        if metrics[model_id]:
-            data["metrics"] = metrics[model_id]
-        result.append({"info": _model_info(row, tags[model_id]), "data": data})
-    return result
+        metrics[point.model_id].append(point)
+    return [
+        ModelRows(rows[model_id], tags[model_id], params[model_id], metrics[model_id])
+        for model_id in ids
+        if model_id in rows
+    ]

@@ -1,13 +1,16 @@
-"""Request bodies of MLflow's logged-model endpoints (`/api/2.0/mlflow/logged-models/...`)."""
+"""Request bodies and answers of MLflow's logged-model endpoints
+(`/api/2.0/mlflow/logged-models/...`)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar, Literal, NotRequired
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+from typing_extensions import TypedDict
 
-from tether.api.request import Bool, Int64, RequestModel, Str
-from tether.tracking.experiments.schemas import KeyValue
+from tether.tracking.experiments.schemas import KeyValue, KeyValuePair
+from tether.tracking.metrics.schemas import Metric
+from tether.wire import Bool, Int64, RequestModel, Str
 
 
 class CreateLoggedModel(RequestModel):
@@ -69,7 +72,57 @@ class GetLoggedModelArtifact(RequestModel):
     artifact_file_path: Str | None = None
 
 
-class GetLoggedModel(RequestModel):
-    """Query of `GET /logged-models/{model_id}` (read by the endpoint itself; documentation)."""
+def _is_true(value: Any) -> bool:
+    """MLflow's reading of `allow_deleted`: the text "true" in any case; anything else is no."""
+    return str(value).lower() == "true"
 
-    allow_deleted: Bool = False
+
+class GetLoggedModel(RequestModel):
+    """Query of `GET /logged-models/{model_id}`."""
+
+    allow_deleted: Annotated[bool, BeforeValidator(_is_true)] = False
+
+
+# Answers -----------------------------------------------------------------------------------
+
+LoggedModelStatus = Literal[
+    "LOGGED_MODEL_STATUS_UNSPECIFIED",
+    "LOGGED_MODEL_PENDING",
+    "LOGGED_MODEL_READY",
+    "LOGGED_MODEL_UPLOAD_FAILED",
+]
+
+
+class LoggedModelInfo(TypedDict):
+    model_id: str
+    experiment_id: str
+    name: NotRequired[str]
+    creation_timestamp_ms: NotRequired[int]
+    last_updated_timestamp_ms: NotRequired[int]
+    artifact_uri: NotRequired[str]
+    status: LoggedModelStatus
+    model_type: NotRequired[str]
+    source_run_id: NotRequired[str]
+    status_message: NotRequired[str]
+    tags: NotRequired[list[KeyValuePair]]
+
+
+class LoggedModelData(TypedDict):
+    params: NotRequired[list[KeyValuePair]]
+    metrics: NotRequired[list[Metric]]
+
+
+class LoggedModel(TypedDict):
+    info: LoggedModelInfo
+    data: LoggedModelData
+
+
+class LoggedModelResponse(TypedDict):
+    """`CreateLoggedModel`, `GetLoggedModel`, `FinalizeLoggedModel` responses."""
+
+    model: LoggedModel
+
+
+class SearchLoggedModelsResponse(TypedDict):
+    models: NotRequired[list[LoggedModel]]
+    next_page_token: NotRequired[str]

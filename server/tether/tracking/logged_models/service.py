@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -33,7 +32,9 @@ from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking.experiments import repository as experiments
 from tether.tracking.logged_models import repository
+from tether.tracking.logged_models.schemas import LoggedModel as LoggedModelJson
 from tether.tracking.logged_models.search import DatasetFilter, OrderBy, search_model_ids
+from tether.tracking.logged_models.serialize import logged_model
 from tether.tracking.names import random_run_name
 
 MAX_NAME_LENGTH = 500
@@ -126,14 +127,14 @@ class LoggedModelService:
 
     # Reads -------------------------------------------------------------------------------
 
-    def get(self, model_id: str, allow_deleted: bool = False) -> dict[str, Any]:
+    def get(self, model_id: str, allow_deleted: bool = False) -> LoggedModelJson:
         if "\x00" in model_id:  # PostgreSQL text cannot hold NUL: no model has such an id
             raise model_not_found(model_id)
         with self.db.read() as session:
             row = repository.get(session, model_id)
             if row is None or (row.lifecycle_stage == "deleted" and not allow_deleted):
                 raise model_not_found(model_id)
-            return repository.load_models(session, [model_id])[0]
+            return logged_model(repository.load_models(session, [model_id])[0])
 
     def search(
         self,
@@ -144,7 +145,7 @@ class LoggedModelService:
         max_results: int | None,
         order_by: list[OrderBy],
         page_token: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[LoggedModelJson], str | None]:
         if not all(name for name, _ in datasets):
             raise invalid_parameter("`dataset_name` in the `datasets` clause must be specified.")
         dataset_filters = [DatasetFilter(name or "", digest or None) for name, digest in datasets]
@@ -158,11 +159,10 @@ class LoggedModelService:
                 order_by=order_by,
                 page_token=page_token or None,
             )
-            models: list[dict[str, Any]] = []
+            models: list[LoggedModelJson] = []
             for start in range(0, len(model_ids), _LOAD_CHUNK):
-                models.extend(
-                    repository.load_models(session, model_ids[start : start + _LOAD_CHUNK])
-                )
+                chunk = repository.load_models(session, model_ids[start : start + _LOAD_CHUNK])
+                models.extend(logged_model(rows) for rows in chunk)
         return models, token
 
     # Writes ------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ class LoggedModelService:
         source_run_id: str | None,
         params: list[KeyValueIn],
         tags: list[KeyValueIn],
-    ) -> dict[str, Any]:
+    ) -> LoggedModelJson:
         _validate_name(name)
         _check_length("model_type", model_type, MAX_MODEL_TYPE_LENGTH)
         _check_length("source_run_id", source_run_id, MAX_SOURCE_RUN_ID_LENGTH)
@@ -235,9 +235,9 @@ class LoggedModelService:
                     tags=tag_map,
                 ),
             )
-            return repository.load_models(session, [model_id])[0]
+            return logged_model(repository.load_models(session, [model_id])[0])
 
-    def finalize(self, model_id: str, status: str | int) -> dict[str, Any]:
+    def finalize(self, model_id: str, status: str | int) -> LoggedModelJson:
         new_status = parse_status(status)
         with self.db.write() as session:
             row = self._model(session, model_id)
@@ -250,7 +250,7 @@ class LoggedModelService:
                     model_id, status=new_status, last_updated_timestamp_ms=row.last_updated_time
                 ),
             )
-            return repository.load_models(session, [model_id])[0]
+            return logged_model(repository.load_models(session, [model_id])[0])
 
     def delete(self, model_id: str) -> None:
         with self.db.write() as session:

@@ -2,50 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from tether.api import response_models as resp
 from tether.api.deps import provider
-from tether.api.request import parse_request
-from tether.api.routing import MlflowRouter
+from tether.api.routing import MLFLOW_PREFIXES, Router
 from tether.threads import blocking
 from tether.tracking.metrics import schemas
 from tether.tracking.metrics.service import MetricService
 
 Metrics = Annotated[MetricService, Depends(provider(MetricService))]
-api = MlflowRouter("metrics")
-router = api.router
+api = Router("metrics", prefixes=MLFLOW_PREFIXES)
 
 
-@api.route(
-    "/metrics/get-history",
-    ["GET"],
-    request=schemas.GetMetricHistory,
-    response=resp.GetMetricHistoryResponse,
-)
-async def get_metric_history(request: Request, service: Metrics) -> dict[str, Any]:
-    body = await parse_request(request, schemas.GetMetricHistory)
+@api.get("/metrics/get-history")
+async def get_metric_history(
+    body: schemas.GetMetricHistory, service: Metrics
+) -> schemas.GetMetricHistoryResponse:
     metrics, token = await blocking(
         service.history, body.run_id, body.metric_key, body.max_results, body.page_token or None
     )
-    response: dict[str, Any] = {}
-    if metrics:
-        response["metrics"] = metrics
+    response: schemas.GetMetricHistoryResponse = {"metrics": metrics} if metrics else {}
     if token:
         response["next_page_token"] = token
     return response
 
 
-@api.route(
-    "/metrics/get-history-bulk-interval",
-    ["GET"],
-    request=schemas.GetMetricHistoryBulkInterval,
-    response=resp.GetMetricHistoryBulkIntervalResponse,
-)
-async def get_metric_history_bulk_interval(request: Request, service: Metrics) -> dict[str, Any]:
-    body = await parse_request(request, schemas.GetMetricHistoryBulkInterval)
+@api.get("/metrics/get-history-bulk-interval")
+async def get_metric_history_bulk_interval(
+    body: schemas.GetMetricHistoryBulkInterval, service: Metrics
+) -> schemas.GetMetricHistoryBulkIntervalResponse:
     metrics = await blocking(
         service.bulk_interval,
         body.run_ids,

@@ -1,10 +1,13 @@
-"""Request bodies of MLflow's metric history endpoints."""
+"""Request bodies and answers of MLflow's metric history endpoints, and the metric point every
+tracking answer shows."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal, NotRequired
 
-from tether.api.request import Int64, RequestModel, Str
+from typing_extensions import TypedDict
+
+from tether.wire import Int64, RequestModel, Str
 
 
 class GetMetricHistory(RequestModel):
@@ -22,3 +25,33 @@ class GetMetricHistoryBulkInterval(RequestModel):
     start_step: Int64 | None = None
     end_step: Int64 | None = None
     max_results: Int64 | None = None
+
+
+# Answers -----------------------------------------------------------------------------------
+
+# Protobuf's JSON mapping spells NaN and the infinities as strings.
+JsonDouble = float | Literal["NaN", "Infinity", "-Infinity"]
+
+
+class Metric(TypedDict):
+    # A point (a run's latest, a history's, a logged model's): the dataset, model and run
+    # fields only where the answer has them.
+    key: str
+    value: JsonDouble
+    timestamp: int
+    step: int
+    dataset_name: NotRequired[str]
+    dataset_digest: NotRequired[str]
+    model_id: NotRequired[str]
+    run_id: NotRequired[str]
+
+
+class GetMetricHistoryResponse(TypedDict):
+    metrics: NotRequired[list[Metric]]
+    next_page_token: NotRequired[str]
+
+
+class GetMetricHistoryBulkIntervalResponse(TypedDict):
+    """Points of every run asked for, each with its `run_id`."""
+
+    metrics: NotRequired[list[Metric]]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tether.db.engine import Database
 from tether.db.int64 import INT64_MAX
 from tether.errors import invalid_parameter
 from tether.search.page_token import create_page_token, parse_page_token
-from tether.tracking import serialize
-from tether.tracking.metrics import repository
+from tether.tracking.metrics import repository, serialize
+from tether.tracking.metrics.schemas import Metric
 
 MAX_RUNS_BULK_INTERVAL = 100
 MAX_RESULTS_PER_RUN = 2500
@@ -22,7 +20,7 @@ class MetricService:
 
     def history(
         self, run_id: str, key: str, max_results: int | None, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[Metric], str | None]:
         if max_results is not None and max_results <= 0:
             raise invalid_parameter(
                 f"Invalid value {max_results} for parameter 'max_results' supplied. "
@@ -38,12 +36,7 @@ class MetricService:
             rows = rows[:max_results]
             token = create_page_token(offset + max_results)
         points = [
-            {
-                "key": key,
-                "value": "NaN" if is_nan else value,  # as serialize.metric spells it
-                "timestamp": timestamp,
-                "step": step,
-            }
+            serialize.metric(key, value, is_nan, timestamp, step)
             for value, is_nan, timestamp, step in rows
         ]
         return points, token
@@ -55,7 +48,7 @@ class MetricService:
         max_results: int | None,
         start_step: int | None,
         end_step: int | None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Metric]:
         if len(run_ids) > MAX_RUNS_BULK_INTERVAL:
             raise invalid_parameter(
                 f"GetMetricHistoryBulkInterval request must specify at most "
@@ -83,7 +76,7 @@ class MetricService:
         unique_ids = list(dict.fromkeys(run_ids))
         with self.db.read() as session:
             rows = repository.sampled_history(session, unique_ids, key, max_results, step_range)
-        by_run: dict[str, list[dict[str, Any]]] = {}
+        by_run: dict[str, list[Metric]] = {}
         for r in rows:
             point = serialize.metric(key, r.value, r.is_nan, r.timestamp, r.step)
             point["run_id"] = r.run_uuid

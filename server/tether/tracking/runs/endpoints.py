@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from tether.api import response_models as resp
 from tether.api.deps import provider
-from tether.api.request import parse_model, parse_request, read_request_data
-from tether.api.routing import MlflowRouter
+from tether.api.responses import Empty
+from tether.api.routing import MLFLOW_PREFIXES, Router
 from tether.threads import blocking
-from tether.tracking import validation
 from tether.tracking.experiments.service import normalize_view_type
 from tether.tracking.runs import schemas
-from tether.tracking.runs.service import DatasetIn, MetricIn, RunService
+from tether.tracking.runs.schemas import MetricIn
+from tether.tracking.runs.service import DatasetIn, RunService
 
 Runs = Annotated[RunService, Depends(provider(RunService))]
-api = MlflowRouter("runs")
-router = api.router
+api = Router("runs", prefixes=MLFLOW_PREFIXES)
 
 
-@api.route("/runs/create", ["POST"], request=schemas.CreateRun, response=resp.RunResponse)
-async def create_run(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.CreateRun)
+@api.post("/runs/create")
+async def create_run(body: schemas.CreateRun, service: Runs) -> schemas.RunResponse:
     run = await blocking(
         service.create,
         experiment_id=body.experiment_id,
@@ -35,57 +32,49 @@ async def create_run(request: Request, service: Runs) -> dict[str, Any]:
     return {"run": run}
 
 
-@api.route("/runs/get", ["GET"], request=schemas.RunId, response=resp.RunResponse)
-async def get_run(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.RunId)
+@api.get("/runs/get")
+async def get_run(body: schemas.RunId, service: Runs) -> schemas.RunResponse:
     return {"run": await blocking(service.get, body.run_id)}
 
 
-@api.route("/runs/update", ["POST"], request=schemas.UpdateRun, response=resp.UpdateRunResponse)
-async def update_run(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.UpdateRun)
+@api.post("/runs/update")
+async def update_run(body: schemas.UpdateRun, service: Runs) -> schemas.UpdateRunResponse:
     info = await blocking(service.update, body.run_id, body.status, body.end_time, body.run_name)
     return {"run_info": info}
 
 
-@api.route("/runs/delete", ["POST"], request=schemas.RunId, response=resp.Empty)
-async def delete_run(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.RunId)
+@api.post("/runs/delete")
+async def delete_run(body: schemas.RunId, service: Runs) -> Empty:
     await blocking(service.delete, body.run_id)
     return {}
 
 
-@api.route("/runs/restore", ["POST"], request=schemas.RunId, response=resp.Empty)
-async def restore_run(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.RunId)
+@api.post("/runs/restore")
+async def restore_run(body: schemas.RunId, service: Runs) -> Empty:
     await blocking(service.restore, body.run_id)
     return {}
 
 
-@api.route("/runs/set-tag", ["POST"], request=schemas.SetTag, response=resp.Empty)
-async def set_tag(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.SetTag)
+@api.post("/runs/set-tag")
+async def set_tag(body: schemas.SetTag, service: Runs) -> Empty:
     await blocking(service.set_tag, body.run_id, body.key, body.value)
     return {}
 
 
-@api.route("/runs/delete-tag", ["POST"], request=schemas.DeleteTag, response=resp.Empty)
-async def delete_tag(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.DeleteTag)
+@api.post("/runs/delete-tag")
+async def delete_tag(body: schemas.DeleteTag, service: Runs) -> Empty:
     await blocking(service.delete_tag, body.run_id, body.key)
     return {}
 
 
-@api.route("/runs/log-parameter", ["POST"], request=schemas.LogParam, response=resp.Empty)
-async def log_param(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.LogParam)
+@api.post("/runs/log-parameter")
+async def log_param(body: schemas.LogParam, service: Runs) -> Empty:
     await blocking(service.log_param, body.run_id, body.key, body.value)
     return {}
 
 
-@api.route("/runs/log-metric", ["POST"], request=schemas.LogMetric, response=resp.Empty)
-async def log_metric(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.LogMetric)
+@api.post("/runs/log-metric")
+async def log_metric(body: schemas.LogMetric, service: Runs) -> Empty:
     metric = MetricIn(
         body.key,
         body.value,
@@ -99,36 +88,20 @@ async def log_metric(request: Request, service: Runs) -> dict[str, Any]:
     return {}
 
 
-@api.route("/runs/log-batch", ["POST"], request=schemas.LogBatch, response=resp.Empty)
-async def log_batch(request: Request, service: Runs) -> dict[str, Any]:
-    validation.validate_batch_log_request_size(len(await request.body()))
-    data = await read_request_data(request, schemas.LogBatch)
-    # Plain points skip per-point model validation (same result, see plain_metrics); the
-    # rest of the body, and any batch with an unusual point, goes through the model.
-    metrics = schemas.plain_metrics(data.get("metrics"))
-    if metrics is None:
-        body = parse_model(schemas.LogBatch, data)
-        metrics = [
-            MetricIn(
-                m.key, m.value, m.timestamp, m.step, m.model_id, m.dataset_name, m.dataset_digest
-            )
-            for m in body.metrics
-        ]
-    else:
-        body = parse_model(schemas.LogBatch, {**data, "metrics": []})
+@api.post("/runs/log-batch")
+async def log_batch(body: schemas.LogBatch, service: Runs) -> Empty:
     await blocking(
         service.log_batch,
         body.run_id,
-        metrics,
+        body.points,
         [(p.key, p.value) for p in body.params],
         [(t.key, t.value) for t in body.tags],
     )
     return {}
 
 
-@api.route("/runs/log-inputs", ["POST"], request=schemas.LogInputs, response=resp.Empty)
-async def log_inputs(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.LogInputs)
+@api.post("/runs/log-inputs")
+async def log_inputs(body: schemas.LogInputs, service: Runs) -> Empty:
     datasets = [
         None
         if item.dataset is None
@@ -148,17 +121,15 @@ async def log_inputs(request: Request, service: Runs) -> dict[str, Any]:
     return {}
 
 
-@api.route("/runs/outputs", ["POST"], request=schemas.LogOutputs, response=resp.Empty)
-async def log_outputs(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.LogOutputs)
+@api.post("/runs/outputs")
+async def log_outputs(body: schemas.LogOutputs, service: Runs) -> Empty:
     models = [(m.model_id or "", m.step) for m in body.models]
     await blocking(service.log_outputs, body.run_id, models)
     return {}
 
 
-@api.route("/runs/search", ["POST"], request=schemas.SearchRuns, response=resp.SearchRunsResponse)
-async def search_runs(request: Request, service: Runs) -> dict[str, Any]:
-    body = await parse_request(request, schemas.SearchRuns)
+@api.post("/runs/search")
+async def search_runs(body: schemas.SearchRuns, service: Runs) -> schemas.SearchRunsResponse:
     runs, token = await blocking(
         service.search,
         experiment_ids=body.experiment_ids,
@@ -168,9 +139,7 @@ async def search_runs(request: Request, service: Runs) -> dict[str, Any]:
         order_by=body.order_by,
         page_token=body.page_token or None,
     )
-    response: dict[str, Any] = {}
-    if runs:
-        response["runs"] = runs
+    response: schemas.SearchRunsResponse = {"runs": runs} if runs else {}
     if token:
         response["next_page_token"] = token
     return response

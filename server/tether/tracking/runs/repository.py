@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
@@ -13,7 +13,6 @@ from tether.db.dialect import in_list
 from tether.db.engine import fetch_tuples
 from tether.db.models import Dataset, InputTag, LatestMetric, Param, Run, RunInput, RunTag
 from tether.db.raw import Statement
-from tether.tracking import serialize
 from tether.tracking.logged_models import repository as logged_models
 
 
@@ -105,31 +104,69 @@ def insert_run(session: Session, run: Run) -> None:
     )
 
 
+# (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri,
+# lifecycle_stage): a run's own columns, as `_RUN_COLUMNS` reads them.
+RunColumns = tuple[str, str | None, int, str | None, str, int | None, int | None, str | None, str]
+# (run_uuid, key, value, is_nan, timestamp, step): a latest_metrics row.
+MetricRow = tuple[str, str, float, bool, int, int]
+KeyValueRows = list[tuple[str, str | None]]
+DatasetRows = list[tuple[Dataset, list[tuple[str, str]]]]  # each with its input's tags
+
+
+def columns_of(run: Run) -> RunColumns:
+    return (
+        run.run_uuid,
+        run.name,
+        run.experiment_id,
+        run.user_id,
+        run.status,
+        run.start_time,
+        run.end_time,
+        run.artifact_uri,
+        run.lifecycle_stage,
+    )
+
+
+@dataclass(frozen=True)
+class RunsRead:
+    """What `load_runs` read, grouped by run id. `ids`: the runs found, in the order asked;
+    `model_outputs` is None when they were not read."""
+
+    ids: list[str]
+    columns: dict[str, RunColumns]
+    metrics: dict[str, list[MetricRow]]
+    params: dict[str, KeyValueRows]
+    tags: dict[str, KeyValueRows]
+    datasets: dict[str, DatasetRows]
+    model_inputs: dict[str, list[tuple[str, int]]]
+    model_outputs: dict[str, list[tuple[str, int]]] | None
+
+
 def load_runs(
     session: Session,
     run_ids: Sequence[str],
     *,
     with_outputs: bool = False,
     with_model_inputs: bool = False,
-) -> list[dict[str, Any]]:
-    """Full MLflow run objects for `run_ids`, in that order, in a few set-based queries.
+) -> RunsRead:
+    """Everything MLflow shows of the runs `run_ids`, in a few set-based queries.
 
-    `with_outputs` adds the `outputs` (logged models the run produced) that MLflow's runs/get
-    and runs/search include and runs/create does not; `with_model_inputs` adds the
-    `inputs.model_inputs` that MLflow's runs/get includes and runs/search does not.
+    `with_outputs` adds the logged models the run produced, which MLflow's runs/get and
+    runs/search show and runs/create does not; `with_model_inputs` the logged models it read,
+    which MLflow's runs/get shows and runs/search does not.
     """
     if not run_ids:
-        return []
+        return RunsRead([], {}, {}, {}, {}, {}, {}, {} if with_outputs else None)
     # Plain DBAPI tuples (fetch_tuples): a search page reads thousands of rows, and building
     # ORM objects or Row objects for them cost more than the queries.
-    runs = {
+    columns: dict[str, RunColumns] = {
         row[0]: row
         for row in fetch_tuples(
             session, _RUN_COLUMNS.where(in_list(session, Run.run_uuid, run_ids))
         )
     }
-    metrics: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for run_uuid, key, value, is_nan, timestamp, step in fetch_tuples(
+    metrics: dict[str, list[MetricRow]] = defaultdict(list)
+    for row in fetch_tuples(
         session,
         select(
             LatestMetric.run_uuid,
@@ -140,8 +177,8 @@ def load_runs(
             LatestMetric.step,
         ).where(in_list(session, LatestMetric.run_uuid, run_ids)),
     ):
-        metrics[run_uuid].append(serialize.metric(key, value, is_nan, timestamp, step))
-    params: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+        metrics[row[0]].append(row)
+    params: dict[str, KeyValueRows] = defaultdict(list)
     for run_uuid, key, value in fetch_tuples(
         session,
         select(Param.run_uuid, Param.key, Param.value).where(
@@ -149,7 +186,7 @@ def load_runs(
         ),
     ):
         params[run_uuid].append((key, value))
-    tags: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    tags: dict[str, KeyValueRows] = defaultdict(list)
     for run_uuid, key, tag_value in fetch_tuples(
         session,
         select(RunTag.run_uuid, RunTag.key, RunTag.value).where(
@@ -157,42 +194,24 @@ def load_runs(
         ),
     ):
         tags[run_uuid].append((key, tag_value))
-    inputs = _dataset_inputs(session, run_ids)
-    model_inputs = (
-        logged_models.links_for_runs(session, run_ids, logged_models.INPUT)
-        if with_model_inputs
-        else {}
+    return RunsRead(
+        ids=[run_id for run_id in run_ids if run_id in columns],
+        columns=columns,
+        metrics=metrics,
+        params=params,
+        tags=tags,
+        datasets=_dataset_inputs(session, run_ids),
+        model_inputs=(
+            logged_models.links_for_runs(session, run_ids, logged_models.INPUT)
+            if with_model_inputs
+            else {}
+        ),
+        model_outputs=(
+            logged_models.links_for_runs(session, run_ids, logged_models.OUTPUT)
+            if with_outputs
+            else None
+        ),
     )
-    model_outputs = (
-        logged_models.links_for_runs(session, run_ids, logged_models.OUTPUT) if with_outputs else {}
-    )
-    result = []
-    for run_id in run_ids:
-        run = runs.get(run_id)
-        if run is None:
-            continue
-        data: dict[str, Any] = {}
-        if metrics[run_id]:
-            data["metrics"] = metrics[run_id]
-        if params[run_id]:
-            data["params"] = serialize.key_values(params[run_id])
-        if tags[run_id]:
-            data["tags"] = serialize.key_values(tags[run_id])
-        run_inputs: dict[str, Any] = {}
-        if inputs[run_id]:
-            run_inputs["dataset_inputs"] = inputs[run_id]
-        if model_inputs.get(run_id):
-            run_inputs["model_inputs"] = model_inputs[run_id]
-        body: dict[str, Any] = {
-            "info": _run_info(run),
-            "data": data,
-            "inputs": run_inputs,
-        }
-        if with_outputs:
-            outputs = model_outputs.get(run_id)
-            body["outputs"] = {"model_outputs": outputs} if outputs else {}
-        result.append(body)
-    return result
 
 
 _RUN_COLUMNS = select(
@@ -208,25 +227,7 @@ _RUN_COLUMNS = select(
 )
 
 
-def _run_info(row: tuple[Any, ...]) -> dict[str, Any]:
-    """serialize.run_info for a `_RUN_COLUMNS` tuple."""
-    run_uuid, name, experiment_id, user_id, status, start, end, artifact_uri, stage = row
-    body: dict[str, Any] = {
-        "run_id": run_uuid,
-        "run_uuid": run_uuid,
-        "run_name": name,
-        "experiment_id": str(experiment_id),
-        "user_id": user_id,
-        "status": status,
-        "start_time": start,
-        "end_time": end,
-        "artifact_uri": artifact_uri,
-        "lifecycle_stage": stage,
-    }
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def _dataset_inputs(session: Session, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def _dataset_inputs(session: Session, run_ids: Sequence[str]) -> dict[str, DatasetRows]:
     rows = session.execute(
         select(RunInput.run_uuid, RunInput.input_uuid, Dataset)
         .join(Dataset, Dataset.dataset_uuid == RunInput.dataset_uuid)
@@ -242,9 +243,9 @@ def _dataset_inputs(session: Session, run_ids: Sequence[str]) -> dict[str, list[
             )
         ):
             tags[input_uuid].append((name, value))
-    result: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    result: dict[str, DatasetRows] = defaultdict(list)
     for run_uuid, input_uuid, dataset in rows:
-        result[run_uuid].append(serialize.dataset_input(dataset, tags[input_uuid]))
+        result[run_uuid].append((dataset, tags[input_uuid]))
     return result
 
 

@@ -1,15 +1,30 @@
-"""Request bodies of MLflow's run endpoints."""
+"""Request bodies and answers of MLflow's run endpoints."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, NamedTuple, NotRequired, Self
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
+from typing_extensions import TypedDict
 
-from tether.api.request import Double, Int64, RequestModel, Str
 from tether.db.int64 import INT64_MAX, INT64_MIN
-from tether.tracking.experiments.schemas import KeyValue
-from tether.tracking.runs.service import MetricIn
+from tether.tracking import validation
+from tether.tracking.experiments.schemas import KeyValue, KeyValuePair, LifecycleStage
+from tether.tracking.metrics.schemas import Metric
+from tether.wire import Double, Int64, RequestModel, Str, parse_model
+
+
+class MetricIn(NamedTuple):
+    """One point as the client sent it. A tuple: log-batch builds a thousand per request."""
+
+    key: str | None
+    value: float | None
+    timestamp: int | None
+    step: int
+    # MLflow 3: a point logged with a model id is also a metric of that logged model.
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class CreateRun(RequestModel):
@@ -82,11 +97,45 @@ class BatchKeyValue(KeyValue):
 
 
 class LogBatch(RequestModel):
+    # Its points are read as `points`: `metrics` stays empty when they took the fast path.
     required: ClassVar[tuple[str, ...]] = ("run_id",)
     run_id: Str
     metrics: list[MetricPoint] = []
     params: list[BatchKeyValue] = []
     tags: list[BatchKeyValue] = []
+    _points: list[MetricIn] = PrivateAttr(default_factory=list)
+
+    @property
+    def points(self) -> list[MetricIn]:
+        return self._points
+
+    @classmethod
+    def check_size(cls, size: int) -> None:
+        validation.validate_batch_log_request_size(size)
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Self:
+        """Plain points skip per-point model validation (same result, see plain_metrics); the
+        rest of the body, and any batch with an unusual point, goes through the model."""
+        points = plain_metrics(data.get("metrics"))
+        if points is None:
+            body = parse_model(cls, data)
+            body._points = [
+                MetricIn(
+                    m.key,
+                    m.value,
+                    m.timestamp,
+                    m.step,
+                    m.model_id,
+                    m.dataset_name,
+                    m.dataset_digest,
+                )
+                for m in body.metrics
+            ]
+        else:
+            body = parse_model(cls, {**data, "metrics": []})
+            body._points = points
+        return body
 
 
 class InputTagBody(RequestModel):
@@ -176,3 +225,83 @@ def plain_metrics(items: Any) -> list[MetricIn] | None:
             return None
         append(new(MetricIn, (key, value, timestamp, step, None, None, None)))
     return result
+
+
+# Answers -----------------------------------------------------------------------------------
+# As MLflow's JSON renders its protobuf messages: int64 as numbers, unset fields left out
+# (`NotRequired`), and so empty lists too.
+
+RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+
+
+class RunInfo(TypedDict):
+    run_id: str
+    run_uuid: str
+    run_name: NotRequired[str]
+    experiment_id: str
+    user_id: NotRequired[str]
+    status: RunStatus
+    start_time: NotRequired[int]
+    end_time: NotRequired[int]
+    artifact_uri: NotRequired[str]
+    lifecycle_stage: LifecycleStage
+
+
+class RunData(TypedDict):
+    metrics: NotRequired[list[Metric]]
+    params: NotRequired[list[KeyValuePair]]
+    tags: NotRequired[list[KeyValuePair]]
+
+
+class Dataset(TypedDict):
+    name: NotRequired[str]
+    digest: NotRequired[str]
+    source_type: NotRequired[str]
+    source: NotRequired[str]
+    schema: NotRequired[str]
+    profile: NotRequired[str]
+
+
+class DatasetInput(TypedDict):
+    tags: NotRequired[list[KeyValuePair]]
+    dataset: Dataset
+
+
+class ModelInput(TypedDict):
+    model_id: str
+
+
+class ModelOutput(TypedDict):
+    model_id: str
+    step: int
+
+
+class RunInputs(TypedDict):
+    dataset_inputs: NotRequired[list[DatasetInput]]
+    model_inputs: NotRequired[list[ModelInput]]
+
+
+class RunOutputs(TypedDict):
+    model_outputs: NotRequired[list[ModelOutput]]
+
+
+class Run(TypedDict):
+    info: RunInfo
+    data: RunData
+    inputs: RunInputs
+    outputs: NotRequired[RunOutputs]  # runs/get and runs/search show it, runs/create not
+
+
+class RunResponse(TypedDict):
+    """`CreateRun.Response`, `GetRun.Response`."""
+
+    run: Run
+
+
+class UpdateRunResponse(TypedDict):
+    run_info: RunInfo
+
+
+class SearchRunsResponse(TypedDict):
+    runs: NotRequired[list[Run]]
+    next_page_token: NotRequired[str]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -32,33 +31,22 @@ from tether.db.outbox.records import (
 )
 from tether.errors import MlflowError, invalid_parameter, missing_value, not_found
 from tether.search.experiment_ids import parse_experiment_id
-from tether.tracking import serialize, validation
+from tether.tracking import validation
 from tether.tracking.experiments import repository as experiments
 from tether.tracking.experiments.service import DEFAULT_EXPERIMENT_ID
 from tether.tracking.logged_models import repository as logged_models
 from tether.tracking.logged_models.service import model_not_found
 from tether.tracking.metrics.repository import Point, insert_points, sanitized_points
 from tether.tracking.names import random_run_name
-from tether.tracking.runs import repository
+from tether.tracking.runs import repository, serialize
+from tether.tracking.runs.schemas import MetricIn, RunInfo
+from tether.tracking.runs.schemas import Run as RunJson
 from tether.tracking.runs.search import search_run_ids
 
 RUN_NAME_TAG = "mlflow.runName"
 # Runs loaded per round of queries: the ids go as one parameter (db.dialect.in_list), so
 # this only bounds the rows held at once.
 _LOAD_CHUNK = 5000
-
-
-class MetricIn(NamedTuple):
-    """One point as the client sent it. A tuple: log-batch builds a thousand per request."""
-
-    key: str | None
-    value: float | None
-    timestamp: int | None
-    step: int
-    # MLflow 3: a point logged with a model id is also a metric of that logged model.
-    model_id: str | None = None
-    dataset_name: str | None = None
-    dataset_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,14 +115,14 @@ class RunService:
 
     # Reads -------------------------------------------------------------------------------
 
-    def get(self, run_id: str) -> dict[str, Any]:
+    def get(self, run_id: str) -> RunJson:
         with self.db.read() as session:
-            runs = repository.load_runs(
+            read = repository.load_runs(
                 session, [run_id], with_outputs=True, with_model_inputs=True
             )
-        if not runs:
+        if not read.ids:
             raise not_found(f"Run with id={run_id} not found")
-        return runs[0]
+        return serialize.runs(read)[0]
 
     def search(
         self,
@@ -145,7 +133,7 @@ class RunService:
         max_results: int,
         order_by: list[str],
         page_token: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[RunJson], str | None]:
         validation.validate_search_runs_max_results(max_results)
         with self.db.read() as session:
             run_ids, token = search_run_ids(
@@ -157,10 +145,10 @@ class RunService:
                 order_by=order_by,
                 page_token=page_token,
             )
-            runs: list[dict[str, Any]] = []
+            runs: list[RunJson] = []
             for start in range(0, len(run_ids), _LOAD_CHUNK):
                 chunk = run_ids[start : start + _LOAD_CHUNK]
-                runs.extend(repository.load_runs(session, chunk, with_outputs=True))
+                runs.extend(serialize.runs(repository.load_runs(session, chunk, with_outputs=True)))
         return runs, token
 
     # Lifecycle ---------------------------------------------------------------------------
@@ -173,7 +161,7 @@ class RunService:
         start_time: int | None,
         run_name: str,
         tags: list[tuple[str, str]],
-    ) -> dict[str, Any]:
+    ) -> RunJson:
         exp_id = parse_experiment_id(experiment_id or DEFAULT_EXPERIMENT_ID)
         tag_map = {k: validation.validate_tag(k, v) for k, v in tags}
         name_tag = tag_map.get(RUN_NAME_TAG)
@@ -221,15 +209,11 @@ class RunService:
             )
         # A new run has only its tags: answer what load_runs would read back, without the
         # six queries (tags in key order, as the tags table's primary key returns them).
-        return {
-            "info": serialize.run_info(run),
-            "data": {"tags": serialize.key_values(sorted(tag_map.items()))},
-            "inputs": {},
-        }
+        return serialize.run(repository.columns_of(run), tags=sorted(tag_map.items()))
 
     def update(
         self, run_id: str, status: str | int | None, end_time: int | None, run_name: str | None
-    ) -> dict[str, Any]:
+    ) -> RunInfo:
         new_status = validation.run_status(status)
         with self.db.write() as session:
             run = self._active_run(session, run_id)
@@ -244,9 +228,7 @@ class RunService:
                 session,
                 RunUpdate(run_id, status=new_status, end_time=end_time, run_name=run_name or None),
             )
-            session.flush()
-            info: dict[str, Any] = repository.load_runs(session, [run_id])[0]["info"]
-            return info
+            return serialize.run_info(repository.columns_of(run))
 
     def delete(self, run_id: str) -> None:
         self._set_lifecycle(run_id, "deleted")

@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from tether.clock import now_ms
 from tether.db.models import Experiment, Run, SyncEntity
 from tether.sync import status as sync_status
+from tether.sync.schemas import SyncSummary
 
 LIMIT = 200
 BUCKETS = sync_status.BUCKETS
@@ -51,7 +52,7 @@ class Listing:
 
 @dataclass(frozen=True)
 class Page:
-    summary: dict[str, Any]  # sync.status.summary
+    summary: SyncSummary  # sync.status.summary
     experiments: Listing
     runs: Listing
     problems: Listing  # failed and dead entities of every type

@@ -1,0 +1,91 @@
+"""What `GET /api/2.0/tether/sync/status` reads and answers (and `tether sync status --json`
+prints: the same summary and entity detail, without this process's `worker`)."""
+
+from __future__ import annotations
+
+from typing import NotRequired
+
+from typing_extensions import TypedDict
+
+from tether.wire import RequestModel, Str
+
+
+class SyncStatusQuery(RequestModel):
+    entity: Str | None = None  # TYPE:ID: that entity's detail instead of the summary
+
+
+class EntityBrief(TypedDict):
+    entity: str  # TYPE:ID
+    status: str
+    attempts: int
+    last_error: str | None
+    waiting_on: str | None
+    next_attempt_in_seconds: float | None  # null unless pending or failed
+
+
+class OutboxProgress(TypedDict):
+    last_id: int
+    scanned_to: int
+    not_scanned: int  # appended, not yet discovered by the worker
+    oldest_not_scanned_age_seconds: float | None
+
+
+class NotSynced(TypedDict):
+    """What this version of Tether records but does not send to Azure ML."""
+
+    outbox_rows_by_entity_type: dict[str, int]
+    deferred_ops: int
+
+
+class SyncSummary(TypedDict):
+    entities: dict[str, int]  # bucket (pending, in_flight, synced, failed, dead) -> count
+    waiting_on_dependency: int
+    by_type: dict[str, dict[str, int]]  # entity type -> bucket -> count
+    oldest_pending_age_seconds: float | None
+    outbox: OutboxProgress
+    not_synced_by_this_version: NotSynced
+    errors: list[EntityBrief]  # the latest failed and dead entities
+
+
+Counters = dict[str, int | float | str | None]
+
+
+class WorkerInfo(TypedDict):
+    """This process's sync worker: `enabled` false when it has none."""
+
+    enabled: bool
+    connected: NotRequired[bool]
+    connect_error: NotRequired[str]
+    owner: NotRequired[str]
+    workspace: NotRequired[str]
+    stats: NotRequired[Counters]
+    http: NotRequired[Counters]
+    paused_for_seconds: NotRequired[float]
+
+
+class SyncStatus(SyncSummary):
+    """`GET /api/2.0/tether/sync/status`: the store-wide summary (what `tether sync status
+    --json` prints) plus this process's `worker`."""
+
+    worker: WorkerInfo
+
+
+class ReportEntry(TypedDict):
+    """How one outbox row was mapped to Azure ML, when not one to one."""
+
+    kind: str  # mapped | truncated | split | skipped | deferred
+    subject: str
+    reason: str
+    outbox_id: int | None
+
+
+class EntityDetail(EntityBrief):
+    """`GET /api/2.0/tether/sync/status?entity=TYPE:ID`: one entity's sync state."""
+
+    azure_id: str | None
+    in_flight: bool
+    lease_owner: str | None
+    cursor: int
+    metric_hwm: int
+    outbox_rows_behind: int
+    report: list[ReportEntry]
