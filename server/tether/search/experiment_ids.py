@@ -7,16 +7,18 @@ among the other checks, which is each caller's business (`search_runs` and
 `search_logged_models` read the ids after the filter, order_by and page token, as MLflow's
 store does). So there is one parser here, without variants.
 
-The one deliberate difference: an integer beyond int64 fails in MLflow's database (a 500);
-here it is refused with MLflow's message for a non-integer, before it reaches SQL.
+The deliberate differences: an integer beyond int64 fails in MLflow's database (a 500); here
+it is refused with MLflow's message for a non-integer, before it reaches SQL. And a search
+takes at most `MAX_EXPERIMENT_IDS` ids (each is a bound SQL parameter).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from tether.db.int64 import in_range
 from tether.errors import invalid_parameter
+from tether.search.limits import MAX_EXPERIMENT_IDS, check_size
 
 
 def parse_experiment_id(experiment_id: str | int) -> int:
@@ -32,5 +34,7 @@ def parse_experiment_id(experiment_id: str | int) -> int:
     return number
 
 
-def parse_experiment_ids(experiment_ids: Iterable[str | int]) -> list[int]:
+def parse_experiment_ids(experiment_ids: Sequence[str | int]) -> list[int]:
+    """The integer ids, at most `MAX_EXPERIMENT_IDS` of them."""
+    check_size("experiment_ids", experiment_ids, MAX_EXPERIMENT_IDS, "ids")
     return [parse_experiment_id(e) for e in experiment_ids]

@@ -12,6 +12,7 @@ import ast
 from dataclasses import dataclass
 
 from tether.errors import invalid_parameter
+from tether.search.limits import MAX_FILTER_CLAUSES
 from tether.search.tokenizer import (
     COMMA,
     IDENT,
@@ -66,6 +67,13 @@ class TokenCursor:
         more = bool(semis) and any(t.kind != SEMI for t in self.tokens[semis[0] :])
         return [self.tokens[i] for i in semis], more
 
+    def count_clause(self, parsed: int) -> None:
+        """Refuse a filter with more than `MAX_FILTER_CLAUSES` clauses (`parsed` so far)."""
+        if parsed >= MAX_FILTER_CLAUSES:
+            raise invalid_parameter(
+                f"The filter has too many clauses: the limit is {MAX_FILTER_CLAUSES}."
+            )
+
     def next_clause(self) -> bool:
         """Step over ANDs (MLflow tolerates stray ones); False at the end of the filter."""
         while (token := self.peek()) is not None and token.is_word("AND"):
@@ -104,6 +112,7 @@ class FilterParser(TokenCursor):
             raise self._invalid(semis)
         clauses: list[RawClause] = []
         while self.next_clause():
+            self.count_clause(len(clauses))
             clauses.append(self._clause())
         return clauses
 

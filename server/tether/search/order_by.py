@@ -12,6 +12,7 @@ from tether.search.grammar import (
     OrderBy,
 )
 from tether.search.identifiers import experiment_identifier, run_identifier
+from tether.search.limits import MAX_FILTER_LENGTH, check_size
 from tether.search.tokenizer import IDENT, STRING, Segment, tokenize
 
 
@@ -22,6 +23,7 @@ def parse_order_by_tokens(order_by: str) -> tuple[list[Segment], bool]:
     )
     if not isinstance(order_by, str):
         raise could_not_parse
+    check_size("The order_by clause", order_by, MAX_FILTER_LENGTH, "characters")
     try:
         tokens = tokenize(order_by)
     except Exception:

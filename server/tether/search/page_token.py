@@ -12,6 +12,7 @@ from typing import Any
 
 from tether.db.int64 import INT64_MAX
 from tether.errors import invalid_parameter
+from tether.search.limits import check_page_token
 
 
 def create_page_token(offset: int) -> str:
@@ -22,6 +23,7 @@ def parse_page_token(page_token: str | None) -> int:
     """The start offset a page token encodes; 0 for no token."""
     if not page_token:
         return 0
+    check_page_token(page_token)
     try:
         decoded = base64.b64decode(page_token)
     except (TypeError, ValueError, binascii.Error):

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from tether.errors import invalid_parameter
+from tether.search.limits import MAX_FILTER_LENGTH, MAX_FILTER_TOKENS, check_size
 
 # Token kinds.
 IDENT = "IDENT"  # a dotted chain of segments, or a single bare/backticked word
@@ -69,7 +70,11 @@ def _is_word_start(char: str) -> bool:
     return char == "_" or (char.isalnum() and not char.isdigit())
 
 
-def tokenize(text: str) -> list[Token]:
+def tokenize(text: str, what: str = "The filter") -> list[Token]:
+    """The tokens of a filter or order_by clause (`what` names it in errors), within
+    `MAX_FILTER_LENGTH` characters and `MAX_FILTER_TOKENS` tokens: the work is bounded before
+    it starts, whatever the request's size."""
+    check_size(what, text, MAX_FILTER_LENGTH, "characters")
     if "\x00" in text:
         # PostgreSQL cannot store or compare text with NUL; no stored value contains one.
         raise invalid_parameter("Invalid filter: the NUL character is not allowed.")
@@ -77,6 +82,10 @@ def tokenize(text: str) -> list[Token]:
     pos = 0
     length = len(text)
     while pos < length:
+        if len(tokens) > MAX_FILTER_TOKENS:
+            raise invalid_parameter(
+                f"{what} has too many tokens: the limit is {MAX_FILTER_TOKENS}."
+            )
         char = text[pos]
         if char.isspace():
             pos += 1

@@ -78,6 +78,11 @@ class AzureTuning:
     sas_expiry_seconds: int = 3600
 
 
+# Azure Blob Storage's limits on a blob name ("Naming and referencing containers, blobs").
+_BLOB_NAME_MAX = 1024
+_BLOB_SEGMENTS_MAX = 254
+
+
 def _block_id(upload_id: str, index: int) -> str:
     # Every block id of a blob must have the same length.
     return f"{upload_id}-{index:06d}"
@@ -132,7 +137,15 @@ class AzureBlobBackend:
         return BlobServiceClient(account_url, credential=credential, **options), credential
 
     def _name(self, path: str) -> str:
-        return join(self.uri.path, path)
+        """The blob name of `path`, within Azure's limits (else Azure answers 400 and the
+        client would see a 500)."""
+        name = join(self.uri.path, path)
+        if len(name) > _BLOB_NAME_MAX or name.count("/") >= _BLOB_SEGMENTS_MAX:
+            raise invalid_parameter(
+                f"Artifact path is too long for Azure Blob Storage: a blob name has at most "
+                f"{_BLOB_NAME_MAX} characters and {_BLOB_SEGMENTS_MAX} segments."
+            )
+        return name
 
     def _blob(self, path: str) -> BlobClient:
         return self._container.get_blob_client(self._name(path))

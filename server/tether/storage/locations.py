@@ -1,12 +1,18 @@
 """Artifact locations (the URIs runs, logged models and model versions record) as paths in
 Tether's own artifact store. Used by the artifact proxy and by the sync worker, which reads
-the files it uploads from the same store."""
+the files it uploads from the same store.
+
+A location is whatever a client gave an experiment (`artifact_location`), so it can be
+unusable: a NUL byte once percent-decoded, an invalid URL, a traversal. Every such location
+is refused with 400 INVALID_PARAMETER_VALUE naming it, never a 500; and the store path
+(location root joined with the relative path) is bounded like any artifact path.
+"""
 
 from __future__ import annotations
 
 import urllib.parse
 
-from tether.errors import MlflowError
+from tether.errors import MlflowError, invalid_parameter
 from tether.storage import paths
 from tether.storage.base import ArtifactBackend
 
@@ -22,17 +28,38 @@ def resolve(backend: ArtifactBackend, uri: str, relative: str = "") -> str:
     URL, or a direct URI into the store (local path, file://, wasbs://). Anything else
     raises NOT_IMPLEMENTED: this server cannot reach it.
     """
-    parsed = urllib.parse.urlparse(uri)
-    root: str | None
-    if parsed.scheme == "mlflow-artifacts":
-        root = paths.uri_to_path(uri)
-    elif parsed.scheme in ("http", "https") and _HTTP_ANCHOR in parsed.path:
-        root = paths.safe_directory_path(parsed.path.split(_HTTP_ANCHOR, 1)[1].lstrip("/"))
-    else:
-        root = backend.locate(uri)
+    try:
+        root = _root(backend, uri)
+    except paths.UnsafePathError as exc:
+        raise _unusable(uri, exc.reason) from None
+    except (ValueError, OSError, RuntimeError) as exc:  # NUL byte, bad URL, symlink loop
+        raise _unusable(uri, str(exc)) from None
     if root is None:
         raise MlflowError(
-            f"Artifacts at '{uri}' are not stored in this server's artifact store",
+            f"Artifacts at '{_shown(uri)}' are not stored in this server's artifact store",
             "NOT_IMPLEMENTED",
         )
-    return paths.join(root, relative)
+    path = paths.join(root, relative)
+    paths.check_bounds(path)
+    return path
+
+
+def _root(backend: ArtifactBackend, uri: str) -> str | None:
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "mlflow-artifacts":
+        return paths.uri_to_path(uri)
+    if parsed.scheme in ("http", "https") and _HTTP_ANCHOR in parsed.path:
+        return paths.safe_directory_path(parsed.path.split(_HTTP_ANCHOR, 1)[1].lstrip("/"))
+    return backend.locate(uri)
+
+
+# A location is echoed in the error; a client-made one can be any size.
+_SHOWN = 1000
+
+
+def _shown(uri: str) -> str:
+    return uri if len(uri) <= _SHOWN else f"{uri[:_SHOWN]}..."
+
+
+def _unusable(uri: str, reason: str) -> MlflowError:
+    return invalid_parameter(f"The artifact location '{_shown(uri)}' is not usable: {reason}")

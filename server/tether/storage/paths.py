@@ -6,6 +6,11 @@ relative to the artifact root, with no way out of it. MLflow's own check
 segments and absolute paths; Tether does the same decoding (so names round-trip exactly as
 with `mlflow server`) and is stricter about the rest: backslashes, control characters (NUL
 included), `#`, empty and `.` segments, encoded slashes and undecodable escapes are refused too.
+
+Paths are bounded (`check_bounds`): at most `MAX_PATH_LENGTH` characters and
+`MAX_PATH_SEGMENTS` segments, client paths and store paths alike (a run's artifact root joined
+with a client path included), so no path makes a backend recurse or a log line grow without
+limit (2,000 segments made `mkdir(parents=True)` raise RecursionError).
 """
 
 from __future__ import annotations
@@ -14,8 +19,15 @@ import hashlib
 import re
 import urllib.parse
 
-from tether.errors import MlflowError
+from tether.errors import MlflowError, invalid_parameter
 
+# Linux's PATH_MAX; real artifact paths are a few hundred characters at most.
+MAX_PATH_LENGTH = 4096
+# Azure Blob Storage allows 254 segments in a blob name; real paths have a few dozen at most.
+MAX_PATH_SEGMENTS = 256
+# What a client may send before decoding: room for MAX_PATH_LENGTH characters percent-encoded
+# several times over, still cheap to decode.
+_MAX_RAW_LENGTH = 16 * MAX_PATH_LENGTH
 _MAX_DECODE_ROUNDS = 10
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -30,6 +42,20 @@ class UnsafePathError(MlflowError):
         super().__init__("Invalid path", "INVALID_PARAMETER_VALUE")
         self.path = path
         self.reason = reason
+
+
+def check_bounds(path: str) -> None:
+    """Refuse (400 INVALID_PARAMETER_VALUE) a path over `MAX_PATH_LENGTH` characters or
+    `MAX_PATH_SEGMENTS` segments."""
+    if len(path) > MAX_PATH_LENGTH:
+        raise invalid_parameter(
+            f"Artifact path is too long: {len(path)} characters, the limit is {MAX_PATH_LENGTH}."
+        )
+    segments = path.count("/") + 1
+    if segments > MAX_PATH_SEGMENTS:
+        raise invalid_parameter(
+            f"Artifact path has too many segments: {segments}, the limit is {MAX_PATH_SEGMENTS}."
+        )
 
 
 def _decode(path: str) -> str:
@@ -52,11 +78,17 @@ def safe_relative_path(path: str) -> str:
 
     "" is the root itself. Raises `UnsafePathError` (400 INVALID_PARAMETER_VALUE) for `..`,
     `.` or empty segments, absolute paths (`/x`, `C:x`), backslashes, control characters,
-    `#`, and percent-encoded variants of any of these (`%2e%2e`, `%2f`, `%00`, `%5c`).
+    `#`, and percent-encoded variants of any of these (`%2e%2e`, `%2f`, `%00`, `%5c`); and
+    INVALID_PARAMETER_VALUE for a path out of bounds (`check_bounds`).
     """
     if path == "":
         return ""
+    if len(path) > _MAX_RAW_LENGTH:
+        raise invalid_parameter(
+            f"Artifact path is too long: {len(path)} characters, the limit is {MAX_PATH_LENGTH}."
+        )
     decoded = _decode(path)
+    check_bounds(decoded)
     if _CONTROL.search(decoded):
         raise UnsafePathError(path, "control character")
     if "\\" in decoded:

@@ -13,6 +13,7 @@ from tether.errors import invalid_parameter
 from tether.registry.search.filters import split_as_written
 from tether.search.grammar import fmt_set
 from tether.search.identifiers import experiment_identifier, unquote
+from tether.search.limits import check_order_by
 from tether.search.order_by import parse_order_by_tokens
 from tether.search.tokenizer import tokenize
 
@@ -49,6 +50,7 @@ def _duplicate_fields(order_by: list[str]) -> Exception:
 
 def parse_model_order_by(order_by: list[str]) -> list[tuple[str, bool]]:
     """(column, ascending) pairs: "name" or "last_updated_time", then the name tie-breaker."""
+    check_order_by(order_by)
     parsed: list[tuple[str, bool]] = []
     seen: set[str] = set()
     for clause in order_by:
@@ -78,6 +80,7 @@ def _version_order_key(text: str) -> str:
 
 def parse_version_order_by(order_by: list[str]) -> list[tuple[str, bool]]:
     """(column, ascending) pairs over model versions, then name and version tie-breakers."""
+    check_order_by(order_by)
     parsed: list[tuple[str, bool]] = []
     seen: set[str] = set()
     for clause in order_by or DEFAULT_VERSION_ORDER_BY:

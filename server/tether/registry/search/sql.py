@@ -28,7 +28,7 @@ from tether.registry.search.order_by import parse_model_order_by, parse_version_
 from tether.registry.validation import IS_PROMPT_TAG_KEY
 from tether.search.grammar import ATTRIBUTE
 from tether.search.page_token import create_page_token, parse_page_token
-from tether.search.sql import compare, dialect_name
+from tether.search.sql import compare, dialect_name, planned_cheaply
 
 MODEL_MAX_RESULTS_DEFAULT = 100
 MODEL_MAX_RESULTS_THRESHOLD = 1000
@@ -147,9 +147,10 @@ def search_model_ids(
     order = parse_model_order_by(order_by)
     offset = parse_page_token(page_token)
     clauses = check_model_comparators(parsed)
+    dialect = dialect_name(session)
     stmt = (
         sa.select(RegisteredModel.id)
-        .where(*_model_where(clauses, dialect_name(session)))
+        .where(*planned_cheaply(_model_where(clauses, dialect), dialect))
         .order_by(*_ordered(_MODEL_ORDER_COLUMNS, order))
         .offset(offset)
         .limit(max_results + 1)
@@ -170,10 +171,11 @@ def search_version_keys(
     clauses = parse_version_filter(filter_string)
     order = parse_version_order_by(order_by)
     offset = parse_page_token(page_token)
+    dialect = dialect_name(session)
     stmt = (
         sa.select(ModelVersion.registered_model_id, ModelVersion.version)
         .join(RegisteredModel, RegisteredModel.id == ModelVersion.registered_model_id)
-        .where(*_version_where(clauses, dialect_name(session)))
+        .where(*planned_cheaply(_version_where(clauses, dialect), dialect))
         .order_by(*_ordered(_VERSION_ORDER_COLUMNS, order))
         .offset(offset)
         .limit(max_results + 1)

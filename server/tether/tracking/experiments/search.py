@@ -16,10 +16,10 @@ from tether.db.int64 import bigint
 from tether.db.models import Experiment, ExperimentTag
 from tether.search.filter_parser import parse_experiment_filter
 from tether.search.grammar import TAG, Comparison
-from tether.search.limits import validate_max_results
+from tether.search.limits import check_order_by, validate_max_results
 from tether.search.order_by import parse_experiment_order_by
 from tether.search.page_token import create_page_token, parse_page_token
-from tether.search.sql import compare, dialect_name, view_type_to_stages
+from tether.search.sql import compare, dialect_name, planned_cheaply, view_type_to_stages
 
 _DEFAULT_ORDER_BY = ["creation_time DESC", "experiment_id ASC"]
 
@@ -76,6 +76,7 @@ def search_experiment_ids(
     validate_max_results(max_results)
     stages = view_type_to_stages(view_type)
     comparisons = parse_experiment_filter(filter_string)
+    check_order_by(order_by)
     parsed_order = [parse_experiment_order_by(c) for c in (order_by or _DEFAULT_ORDER_BY)]
     offset = parse_page_token(page_token)
 
@@ -91,7 +92,7 @@ def search_experiment_ids(
         sa.select(Experiment.experiment_id)
         .where(
             Experiment.lifecycle_stage.in_(stages),
-            *experiment_filter_clauses(comparisons, dialect),
+            *planned_cheaply(experiment_filter_clauses(comparisons, dialect), dialect),
         )
         .order_by(*order)
         .offset(offset)

@@ -123,6 +123,7 @@ class _Parser(TokenCursor):
         while self.next_clause():
             if clauses and not self.tokens[self.pos - 1].is_word("AND"):
                 raise _generic(self.text)  # two clauses without AND between them
+            self.count_clause(len(clauses))
             clauses.append(self._clause())
         return clauses
 

@@ -30,7 +30,13 @@ from tether.db.int64 import INT64_MAX, bigint
 from tether.db.models import LoggedModel, LoggedModelMetric, LoggedModelParam, LoggedModelTag
 from tether.errors import invalid_parameter
 from tether.search.experiment_ids import parse_experiment_ids
-from tether.search.sql import compare, dialect_name
+from tether.search.limits import (
+    MAX_FILTER_CLAUSES,
+    check_order_by,
+    check_page_token,
+    check_size,
+)
+from tether.search.sql import compare, dialect_name, planned_cheaply
 from tether.tracking.logged_models import filters
 from tether.tracking.logged_models.repository import STATUS_NUMBER, STATUS_PROTO
 
@@ -249,6 +255,7 @@ def parse_page_token(
     page_token: str, experiment_ids: list[str], filter_string: str | None, order_by: list[OrderBy]
 ) -> int:
     """The offset of a token from this very search (MLflow's checks and messages)."""
+    check_page_token(page_token)
     try:
         token = json.loads(base64.b64decode(page_token.encode("utf-8"), validate=True))
     except (binascii.Error, ValueError, RecursionError):
@@ -300,6 +307,8 @@ def search_model_ids(
             f"between 0 and {_INT32_MAX} (0 means the default, {DEFAULT_MAX_RESULTS})."
         )
     limit = max_results or DEFAULT_MAX_RESULTS
+    check_order_by(order_by)
+    check_size("datasets", datasets, MAX_FILTER_CLAUSES, "entries")  # each an OR-ed condition
     offset = (
         parse_page_token(page_token, experiment_ids, filter_string, order_by) if page_token else 0
     )
@@ -312,7 +321,7 @@ def search_model_ids(
     stmt = sa.select(LoggedModel.model_id).where(
         LoggedModel.lifecycle_stage != "deleted",
         LoggedModel.experiment_id.in_([bigint(e) for e in exp_ids]),  # INTEGER: `db.int64`
-        *_where(comparisons, datasets, dialect),
+        *planned_cheaply(_where(comparisons, datasets, dialect), dialect),
     )
     stmt = _apply_order_by(stmt, parsed_order).offset(offset).limit(limit + 1)
     model_ids = list(session.execute(stmt).scalars())

@@ -30,10 +30,10 @@ from tether.errors import invalid_parameter
 from tether.search.experiment_ids import parse_experiment_ids
 from tether.search.filter_parser import parse_search_filter
 from tether.search.grammar import ATTRIBUTE, DATASET, METRIC, PARAM, TAG, Comparison, OrderBy
-from tether.search.limits import validate_max_results
+from tether.search.limits import check_order_by, validate_max_results
 from tether.search.order_by import check_no_duplicates, parse_order_by
 from tether.search.page_token import create_page_token, parse_page_token
-from tether.search.sql import compare, dialect_name, view_type_to_stages
+from tether.search.sql import compare, dialect_name, planned_cheaply, view_type_to_stages
 
 MLFLOW_DATASET_CONTEXT = "mlflow.data.context"
 
@@ -148,6 +148,7 @@ def search_run_ids(
     validate_max_results(max_results)
     stages = view_type_to_stages(run_view_type)
     comparisons = parse_search_filter(filter_string)
+    check_order_by(order_by)
     order_by = list(order_by or [])
     parsed_order = [parse_order_by(clause) for clause in order_by]
     check_no_duplicates(order_by, parsed_order)
@@ -156,10 +157,11 @@ def search_run_ids(
     if not exp_ids:
         return [], None
 
+    dialect = dialect_name(session)
     stmt = sa.select(Run.run_uuid).where(
         Run.experiment_id.in_([bigint(e) for e in exp_ids]),  # INTEGER column: `db.int64`
         Run.lifecycle_stage.in_(stages),
-        *run_filter_clauses(comparisons, dialect_name(session)),
+        *planned_cheaply(run_filter_clauses(comparisons, dialect), dialect),
     )
     stmt = _apply_order_by(stmt, parsed_order).offset(offset).limit(max_results + 1)
     # Plain DBAPI rows: SQLAlchemy Row objects for up to 50k ids cost more than the query.
