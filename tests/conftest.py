@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from support import (
     BackendUriFactory,
@@ -36,6 +37,15 @@ from support.outbox import open_store
 from support.postgres import SKIP_ENV, find_pg_bindir
 from tether.db import migrate
 from tether.db.engine import Database
+
+# Property tests draw the same examples on every run by default, so a red CI is a regression,
+# never a roll of the dice; TETHER_HYPOTHESIS_EXPLORE=1 draws new ones (and a failure found
+# that way becomes a fixed regression test).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore")
+hypothesis_settings.load_profile(
+    "explore" if os.environ.get("TETHER_HYPOTHESIS_EXPLORE") == "1" else "ci"
+)
 
 # The in-process mlflow client (3.x) some tests use: no telemetry calls, no minutes of retries.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -214,3 +214,22 @@ def test_logged_model_datasets_are_bounded(rest: MlflowRest, experiment_id: str)
     assert rest.post("logged-models/search", body).status == 200
     body["datasets"] = datasets
     _refused(rest.post("logged-models/search", body), "datasets")
+
+
+@pytest.mark.parametrize(
+    ("filter_string", "matches"),
+    [
+        ("start_time = " + "9" * 400, 0),  # beyond a double: float() raised OverflowError
+        ("start_time < -" + "9" * 400, 0),
+        ("start_time > -" + "9" * 400, 1),
+        ("metrics.m1 < " + "9" * 400, 1),
+        ("attributes.end_time > " + "9" * 30, 0),  # beyond int64, within a double
+    ],
+)
+def test_numbers_beyond_every_range_compare_as_infinities(
+    rest: MlflowRest, experiment_id: str, filter_string: str, matches: int
+) -> None:
+    """Every int64 and finite double is below +huge and above -huge: the search answers."""
+    answer = rest.post("runs/search", {"experiment_ids": [experiment_id], "filter": filter_string})
+    assert answer.status == 200, answer.text
+    assert len(answer.json.get("runs", [])) == matches, (filter_string, answer.text[:300])

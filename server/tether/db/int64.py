@@ -15,6 +15,8 @@ simply matches nothing, as the value matches nothing on SQLite.
 
 from __future__ import annotations
 
+import math
+
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import BindParameter
 
@@ -27,8 +29,17 @@ def in_range(number: int) -> bool:
 
 
 def bindable(number: int) -> int | float:
-    """`number`, or beyond int64 the float of it (same order against every int64): it binds."""
-    return number if in_range(number) else float(number)
+    """`number`, or beyond int64 the float of it (same order against every int64): it binds.
+
+    Beyond a double's range (about 1.8e308) the float is an infinity of the same sign, which
+    keeps that order too (against every finite double as well) and binds on both backends.
+    """
+    if in_range(number):
+        return number
+    try:
+        return float(number)
+    except OverflowError:  # float() refuses rather than rounds to infinity
+        return math.inf if number > 0 else -math.inf
 
 
 def bigint(number: int) -> BindParameter[int]:
