@@ -106,10 +106,13 @@ class Context:
         self.wait_for(key, entity)
 
     def wait_for(self, key: Key, entity: SyncEntity | None = None) -> NoReturn:
-        """Come back when `key` may have moved: shortly, or when its backoff ends."""
+        """Come back when `key` may have moved: shortly, or when its backoff ends (Blocked
+        while it is dead)."""
         if entity is None:
             with self.db.read() as session:
                 entity = state.get(session, key)
+        if entity is not None and entity.status == state.DEAD:
+            raise Blocked(key, entity.last_error or "dead")
         delay = self.defer_ms
         now = now_ms()
         if entity is not None and entity.lease_owner and (entity.lease_expires_at or 0) >= now:
