@@ -178,13 +178,13 @@ def _summary_text(body: SyncSummary) -> str:
             f"not synced by this version: outbox rows {kinds or '-'}; "
             f"deferred ops in run reports: {later['deferred_ops']}"
         )
+    lines.extend(_lag_lines(body["lag"]))
     for error in body["errors"]:
         if error["status"] == "failed":
             when = f"{error['attempts']} attempt(s), next in {error['next_attempt_in_seconds']} s"
         else:
             when = f"waits for {error['waiting_on']}" if error["waiting_on"] else "retry by command"
         lines.append(f"{error['entity']}: {error['status']} ({when}): {error['last_error']}")
-    lines.extend(_lag_lines(body["lag"]))
     return "\n".join(lines)
 
 

@@ -95,6 +95,8 @@ class WorkerInfo(TypedDict):
     stats: NotRequired[Counters]
     http: NotRequired[Counters]
     paused_for_seconds: NotRequired[float]
+    lanes: NotRequired[int]  # concurrent delivery lanes (TETHER_SYNC_CONCURRENCY)
+    throttle: NotRequired[Counters]  # the shared throttle: AIMD window, in flight, probing
 
 
 class SyncStatus(SyncSummary):
