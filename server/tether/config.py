@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     sync_poll_seconds: float = Field(default=1.0, gt=0)
     sync_backoff_base_seconds: float = Field(default=1.0, gt=0)
     sync_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    # How long a run's partial metric batch may wait for more points after its oldest write
+    # (at most one partial request per run per linger), and how many entities one process
+    # delivers at the same time (see tether.sync.worker).
+    sync_linger_ms: int = Field(default=1000, ge=0, le=1000)
+    sync_concurrency: int = Field(default=8, ge=1, le=64)
     # FULL keeps every acknowledged commit durable across power loss, not only process crashes.
     sqlite_synchronous: str = Field(default="FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
     db_pool_size: int = 10

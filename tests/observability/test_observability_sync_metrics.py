@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.timeout(180)
 THROTTLES = 5  # one more than the client's in-call attempts: the worker must retry it too
+METRICS = [
+    {"key": "loss", "value": i / 3, "timestamp": 1_700_000_000_000, "step": i} for i in range(7)
+]
 
 
 def _wait_synced(server: TetherServer, timeout: float = 90.0) -> dict[str, Any]:
@@ -65,7 +68,7 @@ def test_throttling_retries_and_synced_entities_show_in_metrics(
         run = rest.post("runs/create", {"experiment_id": exp}).json["run"]["info"]["run_id"]
         logged = rest.post(
             "runs/log-batch",
-            {"run_id": run, "params": [{"key": "lr", "value": "0.1"}], "metrics": []},
+            {"run_id": run, "params": [{"key": "lr", "value": "0.1"}], "metrics": METRICS},
         )
         assert logged.status == 200
     _wait_synced(server)
@@ -84,6 +87,9 @@ def test_throttling_retries_and_synced_entities_show_in_metrics(
     assert samples.total("tether_sync_entities", status="pending") == 0
     assert samples.total("tether_sync_entities", status="dead") == 0
     assert samples.get("tether_sync_lag_seconds") == 0
+    # Delivery: every point once, and the requests it took (create, params, points).
+    assert samples.get("tether_sync_points_delivered_total", entity_type="run") == len(METRICS)
+    assert samples.get("tether_sync_requests_total", entity_type="run") >= 3
     assert samples.get("tether_sync_enabled") == 1
 
     ready = httpx.get(f"{server.url}/ready", timeout=30, trust_env=False)

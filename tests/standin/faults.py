@@ -10,7 +10,8 @@ A rule (JSON, `POST /_standin/faults`, a single rule or a list):
      "retry_after": "2",           # optional Retry-After header value (429/503)
      "body": null,                 # optional body to send instead of the Azure-shaped default
      "seconds": 1.5,               # action "delay": wait, then handle normally
-     "issued_before": 1790000000.0 # action "reject_tokens": default = when the rule was added
+     "issued_before": 1790000000.0,# action "reject_tokens": default = when the rule was added
+     "every": 7                    # optional: only every 7th matching request (7th, 14th, ...)
     }
 
 Actions (docs/azureml-protocol.md §7.1, §7.3, §8.2 items 6 and 7):
@@ -22,7 +23,9 @@ Actions (docs/azureml-protocol.md §7.1, §7.3, §8.2 items 6 and 7):
 - `reject_tokens`: 401 for tokens issued before `issued_before` (token expiry / revocation);
   checked in the auth step, so a fresh token gets through.
 Authenticated requests only consume `status`/`drop`/`lost_response`/`delay` rules (a request
-refused with 401 does not use them up). Rules are tried in the order they were added.
+refused with 401 does not use them up). Rules are tried in the order they were added; an
+`every` rule counts every request it matches (even one another rule took), so two of them
+("a 429 every 7th request, a 503 every 11th") keep their own rhythm.
 """
 
 from __future__ import annotations
@@ -49,8 +52,10 @@ class FaultRule:
     body: Any = None
     seconds: float = 0.0
     issued_before: float = 0.0
+    every: int | None = None
     id: int = field(default_factory=lambda: next(_ids))
     hits: int = 0
+    seen: int = 0  # requests matched so far (what `every` counts)
     _regex: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +63,8 @@ class FaultRule:
             raise ValueError(f"unknown fault action {self.action!r}; known: {ACTIONS}")
         if self.times is not None and self.times < 0:
             raise ValueError("times must be >= 0 or null")
+        if self.every is not None and self.every < 1:
+            raise ValueError("every must be >= 1 or null")
         self._regex = re.compile(self.path)
         if self.method is not None:
             self.method = self.method.upper()
@@ -76,6 +83,7 @@ class FaultRule:
             "body",
             "seconds",
             "issued_before",
+            "every",
         }
         unknown = set(data) - allowed
         if unknown:
@@ -103,6 +111,8 @@ class FaultRule:
             "retry_after": self.retry_after,
             "seconds": self.seconds,
             "issued_before": self.issued_before,
+            "every": self.every,
+            "seen": self.seen,
         }
 
 
@@ -120,12 +130,21 @@ class FaultPlan:
         self.rules.clear()
 
     def take(self, method: str, path: str) -> FaultRule | None:
-        """The first live non-token rule matching the request, counted as used."""
+        """The first live non-token rule matching the request (for an `every` rule: on its
+        turn), counted as used. Every `every` rule that matches counts the request."""
+        chosen = None
         for rule in self.rules:
-            if rule.action != "reject_tokens" and rule.matches(method, path):
-                rule.hits += 1
-                return rule
-        return None
+            if rule.action == "reject_tokens" or not rule.matches(method, path):
+                continue
+            if rule.every is not None:
+                rule.seen += 1
+                if rule.seen % rule.every:
+                    continue
+            if chosen is None:
+                chosen = rule
+        if chosen is not None:
+            chosen.hits += 1
+        return chosen
 
     def rejects_token(self, method: str, path: str, issued_at: float) -> FaultRule | None:
         for rule in self.rules:

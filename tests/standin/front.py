@@ -201,6 +201,8 @@ class Standin:
             "fault": None,
             "dropped": False,
             "json": None,
+            "counts": None,
+            "done": None,
             **fields,
         }
         self.log.append(entry)
@@ -213,7 +215,10 @@ class Standin:
         path: str = scope["path"]
         body = await request.body()
         query = scope.get("query_string", b"").decode("latin-1")
-        entry = self._log_request(method, path, query, json=_small_json(body))
+        logged = _small_json(body) if self.quirks.log_request_bodies else None
+        entry = self._log_request(method, path, query, json=logged, counts=_counts(path, body))
+        if self.quirks.latency_ms > 0:  # a round trip's worth, before anything else
+            await asyncio.sleep(self.quirks.latency_ms / 1000)
 
         family, match = _classify(path)
         entry["family"] = family
@@ -240,9 +245,11 @@ class Standin:
                     response = await self.dispatch(family, match, request, body)
                     if rule is not None and rule.action == "lost_response":
                         entry["status"] = response.status_code
+                        entry["done"] = time.time()
                         entry["dropped"] = await drop_connection(scope)
                         return
         entry["status"] = response.status_code
+        entry["done"] = time.time()  # the request's effect is in the workspace from here on
         await response(scope, receive, send)
 
     # ------------------------------------------------------------------------------ auth
@@ -963,7 +970,8 @@ class Standin:
         """The stand-in's own API (no auth; loopback only):
 
         POST/GET/DELETE /_standin/faults     add rule(s) / list / clear (faults.py)
-        GET/DELETE      /_standin/requests   request log (?since=<seq>) / clear it
+        GET/DELETE      /_standin/requests   request log (?since=<seq>[&brief=1]) / clear it
+        GET             /_standin/counts     applied requests and items by kind (?since=<seq>)
         GET/POST        /_standin/quirks     current switches / change some (quirks.py)
         POST            /_standin/reset      clear faults, restore the start-up quirks
         GET             /_standin/artifacts  the artifact index (?origin=&container=)
@@ -984,7 +992,13 @@ class Standin:
                 return errors.json_response({"requests": [], "last_seq": self._seq})
             since = int(request.query_params.get("since", "0"))
             entries = [e for e in self.log if e["seq"] > since]
+            if request.query_params.get("brief") in ("1", "true"):
+                entries = [{k: v for k, v in e.items() if k != "json"} for e in entries]
             return errors.json_response({"requests": entries, "last_seq": self._seq})
+        if path == "/_standin/counts":
+            since = int(request.query_params.get("since", "0"))
+            counted = request_counts(e for e in self.log if e["seq"] > since)
+            return errors.json_response({**counted, "last_seq": self._seq})
         if path == "/_standin/quirks":
             if method == "POST":
                 self.quirks.update(await request.json())
@@ -1041,6 +1055,68 @@ def _small_json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:
         return None
+
+
+# MLflow endpoints that carry run data: what one request holds of each kind.
+_DATA_ENDPOINTS = re.compile(
+    r"/api/2\.0/(?:preview/)?mlflow/runs/"
+    r"(?P<ep>log-batch|log-batch-async|log-metric|log-parameter|set-tag)$"
+)
+KINDS = ("metrics", "params", "tags")
+
+
+def _counts(path: str, body: bytes) -> dict[str, Any] | None:
+    """{"run_id", "metrics", "params", "tags"} of a run-data request, else None."""
+    found = _DATA_ENDPOINTS.search(path)
+    if found is None:
+        return None
+    payload = _json_object(body)
+    endpoint = found["ep"]
+    if endpoint in ("log-batch", "log-batch-async"):
+        sizes = {kind: len(_entries(payload.get(kind))) for kind in KINDS}
+    else:
+        kind = {"log-metric": "metrics", "log-parameter": "params", "set-tag": "tags"}[endpoint]
+        sizes = {k: int(k == kind) for k in KINDS}
+    return {"run_id": payload.get("run_id"), **sizes}
+
+
+def request_counts(entries: Any) -> dict[str, int]:
+    """Azure requests received, how they were answered, and the run data applied, by kind:
+    `metric_requests` / `metric_points`, `param_requests` / `params`, `tag_requests` / `tags`
+    (a log-batch with metrics and params counts as one of each). Applied = answered 2xx, or
+    applied with its answer lost."""
+    out = {
+        "requests": 0,
+        "applied": 0,
+        "throttled": 0,
+        "unavailable": 0,
+        "metric_requests": 0,
+        "metric_points": 0,
+        "param_requests": 0,
+        "params": 0,
+        "tag_requests": 0,
+        "tags": 0,
+    }
+    for entry in entries:
+        if entry.get("family") == "blob":
+            continue
+        out["requests"] += 1
+        status = entry.get("status")
+        out["throttled"] += status == 429
+        out["unavailable"] += status == 503
+        if status is None or not 200 <= status < 300:
+            continue
+        out["applied"] += 1
+        counts = entry.get("counts") or {}
+        for kind, requests, items in (
+            ("metrics", "metric_requests", "metric_points"),
+            ("params", "param_requests", "params"),
+            ("tags", "tag_requests", "tags"),
+        ):
+            if counts.get(kind):
+                out[requests] += 1
+                out[items] += counts[kind]
+    return out
 
 
 def _entries(value: Any) -> list[dict[str, Any]]:

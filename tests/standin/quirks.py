@@ -67,6 +67,13 @@ class Quirks:
     # `/_storage/` pass-through to Azurite (same SAS), so blob requests appear in the request
     # log (family "blob") and fault rules apply to them. Off: straight to Azurite, as Azure.
     blob_via_front: bool = False
+    # §7.1 (a normal Azure round trip is ~100 ms [INF]): every Azure request (all families but
+    # the control API and storage) waits this long before anything else happens to it, so
+    # throughput under latency and concurrency can be measured. 0: answer at once.
+    latency_ms: float = 0.0
+    # Test visibility: keep each request's JSON body (<= 64 KiB) in the request log. A long
+    # benchmark turns it off (the counts per request are kept either way).
+    log_request_bodies: bool = True
 
     def update(self, changes: dict[str, Any]) -> None:
         fields = {f.name: f for f in dataclasses.fields(self)}

@@ -193,3 +193,87 @@ def test_request_log_counts_calls(az: AzClient, azureml_workspace: AzuremlWorksp
     assert all(e["auth"] == "ok" and e["family"] == "mlflow" for e in log)
     assert ws.requests(since=mark, method="POST", path="runs/") == [log[1]]
     assert [e["seq"] for e in log] == sorted({e["seq"] for e in log})
+
+
+def test_every_nth_request_rules_keep_their_own_rhythm(
+    az: AzClient, azureml_workspace: AzuremlWorkspace
+) -> None:
+    """ "A 429 every 7th request and a 503 every 11th" (the throttling benchmark): each rule
+    counts every request it matches, also the ones the other rule answered."""
+    ws = azureml_workspace
+    ws.faults(
+        {
+            "path": "experiments/get$",
+            "every": 7,
+            "action": "status",
+            "status": 429,
+            "retry_after": "1",
+            "times": None,
+        },
+        {"path": "experiments/get$", "every": 11, "action": "status", "status": 503, "times": None},
+    )
+    statuses = [az.get("experiments/get", {"experiment_id": "0"}).status_code for _ in range(22)]
+    expected = [429 if n % 7 == 0 else 503 if n % 11 == 0 else 200 for n in range(1, 23)]
+    assert statuses == expected
+    with pytest.raises(AssertionError, match="every"):
+        ws.faults(action="drop", every=0)
+
+
+def test_latency_is_injected_before_every_azure_request(
+    az: AzClient, azureml_workspace: AzuremlWorkspace
+) -> None:
+    ws = azureml_workspace
+    ws.latency(400)
+    started = time.monotonic()
+    assert az.get("experiments/get", {"experiment_id": "0"}).status_code == 200
+    assert time.monotonic() - started >= 0.4
+    # Also a fault's answer and a refused token wait: the round trip comes first.
+    ws.faults(path="experiments/get$", action="status", status=503)
+    started = time.monotonic()
+    assert az.get("experiments/get", {"experiment_id": "0"}).status_code == 503
+    assert time.monotonic() - started >= 0.4
+    ws.reset()  # back to the start-up value: no latency
+    assert ws.quirks()["latency_ms"] == 0.0
+    # The control API never waits.
+    started = time.monotonic()
+    ws.quirks(latency_ms=5000.0)
+    ws.mark()
+    assert time.monotonic() - started < 4.0
+
+
+def test_requests_are_counted_by_kind(az: AzClient, azureml_workspace: AzuremlWorkspace) -> None:
+    ws = azureml_workspace
+    run_id = az.run()["info"]["run_id"]
+    mark = ws.mark()
+    metrics = [{"key": "m", "value": i, "timestamp": 1, "step": i} for i in range(30)]
+    params = [{"key": f"p{i}", "value": "v"} for i in range(3)]
+    tags = [{"key": "t", "value": "v"}]
+    az.ok("POST", "runs/log-batch", {"run_id": run_id, "metrics": metrics, "params": params})
+    az.ok("POST", "runs/log-batch", {"run_id": run_id, "tags": tags})
+    az.ok("POST", "runs/log-metric", {"run_id": run_id, "key": "x", "value": 1, "timestamp": 1})
+    az.ok("POST", "runs/set-tag", {"run_id": run_id, "key": "u", "value": "w"})
+    ws.faults(path="runs/log-batch$", action="status", status=429)
+    assert az.post("runs/log-batch", {"run_id": run_id, "metrics": metrics}).status_code == 429
+    az.ok("GET", "runs/get", {"run_id": run_id})
+
+    counts = ws.counts(mark)
+
+    assert {k: v for k, v in counts.items() if k != "last_seq"} == {
+        "requests": 6,
+        "applied": 5,
+        "throttled": 1,
+        "unavailable": 0,
+        "metric_requests": 2,
+        "metric_points": 31,
+        "param_requests": 1,
+        "params": 3,
+        "tag_requests": 2,
+        "tags": 2,
+    }
+    entries = ws.requests(mark, path="runs/log-batch$", brief=True)
+    assert [e["counts"] for e in entries] == [
+        {"run_id": run_id, "metrics": 30, "params": 3, "tags": 0},
+        {"run_id": run_id, "metrics": 0, "params": 0, "tags": 1},
+        {"run_id": run_id, "metrics": 30, "params": 0, "tags": 0},
+    ]
+    assert all("json" not in e and e["done"] >= e["time"] for e in entries)

@@ -276,20 +276,41 @@ class AzuremlWorkspace:
         return result
 
     def requests(
-        self, since: int = 0, *, path: str | None = None, method: str | None = None
+        self,
+        since: int = 0,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        brief: bool = False,
     ) -> list[dict[str, Any]]:
-        """Logged Azure requests after `since`: seq, method, path, query, status, auth,
-        fault, dropped, json (request body). `path` is a regex searched in the path."""
+        """Logged Azure requests after `since`: seq, time (arrival), done (answered), method,
+        path, query, status, auth, fault, dropped, counts (run data it carried: run_id,
+        metrics, params, tags), json (request body; left out when `brief`). `path` is a regex
+        searched in the path."""
         import re
 
-        entries: list[dict[str, Any]] = self._call(
-            "GET", "/_standin/requests", params={"since": since}
-        )["requests"]
+        params: dict[str, Any] = {"since": since}
+        if brief:
+            params["brief"] = 1
+        entries: list[dict[str, Any]] = self._call("GET", "/_standin/requests", params=params)[
+            "requests"
+        ]
         if path is not None:
             entries = [e for e in entries if re.search(path, e["path"])]
         if method is not None:
             entries = [e for e in entries if e["method"] == method.upper()]
         return entries
+
+    def counts(self, since: int = 0) -> dict[str, int]:
+        """Azure requests after `since` and the run data they applied, by kind (front.py
+        `request_counts`): requests, applied, throttled, unavailable, metric_requests,
+        metric_points, param_requests, params, tag_requests, tags."""
+        result: dict[str, int] = self._call("GET", "/_standin/counts", params={"since": since})
+        return result
+
+    def latency(self, ms: float) -> None:
+        """Every Azure request waits `ms` first, from now on (until `reset()`)."""
+        self.quirks(latency_ms=float(ms))
 
     def blob_commits(self, since: int = 0) -> dict[str, list[int]]:
         """Blob name -> statuses of the committing writes (Put Blob, Put Block List) seen by

@@ -11,16 +11,23 @@ from tether.clock import now_ms
 
 
 def insert_row(
-    session: Session, entity_type: str, entity_id: str, op: str, payload: str = "{}"
+    session: Session,
+    entity_type: str,
+    entity_id: str,
+    op: str,
+    payload: str = "{}",
+    *,
+    created_at: int | None = None,
 ) -> int:
-    """Append one row with `payload` as its literal JSON text; returns its id."""
+    """Append one row with `payload` as its literal JSON text (written now, or at
+    `created_at`, epoch ms); returns its id."""
     inserted = session.execute(
         text(
             "INSERT INTO sync_outbox (created_at, entity_type, entity_id, op, payload)"
             " VALUES (:created_at, :entity_type, :entity_id, :op, :payload) RETURNING id"
         ),
         {
-            "created_at": now_ms(),
+            "created_at": now_ms() if created_at is None else created_at,
             "entity_type": entity_type,
             "entity_id": entity_id,
             "op": op,

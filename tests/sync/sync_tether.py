@@ -146,6 +146,7 @@ def open_tether(
         sync_backoff_base_seconds=0.05,
         sync_backoff_max_seconds=0.4,
         sync_poll_seconds=0.1,
+        sync_linger_ms=300,  # the linger's logic, not its default length: tests stay quick
     )
     db, services = build_services(settings)
     migrate.upgrade(db)

@@ -116,8 +116,8 @@ def test_workspace_down_for_a_while_then_back(
         ws.faults(path=".*", action="drop", times=None)
         work.log(server, second, 200)
         work.model(server, second, model)  # a second version while the workspace is away
-        # Each surviving 503 doubled the worker's pause (1, 2, 4, ... up to 60 s): every
-        # failed entity is tried again (and shows the reset) only once the pause is over.
+        # Each 503 held every lane (0.5, 1, 2, ... up to 5 s) and then let one request probe:
+        # every failed entity is tried again (and shows the reset) once the holds are over.
         _until(
             server,
             lambda b: "disconnected" in _reasons(b).lower() and "503" not in _reasons(b),
@@ -195,8 +195,9 @@ def test_a_429_storm_is_waited_out_honouring_retry_after(
     azureml_identity: ManagedIdentityEndpoint,
 ) -> None:
     """Every call throttled (429, Retry-After: 1) for a while: the worker never sends again
-    sooner than asked (in-call retries and the workspace-wide pause alike), shows that it is
-    throttled, dead-letters nothing, and delivers everything once when the storm ends."""
+    sooner than asked (in-call retries and the workspace-wide hold alike, whichever lane),
+    shows that it is throttled, dead-letters nothing, and delivers everything once when the
+    storm ends."""
     ws = azureml_workspace
     server = start_synced(start_tether_server, ws, azureml_identity)
     mark = ws.mark()
@@ -226,8 +227,12 @@ def test_a_429_storm_is_waited_out_honouring_retry_after(
     done = wait_synced(server, timeout=90)
 
     times = [e["time"] for e in storm_requests]
-    assert len(times) >= 4
-    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    # Lanes that had a request on the wire before the first 429 was read get theirs too; from
+    # then on every lane holds, and one request at a time probes, Retry-After apart.
+    burst = [t for t in times if t <= storm_requests[0]["done"] + 0.25]
+    later = times[len(burst) :]
+    assert len(later) >= 3, times
+    gaps = [b - a for a, b in itertools.pairwise([burst[-1], *later])]
     assert min(gaps) >= 0.95, f"a request sooner than Retry-After allows: {gaps}"
     assert done["worker"]["stats"]["dead_letters"] == 0
     work.check(server.backend_uri, ws, mark)

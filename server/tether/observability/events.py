@@ -17,21 +17,23 @@ Event = Literal[
     "sync_failures",  # transient: retried with backoff
     "sync_dead_letters",
     "sync_deferrals",
+    "sync_points_delivered",  # metric points Azure ML acknowledged
+    "sync_requests",  # Azure ML requests made for an entity (creates, data, checks)
     # Azure ML HTTP client
     "azureml_requests",
     "azureml_retries",
     "azureml_throttled",  # 429 answers
     "azureml_token_refreshes",
 ]
-Sink = Callable[[Event, str | None], None]
+Sink = Callable[[Event, str | None, int], None]
 
 _sink: Sink | None = None
 
 
-def count(event: Event, entity_type: str | None = None) -> None:
+def count(event: Event, entity_type: str | None = None, n: int = 1) -> None:
     sink = _sink
     if sink is not None:
-        sink(event, entity_type)
+        sink(event, entity_type, n)
 
 
 def install_sink(sink: Sink | None) -> None:

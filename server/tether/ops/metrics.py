@@ -55,6 +55,8 @@ _SYNC_HELP = {
     "sync_failures": "Transient sync failures (retried with backoff)",
     "sync_dead_letters": "Entities stopped as dead letters (permanent refusals)",
     "sync_deferrals": "Entities deferred until a dependency is synced",
+    "sync_points_delivered": "Metric points delivered to Azure ML (acknowledged)",
+    "sync_requests": "Azure ML requests made to deliver entities (data, creates, checks)",
 }
 _AZURE_HELP = {
     "azureml_requests": "HTTP requests sent to the Azure ML workspace",
@@ -101,11 +103,11 @@ class Instruments:
         self.requests.labels(method, route, code).inc()
         self.latency.labels(method, route, code).observe(seconds)
 
-    def count(self, name: events.Event, entity_type: str | None) -> None:
+    def count(self, name: events.Event, entity_type: str | None, n: int = 1) -> None:
         if name in self.azure:
-            self.azure[name].inc()
+            self.azure[name].inc(n)
         elif name in self.sync:
-            self.sync[name].labels(entity_type or "unknown").inc()
+            self.sync[name].labels(entity_type or "unknown").inc(n)
 
 
 def _live_gauge(name: str, text: str) -> Gauge:

@@ -16,7 +16,7 @@ from tether.db.engine import Database
 from tether.errors import MlflowError
 from tether.sync import state, status
 from tether.sync.azureml.errors import SyncError
-from tether.sync.schemas import EntityDetail, SyncSummary
+from tether.sync.schemas import EntityDetail, Lag, SyncSummary
 from tether.sync.state import Key
 
 EXIT_OK, EXIT_ERROR, EXIT_RETRY_LATER, EXIT_DEAD = 0, 1, 3, 4
@@ -178,6 +178,7 @@ def _summary_text(body: SyncSummary) -> str:
             f"not synced by this version: outbox rows {kinds or '-'}; "
             f"deferred ops in run reports: {later['deferred_ops']}"
         )
+    lines.extend(_lag_lines(body["lag"]))
     for error in body["errors"]:
         if error["status"] == "failed":
             when = f"{error['attempts']} attempt(s), next in {error['next_attempt_in_seconds']} s"
@@ -185,6 +186,25 @@ def _summary_text(body: SyncSummary) -> str:
             when = f"waits for {error['waiting_on']}" if error["waiting_on"] else "retry by command"
         lines.append(f"{error['entity']}: {error['status']} ({when}): {error['last_error']}")
     return "\n".join(lines)
+
+
+def _lag_lines(lag: Lag) -> list[str]:
+    lines = [
+        f"delivered (last {lag['window_seconds']} s): {lag['points_per_second']:.1f} points/s, "
+        f"{lag['requests_per_second']:.1f} requests/s"
+    ]
+    if lag["runs"]:
+        lines.append("runs (lag: age of the oldest write not yet in Azure ML):")
+    for run in lag["runs"]:
+        age = "-" if run["lag_seconds"] is None else f"{run['lag_seconds']:.1f} s"
+        behind = (
+            f", {run['outbox_rows_behind']} row(s) behind" if "outbox_rows_behind" in run else ""
+        )
+        lines.append(
+            f"  run {run['run']}: lag {age}, {run['status'].replace('_', ' ')}{behind}, "
+            f"{run['points_per_second']:.1f} points/s, {run['requests_per_second']:.1f} requests/s"
+        )
+    return lines
 
 
 def _entity_text(body: EntityDetail) -> str:

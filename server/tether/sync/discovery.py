@@ -9,6 +9,11 @@ becomes visible. The assumption, documented in the README: no transaction stays 
 than the lookback (default 60 s) after appending its outbox row (clock skew between Tether
 hosts counts against it).
 
+An entity that gets new rows is pending from the creation time of the oldest of them
+(`first_pending_at`: the lag shown by `tether sync status` is the age of the oldest write not
+yet in Azure ML). A run lingering on a partial batch (`handlers.run_data`) whose new rows
+include one that ends what it waits for (its status update, a delete, ...) is due at once.
+
 Each capability (`sources`) has its own cursor pair and scans for its own sync entities:
 `tracking` (experiments, runs) and `artifacts` (a run's files). Outbox rows no capability
 syncs (artifact paths outside any run, logged models, registry entities) are left
@@ -24,6 +29,7 @@ from sqlalchemy.orm import Session
 from tether.clock import now_ms
 from tether.db.dialect import upsert_insert
 from tether.db.models import OutboxEntry, SyncEntity, SyncMeta
+from tether.sync.handlers.run_data import FLUSH_OPS
 from tether.sync.sources import (
     CAPABILITIES,
     FULLY_SYNCED_TYPES,
@@ -77,31 +83,54 @@ def _discover(session: Session, capability: Capability, lookback_ms: int, now: i
             func.max(OutboxEntry.id),
             func.max(case((OutboxEntry.created_at < cutoff, OutboxEntry.id))),
             func.count(case((OutboxEntry.id > high, 1))),
+            func.min(case((OutboxEntry.id > high, OutboxEntry.created_at))),
         )
         .where(OutboxEntry.id > safe, OutboxEntry.id <= _window_end(session, high))
         .group_by(OutboxEntry.entity_type, OutboxEntry.entity_id, OutboxEntry.op)
     ).all()
     if not groups:
         return 0
-    last_of: dict[tuple[str, str], int] = {}
-    for outbox_type, entity_id, op, last, _, _ in groups:
+    found: dict[tuple[str, str], tuple[int, int]] = {}  # -> (last id, oldest new row's time)
+    flush: list[str] = []
+    for outbox_type, entity_id, op, last, _, new_rows, oldest in groups:
         source = capability.source_of(outbox_type, op)
-        if source is not None:
-            key = (source.sync_type, entity_id)
-            last_of[key] = max(last_of.get(key, 0), last)
-    ours = [(t, i, last) for (t, i), last in last_of.items()]
+        if source is None:
+            continue
+        key = (source.sync_type, entity_id)
+        was_last, was_oldest = found.get(key, (0, now))
+        found[key] = (max(was_last, last), min(was_oldest, oldest if oldest is not None else now))
+        if source.sync_type == "run" and new_rows and op in FLUSH_OPS:
+            flush.append(entity_id)
+    ours = [(t, i, last, oldest) for (t, i), (last, oldest) in found.items()]
     pending = 0
     for start in range(0, len(ours), 500):
         chunk = ours[start : start + 500]
-        pending += _mark_pending(session, chunk, now) + _upsert(session, chunk, now)
+        pending += _mark_pending(session, chunk) + _upsert(session, chunk, now)
+    for start in range(0, len(flush), 500):
+        _end_lingering(session, flush[start : start + 500], now)
     if capability is TRACKING:
-        others = [(t, n) for t, _, op, _, _, n in groups if not synced_by_any(t, op)]
+        others = [(g[0], g[5]) for g in groups if not synced_by_any(g[0], g[2])]
         _count_unsynced(session, others)
-    new_safe = max((old for *_, old, _ in groups if old is not None), default=safe)
+    new_safe = max((g[4] for g in groups if g[4] is not None), default=safe)
     set_meta(session, capability.safe_key, str(max(safe, new_safe)))
-    high_seen = max(last for _, _, _, last, _, _ in groups)
+    high_seen = max(g[3] for g in groups)
     set_meta(session, capability.high_key, str(max(high, high_seen)))
     return pending
+
+
+def _end_lingering(session: Session, run_ids: list[str], now: int) -> None:
+    """Runs waiting out a linger (pending, on no dependency, due later) are due now."""
+    session.execute(
+        update(SyncEntity)
+        .where(
+            SyncEntity.entity_type == "run",
+            SyncEntity.entity_id.in_(run_ids),
+            SyncEntity.status == PENDING,
+            SyncEntity.waiting_on.is_(None),
+            SyncEntity.next_attempt_at > now,
+        )
+        .values(next_attempt_at=0)
+    )
 
 
 def _window_end(session: Session, high: int) -> int:
@@ -122,7 +151,7 @@ def caught_up(session: Session) -> bool:
     return all(int(get_meta(session, c.high_key) or 0) >= last for c in CAPABILITIES)
 
 
-def _upsert(session: Session, rows: list[tuple[str, str, int]], now: int) -> int:
+def _upsert(session: Session, rows: list[tuple[str, str, int, int]], now: int) -> int:
     """New entities, pending from their first row (cursor 0)."""
     if not rows:
         return 0
@@ -136,11 +165,11 @@ def _upsert(session: Session, rows: list[tuple[str, str, int]], now: int) -> int
                 "status": PENDING,
                 "attempts": 0,
                 "next_attempt_at": 0,
-                "first_pending_at": now,
+                "first_pending_at": oldest,
                 "updated_at": now,
                 "state": "{}",
             }
-            for t, i, _ in rows
+            for t, i, _, oldest in rows
         ]
     )
     inserted = session.execute(
@@ -151,9 +180,11 @@ def _upsert(session: Session, rows: list[tuple[str, str, int]], now: int) -> int
     return len(inserted.all())
 
 
-def _mark_pending(session: Session, rows: list[tuple[str, str, int]], now: int) -> int:
-    """Synced entities with rows past their cursor become pending again (idempotent)."""
-    last = {(t, i): n for t, i, n in rows}
+def _mark_pending(session: Session, rows: list[tuple[str, str, int, int]]) -> int:
+    """Synced entities with rows past their cursor become pending again (idempotent), from
+    the oldest of their new rows."""
+    last = {(t, i): n for t, i, n, _ in rows}
+    oldest = {(t, i): o for t, i, _, o in rows}
     stale = [
         (t, i)
         for t, i, cursor in session.execute(
@@ -172,9 +203,11 @@ def _mark_pending(session: Session, rows: list[tuple[str, str, int]], now: int) 
                 SyncEntity.entity_id == bindparam("i"),
                 SyncEntity.status == SYNCED,
             )
-            .values(status=PENDING, first_pending_at=now, next_attempt_at=0)
+            .values(status=PENDING, first_pending_at=bindparam("o"), next_attempt_at=0)
         )
-        session.connection().execute(stmt, [{"t": t, "i": i} for t, i in stale])
+        session.connection().execute(
+            stmt, [{"t": t, "i": i, "o": oldest[(t, i)]} for t, i in stale]
+        )
     return len(stale)
 
 

@@ -14,6 +14,7 @@ from tether.sync.azureml.client import AzureMLClient, RetryPolicy
 from tether.sync.azureml.credentials import TokenProvider
 from tether.sync.azureml.errors import SyncError, TransientError
 from tether.sync.azureml.mlflow_api import AzureMLflow
+from tether.sync.azureml.throttle import Throttle
 from tether.sync.azureml.workspace import parse_workspace_setting, resolve_workspace
 from tether.sync.schemas import WorkerInfo
 from tether.sync.state import Backoff
@@ -27,6 +28,8 @@ def worker_config(settings: Settings) -> WorkerConfig:
         lease_ms=int(settings.sync_lease_seconds * 1000),
         lookback_ms=int(settings.sync_lookback_seconds * 1000),
         poll_s=settings.sync_poll_seconds,
+        linger_ms=settings.sync_linger_ms,
+        concurrency=settings.sync_concurrency,
         backoff=Backoff(
             base_ms=int(settings.sync_backoff_base_seconds * 1000),
             max_ms=int(settings.sync_backoff_max_seconds * 1000),
@@ -47,7 +50,9 @@ def connect(settings: Settings, stop: threading.Event | None = None) -> AzureMLf
     retry = RetryPolicy(attempts=4, max_delay=10.0)
     if stop is not None:
         retry.sleep = lambda seconds: _wait_unless_stopped(stop, seconds)
-    client = AzureMLClient(tokens, retry=retry, timeout=30.0)
+    # One throttle for every lane: a window of at most one request in flight per lane.
+    throttle = Throttle(settings.sync_concurrency)
+    client = AzureMLClient(tokens, retry=retry, timeout=30.0, throttle=throttle, stop=stop)
     workspace = resolve_workspace(
         ref,
         endpoint_override=settings.azureml_endpoint,
@@ -93,7 +98,7 @@ class BackgroundSync:
         if self._thread.is_alive():
             log.warning("sync: a call is still running after %.0f s; releasing leases", timeout)
             with self.db.write() as session:
-                state.release_owner(session, worker.owner)
+                state.release_owner(session, worker.lane_owners)
 
     def _main(self) -> None:
         delay = 1.0
@@ -132,4 +137,12 @@ class BackgroundSync:
             info["stats"] = asdict(worker.stats)
             info["http"] = asdict(worker.api.client.stats)
             info["paused_for_seconds"] = round(worker.paused_for(), 3)
+            throttle = worker.throttle
+            info["lanes"] = len(worker.lane_owners)
+            info["throttle"] = {
+                "window": round(throttle.window, 2),
+                "in_flight": throttle.in_flight,
+                "probing": throttle.probing,
+                **asdict(throttle.stats),
+            }
         return info

@@ -37,6 +37,39 @@ class NotSynced(TypedDict):
     deferred_ops: int
 
 
+class DeliveryRates(TypedDict):
+    """Per second over the last window (metric points; Azure ML requests of any kind), and in
+    total."""
+
+    points_per_second: float
+    requests_per_second: float
+    points_total: int
+    requests_total: int
+
+
+class Delivery(DeliveryRates):
+    window_seconds: int
+
+
+class RunLag(DeliveryRates):
+    """One run: `lag_seconds` is the age of its oldest write not yet in Azure ML (0 when it is
+    synced); `status` counts a live lease as `in_flight`."""
+
+    run: str
+    status: str
+    lag_seconds: float | None
+    outbox_rows_behind: NotRequired[int]
+
+
+class Lag(Delivery):
+    """Overall: the age of the oldest write not yet in Azure ML (null: none) and the delivery
+    rates summed over every entity; `runs`: the runs behind (oldest first), then the runs
+    delivering, at most 20."""
+
+    oldest_undelivered_write_age_seconds: float | None
+    runs: list[RunLag]
+
+
 class SyncSummary(TypedDict):
     entities: dict[str, int]  # bucket (pending, in_flight, synced, failed, dead) -> count
     waiting_on_dependency: int
@@ -45,6 +78,7 @@ class SyncSummary(TypedDict):
     outbox: OutboxProgress
     not_synced_by_this_version: NotSynced
     errors: list[EntityBrief]  # the latest failed and dead entities
+    lag: Lag
 
 
 Counters = dict[str, int | float | str | None]
@@ -61,6 +95,8 @@ class WorkerInfo(TypedDict):
     stats: NotRequired[Counters]
     http: NotRequired[Counters]
     paused_for_seconds: NotRequired[float]
+    lanes: NotRequired[int]  # concurrent delivery lanes (TETHER_SYNC_CONCURRENCY)
+    throttle: NotRequired[Counters]  # the shared throttle: AIMD window, in flight, probing
 
 
 class SyncStatus(SyncSummary):
@@ -88,4 +124,6 @@ class EntityDetail(EntityBrief):
     cursor: int
     metric_hwm: int
     outbox_rows_behind: int
+    lag_seconds: float | None  # null when synced
+    delivery: Delivery
     report: list[ReportEntry]

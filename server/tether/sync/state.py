@@ -7,15 +7,20 @@ Status of an entity:
   `tether sync retry`;
 - `synced`: the cursor is at the entity's last outbox row.
 "In flight" is not a status but a live lease (`lease_owner` until `lease_expires_at`): a worker
-claims an entity, applies its rows in order, committing the cursor after each, and releases it.
-Every write below after the claim checks the lease is still ours, so a worker whose lease
-expired (and was taken over) can never move the cursor.
+lane claims an entity, applies its rows in order, committing its progress (`commit`) after
+each Azure request, and releases it. Every write below after the claim checks the lease is
+still ours, so a lane whose lease expired (and was taken over) can never move the cursor.
+
+`first_pending_at` is the creation time of the oldest outbox row not yet delivered (the first
+row after the cursor): what the lag of `tether sync status` is computed from. Discovery sets it
+when an entity gets new rows, every commit that moves the cursor moves it along.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,13 +62,17 @@ class Key:
 
 @dataclass
 class Claimed:
-    """A leased entity as the worker sees it; `state` is the handler's JSON bookkeeping."""
+    """A leased entity as the worker sees it; `state` is the handler's JSON bookkeeping.
+
+    `committed` is (cursor, metric_hwm) as last committed: a commit that moves either is
+    progress (the failure count starts over)."""
 
     key: Key
     azure_id: str | None
     cursor: int
     metric_hwm: int
     state: dict[str, Any] = field(default_factory=dict)
+    committed: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,7 @@ def claim(session: Session, owner: str, lease_ms: int, now: int | None = None) -
         row.cursor,
         row.metric_hwm,
         json.loads(row.state or "{}"),
+        (row.cursor, row.metric_hwm),
     )
 
 
@@ -131,6 +141,37 @@ def _guarded_update(session: Session, key: Key, owner: str, **values: Any) -> No
     result = session.execute(update(SyncEntity).where(_mine(key, owner)).values(**values))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(f"lease on {key} lost")
+
+
+def commit(
+    session: Session,
+    work: Claimed,
+    owner: str,
+    lease_ms: int,
+    *,
+    reports: list[tuple[Report, int]],
+    now: int | None = None,
+) -> None:
+    """Commit what the entity has delivered (cursor, high-water mark, mapping, state) with its
+    reports, and renew the lease. Progress (the cursor or the mark moved) also clears the last
+    failure and moves `first_pending_at` to the first row still to deliver."""
+    now = now_ms() if now is None else now
+    values: dict[str, Any] = {
+        "cursor": work.cursor,
+        "azure_id": work.azure_id,
+        "metric_hwm": work.metric_hwm,
+        "state": json.dumps(work.state, sort_keys=True, separators=(",", ":")),
+        "lease_expires_at": now + lease_ms,
+        "updated_at": now,
+    }
+    if (work.cursor, work.metric_hwm) != work.committed:
+        values.update(status=PENDING, attempts=0, last_error=None, waiting_on=None)
+        if work.cursor != work.committed[0]:
+            values["first_pending_at"] = oldest_after(session, work.key, work.cursor)
+    _guarded_update(session, work.key, owner, **values)
+    for report, outbox_id in reports:
+        add_report(session, work.key, report, outbox_id, now)
+    work.committed = (work.cursor, work.metric_hwm)
 
 
 def advance(
@@ -143,41 +184,20 @@ def advance(
     reports: list[tuple[Report, int]],
     now: int | None = None,
 ) -> None:
-    """Commit one applied row: cursor, mapping, state and its reports together; renew lease."""
-    now = now_ms() if now is None else now
-    _guarded_update(
-        session,
-        work.key,
-        owner,
-        cursor=cursor,
-        azure_id=work.azure_id,
-        metric_hwm=work.metric_hwm,
-        state=json.dumps(work.state, sort_keys=True),
-        status=PENDING,
-        attempts=0,
-        last_error=None,
-        waiting_on=None,
-        lease_expires_at=now + lease_ms,
-        updated_at=now,
-    )
-    for report, outbox_id in reports:
-        add_report(session, work.key, report, outbox_id, now)
+    """Commit one applied row: the cursor moves to it (see `commit`)."""
     work.cursor = cursor
+    commit(session, work, owner, lease_ms, reports=reports, now=now)
 
 
-def save_progress(
-    session: Session, work: Claimed, owner: str, lease_ms: int, now: int | None = None
-) -> None:
-    """Commit mid-row progress (metric high-water mark, create-in-flight marker)."""
-    now = now_ms() if now is None else now
-    _guarded_update(
-        session,
-        work.key,
-        owner,
-        metric_hwm=work.metric_hwm,
-        state=json.dumps(work.state, sort_keys=True),
-        lease_expires_at=now + lease_ms,
-    )
+def oldest_after(session: Session, key: Key, cursor: int) -> int | None:
+    """Creation time of the entity's first outbox row after `cursor` (None: none)."""
+    created: int | None = session.execute(
+        select(OutboxEntry.created_at)
+        .where(rows_of(key.entity_type, key.entity_id), OutboxEntry.id > cursor)
+        .order_by(OutboxEntry.id)
+        .limit(1)
+    ).scalar()
+    return created
 
 
 def renew(session: Session, key: Key, owner: str, lease_ms: int, now: int | None = None) -> bool:
@@ -198,8 +218,9 @@ def finish(session: Session, work: Claimed, owner: str, now: int | None = None) 
     status = SYNCED if (last or 0) <= work.cursor else PENDING
     values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_expires_at": None}
     values["updated_at"] = now
-    if status == SYNCED:
-        values["first_pending_at"] = None
+    values["first_pending_at"] = (
+        None if status == SYNCED else oldest_after(session, work.key, work.cursor)
+    )
     _guarded_update(session, work.key, owner, **values)
     return status
 
@@ -265,6 +286,12 @@ def defer(
     _release(session, key, owner, now, status=PENDING, waiting_on=waiting_on, next_attempt_at=until)
 
 
+def linger(session: Session, key: Key, owner: str, until: int, now: int | None = None) -> None:
+    """A partial batch waits for more points: give the entity back until `until` (epoch ms)."""
+    now = now_ms() if now is None else now
+    _release(session, key, owner, now, status=PENDING, waiting_on=None, next_attempt_at=until)
+
+
 def release(session: Session, key: Key, owner: str, now: int | None = None) -> None:
     """Give the entity back unchanged (shutdown, time slice used up)."""
     now = now_ms() if now is None else now
@@ -275,13 +302,27 @@ def release(session: Session, key: Key, owner: str, now: int | None = None) -> N
     )
 
 
-def release_owner(session: Session, owner: str, now: int | None = None) -> int:
-    """Give back every lease `owner` holds (worker shutdown)."""
+def release_owner(session: Session, owners: str | Sequence[str], now: int | None = None) -> int:
+    """Give back every lease the owner(s) hold (worker shutdown: each lane is an owner)."""
+    now = now_ms() if now is None else now
+    names = [owners] if isinstance(owners, str) else list(owners)
+    result = session.execute(
+        update(SyncEntity)
+        .where(SyncEntity.lease_owner.in_(names))
+        .values(lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def renew_all(
+    session: Session, owners: Sequence[str], lease_ms: int, now: int | None = None
+) -> int:
+    """Extend every lease the owners hold (one heartbeat for all of a worker's lanes)."""
     now = now_ms() if now is None else now
     result = session.execute(
         update(SyncEntity)
-        .where(SyncEntity.lease_owner == owner)
-        .values(lease_owner=None, lease_expires_at=None, updated_at=now)
+        .where(SyncEntity.lease_owner.in_(list(owners)))
+        .values(lease_expires_at=now + lease_ms)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

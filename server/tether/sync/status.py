@@ -7,24 +7,33 @@ Outbox rows no worker has discovered yet (sync never ran, or its worker cannot c
 workspace) belong to no entity yet: they are counted apart (`outbox.not_scanned`), and the
 oldest of them counts for `oldest_pending_age_seconds` too, so the status never shows
 "nothing pending" while work waits.
+
+Lag (`lag`): `oldest_pending_age_seconds` is the age of the oldest write not yet in Azure ML
+(an entity's `first_pending_at` is the creation time of its first undelivered outbox row, see
+`state`), so under a steady load it stays small while the worker keeps up and grows when it
+does not. The delivery rates are the entities' own figures (`delivery`), summed over those
+that delivered within the window, whichever process delivered them.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
 from tether.db.models import OutboxEntry, SyncEntity, SyncReport
-from tether.sync import discovery, state
-from tether.sync.schemas import EntityBrief, EntityDetail, SyncSummary
+from tether.sync import delivery, discovery, state
+from tether.sync.schemas import EntityBrief, EntityDetail, Lag, RunLag, SyncSummary
 from tether.sync.sources import CAPABILITIES, rows_of
 from tether.sync.state import Key
 
 BUCKETS = ("pending", "in_flight", "synced", "failed", "dead")
 _ERRORS_SHOWN = 20
+_RUNS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,79 @@ def summary(session: Session, now: int | None = None) -> SyncSummary:
             "deferred_ops": _deferred_ops(session),
         },
         "errors": _errors(session, now),
+        "lag": lag(session, snap, now),
     }
+
+
+def lag(session: Session, snap: QueueSnapshot, now: int) -> Lag:
+    """Overall and per run: the age of the oldest write not yet in Azure ML, and the recent
+    delivery rates (the runs behind first, then those delivering)."""
+    since = now - delivery.WINDOW_S * 1000
+    recent = session.execute(
+        select(SyncEntity.entity_type, SyncEntity.entity_id, SyncEntity.state).where(
+            SyncEntity.updated_at >= since
+        )
+    ).all()
+    overall = delivery.Rates()
+    rates: dict[str, delivery.Rates] = {}
+    for entity_type, entity_id, text in recent:
+        entity_rates = delivery.rates(_state(text), now)
+        overall += entity_rates
+        if entity_type == "run":
+            rates[entity_id] = entity_rates
+    behind = session.scalars(
+        select(SyncEntity)
+        .where(SyncEntity.entity_type == "run", SyncEntity.status != state.SYNCED)
+        .order_by(SyncEntity.first_pending_at)
+        .limit(_RUNS_SHOWN)
+    ).all()
+    shown = {row.entity_id for row in behind}
+    runs = [_run_lag(session, row, now, rates.get(row.entity_id)) for row in behind]
+    active = sorted(
+        (r for r in rates.items() if r[0] not in shown and r[1].points_per_second > 0),
+        key=lambda item: -item[1].points_per_second,
+    )
+    for run_id, run_rates in active[: max(0, _RUNS_SHOWN - len(runs))]:
+        # Delivering and synced: no rows behind, so the key is left out (the text says nothing).
+        synced = {"run": run_id, "status": state.SYNCED, "lag_seconds": 0.0}
+        runs.append(cast(RunLag, synced | dict(run_rates.as_json())))
+    return {
+        "oldest_undelivered_write_age_seconds": snap.lag_seconds,
+        "window_seconds": delivery.WINDOW_S,
+        **overall.as_json(),
+        "runs": runs,
+    }
+
+
+def _run_lag(session: Session, row: SyncEntity, now: int, rates: delivery.Rates | None) -> RunLag:
+    key = Key(row.entity_type, row.entity_id)
+    in_flight = row.lease_owner is not None and (row.lease_expires_at or 0) >= now
+    return {
+        "run": row.entity_id,
+        "status": "in_flight" if in_flight else row.status,
+        "lag_seconds": _age(now, row.first_pending_at),
+        "outbox_rows_behind": _rows_behind(session, key, row.cursor),
+        **(rates or delivery.rates(_state(row.state), now)).as_json(),
+    }
+
+
+def _rows_behind(session: Session, key: Key, cursor: int) -> int:
+    return int(
+        session.execute(
+            select(func.count()).where(
+                rows_of(key.entity_type, key.entity_id), OutboxEntry.id > cursor
+            )
+        ).scalar()
+        or 0
+    )
+
+
+def _state(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _age(now: int, since_ms: int | None) -> float | None:
@@ -156,11 +237,7 @@ def entity_detail(session: Session, key: Key, now: int | None = None) -> EntityD
     row = state.get(session, key)
     if row is None:
         return None
-    behind = session.execute(
-        select(func.count()).where(
-            rows_of(key.entity_type, key.entity_id), OutboxEntry.id > row.cursor
-        )
-    ).scalar()
+    behind = _rows_behind(session, key, row.cursor)
     reports = session.scalars(
         select(SyncReport)
         .where(SyncReport.entity_type == key.entity_type, SyncReport.entity_id == key.entity_id)
@@ -174,7 +251,12 @@ def entity_detail(session: Session, key: Key, now: int | None = None) -> EntityD
         "lease_owner": row.lease_owner if in_flight else None,
         "cursor": row.cursor,
         "metric_hwm": row.metric_hwm,
-        "outbox_rows_behind": int(behind or 0),
+        "outbox_rows_behind": behind,
+        "lag_seconds": None if row.status == state.SYNCED else _age(now, row.first_pending_at),
+        "delivery": {
+            "window_seconds": delivery.WINDOW_S,
+            **delivery.rates(_state(row.state), now).as_json(),
+        },
         "report": [
             {"kind": r.kind, "subject": r.subject, "reason": r.reason, "outbox_id": r.outbox_id}
             for r in reports

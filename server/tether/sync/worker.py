@@ -1,29 +1,40 @@
-"""The sync loop: discover entities, lease one, apply its outbox rows in order, release.
+"""The sync loop: discover entities; lanes lease them, deliver their outbox rows, release.
 
-One row at a time: the handler makes its Azure calls, then the cursor (with any new id
-mapping, state and report) is committed in one transaction, so a crash re-applies at most
-that row, and the handlers make re-applying it harmless (source-id search before a run is
-created again, the metric high-water mark, idempotent tags and params).
+`WorkerConfig.concurrency` lanes (threads) per process each work one entity at a time, so a
+run waiting out a `Retry-After`, a large artifact or a slow call holds up only its own lane.
+Order within an entity is its outbox order; order between entities is kept by the handlers
+(an entity whose dependency is not in Azure yet is `Deferred`, or `Blocked` when it is dead):
+experiments before their runs, parents before children, a run before its files and model
+versions. On PostgreSQL several processes share the entities through the same leases. Every
+lane's requests go through the Azure client's one `Throttle`: throttling seen by one lane
+slows all of them.
 
-Failures decide the entity's fate (see `state`): transient -> `failed` with backoff (and, for
-429/503, a short pause of the whole worker: the workspace is throttling everyone), permanent
-(an Azure refusal, or an outbox row this version cannot decode: `handlers.base.Route`) ->
-`dead`, a dependency not yet in Azure -> back to `pending` until it is.
+A run's rows are delivered together (`handlers.run_data`: coalesced data, barriers in order,
+the linger); every other entity's one at a time, its cursor committed after each. Progress is
+committed after every request (`Context.checkpoint`): a crash repeats at most one request,
+and the handlers make repeating it harmless (source-id search before a run is created again,
+the metric high-water mark and in-doubt check, idempotent tags and params).
+
+Failures decide the entity's fate (see `state`), always after what it delivered so far is
+committed: transient -> `failed` with backoff, permanent (an Azure refusal, or an outbox row
+this version cannot decode: `handlers.base.Route`) -> `dead`, a dependency not yet in Azure ->
+back to `pending` until it is, a partial batch lingering -> `pending` until the linger ends.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
 from tether.db.engine import Database
@@ -31,7 +42,7 @@ from tether.db.models import OutboxEntry
 from tether.db.outbox import reader
 from tether.observability import events
 from tether.storage.base import ArtifactBackend
-from tether.sync import discovery, state, status
+from tether.sync import delivery, discovery, state, status
 from tether.sync.azureml.blob import BlobStore
 from tether.sync.azureml.errors import PermanentError, TransientError
 from tether.sync.azureml.mlflow_api import AzureMLflow
@@ -42,24 +53,24 @@ from tether.sync.handlers import (
     model_versions,
     registered_models,
     run_artifacts,
-    runs,
+    run_data,
 )
-from tether.sync.handlers.base import Blocked, Context, Deferred, Route
+from tether.sync.handlers.base import Blocked, Context, Deferred, Lingering, Route
+from tether.sync.handlers.run_data import OutboxRow
 from tether.sync.sources import rows_of
 from tether.sync.state import Backoff, Claimed, LeaseLost
 
 log = logging.getLogger("tether.sync")
 
-# Per sync entity type (`sources`): how its rows are decoded, and its handler.
+# Per sync entity type but runs (`run_data`): how its rows are decoded, and its handler.
 ROUTES: dict[str, Route[Any]] = {
     "experiment": Route(reader.EXPERIMENT, experiments.apply),
-    "run": Route(reader.RUN, runs.apply),
     "run_artifacts": Route(reader.RUN_FILES, run_artifacts.apply),
     "logged_model": Route(reader.LOGGED_MODEL, logged_models.apply),
     "registered_model": Route(reader.REGISTERED_MODEL, registered_models.apply),
     "model_version": Route(reader.MODEL_VERSION, model_versions.apply),
 }
-_ROWS_PER_READ = 100
+_ROWS_PER_READ = 500
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class WorkerConfig:
     poll_s: float = 1.0
     slice_ms: int = 10_000  # then the entity goes back so others get a turn
     defer_ms: int = 1_000
+    linger_ms: int = 1_000  # see handlers.run_data
+    concurrency: int = 8  # lanes: entities worked at the same time by this process
     backoff: Backoff = field(default_factory=Backoff)
 
 
@@ -79,11 +92,24 @@ class WorkerStats:
     transient_failures: int = 0
     dead_letters: int = 0
     deferrals: int = 0
+    lingers: int = 0
+    points_delivered: int = 0
     last_error: str | None = None
 
 
 def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class _Lease:
+    """One claim being worked by a lane."""
+
+    work: Claimed
+    owner: str
+    ctx: Context
+    requests_mark: int  # the lane's request count when last committed
+    rows_read: list[int] = field(default_factory=list)
 
 
 class SyncWorker:
@@ -103,13 +129,18 @@ class SyncWorker:
         self.blobs = BlobStore()
         self.config = config or WorkerConfig()
         self.owner = owner or new_owner()
+        # One lease owner per lane: a lane never mistakes another lane's lease for its own.
+        self.lane_owners = [f"{self.owner}/{i}" for i in range(max(1, self.config.concurrency))]
         self.stats = WorkerStats()
         # Shared with whoever cuts the worker's waits short (BackgroundSync): a wait ended by
         # stop() then always finds it set, and gives its entity back unchanged.
         self.stop_event = stop_event if stop_event is not None else threading.Event()
-        self.pause_until = 0.0
-        self._throttle_streak = 0
+        self.throttle = api.client.throttle
         self._last_discovery = 0.0
+        self._stats_lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._next_due = float("inf")  # monotonic: when an entity put back here is due again
+        self._busy = 0
 
     # One unit of work ---------------------------------------------------------------------
 
@@ -118,171 +149,260 @@ class SyncWorker:
             return 0
         self._last_discovery = time.monotonic()
         with self.db.write() as session:
-            return discovery.discover(session, lookback_ms=self.config.lookback_ms)
+            found = discovery.discover(session, lookback_ms=self.config.lookback_ms)
+        if found:
+            self._notify()
+        return found
 
     def paused_for(self) -> float:
-        """Seconds left of a workspace-wide pause after throttling (429/503)."""
-        return max(0.0, self.pause_until - time.monotonic())
+        """Seconds left of a workspace-wide hold after throttling (429/503)."""
+        return self.throttle.paused_for()
 
-    def step(self) -> bool:
+    def step(self, lane: int = 0) -> bool:
         """Claim one due entity and work it; False when there was nothing to claim."""
         if self.paused_for() > 0:
             return False
+        owner = self.lane_owners[lane]
         with self.db.write() as session:
-            claimed = state.claim(session, self.owner, self.config.lease_ms)
+            claimed = state.claim(session, owner, self.config.lease_ms)
         if claimed is None:
             return False
-        self._work(claimed)
+        self._notify()  # there was work: another idle lane may find more
+        with self._wake:
+            self._busy += 1
+        try:
+            self._work(claimed, owner)
+        finally:
+            with self._wake:
+                self._busy -= 1
         return True
 
-    def _work(self, work: Claimed) -> None:
-        heartbeat = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(work.key, heartbeat), daemon=True)
-        beat.start()
-        try:
-            self._apply_rows(work)
-        finally:
-            heartbeat.set()
-            beat.join()
-
-    def _heartbeat(self, key: state.Key, done: threading.Event) -> None:
-        """Keep the lease while a slow call (timeouts, in-call retries) runs: it can then stay
-        short, so a killed worker's entities are taken over quickly."""
-        while not done.wait(self.config.lease_ms / 3000):
-            try:
-                with self.db.write() as session:
-                    if not state.renew(session, key, self.owner, self.config.lease_ms):
-                        return
-            except Exception:  # the next guarded commit will tell
-                log.warning("sync: cannot renew the lease on %s", key, exc_info=True)
-
-    def _apply_rows(self, work: Claimed) -> None:
+    def _work(self, work: Claimed, owner: str) -> None:
+        deadline = time.monotonic() + self.config.slice_ms / 1000
         ctx = Context(
             self.api,
             self.db,
             work,
-            lambda: self._checkpoint(work),
+            lambda: self._checkpoint(lease),
             self.config.defer_ms,
             files=self.files,
             blobs=self.blobs,
+            linger_ms=self.config.linger_ms,
+            should_yield=lambda: self.stop_event.is_set() or time.monotonic() > deadline,
         )
-        route = ROUTES[work.key.entity_type]
-        deadline = time.monotonic() + self.config.slice_ms / 1000
+        lease = _Lease(work, owner, ctx, self.api.client.thread_requests())
         try:
-            while True:
-                rows = self._rows_after(work)
-                if not rows:
-                    with self.db.write() as session:
-                        if state.finish(session, work, self.owner) == state.SYNCED:
-                            self.stats.entities_synced += 1
-                            events.count("sync_entities_synced", work.key.entity_type)
-                    return
-                for row_id, op, payload in rows:
-                    if self.stop_event.is_set() or time.monotonic() > deadline:
-                        with self.db.write() as session:
-                            state.release(session, work.key, self.owner)
-                        return
-                    ctx.reports = []
-                    route(ctx, row_id, op, payload)  # a row that does not decode: dead letter
-                    with self.db.write() as session:
-                        state.advance(
-                            session,
-                            work,
-                            self.owner,
-                            self.config.lease_ms,
-                            cursor=row_id,
-                            reports=[(r, row_id) for r in ctx.reports],
-                        )
-                    self.stats.rows_applied += 1
-                    events.count("sync_rows_applied", work.key.entity_type)
-                    self._throttle_streak = 0
+            if work.key.entity_type == "run":
+                done = run_data.deliver(ctx, self._read(lease))
+            else:
+                done = self._apply_rows(lease)
+            with self.db.write() as session:
+                self._commit(session, lease)
+                if not done:
+                    state.release(session, work.key, owner)
+                elif state.finish(session, work, owner) == state.SYNCED:
+                    self._count("entities_synced")
+                    events.count("sync_entities_synced", work.key.entity_type)
         except LeaseLost as exc:
             log.warning("sync: %s; another worker continues", exc)
         except Exception as exc:  # every failure ends as a state of the entity
-            if isinstance(exc, TransientError) and self.stop_event.is_set():
-                with self.db.write() as session:  # cut short by stop(): give it back unchanged
-                    state.release(session, work.key, self.owner)
-            else:
-                self._record_failure(work, exc)
+            self._record_failure(lease, exc)
+        finally:
+            delivered = bisect.bisect_right(lease.rows_read, work.cursor)
+            if delivered:
+                self._count("rows_applied", delivered)
+                events.count("sync_rows_applied", work.key.entity_type, delivered)
 
-    def _record_failure(self, work: Claimed, exc: Exception) -> None:
+    def _apply_rows(self, lease: _Lease) -> bool:
+        """Every entity but runs: one row at a time, its cursor committed after each."""
+        work, ctx = lease.work, lease.ctx
+        route = ROUTES[work.key.entity_type]
+        for row in self._read(lease):
+            if ctx.should_yield():
+                return False
+            ctx.row_id = row.id
+            route(ctx, row.id, row.op, row.payload)  # a row that does not decode: dead letter
+            work.cursor = row.id
+            self._checkpoint(lease)
+        return True
+
+    def _read(self, lease: _Lease) -> Iterator[OutboxRow]:
+        """The entity's rows after its cursor, in id order, read a page at a time."""
+        key = lease.work.key
+        after = lease.work.cursor
+        while True:
+            with self.db.read() as session:
+                page = session.execute(
+                    select(OutboxEntry.id, OutboxEntry.created_at, OutboxEntry.op)
+                    .add_columns(OutboxEntry.payload)
+                    .where(rows_of(key.entity_type, key.entity_id), OutboxEntry.id > after)
+                    .order_by(OutboxEntry.id)
+                    .limit(_ROWS_PER_READ)
+                ).all()
+            for row_id, created_at, op, payload in page:
+                lease.rows_read.append(row_id)
+                yield OutboxRow(row_id, created_at, op, payload)
+            if len(page) < _ROWS_PER_READ:
+                return
+            after = page[-1][0]
+
+    # Progress -----------------------------------------------------------------------------
+
+    def _checkpoint(self, lease: _Lease) -> None:
+        with self.db.write() as session:
+            self._commit(session, lease)
+
+    def _commit(self, session: Any, lease: _Lease) -> None:
+        """What the entity delivered so far (and the delivery figures), in `session`."""
+        ctx, work = lease.ctx, lease.work
+        requests = self.api.client.thread_requests()
+        sent, lease.requests_mark = requests - lease.requests_mark, requests
+        points, ctx.points = ctx.points, 0
+        delivery.record(work.state, now_ms(), points=points, requests=sent)
+        state.commit(session, work, lease.owner, self.config.lease_ms, reports=ctx.take_reports())
+        if points:
+            self._count("points_delivered", points)
+            events.count("sync_points_delivered", work.key.entity_type, points)
+        if sent:
+            events.count("sync_requests", work.key.entity_type, sent)
+
+    def _record_failure(self, lease: _Lease, exc: Exception) -> None:
+        work, owner = lease.work, lease.owner
         key = work.key
+        stopping = isinstance(exc, TransientError) and self.stop_event.is_set()
         try:
             with self.db.write() as session:
-                if isinstance(exc, Deferred):
-                    self.stats.deferrals += 1
+                self._commit(session, lease)  # what was delivered before the failure stays
+                if stopping:  # cut short by stop(): give it back, nothing else changes
+                    state.release(session, key, owner)
+                elif isinstance(exc, Lingering):
+                    self._count("lingers")
+                    state.linger(session, key, owner, exc.until)
+                    self._due_at(exc.until)
+                elif isinstance(exc, Deferred):
+                    self._count("deferrals")
                     events.count("sync_deferrals", key.entity_type)
-                    state.defer(session, key, self.owner, str(exc.waiting_on), exc.until)
+                    state.defer(session, key, owner, str(exc.waiting_on), exc.until)
+                    self._due_at(exc.until)
                 elif isinstance(exc, PermanentError):
-                    self.stats.dead_letters += 1
+                    self._count("dead_letters")
                     events.count("sync_dead_letters", key.entity_type)
                     self.stats.last_error = f"{key}: {exc.reason}"
                     waiting = str(exc.waiting_on) if isinstance(exc, Blocked) else None
-                    state.dead(session, key, self.owner, exc.reason, waiting_on=waiting)
+                    state.dead(session, key, owner, exc.reason, waiting_on=waiting)
                     log.error("sync: %s is dead: %s", key, exc.reason)
                 else:
-                    self._transient(session, key, exc)
+                    self._transient(session, key, owner, exc)
         except LeaseLost as lost:
             log.warning("sync: %s; another worker continues", lost)
 
-    def _transient(self, session: Session, key: state.Key, exc: Exception) -> None:
+    def _transient(self, session: Any, key: state.Key, owner: str, exc: Exception) -> None:
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
         if isinstance(exc, TransientError):
             reason = exc.reason
-            if exc.status in (429, 503):
-                self._throttle_streak += 1
-                pause = min(60.0, 0.5 * 2**self._throttle_streak)
-                pause = retry_after if retry_after is not None else pause
-                self.pause_until = time.monotonic() + pause
         else:
             reason = f"unexpected {type(exc).__name__}: {exc}"
             log.exception("sync: unexpected failure on %s", key)
-        self.stats.transient_failures += 1
+        self._count("transient_failures")
         events.count("sync_failures", key.entity_type)
         self.stats.last_error = f"{key}: {reason}"
         due = state.fail(
             session,
             key,
-            self.owner,
+            owner,
             reason,
             retry_after_s=retry_after,
             backoff=self.config.backoff,
         )
+        self._due_at(due)
         log.info("sync: %s failed (%s); next attempt in %d ms", key, reason, due - now_ms())
 
-    def _checkpoint(self, work: Claimed) -> None:
-        with self.db.write() as session:
-            state.save_progress(session, work, self.owner, self.config.lease_ms)
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._stats_lock:
+            setattr(self.stats, name, getattr(self.stats, name) + n)
 
-    def _rows_after(self, work: Claimed) -> list[tuple[int, str, str]]:
-        """The next rows to apply: (id, op, payload JSON), decoded one by one as applied."""
-        with self.db.read() as session:
-            rows = session.execute(
-                select(OutboxEntry.id, OutboxEntry.op, OutboxEntry.payload)
-                .where(
-                    rows_of(work.key.entity_type, work.key.entity_id),
-                    OutboxEntry.id > work.cursor,
-                )
-                .order_by(OutboxEntry.id)
-                .limit(_ROWS_PER_READ)
-            ).all()
-        return [(i, op, payload) for i, op, payload in rows]
+    # Lanes ----------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify()
+
+    def _due_at(self, until_ms: int) -> None:
+        """An entity put back until `until_ms` (epoch): a lane looks again then."""
+        due = time.monotonic() + max(0, until_ms - now_ms()) / 1000
+        with self._wake:
+            self._next_due = min(self._next_due, due)
+
+    def _wake_due(self) -> float:
+        """Wake a lane when a put-back entity is due; seconds until the next one (or inf)."""
+        with self._wake:
+            left = self._next_due - time.monotonic()
+            if left <= 0:
+                self._next_due = float("inf")
+                self._wake.notify()
+                return float("inf")
+            return left
+
+    def _lane(self, lane: int, done: threading.Event) -> None:
+        while not (self.stop_event.is_set() or done.is_set()):
+            try:
+                paused = self.paused_for()
+                if paused > 0 or not self.step(lane):
+                    with self._wake:
+                        self._wake.wait(min(self.config.poll_s, paused or self.config.poll_s))
+            except Exception:  # the database may be briefly unreachable: keep going
+                log.exception("sync: lane %d loop error", lane)
+                self.stop_event.wait(self.config.poll_s)
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        """Keep every lane's lease while a slow call (timeouts, in-call retries) runs: leases
+        can then stay short, so a killed worker's entities are taken over quickly."""
+        while not done.wait(self.config.lease_ms / 3000):
+            try:
+                with self.db.write() as session:
+                    state.renew_all(session, self.lane_owners, self.config.lease_ms)
+            except Exception:  # the next guarded commit will tell
+                log.warning("sync: cannot renew the leases", exc_info=True)
+
+    def _start_lanes(self, done: threading.Event) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(target=self._lane, args=(i, done), name=f"tether-sync-{i}")
+            for i in range(len(self.lane_owners))
+        ]
+        beat = threading.Thread(target=self._heartbeat, args=(done,), name="tether-sync-beat")
+        threads.append(beat)
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        self._notify()
+        return threads
+
+    def _stop_lanes(self, done: threading.Event, threads: list[threading.Thread]) -> None:
+        done.set()
+        with self._wake:
+            self._wake.notify_all()
+        self.throttle.wake()
+        for thread in threads:
+            thread.join()
 
     # Loops --------------------------------------------------------------------------------
 
     def run_forever(self) -> None:
         """The background loop of `tether serve`, until `stop_event` is set."""
-        log.info("sync: worker %s started", self.owner)
-        while not self.stop_event.is_set():
-            try:
-                self.discover()
-                if not self.step():
-                    self.stop_event.wait(self.paused_for() or self.config.poll_s)
-            except Exception:  # the database may be briefly unreachable: keep going
-                log.exception("sync: worker loop error")
-                self.stop_event.wait(self.config.poll_s)
-        self.release_all()
-        self.close()
+        log.info("sync: worker %s started (%d lanes)", self.owner, len(self.lane_owners))
+        done = threading.Event()
+        lanes = self._start_lanes(done)
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    self.discover()
+                except Exception:  # the database may be briefly unreachable: keep going
+                    log.exception("sync: discovery error")
+                self.stop_event.wait(min(self.config.poll_s, self._wake_due()))
+        finally:
+            self._stop_lanes(done, lanes)
+            self.release_all()
+            self.close()
         log.info("sync: worker %s stopped", self.owner)
 
     def close(self) -> None:
@@ -292,32 +412,42 @@ class SyncWorker:
 
     def release_all(self) -> None:
         with self.db.write() as session:
-            state.release_owner(session, self.owner)
+            state.release_owner(session, self.lane_owners)
 
     def drain(self, *, timeout_s: float | None = None, wait_ms: int = 5_000) -> dict[str, int]:
-        """`tether sync run`: work until nothing is due within `wait_ms` (short deferrals and
-        backoffs are waited out, longer ones end the drain); returns the final counts."""
+        """`tether sync run`: work until nothing is due within `wait_ms` (short deferrals,
+        lingers and backoffs are waited out, longer ones end the drain); returns the final
+        counts."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         self.discover(force=True)
+        done = threading.Event()
+        lanes = self._start_lanes(done)
         try:
             while not self.stop_event.is_set():
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 self.discover()
-                if self.step():
-                    continue
                 if self.paused_for() * 1000 > wait_ms:
                     break  # throttled for longer than we wait: retry later
-                self.discover(force=True)
-                with self.db.read() as session:
-                    if discovery.caught_up(session) and status.due_soon(session, wait_ms) == 0:
+                if self._idle():
+                    self.discover(force=True)
+                    with self.db.read() as session:
+                        finished = (
+                            discovery.caught_up(session) and status.due_soon(session, wait_ms) == 0
+                        )
+                    if finished and self._idle():
                         break
-                self.stop_event.wait(self.paused_for() or min(self.config.poll_s, 0.2))
+                self.stop_event.wait(min(self.config.poll_s, 0.1, self._wake_due()))
         finally:
+            self._stop_lanes(done, lanes)
             self.release_all()
         with self.db.read() as session:
             counts: dict[str, int] = status.summary(session)["entities"]
         return counts
+
+    def _idle(self) -> bool:
+        with self._wake:
+            return self._busy == 0
 
 
 def drain_exit_code(counts: dict[str, int]) -> int:

@@ -8,6 +8,9 @@ Waits are kept short in here (`RetryPolicy.max_delay`): a `Retry-After` longer t
 retries running out, raise TransientError so the worker reschedules the entity instead of
 holding its lease while sleeping. A 401 that survives a fresh token, and a 403, are transient
 too: they are fixed by the operator (role assignment, identity), not by changing the request.
+
+Every request of every lane goes through one `Throttle` (`throttle`): a 429 or 503 seen by one
+lane holds and slows them all.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +30,11 @@ import httpx
 from tether.observability import events
 from tether.sync.azureml.credentials import TokenProvider
 from tether.sync.azureml.errors import AmbiguousError, PermanentError, TransientError
+from tether.sync.azureml.throttle import Throttle
 
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# The workspace is throttling (or shedding load): every lane slows down (`Throttle`).
+_THROTTLING_STATUS = frozenset({429, 503})
 # A gateway timeout or server error may come after the write was applied.
 _MAYBE_APPLIED_STATUS = frozenset({500, 502, 504})
 
@@ -60,6 +67,8 @@ class CallStats:
 
 
 class AzureMLClient:
+    """Thread-safe: the worker's lanes share one client (connections, token, throttle)."""
+
     def __init__(
         self,
         tokens: TokenProvider,
@@ -67,11 +76,30 @@ class AzureMLClient:
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
         http: httpx.Client | None = None,
+        throttle: Throttle | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.tokens = tokens
         self.retry = retry or RetryPolicy()
-        self.http = http or httpx.Client(timeout=timeout, trust_env=False, verify=tls_trust())
+        self.throttle = throttle or Throttle(1)
+        self.stop = stop
+        self.http = http or httpx.Client(
+            timeout=timeout,
+            trust_env=False,
+            verify=tls_trust(),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
         self.stats = CallStats()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def thread_requests(self) -> int:
+        """Requests sent so far by the calling thread (a lane counts what its entity cost)."""
+        return int(getattr(self._local, "requests", 0))
+
+    def _count(self, field_name: str) -> None:
+        with self._lock:
+            setattr(self.stats, field_name, getattr(self.stats, field_name) + 1)
 
     def call(
         self,
@@ -86,27 +114,34 @@ class AzureMLClient:
         refreshed = False
         attempt = 0
         while True:
+            sent_at = self.throttle.acquire(self.stop)
             try:
-                response = self._send(method, url, json=json, params=params)
+                generation, response = self._send(method, url, json=json, params=params)
             except TransientError as exc:  # no answer: network, token endpoint, lost response
+                self.throttle.release(sent_at, throttled=False, answered=False)
                 self.stats.last_unreachable_at = time.time()
                 self.stats.last_unreachable = exc.reason
                 if not idempotent and isinstance(exc, AmbiguousError):
                     raise
                 attempt = self._backoff(attempt, exc)
                 continue
+            throttled = response.status_code in _THROTTLING_STATUS
+            retry_after = _retry_after(response.headers.get("Retry-After")) if throttled else None
+            self.throttle.release(
+                sent_at, throttled=throttled, answered=True, retry_after=retry_after
+            )
             self.stats.last_answer_at = time.time()
             if response.status_code == 401 and not refreshed:
                 refreshed = True
-                self.stats.token_refreshes += 1
-                events.count("azureml_token_refreshes")
-                self.tokens.refresh()
+                if self.tokens.refresh(generation):  # another lane may have done it already
+                    self._count("token_refreshes")
+                    events.count("azureml_token_refreshes")
                 continue
             if response.status_code in (401, 403):
                 raise TransientError(_describe(response), status=response.status_code)
             if response.status_code in _RETRYABLE_STATUS:
                 if response.status_code == 429:
-                    self.stats.throttled += 1
+                    self._count("throttled")
                     events.count("azureml_throttled")
                 if not idempotent and response.status_code in _MAYBE_APPLIED_STATUS:
                     raise AmbiguousError(_describe(response), status=response.status_code)
@@ -123,12 +158,16 @@ class AzureMLClient:
 
     def _send(
         self, method: str, url: str, *, json: Any, params: dict[str, Any] | None
-    ) -> httpx.Response:
-        self.stats.requests += 1
+    ) -> tuple[int, httpx.Response]:
+        """(generation of the token sent, the answer)."""
+        self._count("requests")
+        self._local.requests = self.thread_requests() + 1
         events.count("azureml_requests")
-        headers = {"Authorization": f"Bearer {self.tokens.token()}"}
+        generation, token = self.tokens.token_of_generation()
+        headers = {"Authorization": f"Bearer {token}"}
         try:
-            return self.http.request(method, url, json=json, params=params, headers=headers)
+            response = self.http.request(method, url, json=json, params=params, headers=headers)
+            return generation, response
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # Nothing reached the server: not ambiguous.
             raise TransientError(f"{method} {_path(url)}: {exc!r}") from exc
@@ -139,7 +178,7 @@ class AzureMLClient:
         delay = self.retry.delay(attempt, exc.retry_after)
         if attempt + 1 >= self.retry.attempts or delay > self.retry.max_delay:
             raise exc
-        self.stats.retries += 1
+        self._count("retries")
         events.count("azureml_retries")
         self.retry.sleep(delay)
         return attempt + 1

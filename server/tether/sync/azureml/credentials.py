@@ -39,7 +39,9 @@ class TokenProvider:
     """Bearer tokens for the ARM scope, asked for on every request (azure-identity caches).
 
     `refresh()` replaces the credential, dropping its cache: the one way to get a new token
-    when Azure refuses one the local cache still considers valid.
+    when Azure refuses one the local cache still considers valid. Lanes refused at the same
+    time refresh once: `refresh(seen)` only replaces the credential the refused token came
+    from (`generation`), the others just retry with the new one.
     """
 
     def __init__(
@@ -49,14 +51,27 @@ class TokenProvider:
         self._scope = scope
         self._lock = threading.Lock()
         self._credential = factory()
+        self.generation = 0
 
     def token(self) -> str:
+        return self.token_of_generation()[1]
+
+    def token_of_generation(self) -> tuple[int, str]:
+        """(generation of the credential it came from, token)."""
+        with self._lock:
+            generation, credential = self.generation, self._credential
         try:
-            return self._credential.get_token(self._scope).token
+            return generation, credential.get_token(self._scope).token
         except ClientAuthenticationError as exc:
             # The identity endpoint itself may be briefly unavailable; the worker retries.
             raise TransientError(f"cannot get an Azure token: {exc.message}") from exc
 
-    def refresh(self) -> None:
+    def refresh(self, seen: int | None = None) -> bool:
+        """A new credential, unless `seen` (the generation of a refused token) was already
+        replaced by another lane; True when this call replaced it."""
         with self._lock:
+            if seen is not None and seen != self.generation:
+                return False
             self._credential = self._factory()
+            self.generation += 1
+            return True

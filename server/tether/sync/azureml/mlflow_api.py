@@ -7,6 +7,7 @@ Thin on purpose: bodies as MLflow's REST API defines them, idempotency declared 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from tether.sync.azureml.client import AzureMLClient
@@ -147,19 +148,22 @@ class AzureMLflow:
         self._call("POST", "runs/log-batch", json=body, idempotent=not metrics)
 
     def metric_history(self, run_id: str, key: str) -> list[dict[str, Any]]:
-        """Every point of one metric, in pages below Azure's 1000
-        (docs/azureml-protocol.md §4.2)."""
-        points: list[dict[str, Any]] = []
+        """Every point of one metric (see `iter_metric_history`)."""
+        return list(self.iter_metric_history(run_id, key))
+
+    def iter_metric_history(self, run_id: str, key: str) -> Iterator[dict[str, Any]]:
+        """Every point of one metric, read in pages below Azure's 1000
+        (docs/azureml-protocol.md §4.2), one page in memory at a time."""
         token: str | None = None
         while True:
             params: dict[str, Any] = {"run_id": run_id, "metric_key": key, "max_results": 999}
             if token:
                 params["page_token"] = token
             body = self._call("GET", "metrics/get-history", params=params) or {}
-            points.extend(body.get("metrics", []))
+            yield from body.get("metrics", [])
             token = body.get("next_page_token")
             if not token:
-                return points
+                return
 
     def set_run_tag(self, run_id: str, key: str, value: str) -> None:
         self._call("POST", "runs/set-tag", json={"run_id": run_id, "key": key, "value": value})

@@ -6,10 +6,11 @@ that does not decode (an op this version does not know, a malformed payload) nev
 handler: `Route` makes it a dead letter of the entity, with the decoder's reason.
 
 A handler makes its Azure calls, records what it changed on `ctx.work` (the Azure id, its
-JSON `state`, the metric high-water mark) and appends reports; the worker then commits the
-cursor with all of that in one transaction. Progress that must survive a crash *inside* a row
-(an acknowledged metric chunk, the marker that a create was sent) goes through
-`ctx.checkpoint()` right away.
+JSON `state`, the metric high-water mark, the cursor) and appends reports; the worker then
+commits all of that in one transaction. Progress that must survive a crash before the next
+request (an acknowledged metric batch, the marker that a create was sent) goes through
+`ctx.checkpoint()` right away: it commits everything `ctx.work` holds. So `ctx.work` only ever
+holds what Azure acknowledged (or a marker that a request may have landed), never a plan.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from tether.sync.files import Files
 from tether.sync.state import Claimed, Key, Report
 
 R = TypeVar("R", bound=AnyRecord)
+# A dependency another lane is delivering now is looked at again this soon (an experiment
+# created in one lane while its runs wait in others: about one Azure round trip).
+_IN_FLIGHT_RECHECK_MS = 250
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,14 @@ class Deferred(Exception):
     def __init__(self, waiting_on: Key, until: int) -> None:
         super().__init__(f"waiting for {waiting_on}")
         self.waiting_on = waiting_on
+        self.until = until
+
+
+class Lingering(Exception):
+    """A partial batch waits for more points: put the entity back until `until` (epoch ms)."""
+
+    def __init__(self, until: int) -> None:
+        super().__init__(f"lingering until {until}")
         self.until = until
 
 
@@ -68,9 +80,20 @@ class Context:
     reports: list[Report] = field(default_factory=list)
     # Per claim, in memory only (never committed): e.g. SAS URLs fetched ahead for later rows.
     cache: dict[str, Any] = field(default_factory=dict)
+    row_id: int = 0  # the outbox row being applied: what new reports are about
+    points: int = 0  # metric points delivered since the last commit (delivery rates)
+    linger_ms: int = 0  # how long a run's partial batch may wait after its oldest write
+    # True when the lane should give the entity back (stopping, or its time slice is used up).
+    should_yield: Callable[[], bool] = lambda: False
 
     def report(self, kind: str, subject: str, reason: str) -> None:
         self.reports.append(Report(kind, subject, reason))
+
+    def take_reports(self) -> list[tuple[Report, int]]:
+        """The reports so far, with the row they are about; the list starts over."""
+        taken = [(report, self.row_id) for report in self.reports]
+        self.reports = []
+        return taken
 
     def require(self, key: Key) -> str:
         """The Azure id of a dependency, or Deferred / Blocked when it has none yet."""
@@ -83,11 +106,18 @@ class Context:
         self.wait_for(key, entity)
 
     def wait_for(self, key: Key, entity: SyncEntity | None = None) -> NoReturn:
-        """Come back when `key` may have moved: shortly, or when its backoff ends."""
+        """Come back when `key` may have moved: shortly, or when its backoff ends (Blocked
+        while it is dead)."""
         if entity is None:
             with self.db.read() as session:
                 entity = state.get(session, key)
-        until = now_ms() + self.defer_ms
+        if entity is not None and entity.status == state.DEAD:
+            raise Blocked(key, entity.last_error or "dead")
+        delay = self.defer_ms
+        now = now_ms()
+        if entity is not None and entity.lease_owner and (entity.lease_expires_at or 0) >= now:
+            delay = min(delay, _IN_FLIGHT_RECHECK_MS)  # another lane is on it right now
+        until = now + delay
         if entity is not None and entity.status == state.FAILED:
             until = max(until, entity.next_attempt_at)
         raise Deferred(key, until)

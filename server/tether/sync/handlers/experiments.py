@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from tether.db.models import Run, SyncEntity
+from tether.db.models import OutboxEntry, Run, SyncEntity
 from tether.db.outbox.records import (
     ExperimentCreate,
     ExperimentDelete,
@@ -19,7 +19,6 @@ from tether.db.outbox.records import (
     ExperimentRestore,
     ExperimentSetTag,
 )
-from tether.sync import state
 from tether.sync.azureml.errors import AmbiguousError, PermanentError
 from tether.sync.azureml.mlflow_api import Unsupported
 from tether.sync.handlers.base import Context, Row
@@ -50,7 +49,7 @@ def apply(ctx: Context, row: Row[ExperimentRecord]) -> None:
                 f"the workspace keeps {ctx.work.state.get('name')!r}",
             )
         case ExperimentDelete() | ExperimentRestore():
-            _set_lifecycle(ctx, azure_id, record)
+            _set_lifecycle(ctx, azure_id, row.id, record)
         case _:
             assert_never(record)
 
@@ -156,11 +155,11 @@ def _delete_tag(ctx: Context, azure_id: str, key: str) -> None:
 
 
 def _set_lifecycle(
-    ctx: Context, azure_id: str, record: ExperimentDelete | ExperimentRestore
+    ctx: Context, azure_id: str, row_id: int, record: ExperimentDelete | ExperimentRestore
 ) -> None:
     delete = isinstance(record, ExperimentDelete)
     if delete:
-        _wait_for_runs(ctx)
+        _wait_for_runs(ctx, row_id)
     try:
         if delete:
             ctx.api.delete_experiment(azure_id)
@@ -176,16 +175,24 @@ def _set_lifecycle(
             raise
 
 
-def _wait_for_runs(ctx: Context) -> None:
-    """Runs still to be synced would find a deleted experiment in Azure: let them go first."""
+def _wait_for_runs(ctx: Context, row_id: int) -> None:
+    """Run rows written before the delete would find a deleted experiment in Azure (MLflow
+    deletes its runs with it): let them go first. Rows written after it wait for it instead
+    (`runs.experiment_fence`)."""
+    run_cursor = func.coalesce(SyncEntity.cursor, 0)
     with ctx.db.read() as session:
         waiting = session.execute(
-            select(SyncEntity.entity_id, SyncEntity.status)
-            .join(Run, Run.run_uuid == SyncEntity.entity_id)
+            select(OutboxEntry.entity_id)
+            .join(Run, Run.run_uuid == OutboxEntry.entity_id)
+            .outerjoin(
+                SyncEntity,
+                (SyncEntity.entity_type == "run") & (SyncEntity.entity_id == OutboxEntry.entity_id),
+            )
             .where(
-                SyncEntity.entity_type == "run",
+                OutboxEntry.entity_type == "run",
                 Run.experiment_id == int(ctx.work.key.entity_id),
-                SyncEntity.status.in_((state.PENDING, state.FAILED)),
+                OutboxEntry.id < row_id,
+                OutboxEntry.id > run_cursor,
             )
             .limit(1)
         ).first()

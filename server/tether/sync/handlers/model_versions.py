@@ -16,6 +16,7 @@ rows.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import assert_never
 
@@ -29,6 +30,7 @@ from tether.db.outbox.records import (
     ModelVersionTransitionStage,
     ModelVersionUpdate,
 )
+from tether.sync import state as sync_state
 from tether.sync.azureml.errors import AmbiguousError, PermanentError
 from tether.sync.handlers.base import Context, Deferred, Row
 from tether.sync.handlers.version_sources import azure_source
@@ -76,6 +78,7 @@ def _create(ctx: Context, record: ModelVersionCreate) -> None:
     state["name"] = name
     version = state.get("azure_version")
     if version is None:
+        _after_previous(ctx, model_id, local_version)
         source = azure_source(ctx, record)
         if source is None:
             state["skipped"] = True
@@ -88,6 +91,23 @@ def _create(ctx: Context, record: ModelVersionCreate) -> None:
     ctx.work.azure_id = version
     if version != local_version:
         ctx.report("mapped", "version", f"version {version} in Azure ML")
+
+
+def _after_previous(ctx: Context, model_id: str, local_version: str) -> None:
+    """Azure numbers a model's versions in creation order: create them in Tether's order, so
+    that the numbers match (lanes deliver versions concurrently). The previous version is
+    waited for until it is in Azure, skipped or dead (then the numbers are reported)."""
+    if not local_version.isdigit() or int(local_version) <= 1:
+        return
+    previous = Key("model_version", f"{model_id}/{int(local_version) - 1}")
+    with ctx.db.read() as session:
+        entity = sync_state.get(session, previous)
+    if entity is None or entity.azure_id or entity.status == sync_state.DEAD:
+        return
+    known = json.loads(entity.state or "{}")
+    if known.get("azure_version") or known.get("skipped"):
+        return  # created (maybe still registering), or not for Azure at all
+    ctx.wait_for(previous, entity)
 
 
 def _create_once(ctx: Context, name: str, source: str, record: ModelVersionCreate) -> str:

@@ -1,9 +1,14 @@
-"""Run rows: create (exactly once), update, tags, params and metrics, inputs, delete, restore.
+"""Run rows one at a time: create (exactly once), update, tag deletes, inputs, delete, restore.
+
+The run's data rows (params, tags and metric points: `RunLogBatch`, `RunSetTag`) are delivered
+together by `run_data`, which calls `apply` for every other row, in its place in the order:
+such a row (a *barrier*) changes what the data before and after it means.
 
 `state`: {"tags": tag keys present in Azure, "params": how many params were sent,
 "create_sent": true while a runs/create may have reached Azure without its id being stored,
-"metrics_in_doubt": see `metrics`}.
-Budgets change `state` only when the row is done, so a replayed row decides the same again.
+"data_through", "metrics_in_doubt": see `run_data`, "delivered": see `sync.delivery`}.
+Budgets change `state` only when their request was acknowledged, so a replayed row decides
+the same again.
 """
 
 from __future__ import annotations
@@ -13,55 +18,51 @@ from typing import assert_never
 
 from sqlalchemy import select
 
-from tether.db.models import Dataset, Run
+from tether.db.models import Dataset, OutboxEntry, Run, SyncEntity
 from tether.db.outbox.records import (
     ArtifactDelete,
     ArtifactPut,
     DatasetInput,
+    ExperimentOp,
     RunCreate,
-    RunData,
     RunDelete,
     RunDeleteTag,
-    RunLogBatch,
     RunLogInputs,
     RunLogOutputs,
-    RunRecord,
     RunRestore,
-    RunSetTag,
     RunUpdate,
     Tags,
 )
+from tether.sync import delivery
 from tether.sync.azureml.errors import AmbiguousError, PermanentError
 from tether.sync.azureml.mlflow_api import Unsupported
-from tether.sync.handlers import metrics
 from tether.sync.handlers.base import Context, Row
-from tether.sync.limits import (
-    METRICS_PER_BATCH,
-    PARAMS_PER_BATCH,
-    PARENT_RUN_TAG,
-    SOURCE_RUN_TAG,
-    TAGS_PER_BATCH,
-    TAGS_PER_RUN,
-    TagBudget,
-    admit_params,
-    chunks,
-)
+from tether.sync.limits import PARENT_RUN_TAG, SOURCE_RUN_TAG, TAGS_PER_RUN, TagBudget
 from tether.sync.state import Key
 
+_LIFECYCLE_OPS = (ExperimentOp.DELETE.value, ExperimentOp.RESTORE.value)
 
-def apply(ctx: Context, row: Row[RunRecord]) -> None:
+# Every run record but the data ones (`run_data`): applied one at a time, in order.
+Barrier = (
+    RunCreate
+    | RunUpdate
+    | RunDelete
+    | RunRestore
+    | RunDeleteTag
+    | RunLogInputs
+    | RunLogOutputs
+    | ArtifactPut
+    | ArtifactDelete
+)
+
+
+def apply(ctx: Context, row: Row[Barrier]) -> None:
     record = row.record
     if isinstance(record, RunCreate):
         _create(ctx, record)
         return
-    run_id = ctx.work.azure_id
-    if run_id is None:
-        raise PermanentError(f"run has no Azure id (no create record before {record.op!r})")
+    run_id = azure_run(ctx, record.op)
     match record:
-        case RunLogBatch():
-            _log_batch(ctx, run_id, row.id, record)
-        case RunSetTag():
-            _set_tags(ctx, run_id, record.tags)
         case RunDeleteTag():
             _delete_tag(ctx, run_id, record.key)
         case RunUpdate(status=None, end_time=None, run_name=None):
@@ -73,7 +74,7 @@ def apply(ctx: Context, row: Row[RunRecord]) -> None:
         case RunLogInputs():
             _log_inputs(ctx, run_id, record.datasets)
             if record.models:
-                _model_links(ctx, "model inputs")
+                model_links(ctx, "model inputs")
         case ArtifactPut() | ArtifactDelete():
             pass  # the run's files are their own sync entity (`run_artifacts`)
         case RunDelete() | RunRestore():
@@ -84,12 +85,50 @@ def apply(ctx: Context, row: Row[RunRecord]) -> None:
                 op = record.op
                 ctx.report("skipped", op, f"the workspace does not support runs/{op}")
         case RunLogOutputs():
-            _model_links(ctx, "model outputs")
+            model_links(ctx, "model outputs")
         case _:
             assert_never(record)
 
 
-def _model_links(ctx: Context, subject: str) -> None:
+def azure_run(ctx: Context, op: str) -> str:
+    """The run's Azure id: every row after the create needs it."""
+    run_id = ctx.work.azure_id
+    if run_id is None:
+        raise PermanentError(f"run has no Azure id (no create record before {op!r})")
+    return run_id
+
+
+def experiment_fence(ctx: Context) -> tuple[Key, int] | None:
+    """The experiment's first delete or restore row not delivered yet, if any: the run's rows
+    written after it wait for it (MLflow deletes and restores an experiment's runs with it, so
+    e.g. a run deleted after its experiment was restored must be deleted after the restore)."""
+    with ctx.db.read() as session:
+        experiment_id = session.scalar(
+            select(Run.experiment_id).where(Run.run_uuid == ctx.work.key.entity_id)
+        )
+        if experiment_id is None:
+            return None
+        key = Key("experiment", str(experiment_id))
+        cursor = session.scalar(
+            select(SyncEntity.cursor).where(
+                SyncEntity.entity_type == key.entity_type, SyncEntity.entity_id == key.entity_id
+            )
+        )
+        fence = session.scalar(
+            select(OutboxEntry.id)
+            .where(
+                OutboxEntry.entity_type == key.entity_type,
+                OutboxEntry.entity_id == key.entity_id,
+                OutboxEntry.op.in_(_LIFECYCLE_OPS),
+                OutboxEntry.id > (cursor or 0),
+            )
+            .order_by(OutboxEntry.id)
+            .limit(1)
+        )
+    return None if fence is None else (key, int(fence))
+
+
+def model_links(ctx: Context, subject: str) -> None:
     """Links between a run and MLflow 3 logged models: Azure ML has no logged models (their
     files are re-homed into the source run, see `logged_models`), so the links stay here."""
     ctx.report(
@@ -106,7 +145,7 @@ def _model_links(ctx: Context, subject: str) -> None:
 def _create(ctx: Context, record: RunCreate) -> None:
     local_id = ctx.work.key.entity_id
     experiment = ctx.require(Key("experiment", record.experiment_id))
-    tags = _map_parent(ctx, record.tags)
+    tags = map_parent(ctx, record.tags)
     ordered = {SOURCE_RUN_TAG: local_id}  # the source tag first: it is never over budget
     ordered.update({k: v for k, v in tags.items() if k.startswith("mlflow.")})
     ordered.update(tags)
@@ -130,7 +169,8 @@ def _create(ctx: Context, record: RunCreate) -> None:
             if azure_id is None:
                 raise
     ctx.work.azure_id = azure_id
-    ctx.work.state = {"tags": sorted(budget.sent), "params": 0}
+    kept = {k: v for k, v in ctx.work.state.items() if k == delivery.KEY}
+    ctx.work.state = {"tags": sorted(budget.sent), "params": 0, **kept}
 
 
 def _find(ctx: Context, experiment: str) -> str | None:
@@ -139,7 +179,7 @@ def _find(ctx: Context, experiment: str) -> str | None:
     return found[0] if found else None
 
 
-def _map_parent(ctx: Context, tags: Tags) -> Tags:
+def map_parent(ctx: Context, tags: Tags) -> Tags:
     """`mlflow.parentRunId` names a local run: point it at that run's Azure id."""
     parent = tags.get(PARENT_RUN_TAG)
     if not parent:
@@ -152,23 +192,15 @@ def _map_parent(ctx: Context, tags: Tags) -> Tags:
     return {**tags, PARENT_RUN_TAG: ctx.require(Key("run", parent))}
 
 
-# Tags, params, metrics ---------------------------------------------------------------------
+# Tags ---------------------------------------------------------------------
 
 
-def _budget(ctx: Context) -> TagBudget:
+def tag_budget(ctx: Context) -> TagBudget:
     return TagBudget(set(ctx.work.state.get("tags", [])), TAGS_PER_RUN)
 
 
-def _set_tags(ctx: Context, run_id: str, tags: Tags) -> None:
-    budget = _budget(ctx)
-    admitted = budget.admit(_map_parent(ctx, tags), ctx.reports)
-    for key, value in admitted.items():
-        ctx.api.set_run_tag(run_id, key, value)
-    ctx.work.state["tags"] = sorted(budget.sent)
-
-
 def _delete_tag(ctx: Context, run_id: str, key: str) -> None:
-    budget = _budget(ctx)
+    budget = tag_budget(ctx)
     if key not in budget.sent:
         return  # never reached Azure (it was over budget): nothing to delete
     try:
@@ -180,35 +212,6 @@ def _delete_tag(ctx: Context, run_id: str, key: str) -> None:
             raise
     budget.sent.discard(key)
     ctx.work.state["tags"] = sorted(budget.sent)
-
-
-def _log_batch(ctx: Context, run_id: str, row_id: int, data: RunData) -> None:
-    budget = _budget(ctx)
-    tags = budget.admit(_map_parent(ctx, data.tags), ctx.reports)
-    params, sent_params = admit_params(
-        data.params, int(ctx.work.state.get("params", 0)), ctx.reports
-    )
-    param_chunks = chunks(params, PARAMS_PER_BATCH)
-    tag_chunks = chunks(tags, TAGS_PER_BATCH)
-    for i in range(max(len(param_chunks), len(tag_chunks))):
-        ctx.api.log_batch(
-            run_id,
-            params=param_chunks[i] if i < len(param_chunks) else None,
-            tags=tag_chunks[i] if i < len(tag_chunks) else None,
-        )
-    if data.metric_ids:
-        sent = metrics.send(ctx, run_id, data.metric_ids)
-        if sent > METRICS_PER_BATCH:
-            ctx.report(
-                "split",
-                "metrics",
-                f"outbox {row_id}: {sent} metric points sent in requests of at most "
-                f"{METRICS_PER_BATCH} (Azure ML's per-request limit)",
-            )
-    if data.model_metric_ids:
-        _model_links(ctx, "logged-model metrics")  # the points themselves are run metrics
-    ctx.work.state["tags"] = sorted(budget.sent)
-    ctx.work.state["params"] = sent_params
 
 
 # Inputs ------------------------------------------------------------------------------------
