@@ -1,0 +1,210 @@
+"""Decide each route's rule (`tether.api.access.Rule`) for the signed-in caller.
+
+Admins pass every rule. For everyone else a resource rule resolves the resource the request
+names to what its permission hangs on, as MLflow does: an experiment (a run, a logged model
+and an artifact-proxy path `<experiment id>/...` take their experiment's), or a registered
+model by name (its versions, aliases and prompts take the model's). The caller's grants are
+read once per request and folded (`permissions.resolve`); the capability the rule names
+(read, update, delete, manage) must be there. A run or logged model that does not exist is
+refused (403) rather than reported missing, so answers are no oracle for what exists; an
+experiment id is judged as it is (an absent one with the default permission), as in MLflow.
+
+A listing rule leaves the caller's `Visibility` on the request for the endpoint's SQL.
+A route without any rule is refused to all but admins (fail closed), with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Request
+
+from tether.api.access import (
+    VISIBILITY_KEY,
+    Action,
+    AuthenticationRequired,
+    Rule,
+    Target,
+)
+from tether.auth import permissions
+from tether.auth.credentials import NOT_AUTHENTICATED, Identity
+from tether.auth.permissions import EXPERIMENT, REGISTERED_MODEL, Grant
+from tether.auth.store import AuthStore
+from tether.db.engine import Database
+from tether.db.models import Experiment, LoggedModel, Run
+from tether.db.visibility import Readable, Visibility
+from tether.errors import MlflowError, not_found
+from tether.threads import blocking
+
+log = logging.getLogger("tether.auth")
+
+IDENTITY_KEY = "tether.identity"
+_EXPERIMENT_PATH = re.compile(r"^(\d+)(?:/|$)")
+
+
+def identity_of(request: Request) -> Identity | None:
+    identity: Identity | None = request.scope.get(IDENTITY_KEY)
+    return identity
+
+
+def permission_denied() -> MlflowError:
+    return MlflowError("Permission denied", "PERMISSION_DENIED")
+
+
+class _Lru:
+    """Immutable facts (a run's experiment) looked up once."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._items: OrderedDict[str, int | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, int | None]:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return True, self._items[key]
+            return False, None
+
+    def put(self, key: str, value: int) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class PermissionGate:
+    def __init__(self, store: AuthStore, tracking: Database, default_permission: str) -> None:
+        self.store = store
+        self.tracking = tracking
+        self.default_permission = default_permission
+        self._runs = _Lru()
+        self._models = _Lru()
+
+    # tether.api.access.Gate --------------------------------------------------------------
+
+    async def check(self, request: Request, rule: Rule | None, message: Any) -> None:
+        identity = identity_of(request)
+        if rule is not None and rule.action is Action.PUBLIC:
+            return
+        if identity is None:
+            raise AuthenticationRequired(NOT_AUTHENTICATED)
+        if identity.is_admin:
+            return
+        if rule is None:
+            log.warning(
+                "refused %s %s: the route declares no access rule", request.method, request.url.path
+            )
+            raise permission_denied()
+        if rule.action is Action.ADMIN:
+            raise permission_denied()
+        if rule.target is None and not rule.lists:
+            return  # signed in is all it takes (the endpoint may check more itself)
+        allowed = await blocking(self._decide, identity, rule, message, request.path_params)
+        if isinstance(allowed, Visibility):
+            request.scope[VISIBILITY_KEY] = allowed
+        elif not allowed:
+            raise permission_denied()
+
+    async def after(self, request: Request, rule: Rule, message: Any, answer: Any) -> None:
+        effect = rule.effect
+        identity = identity_of(request)
+        if effect is None:
+            return
+        located = effect.locate(message, answer)
+        if effect.kind == "grant_creator" and identity is not None and located:
+            await blocking(
+                self.store.grant_creator, identity.user_id, effect.resource_type, str(located)
+            )
+        elif effect.kind == "forget" and located:
+            await blocking(self.store.forget, effect.resource_type, str(located))
+        elif effect.kind == "rename" and located and all(located):
+            old, new = located
+            await blocking(self.store.rename, effect.resource_type, str(old), str(new))
+
+    # Decisions (in a worker thread) ----------------------------------------------------
+
+    def default_for(self, identity: Identity) -> str:
+        return identity.default_permission or self.default_permission
+
+    def _decide(
+        self, identity: Identity, rule: Rule, message: Any, path_params: Mapping[str, Any]
+    ) -> bool | Visibility:
+        grants = self.store.grants_of(identity.user_id)
+        default = self.default_for(identity)
+        if rule.target is not None:
+            action = rule.action.value
+            for resource in self._anchors(rule.target, message, path_params):
+                if resource is None:
+                    return False
+                kind, resource_id = resource
+                if not permissions.resolve(grants, kind, resource_id, default).allows(action):
+                    return False
+        if rule.lists:
+            return self.visibility(grants, default, rule.lists)
+        return True
+
+    def visibility(self, grants: list[Grant], default: str, types: tuple[str, ...]) -> Visibility:
+        readable: dict[str, Readable | None] = {}
+        for resource_type in types:
+            found = permissions.readable_set(grants, resource_type, default)
+            readable[resource_type] = None if found is None else Readable(*found)
+        return Visibility(readable.get(EXPERIMENT), readable.get(REGISTERED_MODEL))
+
+    def visibility_for(self, identity: Identity) -> Visibility:
+        """Everything the caller may read, for code outside a route rule (GraphQL)."""
+        if identity.is_admin:
+            return Visibility()
+        grants = self.store.grants_of(identity.user_id)
+        return self.visibility(grants, self.default_for(identity), (EXPERIMENT, REGISTERED_MODEL))
+
+    def _anchors(
+        self, target: Target, message: Any, path_params: Mapping[str, Any]
+    ) -> list[tuple[str, str] | None]:
+        """(resource type, id) whose permission decides, per id the request names; None for
+        a resource that does not exist (refused)."""
+        ids = target.ids(message, path_params)
+        if target.kind == "artifact_path":
+            path = ids[0] if ids else ""
+            match = _EXPERIMENT_PATH.match(path.lstrip("/"))
+            # Outside any experiment's folder only the default permission speaks (MLflow).
+            return [(EXPERIMENT, match.group(1) if match else "*")]
+        if target.kind == "registered_model":
+            return [(REGISTERED_MODEL, name) for name in ids]
+        if target.kind == "experiment":
+            return [(EXPERIMENT, experiment_id) for experiment_id in ids]
+        anchors: list[tuple[str, str] | None] = []
+        for resource_id in ids:
+            experiment_id = self._experiment_of(target.kind, resource_id)
+            anchors.append(None if experiment_id is None else (EXPERIMENT, str(experiment_id)))
+        return anchors
+
+    def _experiment_of(self, kind: str, resource_id: str) -> int | None:
+        if kind == "experiment_name":
+            with self.tracking.read() as session:
+                found = session.scalar(
+                    sa.select(Experiment.experiment_id).where(Experiment.name == resource_id)
+                )
+            if found is None:
+                raise not_found(f"Could not find experiment with name {resource_id}")
+            return int(found)
+        cache, column, key = (
+            (self._runs, Run.experiment_id, Run.run_uuid)
+            if kind == "run"
+            else (self._models, LoggedModel.experiment_id, LoggedModel.model_id)
+        )
+        known, value = cache.get(resource_id)
+        if known:
+            return value
+        with self.tracking.read() as session:
+            found = session.scalar(sa.select(column).where(key == resource_id))
+        if found is None:
+            return None  # not cached: it may be created later
+        cache.put(resource_id, int(found))
+        return int(found)
