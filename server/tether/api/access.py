@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import fastapi.routing
 from fastapi import Depends, Request
@@ -220,7 +220,8 @@ def visible(request: Request) -> Visibility:
     return EVERYTHING if found is None else found
 
 
-Visible = Annotated[Visibility, Depends(visible)]
+# An endpoint's parameter of this type is filled by the router after the rule's check.
+Visible = Visibility
 
 
 class AuthenticationRequired(MlflowError):

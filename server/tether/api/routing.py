@@ -10,6 +10,8 @@ The router reads an endpoint's signature once, when it is registered:
   message: read from the query string on GET and from the JSON body otherwise, and parsed
   with MLflow's rules and wording (`tether.api.request.read_body`). FastAPI never sees it, so
   it never answers a 422 or walks the body through its own validation;
+- a parameter annotated `Visibility` gets what the caller may read, as the route's access
+  rule found it (`tether.api.access`): searches add it to their SQL;
 - every other parameter is FastAPI's as usual: the `Request`, dependencies (the services,
   `tether.api.deps`), path parameters;
 - the return annotation is the 200 answer's shape in the OpenAPI document
@@ -37,6 +39,7 @@ from tether.api import access as rules
 from tether.api.access import Rule
 from tether.api.request import read_body
 from tether.api.responses import JsonResponse
+from tether.db.visibility import Visibility
 from tether.wire import RequestModel
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -184,6 +187,7 @@ def _endpoint(
     hints = typing.get_type_hints(handler, include_extras=True)
     message: tuple[str, type[RequestModel]] | None = None
     request_name: str | None = None
+    visibility: str | None = None
     parameters = []
     for parameter in inspect.signature(handler).parameters.values():
         hint = hints.get(parameter.name, Any)
@@ -191,6 +195,11 @@ def _endpoint(
             if message is not None:
                 raise TypeError(f"{handler.__qualname__}: two request messages")
             message = (parameter.name, hint)
+            continue
+        if hint is Visibility:
+            if visibility is not None:
+                raise TypeError(f"{handler.__qualname__}: two Visibility parameters")
+            visibility = parameter.name
             continue
         if hint is Request:
             request_name = parameter.name
@@ -204,7 +213,9 @@ def _endpoint(
         parameters.append(
             inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)
         )
-    endpoint = _call(handler, response_class, rule, message, request_name, takes_request)
+    endpoint = _call(
+        handler, response_class, rule, message, request_name, takes_request, visibility
+    )
     if rule is not None:
         endpoint.access_rule = rule  # type: ignore[attr-defined]
     endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -223,10 +234,12 @@ def _call(
     message: tuple[str, type[RequestModel]] | None,
     request_name: str,
     takes_request: bool,
+    visibility: str | None,
 ) -> Endpoint:
     """The handler, called with its request message (if it has one) read from the request
     (`request_name`; left out of the call unless the handler `takes_request` too), once the
-    caller passed the route's `rule`."""
+    caller passed the route's `rule`; its `Visibility` parameter (if any) gets what the check
+    found the caller may read."""
     effect = rule is not None and rule.effect is not None
 
     async def endpoint(**kwargs: Any) -> Response:
@@ -235,6 +248,8 @@ def _call(
         if message is not None:
             parsed = kwargs[message[0]] = await read_body(request, message[1])
         await rules.check(request, rule, parsed)
+        if visibility is not None:
+            kwargs[visibility] = rules.visible(request)
         answer = await handler(**kwargs)
         if effect:
             gate = rules.gate_of(request)
