@@ -26,6 +26,7 @@ from tether.config import Settings
 
 APP_NAME = "basic-auth"
 DEFAULT_ADMIN_USERNAME = "admin"  # MLflow's basic_auth.ini names this one
+MLFLOW_BASIC_AUTH_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
 
 
 class ConfigError(ValueError):
@@ -60,6 +61,13 @@ def load(settings: Settings, environ: Mapping[str, str] | None = None) -> AuthCo
             return env[mlflow_env] or None
         return ini.get(key) or None
 
+    function = ini.get("authorization_function")
+    if function and function != MLFLOW_BASIC_AUTH_FUNCTION:
+        raise ConfigError(
+            f"authorization_function = {function}: Tether does not run MLflow's pluggable "
+            "authorization functions; it signs in with HTTP basic, access tokens and "
+            "Microsoft Entra ID (TETHER_ENTRA_*). Remove the line to use those."
+        )
     password = settings.auth_admin_password
     default = (settings.auth_default_permission or ini.get("default_permission") or "READ").upper()
     if default not in ALL or default == "DENY":
