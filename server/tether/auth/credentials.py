@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tether.auth import passwords
+from tether.auth.permissions import Grant
 from tether.auth.store import TOKEN_PREFIX, AuthStore, User
 from tether.clock import now_ms
 from tether.errors import MlflowError
@@ -55,6 +56,7 @@ class Identity:
     via: str  # "password", "token" or "entra"
     display_name: str | None = None
     default_permission: str | None = None
+    grants: tuple[Grant, ...] = ()  # read with the user, at sign-in
 
 
 class AuthFailure(MlflowError):
@@ -227,7 +229,7 @@ class Authenticator:
         raise unauthenticated()
 
     def _basic(self, username: str, password: str, client: str) -> Identity:
-        user = self.store.find_user(username)
+        user = self.store.signing_in(username)
         stored = user.password_hash if user is not None else None
         if user is not None and self.cache.verified(username, password, stored):
             return _identity(user, "password")
@@ -261,4 +263,6 @@ class Authenticator:
 
 
 def _identity(user: User, via: str) -> Identity:
-    return Identity(user.id, user.username, user.is_admin, via, user.display_name)
+    return Identity(
+        user.id, user.username, user.is_admin, via, user.display_name, grants=user.grants
+    )

@@ -133,7 +133,10 @@ class EntraValidator:
 
     def __call__(self, token: str) -> Identity:
         claims = self.validate(token)
-        user = self.store.ensure_entra_user(str(claims["oid"]), _display_name(claims))
+        self.store.ensure_entra_user(str(claims["oid"]), _display_name(claims))
+        user = self.store.signing_in(str(claims["oid"]))
+        if user is None:  # deleted in between
+            raise unauthenticated()
         groups = _strings(claims.get("groups")) | _strings(claims.get("roles"))
         admin = bool(groups & (self.config.admin_groups | self.config.admin_roles))
         mapped = [
@@ -151,6 +154,7 @@ class EntraValidator:
             "entra",
             user.display_name,
             default,
+            grants=user.grants,
         )
 
     def validate(self, token: str) -> dict[str, Any]:

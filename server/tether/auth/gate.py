@@ -45,6 +45,7 @@ from tether.threads import blocking
 log = logging.getLogger("tether.auth")
 
 IDENTITY_KEY = "tether.identity"
+_NEEDS_LOOKUP = object()
 _EXPERIMENT_PATH = re.compile(r"^(\d+)(?:/|$)")
 
 
@@ -106,7 +107,12 @@ class PermissionGate:
             raise permission_denied()
         if rule.target is None and not rule.lists:
             return  # signed in is all it takes (the endpoint may check more itself)
-        allowed = await blocking(self._decide, identity, rule, message, request.path_params)
+        # The grants came with the sign-in and a run's experiment is cached after its first
+        # lookup: most checks need no query and run right here, off the thread pool.
+        path_params = request.path_params
+        allowed = self._decide(identity, rule, message, path_params, lookups=False)
+        if allowed is _NEEDS_LOOKUP:
+            allowed = await blocking(self._decide, identity, rule, message, path_params)
         if isinstance(allowed, Visibility):
             request.scope[VISIBILITY_KEY] = allowed
         elif not allowed:
@@ -134,13 +140,23 @@ class PermissionGate:
         return identity.default_permission or self.default_permission
 
     def _decide(
-        self, identity: Identity, rule: Rule, message: Any, path_params: Mapping[str, Any]
-    ) -> bool | Visibility:
-        grants = self.store.grants_of(identity.user_id)
+        self,
+        identity: Identity,
+        rule: Rule,
+        message: Any,
+        path_params: Mapping[str, Any],
+        lookups: bool = True,
+    ) -> bool | Visibility | object:
+        """Allowed, refused, or the caller's Visibility; `_NEEDS_LOOKUP` when a resource's
+        experiment is not cached and `lookups` (a query: not on the event loop) is off."""
+        grants = list(identity.grants)
         default = self.default_for(identity)
         if rule.target is not None:
             action = rule.action.value
-            for resource in self._anchors(rule.target, message, path_params):
+            anchors = self._anchors(rule.target, message, path_params, lookups)
+            if anchors is None:
+                return _NEEDS_LOOKUP
+            for resource in anchors:
                 if resource is None:
                     return False
                 kind, resource_id = resource
@@ -157,18 +173,11 @@ class PermissionGate:
             readable[resource_type] = None if found is None else Readable(*found)
         return Visibility(readable.get(EXPERIMENT), readable.get(REGISTERED_MODEL))
 
-    def visibility_for(self, identity: Identity) -> Visibility:
-        """Everything the caller may read, for code outside a route rule (GraphQL)."""
-        if identity.is_admin:
-            return Visibility()
-        grants = self.store.grants_of(identity.user_id)
-        return self.visibility(grants, self.default_for(identity), (EXPERIMENT, REGISTERED_MODEL))
-
     def _anchors(
-        self, target: Target, message: Any, path_params: Mapping[str, Any]
-    ) -> list[tuple[str, str] | None]:
+        self, target: Target, message: Any, path_params: Mapping[str, Any], lookups: bool
+    ) -> list[tuple[str, str] | None] | None:
         """(resource type, id) whose permission decides, per id the request names; None for
-        a resource that does not exist (refused)."""
+        a resource that does not exist (refused). None overall: a lookup is needed."""
         ids = target.ids(message, path_params)
         if target.kind == "artifact_path":
             path = ids[0] if ids else ""
@@ -181,9 +190,15 @@ class PermissionGate:
             return [(EXPERIMENT, experiment_id) for experiment_id in ids]
         anchors: list[tuple[str, str] | None] = []
         for resource_id in ids:
+            if not lookups and not self._cached(target.kind, resource_id):
+                return None
             experiment_id = self._experiment_of(target.kind, resource_id)
             anchors.append(None if experiment_id is None else (EXPERIMENT, str(experiment_id)))
         return anchors
+
+    def _cached(self, kind: str, resource_id: str) -> bool:
+        cache = self._runs if kind == "run" else self._models if kind == "logged_model" else None
+        return cache is not None and cache.get(resource_id)[0]
 
     def _experiment_of(self, kind: str, resource_id: str) -> int | None:
         if kind == "experiment_name":

@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +35,7 @@ from tether.auth.schemas import (
     UserInfo,
 )
 from tether.clock import now_ms
-from tether.db.engine import Database
+from tether.db.engine import Database, fetch_tuples
 from tether.db.models import AuthRole, AuthRolePermission, AuthToken, AuthUser, AuthUserRole
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 
@@ -55,6 +56,7 @@ class User:
     password_hash: str | None
     source: str
     display_name: str | None
+    grants: tuple[Grant, ...] = ()  # filled by the sign-in reads (`signing_in`, `user_for_token`)
 
     def to_json(self) -> UserInfo:
         return {"id": self.id, "username": self.username, "is_admin": self.is_admin}
@@ -245,7 +247,7 @@ class AuthStore:
         )
         if types is not None:
             stmt = stmt.where(AuthRolePermission.resource_type.in_((*types, WORKSPACE)))
-        return [Grant(t, p, n) for t, p, n in session.execute(stmt)]
+        return [Grant(t, p, n) for t, p, n in fetch_tuples(session, stmt)]
 
     def _synthetic_role(self, session: Session, user_id: int) -> AuthRole:
         name = synthetic_role_name(user_id)
@@ -661,20 +663,68 @@ class AuthStore:
                 raise not_found(f"Token with id={token_id} not found")
             session.delete(row)
 
-    def user_for_token(self, secret: str, now: int) -> User | None:
-        """The user a token signs in, if it exists and has not expired."""
+    # Sign-in reads: every request runs one, so they are plain Core queries on one
+    # connection (ORM objects and a second session cost ~1 ms a request: bench/auth.py), and
+    # they bring the user's grants along, so the permission check needs no query of its own.
+
+    def signing_in(self, username: str) -> User | None:
+        """The user named `username` with their grants, or None (one query)."""
         with self.db.read() as session:
-            found = session.execute(
-                sa.select(AuthToken.expires_at, AuthUser)
-                .join(AuthUser, AuthUser.id == AuthToken.user_id)
-                .where(AuthToken.token_hash == token_hash(secret))
-            ).first()
-            if found is None:
+            rows = fetch_tuples(session, _WITH_GRANTS.where(AuthUser.username == username))
+        if not rows:
+            return None
+        user_id, name, is_admin, password_hash, source, display_name = rows[0][:6]
+        grants = tuple(Grant(t, p, n) for *_, t, p, n in rows if t is not None)
+        return User(user_id, name, bool(is_admin), password_hash, source, display_name, grants)
+
+    def user_for_token(self, secret: str, now: int) -> User | None:
+        """The user a token signs in (with their grants), if it exists and has not expired."""
+        with self.db.read() as session:
+            rows = fetch_tuples(
+                session,
+                _USER_COLUMNS.add_columns(AuthToken.expires_at)
+                .join(AuthToken, AuthToken.user_id == AuthUser.id)
+                .where(AuthToken.token_hash == token_hash(secret)),
+            )
+            if not rows:
                 return None
-            expires_at, row = found
+            *user, expires_at = rows[0]
             if expires_at is not None and expires_at <= now:
                 return None
-            return _user(row)
+            return self._with_grants(session, tuple(user))
+
+    def _with_grants(self, session: Session, row: tuple[Any, ...]) -> User:
+        user_id, username, is_admin, password_hash, source, display_name = row
+        grants = () if is_admin else tuple(self._grants(session, user_id, None))
+        return User(user_id, username, bool(is_admin), password_hash, source, display_name, grants)
+
+
+_USER_COLUMNS = sa.select(
+    AuthUser.id,
+    AuthUser.username,
+    AuthUser.is_admin,
+    AuthUser.password_hash,
+    AuthUser.source,
+    AuthUser.display_name,
+)
+
+
+# A user's row with one row per grant of theirs in the default workspace (or one with NULLs).
+_HELD = (
+    sa.select(
+        AuthUserRole.user_id,
+        AuthRolePermission.resource_type,
+        AuthRolePermission.resource_pattern,
+        AuthRolePermission.permission,
+    )
+    .join(AuthRole, AuthRole.id == AuthUserRole.role_id)
+    .join(AuthRolePermission, AuthRolePermission.role_id == AuthRole.id)
+    .where(AuthRole.workspace == DEFAULT_WORKSPACE)
+    .subquery()
+)
+_WITH_GRANTS = _USER_COLUMNS.add_columns(
+    _HELD.c.resource_type, _HELD.c.resource_pattern, _HELD.c.permission
+).outerjoin(_HELD, _HELD.c.user_id == AuthUser.id)
 
 
 def token_hash(secret: str) -> str:
