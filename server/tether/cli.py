@@ -295,6 +295,48 @@ def openapi_document() -> str:
         return openapi.render(openapi.build(create_app(settings)))
 
 
+@main.group("auth")
+def auth_group() -> None:
+    """User store maintenance (authentication: README "Authentication")."""
+
+
+@auth_group.command("set-password")
+@_backend_option
+@click.argument("username")
+@click.password_option(
+    "--password", prompt="New password", help="Prompted for (hidden) when not given."
+)
+def auth_set_password(backend_store_uri: str | None, username: str, password: str) -> None:
+    """Set USERNAME's password, or create USERNAME as an admin if there is no such user:
+    the way back in when every admin password is lost. Reads the same configuration as
+    `tether serve --app-name basic-auth` (its user store's database)."""
+    from tether.auth import config as auth_config
+    from tether.auth.store import AuthStore
+    from tether.db import migrate
+    from tether.db.engine import Database
+
+    _export({"backend_store_uri": backend_store_uri})
+    settings = Settings()
+    try:
+        config = auth_config.load(settings)
+    except auth_config.ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    database = Database(config.database_uri or settings.resolved_backend_store_uri())
+    try:
+        migrate.upgrade(database)
+        store = AuthStore(database)
+        if store.find_user(username) is None:
+            store.create_user(username, password, is_admin=True)
+            click.echo(f"created admin user {username}")
+        else:
+            store.update_password(username, password)
+            click.echo(f"password of {username} changed")
+    except MlflowError as exc:
+        raise click.UsageError(exc.message) from None
+    finally:
+        database.dispose()
+
+
 main.add_command(sync_commands.sync)
 main.add_command(ui_commands.ui)
 

@@ -134,3 +134,52 @@ def test_loud_warning_beyond_loopback_without_auth(
     with caplog.at_level(logging.WARNING, logger="tether"):
         _check_authentication(Settings(host=host))
     assert ("AUTHENTICATION IS OFF" in caplog.text) is warned
+
+
+def test_set_password_is_the_way_back_in(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tether.auth.passwords import verify_password
+    from tether.auth.store import AuthStore
+    from tether.cli import main
+    from tether.db.engine import Database
+
+    uri = f"sqlite:///{tmp_path / 'tether.db'}"
+    runner = CliRunner()
+    made = runner.invoke(
+        main,
+        [
+            "auth",
+            "set-password",
+            "--backend-store-uri",
+            uri,
+            "ops",
+            "--password",
+            "first-password-1",
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    changed = runner.invoke(
+        main,
+        [
+            "auth",
+            "set-password",
+            "--backend-store-uri",
+            uri,
+            "ops",
+            "--password",
+            "second-password-2",
+        ],
+    )
+    assert changed.exit_code == 0, changed.output
+    short = runner.invoke(
+        main, ["auth", "set-password", "--backend-store-uri", uri, "ops", "--password", "short"]
+    )
+    assert short.exit_code != 0 and "12 characters" in short.output
+    database = Database(uri)
+    try:
+        user = AuthStore(database).get_user("ops")
+        assert user.is_admin
+        assert verify_password("second-password-2", user.password_hash)
+    finally:
+        database.dispose()
