@@ -18,18 +18,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-
 from bench.servers import Server, tether_server
-from bench.workloads import API, Sample, _timed_loop
+from bench.workloads import API, Sample, _client, _log_metric_loop
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "bench-admin-password"
 USER, PASSWORD = "bench", "bench-user-password"
-
-
-def _client(base: str, auth: tuple[str, str] | None) -> httpx.Client:
-    return httpx.Client(base_url=base, timeout=300.0, auth=auth)
 
 
 def _prepare(
@@ -56,28 +50,12 @@ def _prepare(
     return credentials, run_ids
 
 
-def _loop(base: str, credentials: tuple[str, str] | None, run_id: str, seconds: float) -> Sample:
-    with _client(base, credentials) as client:
-        counter = iter(range(10**9))
-
-        def step() -> float:
-            body = {
-                "run_id": run_id,
-                "key": "acc",
-                "value": 0.5,
-                "timestamp": 1,
-                "step": next(counter),
-            }
-            client.post(f"{API}/runs/log-metric", json=body).raise_for_status()
-            return 1
-
-        return _timed_loop(seconds, step)
-
-
 def measure(server: Server, auth_on: bool, clients: int, seconds: float) -> Sample:
     credentials, run_ids = _prepare(server, auth_on, clients)
     with ThreadPoolExecutor(clients) as pool:
-        parts = list(pool.map(lambda r: _loop(server.url, credentials, r, seconds), run_ids))
+        parts = list(
+            pool.map(lambda r: _log_metric_loop(server.url, r, seconds, credentials), run_ids)
+        )
     return Sample(
         units=sum(p.units for p in parts),
         elapsed=max(p.elapsed for p in parts),

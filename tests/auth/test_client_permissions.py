@@ -166,6 +166,12 @@ def test_logged_models(world: World) -> None:
     # The client reads the model first and words carol's refusal to read as a bad id.
     refused_read = "INVALID_PARAMETER_VALUE"
     assert got == {"alice": "ok", "bob": DENIED, "carol": refused_read, "dave": "ok", "erin": "ok"}
+    # EDIT on one's own run is not enough to log metrics into someone else's model.
+    with signed_in("bob", PASSWORDS["bob"]):
+        bobs = c.create_run(c.create_experiment(unique_name("bob"))).info.run_id
+    into_model = lambda: c.log_metric(bobs, "m", 1.0, model_id=world.model_id)  # noqa: E731
+    assert attempt("bob", into_model) == DENIED
+    assert attempt("bob", lambda: c.log_metric(bobs, "m", 1.0)) == "ok"
     found = {
         user: len(_as(user, lambda: c.search_logged_models([world.experiment_id])))
         for user in USERS

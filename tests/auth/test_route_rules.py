@@ -82,8 +82,13 @@ EXPECTED = {
         "manage artifact_path(path artifact_path)"
     ),
     ("GET", "/api/2.0/mlflow-artifacts/artifacts"): "read artifact_path(path)",
-    ("POST", "/api/2.0/mlflow/runs/log-batch"): "update run(run_id)",
-    ("POST", "/ajax-api/2.0/mlflow/runs/log-metric"): "update run(run_id)",
+    ("POST", "/api/2.0/mlflow/runs/log-batch"): (
+        "update run(run_id) + logged_model(metrics' model_id)"
+    ),
+    ("POST", "/ajax-api/2.0/mlflow/runs/log-metric"): (
+        "update run(run_id) + logged_model(model_id)"
+    ),
+    ("POST", "/api/2.0/mlflow/runs/set-tag"): "update run(run_id)",
     ("POST", "/api/2.0/mlflow/runs/delete"): "delete run(run_id)",
     ("POST", "/api/2.0/mlflow/runs/create"): "update experiment(experiment_id)",
     ("POST", "/api/2.0/mlflow/runs/search"): "signed_in listing experiment",

@@ -9,6 +9,7 @@ import logging
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,36 +146,16 @@ def test_set_password_is_the_way_back_in(tmp_path: Path) -> None:
     from tether.db.engine import Database
 
     uri = f"sqlite:///{tmp_path / 'tether.db'}"
-    runner = CliRunner()
-    made = runner.invoke(
-        main,
-        [
-            "auth",
-            "set-password",
-            "--backend-store-uri",
-            uri,
-            "ops",
-            "--password",
-            "first-password-1",
-        ],
-    )
+
+    def set_password(password: str) -> Any:
+        command = ["auth", "set-password", "--backend-store-uri", uri, "ops"]
+        return CliRunner().invoke(main, [*command, "--password", password])
+
+    made = set_password("first-password-1")
     assert made.exit_code == 0, made.output
-    changed = runner.invoke(
-        main,
-        [
-            "auth",
-            "set-password",
-            "--backend-store-uri",
-            uri,
-            "ops",
-            "--password",
-            "second-password-2",
-        ],
-    )
+    changed = set_password("second-password-2")
     assert changed.exit_code == 0, changed.output
-    short = runner.invoke(
-        main, ["auth", "set-password", "--backend-store-uri", uri, "ops", "--password", "short"]
-    )
+    short = set_password("short")
     assert short.exit_code != 0 and "12 characters" in short.output
     database = Database(uri)
     try:

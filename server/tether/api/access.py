@@ -93,11 +93,19 @@ class Effect:
 class Rule:
     action: Action
     target: Target | None = None
+    also: tuple[Target, ...] = ()  # more resources the same action is needed on
     lists: tuple[str, ...] = ()  # resource types the endpoint filters by what is readable
     effect: Effect | None = None
 
     def on(self, target: Target) -> Rule:
         return replace(self, target=target)
+
+    def and_on(self, target: Target) -> Rule:
+        return replace(self, also=(*self.also, target))
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return self.also if self.target is None else (self.target, *self.also)
 
     def listing(self, *resource_types: str) -> Rule:
         return replace(self, lists=resource_types)
@@ -107,8 +115,8 @@ class Rule:
 
     def __str__(self) -> str:
         text = self.action.value
-        if self.target is not None:
-            text += f" {self.target.kind}({self.target.describe})"
+        if self.targets:
+            text += " " + " + ".join(f"{t.kind}({t.describe})" for t in self.targets)
         if self.lists:
             text += f" listing {','.join(self.lists)}"
         return text
@@ -159,6 +167,11 @@ def runs(name: str = "run_ids") -> Target:
 
 def logged_model(param: str = "model_id") -> Target:
     return Target("logged_model", path_param(param), f"path {param}")
+
+
+def logged_models(locate: Locate, describe: str) -> Target:
+    """Logged models a request names in its message (e.g. the model_id of logged metrics)."""
+    return Target("logged_model", locate, describe)
 
 
 def registered_model(name: str = "name") -> Target:

@@ -105,7 +105,7 @@ class PermissionGate:
             raise permission_denied()
         if rule.action is Action.ADMIN:
             raise permission_denied()
-        if rule.target is None and not rule.lists:
+        if not rule.targets and not rule.lists:
             return  # signed in is all it takes (the endpoint may check more itself)
         # The grants came with the sign-in and a run's experiment is cached after its first
         # lookup: most checks need no query and run right here, off the thread pool.
@@ -151,9 +151,9 @@ class PermissionGate:
         experiment is not cached and `lookups` (a query: not on the event loop) is off."""
         grants = list(identity.grants)
         default = self.default_for(identity)
-        if rule.target is not None:
-            action = rule.action.value
-            anchors = self._anchors(rule.target, message, path_params, lookups)
+        action = rule.action.value
+        for target in rule.targets:
+            anchors = self._anchors(target, message, path_params, lookups)
             if anchors is None:
                 return _NEEDS_LOOKUP
             for resource in anchors:

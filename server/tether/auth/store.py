@@ -159,15 +159,6 @@ class AuthStore:
         with self.db.read() as session:
             return _user(self._load(session, username))
 
-    def user_by_id(self, user_id: int) -> User | None:
-        with self.db.read() as session:
-            row = session.get(AuthUser, user_id)
-            return None if row is None else _user(row)
-
-    def has_users(self) -> bool:
-        with self.db.read() as session:
-            return session.scalar(sa.select(AuthUser.id).limit(1)) is not None
-
     def list_users_with_roles(self) -> list[tuple[User, list[RoleInfo]]]:
         with self.db.read() as session:
             users = session.scalars(sa.select(AuthUser).order_by(AuthUser.id)).all()
@@ -228,13 +219,13 @@ class AuthStore:
 
     # Grants ----------------------------------------------------------------------------
 
-    def grants_of(self, user_id: int, types: tuple[str, ...] | None = None) -> list[Grant]:
+    def grants_of(self, user_id: int) -> list[Grant]:
         """The user's grants in the default workspace (every grant Tether honours)."""
         with self.db.read() as session:
-            return self._grants(session, user_id, types)
+            return self._grants(session, user_id)
 
     @staticmethod
-    def _grants(session: Session, user_id: int, types: tuple[str, ...] | None) -> list[Grant]:
+    def _grants(session: Session, user_id: int) -> list[Grant]:
         stmt = (
             sa.select(
                 AuthRolePermission.resource_type,
@@ -245,8 +236,6 @@ class AuthStore:
             .join(AuthUserRole, AuthUserRole.role_id == AuthRole.id)
             .where(AuthUserRole.user_id == user_id, AuthRole.workspace == DEFAULT_WORKSPACE)
         )
-        if types is not None:
-            stmt = stmt.where(AuthRolePermission.resource_type.in_((*types, WORKSPACE)))
         return [Grant(t, p, n) for t, p, n in fetch_tuples(session, stmt)]
 
     def _synthetic_role(self, session: Session, user_id: int) -> AuthRole:
@@ -695,7 +684,7 @@ class AuthStore:
 
     def _with_grants(self, session: Session, row: tuple[Any, ...]) -> User:
         user_id, username, is_admin, password_hash, source, display_name = row
-        grants = () if is_admin else tuple(self._grants(session, user_id, None))
+        grants = () if is_admin else tuple(self._grants(session, user_id))
         return User(user_id, username, bool(is_admin), password_hash, source, display_name, grants)
 
 

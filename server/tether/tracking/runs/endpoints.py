@@ -6,7 +6,16 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from tether.api.access import DELETE, EDIT, READ, SIGNED_IN, Visible, experiment, run
+from tether.api.access import (
+    DELETE,
+    EDIT,
+    READ,
+    SIGNED_IN,
+    Visible,
+    experiment,
+    logged_models,
+    run,
+)
 from tether.api.deps import provider
 from tether.api.responses import Empty
 from tether.api.routing import MLFLOW_PREFIXES, Router
@@ -18,6 +27,16 @@ from tether.tracking.runs.service import DatasetIn, RunService
 
 Runs = Annotated[RunService, Depends(provider(RunService))]
 api = Router("runs", prefixes=MLFLOW_PREFIXES)
+
+# Metrics logged to a logged model, and models linked to a run, need EDIT on those models
+# too (MLflow's auth app): EDIT on one's own run must not write into another's model.
+METRIC_MODEL = logged_models(lambda body, _: body.model_id, "model_id")
+BATCH_MODELS = logged_models(
+    lambda body, _: sorted({p.model_id for p in body.points if p.model_id}), "metrics' model_id"
+)
+LINKED_MODELS = logged_models(
+    lambda body, _: sorted({m.model_id for m in body.models if m.model_id}), "models' model_id"
+)
 
 
 @api.post("/runs/create", access=EDIT.on(experiment()))
@@ -74,7 +93,7 @@ async def log_param(body: schemas.LogParam, service: Runs) -> Empty:
     return {}
 
 
-@api.post("/runs/log-metric", access=EDIT.on(run()))
+@api.post("/runs/log-metric", access=EDIT.on(run()).and_on(METRIC_MODEL))
 async def log_metric(body: schemas.LogMetric, service: Runs) -> Empty:
     metric = MetricIn(
         body.key,
@@ -89,7 +108,7 @@ async def log_metric(body: schemas.LogMetric, service: Runs) -> Empty:
     return {}
 
 
-@api.post("/runs/log-batch", access=EDIT.on(run()))
+@api.post("/runs/log-batch", access=EDIT.on(run()).and_on(BATCH_MODELS))
 async def log_batch(body: schemas.LogBatch, service: Runs) -> Empty:
     await blocking(
         service.log_batch,
@@ -101,7 +120,7 @@ async def log_batch(body: schemas.LogBatch, service: Runs) -> Empty:
     return {}
 
 
-@api.post("/runs/log-inputs", access=EDIT.on(run()))
+@api.post("/runs/log-inputs", access=EDIT.on(run()).and_on(LINKED_MODELS))
 async def log_inputs(body: schemas.LogInputs, service: Runs) -> Empty:
     datasets = [
         None
@@ -122,7 +141,7 @@ async def log_inputs(body: schemas.LogInputs, service: Runs) -> Empty:
     return {}
 
 
-@api.post("/runs/outputs", access=EDIT.on(run()))
+@api.post("/runs/outputs", access=EDIT.on(run()).and_on(LINKED_MODELS))
 async def log_outputs(body: schemas.LogOutputs, service: Runs) -> Empty:
     models = [(m.model_id or "", m.step) for m in body.models]
     await blocking(service.log_outputs, body.run_id, models)
