@@ -229,8 +229,8 @@ async def get_permission(
     body: schemas.ResourcePermission, auth: Auth, me: Me
 ) -> schemas.GetUserPermissionResponse:
     username = body.username or ""
-    if body.resource_type == WORKSPACE:
-        _effective(auth, username, WORKSPACE, "*")  # MLflow's 400, for everyone alike
+    if body.resource_type == WORKSPACE:  # MLflow's 400, for everyone alike
+        await blocking(_effective, auth, username, WORKSPACE, "*")
     _require(
         me.is_admin
         or me.username == username
