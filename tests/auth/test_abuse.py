@@ -127,3 +127,27 @@ def test_no_secret_in_logs_or_answers(auth_server: TetherServer) -> None:
     for text in (log, *answers):
         assert "scrypt$" not in text  # no password hash anywhere
         assert "PLANTED" not in text
+
+
+def test_a_changed_password_stops_working_in_every_worker(
+    backend_kind: str, make_backend_uri: BackendUriFactory
+) -> None:
+    """The verified-credential cache is per worker; it is trusted only while the stored hash
+    is the one it verified, so a password change applies at once everywhere."""
+    server = tether_auth_server(make_backend_uri(backend_kind), extra_args=["--workers", "2"])
+    try:
+        _create(server, "gina", "gina-password-12")
+        for _ in range(12):  # new connections: both workers verify and cache it
+            assert _status(server, "gina", "gina-password-12").status_code == 200
+        with http(server.url, ADMIN, ADMIN_PASSWORD) as admin:
+            changed = admin.patch(
+                "/api/2.0/mlflow/users/update-password",
+                json={"username": "gina", "password": "gina-password-34"},
+            )
+            assert changed.status_code == 200
+        assert [_status(server, "gina", "gina-password-12").status_code for _ in range(6)] == [
+            401
+        ] * 6
+        assert _status(server, "gina", "gina-password-34").status_code == 200
+    finally:
+        server.stop()
