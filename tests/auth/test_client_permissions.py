@@ -285,6 +285,13 @@ def test_no_credentials_and_public_routes(world: World) -> None:
         assert refused.headers["www-authenticate"] == 'Basic realm="mlflow"'
         assert refused.json()["error_code"] == "UNAUTHENTICATED"
         assert anonymous.get("/").status_code == 401  # the browser asks for credentials
+        # A stranger's body is not even read: 401, not the parser's 400.
+        garbage = anonymous.post(
+            "/api/2.0/mlflow/runs/log-batch",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        assert garbage.status_code == 401
         assert anonymous.get("/api/2.0/tether/sync/status").status_code == 401
     with http(world.url, "bob", PASSWORDS["bob"]) as bob:
         assert bob.get("/api/2.0/tether/sync/status").status_code == 403

@@ -204,6 +204,10 @@ def rename(resource_type: str, old: str = "name", new: str = "new_name") -> Effe
 class Gate(Protocol):
     """Decides rules for one app (`tether.auth.gate.PermissionGate`)."""
 
+    def admit(self, request: Request, rule: Rule | None) -> None:
+        """Before the request message is read: raise 401 unless the caller is signed in
+        (or the rule is public), so a stranger's malformed body is never parsed."""
+
     async def check(self, request: Request, rule: Rule | None, message: Any) -> None:
         """Raise an MlflowError (401, 403) unless the caller may do what `rule` needs; for
         listing rules, leave the caller's `Visibility` on the request (`visible`)."""
@@ -215,6 +219,14 @@ class Gate(Protocol):
 def gate_of(request: Request) -> Gate | None:
     gate: Gate | None = getattr(request.app.state, "gate", None)
     return gate
+
+
+def admit(request: Request, rule: Rule | None) -> None:
+    """The router's first check, before it reads the message: nothing when authentication
+    is off."""
+    gate = gate_of(request)
+    if gate is not None:
+        gate.admit(request, rule)
 
 
 async def check(request: Request, rule: Rule | None, message: Any) -> None:

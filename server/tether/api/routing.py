@@ -246,6 +246,7 @@ def _call(
         request = kwargs[request_name] if takes_request else kwargs.pop(request_name)
         parsed = None
         if message is not None:
+            rules.admit(request, rule)
             parsed = kwargs[message[0]] = await read_body(request, message[1])
         await rules.check(request, rule, parsed)
         if visibility is not None:

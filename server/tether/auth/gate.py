@@ -90,6 +90,10 @@ class PermissionGate:
 
     # tether.api.access.Gate --------------------------------------------------------------
 
+    def admit(self, request: Request, rule: Rule | None) -> None:
+        if identity_of(request) is None and (rule is None or rule.action is not Action.PUBLIC):
+            raise AuthenticationRequired(NOT_AUTHENTICATED)
+
     async def check(self, request: Request, rule: Rule | None, message: Any) -> None:
         identity = identity_of(request)
         if rule is not None and rule.action is Action.PUBLIC:
