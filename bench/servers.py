@@ -43,6 +43,7 @@ class Server:
     tmpdir: Path
     proc: subprocess.Popen[bytes] | None = None
     idle_rss_kb: int = 0
+    ready_path: str = READY_PATH  # answers 200 once the server serves (no credentials)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,7 +73,7 @@ class Server:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early; log:\n{self.log_tail()}")
             try:
-                if httpx.get(self.url + READY_PATH, timeout=2.0).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=2.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

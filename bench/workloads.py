@@ -49,8 +49,8 @@ class Workload:
     run: Callable[[str, Params, dict[str, Any]], Sample]  # (base url, params, per-server state)
 
 
-def _client(base: str) -> httpx.Client:
-    return httpx.Client(base_url=base, timeout=300.0)
+def _client(base: str, auth: tuple[str, str] | None = None) -> httpx.Client:
+    return httpx.Client(base_url=base, timeout=300.0, auth=auth)
 
 
 def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +109,10 @@ def log_batch(base: str, params: Params, state: dict[str, Any]) -> Sample:
         return _timed_loop(params.seconds, step)
 
 
-def _log_metric_loop(base: str, run_id: str, seconds: float) -> Sample:
-    with _client(base) as client:
+def _log_metric_loop(
+    base: str, run_id: str, seconds: float, auth: tuple[str, str] | None = None
+) -> Sample:
+    with _client(base, auth) as client:
         counter = iter(range(10**9))
 
         def step() -> float:

@@ -20,6 +20,7 @@ from tether.api.dispatch import DirectDispatch
 from tether.api.limits import BodySizeLimit
 from tether.artifacts import endpoints as artifact_endpoints
 from tether.artifacts.service import ArtifactService
+from tether.auth import install as auth
 from tether.config import Settings
 from tether.db import migrate
 from tether.db.engine import Database
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             migrate.upgrade(db)
+        if authentication is not None:
+            authentication.start(settings.auto_migrate)  # the first admin, from config
         services.experiments.ensure_default_experiment()
         # Startup's objects (modules, app, models: most of the heap) are permanent: freezing
         # them keeps every later GC pass from re-scanning them (bench: +30% runs/search,
@@ -117,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.state.sync is not None:
             await blocking(app.state.sync.stop)  # commits progress, gives leases back
         await services.artifacts.close()
+        if authentication is not None:
+            authentication.close()
         db.dispose()
 
     app = FastAPI(
@@ -133,14 +138,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services.registry_of_all()
     app.state.artifact_backend = services.artifacts.backend
     app.state.sync = None
+    app.state.gate = None  # authentication off: every access rule passes (tether.api.access)
+    routers = (*ROUTERS, *auth.routers(settings))
     # Innermost: the endpoints with fixed paths skip FastAPI's routing (dispatch.py).
-    app.add_middleware(DirectDispatch, fastapi_app=app, routers=ROUTERS)
+    app.add_middleware(DirectDispatch, fastapi_app=app, routers=routers)
     errors.install(app)
-    for router in ROUTERS:
+    for router in routers:
         app.include_router(router.router)
     artifact_endpoints.install(app)  # its refused-path handler
     openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # With --app-name basic-auth: sign-in (outside the API, inside the UI's Host/CORS checks)
+    # and the permission gate every route's access rule is checked by.
+    authentication = auth.install(app, settings, db)
     ui.install(app, settings)  # the web UI; its middlewares (prefix, Host, CORS) wrap the API's
     install_observability(app, settings, db)  # last: outermost, sees every request
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -138,6 +139,13 @@ def main() -> None:
     "Env: TETHER_DISABLE_SECURITY_MIDDLEWARE.",
 )
 @click.option(
+    "--app-name",
+    type=click.Choice(["basic-auth"]),
+    default=None,
+    help="basic-auth: users, permissions, access tokens and Entra ID sign-in (as mlflow "
+    "server --app-name basic-auth). Off by default. Env: TETHER_APP_NAME.",
+)
+@click.option(
     "--log-format",
     type=click.Choice(logs.FORMATS),
     default=None,
@@ -160,6 +168,7 @@ def serve(**options: Any) -> None:
     if settings.expose_prometheus:  # before any worker (or this process) loads the app
         prometheus_dir.prepare(settings.expose_prometheus)
     _upgrade_or_exit(settings)
+    _check_authentication(settings)
     # uvicorn re-raises the SIGTERM it shut down gracefully on: make that a clean exit (0),
     # not a death by signal (143), as with --workers N.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -175,6 +184,51 @@ def serve(**options: Any) -> None:
         log_level=log_level,
         access_log=False,  # Tether writes its own, with the request id (observability)
     )
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _check_authentication(settings: Settings) -> None:
+    """With --app-name basic-auth: create the first admin from configuration now, or stop
+    with what to set (before any worker starts). Without it: warn loudly when the server
+    listens beyond loopback, where anyone who reaches the port can read and delete all."""
+    from tether.auth import config as auth_config
+
+    log = logging.getLogger("tether")
+    if not auth_config.enabled(settings):
+        if settings.host not in _LOOPBACK and not settings.host.startswith("127."):
+            log.warning(
+                "AUTHENTICATION IS OFF and Tether listens on %s: anyone who can reach port "
+                "%d can read, change and delete every experiment, run, model and artifact. "
+                "Turn it on with --app-name basic-auth (README: Authentication), or bind to "
+                "127.0.0.1 behind an authenticating proxy.",
+                settings.host,
+                settings.port,
+            )
+        return
+    from tether.auth.install import BootstrapError, bootstrap_admin
+    from tether.auth.store import AuthStore
+    from tether.db import migrate
+    from tether.db.engine import Database
+
+    try:
+        config = auth_config.load(settings)
+    except auth_config.ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    uri = config.database_uri or settings.resolved_backend_store_uri()
+    database = Database(uri)
+    try:
+        if config.database_uri:
+            migrate.upgrade(database)
+        bootstrap_admin(config, AuthStore(database))
+    except BootstrapError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        database.dispose()
+    log.info("authentication is on (basic-auth); default permission %s", config.default_permission)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -239,6 +293,48 @@ def openapi_document() -> str:
     with tempfile.TemporaryDirectory(prefix="tether-openapi-") as tmp:
         settings = Settings.model_construct(data_dir=Path(tmp), auto_migrate=False)
         return openapi.render(openapi.build(create_app(settings)))
+
+
+@main.group("auth")
+def auth_group() -> None:
+    """User store maintenance (authentication: README "Authentication")."""
+
+
+@auth_group.command("set-password")
+@_backend_option
+@click.argument("username")
+@click.password_option(
+    "--password", prompt="New password", help="Prompted for (hidden) when not given."
+)
+def auth_set_password(backend_store_uri: str | None, username: str, password: str) -> None:
+    """Set USERNAME's password, or create USERNAME as an admin if there is no such user:
+    the way back in when every admin password is lost. Reads the same configuration as
+    `tether serve --app-name basic-auth` (its user store's database)."""
+    from tether.auth import config as auth_config
+    from tether.auth.store import AuthStore
+    from tether.db import migrate
+    from tether.db.engine import Database
+
+    _export({"backend_store_uri": backend_store_uri})
+    settings = Settings()
+    try:
+        config = auth_config.load(settings)
+    except auth_config.ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    database = Database(config.database_uri or settings.resolved_backend_store_uri())
+    try:
+        migrate.upgrade(database)
+        store = AuthStore(database)
+        if store.find_user(username) is None:
+            store.create_user(username, password, is_admin=True)
+            click.echo(f"created admin user {username}")
+        else:
+            store.update_password(username, password)
+            click.echo(f"password of {username} changed")
+    except MlflowError as exc:
+        raise click.UsageError(exc.message) from None
+    finally:
+        database.dispose()
 
 
 main.add_command(sync_commands.sync)

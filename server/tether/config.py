@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("tether-data")
@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     # Operations (tether.observability): Prometheus sample directory (also turns /metrics on),
     # how long scrape-time database figures are reused, log output, the /ready probe's limit.
     expose_prometheus: str | None = None
+    metrics_require_auth: bool = False  # /metrics needs a signed-in caller (auth on)
     metrics_cache_seconds: float = Field(default=5.0, ge=0)
     log_format: str = Field(default="text", pattern="^(text|json)$")
     log_level: str = Field(default="info", pattern="(?i)^(critical|error|warning|info|debug)$")
@@ -81,6 +82,33 @@ class Settings(BaseSettings):
     # /graphql batching limits per request, as mlflow server's (tether.ui.graphql.limits).
     graphql_max_root_fields: int = Field(default=10, ge=1)
     graphql_max_aliases: int = Field(default=10, ge=0)
+
+    # Authentication (tether.auth): off unless app_name is "basic-auth" (`mlflow server
+    # --app-name basic-auth`). The ini file, admin and default permission may also come from
+    # MLflow's own MLFLOW_AUTH_CONFIG_PATH / MLFLOW_AUTH_ADMIN_* (tether.auth.config).
+    app_name: str | None = Field(default=None, pattern="^basic-auth$")
+    auth_config_path: Path | None = None
+    auth_admin_username: str | None = None
+    auth_admin_password: SecretStr | None = None
+    auth_default_permission: str | None = None
+    # Seconds a verified password is trusted without running the KDF again (0: never);
+    # unset: the ini's auth_cache_ttl_seconds, else 60.
+    auth_cache_seconds: float | None = Field(default=None, ge=0)
+    # Failed sign-ins allowed per username / per client address in the window, then 429.
+    auth_max_failures_per_user: int = Field(default=10, ge=1)
+    auth_max_failures_per_client: int = Field(default=50, ge=1)
+    auth_failure_window_seconds: float = Field(default=300.0, gt=0)
+    # Microsoft Entra ID access tokens as bearer credentials (on when a tenant is set).
+    entra_tenant_id: str | None = None
+    entra_audiences: str | None = None  # comma-separated: client id, api://...
+    entra_authority: str = "https://login.microsoftonline.com"
+    entra_metadata_url: str | None = None  # OpenID configuration (default: the tenant's)
+    entra_issuers: str | None = None  # extra accepted issuers, comma-separated
+    entra_admin_groups: str | None = None  # group object ids whose members are admins
+    entra_admin_roles: str | None = None  # app roles whose holders are admins
+    entra_default_permissions: str | None = None  # "<group id or role>=EDIT,..."
+    entra_jwks_cache_seconds: float = Field(default=3600.0, gt=0)
+    entra_jwks_refresh_floor_seconds: float = Field(default=5.0, ge=0)
 
     def resolved_backend_store_uri(self) -> str:
         if self.backend_store_uri:

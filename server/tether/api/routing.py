@@ -10,6 +10,8 @@ The router reads an endpoint's signature once, when it is registered:
   message: read from the query string on GET and from the JSON body otherwise, and parsed
   with MLflow's rules and wording (`tether.api.request.read_body`). FastAPI never sees it, so
   it never answers a 422 or walks the body through its own validation;
+- a parameter annotated `Visibility` gets what the caller may read, as the route's access
+  rule found it (`tether.api.access`): searches add it to their SQL;
 - every other parameter is FastAPI's as usual: the `Request`, dependencies (the services,
   `tether.api.deps`), path parameters;
 - the return annotation is the 200 answer's shape in the OpenAPI document
@@ -33,8 +35,11 @@ from typing import Any, NoReturn
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
+from tether.api import access as rules
+from tether.api.access import Rule
 from tether.api.request import read_body
 from tether.api.responses import JsonResponse
+from tether.db.visibility import Visibility
 from tether.wire import RequestModel
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -121,16 +126,18 @@ class Router:
         binary_request: bool = False,
         empty_response: bool = False,
         same_body_on: tuple[int, ...] = (),
+        access: Rule | None = None,
     ) -> Callable[[Handler], Handler]:
         """Serve the decorated endpoint at `path` under each prefix, for each method.
 
-        `documented=False` leaves the route out of the OpenAPI document. `response_class`
-        encodes an answer that is not already a Response (JSON by default). `response`
-        overrides the documented 200 body when the endpoint returns a Response itself; the
-        other options are `RouteDoc`'s."""
+        `access` is what the caller needs (`tether.api.access`), checked once the request
+        message is parsed and before the endpoint runs. `documented=False` leaves the route
+        out of the OpenAPI document. `response_class` encodes an answer that is not already
+        a Response (JSON by default). `response` overrides the documented 200 body when the
+        endpoint returns a Response itself; the other options are `RouteDoc`'s."""
 
         def decorator(handler: Handler) -> Handler:
-            endpoint, body, returns = _endpoint(handler, response_class)
+            endpoint, body, returns = _endpoint(handler, response_class, access)
             if issubclass(response_class, JsonResponse):  # the document describes JSON routes
                 binary = _is_response(returns, StreamingResponse)
                 bodiless = returns in (None, Any, NoReturn) or _is_response(returns, Response)
@@ -168,17 +175,19 @@ def _is_response(annotation: Any, cls: type[Response]) -> bool:
 
 
 def _endpoint(
-    handler: Handler, response_class: type[Response]
+    handler: Handler, response_class: type[Response], rule: Rule | None
 ) -> tuple[Endpoint, type[RequestModel] | None, Any]:
     """(what FastAPI calls, the request model if any, the return annotation) of a handler.
 
     The callable's signature is the handler's without the request message, plus the
-    `Request` it is read from: FastAPI (and tether.api.dispatch) provide the rest."""
+    `Request` it is read from and checked against (`rule`): FastAPI (and
+    tether.api.dispatch) provide the rest."""
     if not inspect.iscoroutinefunction(handler):
         raise TypeError(f"{handler.__qualname__}: endpoints are coroutine functions")
     hints = typing.get_type_hints(handler, include_extras=True)
     message: tuple[str, type[RequestModel]] | None = None
     request_name: str | None = None
+    visibility: str | None = None
     parameters = []
     for parameter in inspect.signature(handler).parameters.values():
         hint = hints.get(parameter.name, Any)
@@ -187,21 +196,28 @@ def _endpoint(
                 raise TypeError(f"{handler.__qualname__}: two request messages")
             message = (parameter.name, hint)
             continue
+        if hint is Visibility:
+            if visibility is not None:
+                raise TypeError(f"{handler.__qualname__}: two Visibility parameters")
+            visibility = parameter.name
+            continue
         if hint is Request:
             request_name = parameter.name
         # Keyword-only: FastAPI passes keywords, and parameters with defaults may come first.
         parameters.append(parameter.replace(annotation=hint, kind=inspect.Parameter.KEYWORD_ONLY))
-    if message is None:
-        endpoint = _call(handler, response_class)
-    elif request_name is not None:
-        endpoint = _call_with_message(handler, response_class, message, request_name, True)
-    else:
+    takes_request = request_name is not None
+    if request_name is None:
         if any(p.name == "request" for p in parameters):
             raise TypeError(f"{handler.__qualname__}: a parameter named request is not one")
+        request_name = "request"
         parameters.append(
             inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)
         )
-        endpoint = _call_with_message(handler, response_class, message, "request", False)
+    endpoint = _call(
+        handler, response_class, rule, message, request_name, takes_request, visibility
+    )
+    if rule is not None:
+        endpoint.access_rule = rule  # type: ignore[attr-defined]
     endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     endpoint.__annotations__ = {p.name: p.annotation for p in parameters}
     endpoint.__name__ = handler.__name__
@@ -211,28 +227,36 @@ def _endpoint(
     return endpoint, message[1] if message else None, hints.get("return")
 
 
-def _call(handler: Handler, response_class: type[Response]) -> Endpoint:
-    async def endpoint(**kwargs: Any) -> Response:
-        return _answer(await handler(**kwargs), response_class)
-
-    return endpoint
-
-
-def _call_with_message(
+def _call(
     handler: Handler,
     response_class: type[Response],
-    message: tuple[str, type[RequestModel]],
+    rule: Rule | None,
+    message: tuple[str, type[RequestModel]] | None,
     request_name: str,
     takes_request: bool,
+    visibility: str | None,
 ) -> Endpoint:
-    """The handler, called with its request message read from the request (`request_name`;
-    left out of the call unless the handler `takes_request` too)."""
-    name, model = message
+    """The handler, called with its request message (if it has one) read from the request
+    (`request_name`; left out of the call unless the handler `takes_request` too), once the
+    caller passed the route's `rule`; its `Visibility` parameter (if any) gets what the check
+    found the caller may read."""
+    effect = rule is not None and rule.effect is not None
 
     async def endpoint(**kwargs: Any) -> Response:
         request = kwargs[request_name] if takes_request else kwargs.pop(request_name)
-        kwargs[name] = await read_body(request, model)
-        return _answer(await handler(**kwargs), response_class)
+        parsed = None
+        if message is not None:
+            rules.admit(request, rule)
+            parsed = kwargs[message[0]] = await read_body(request, message[1])
+        await rules.check(request, rule, parsed)
+        if visibility is not None:
+            kwargs[visibility] = rules.visible(request)
+        answer = await handler(**kwargs)
+        if effect:
+            gate = rules.gate_of(request)
+            if gate is not None and rule is not None:
+                await gate.after(request, rule, parsed, answer)
+        return _answer(answer, response_class)
 
     return endpoint
 

@@ -16,6 +16,16 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from tether.api.access import (
+    EDIT,
+    MANAGE,
+    PUBLIC,
+    READ,
+    artifact_path,
+    message_field,
+    path_param,
+    run,
+)
 from tether.api.responses import Empty, JsonResponse
 from tether.api.routing import MLFLOW3_PREFIXES, MLFLOW_PREFIXES, Router
 from tether.artifacts import schemas
@@ -80,10 +90,20 @@ ArtifactPath = Annotated[str, Depends(_artifact_path)]
 
 # Proxy: /api/2.0/mlflow-artifacts/... ------------------------------------------------------
 
+# A proxied path starts with its experiment's id (`<experiment id>/<run id>/artifacts/...`):
+# that experiment's permission decides (MLflow's auth app). Deleting needs MANAGE, as there.
+PROXY_PATH = artifact_path(path_param("artifact_path"), "path artifact_path")
+LISTED_PATH = artifact_path(message_field("path"), "path")
+
 proxy = Router("artifacts", prefixes=PROXY_PREFIXES, dependencies=[Depends(_require_serving)])
 
 
-@proxy.put("/artifacts/{artifact_path:path}", binary_request=True, empty_response=True)
+@proxy.put(
+    "/artifacts/{artifact_path:path}",
+    binary_request=True,
+    empty_response=True,
+    access=EDIT.on(PROXY_PATH),
+)
 async def upload_artifact(request: Request, service: Artifacts, raw: RawArtifactPath) -> Response:
     if raw == "" or raw.endswith("/"):
         raise invalid_parameter("Artifact path must include a filename (cannot end with '/').")
@@ -97,18 +117,18 @@ async def upload_artifact(request: Request, service: Artifacts, raw: RawArtifact
     return Response(status_code=200)
 
 
-@proxy.get("/artifacts/{artifact_path:path}")
+@proxy.get("/artifacts/{artifact_path:path}", access=READ.on(PROXY_PATH))
 async def download_artifact(service: Artifacts, path: ArtifactPath) -> StreamingResponse:
     return streamed(await service.download(path))
 
 
-@proxy.delete("/artifacts/{artifact_path:path}")
+@proxy.delete("/artifacts/{artifact_path:path}", access=MANAGE.on(PROXY_PATH))
 async def delete_artifact(service: Artifacts, path: ArtifactPath) -> Empty:
     await service.delete(path)
     return {}
 
 
-@proxy.get("/artifacts")
+@proxy.get("/artifacts", access=READ.on(LISTED_PATH))
 async def list_artifacts(
     body: schemas.ListArtifacts, service: Artifacts
 ) -> schemas.ListProxyArtifactsResponse:
@@ -121,7 +141,7 @@ def _basename(client_file: str) -> str:
     return safe_relative_path(_SPLIT.split(client_file)[-1])
 
 
-@proxy.post("/mpu/create/{artifact_path:path}")
+@proxy.post("/mpu/create/{artifact_path:path}", access=EDIT.on(PROXY_PATH))
 async def create_multipart_upload(
     directory: ArtifactPath, body: schemas.CreateMultipartUpload, service: Artifacts
 ) -> schemas.CreateMultipartUploadResponse:
@@ -137,7 +157,7 @@ async def create_multipart_upload(
     return response
 
 
-@proxy.post("/mpu/complete/{artifact_path:path}")
+@proxy.post("/mpu/complete/{artifact_path:path}", access=EDIT.on(PROXY_PATH))
 async def complete_multipart_upload(
     directory: ArtifactPath, body: schemas.CompleteMultipartUpload, service: Artifacts
 ) -> Empty:
@@ -147,7 +167,7 @@ async def complete_multipart_upload(
     return {}
 
 
-@proxy.post("/mpu/abort/{artifact_path:path}")
+@proxy.post("/mpu/abort/{artifact_path:path}", access=EDIT.on(PROXY_PATH))
 async def abort_multipart_upload(
     directory: ArtifactPath, body: schemas.AbortMultipartUpload, service: Artifacts
 ) -> Empty:
@@ -156,7 +176,7 @@ async def abort_multipart_upload(
     return {}
 
 
-@proxy.get("/presigned/{artifact_path:path}")
+@proxy.get("/presigned/{artifact_path:path}", access=READ.on(PROXY_PATH))
 async def presigned_download(path: ArtifactPath) -> NoReturn:
     # No backend hands out download URLs (MLflow's Azure repository does not either): the
     # client falls back to downloading through the proxy.
@@ -168,7 +188,7 @@ async def presigned_download(path: ArtifactPath) -> NoReturn:
 tracking = Router("artifacts", prefixes=MLFLOW_PREFIXES)
 
 
-@tracking.get("/artifacts/list")
+@tracking.get("/artifacts/list", access=READ.on(run()))
 async def list_run_artifacts(
     body: schemas.ListRunArtifacts, service: Artifacts
 ) -> schemas.ListRunArtifactsResponse:
@@ -180,12 +200,12 @@ async def list_run_artifacts(
 ui = Router("artifacts")
 
 
-@ui.get("/get-artifact")
+@ui.get("/get-artifact", access=READ.on(run()))
 async def get_artifact(body: schemas.GetArtifact, service: Artifacts) -> StreamingResponse:
     return streamed(await service.download_run_artifact(body.run_id, safe_relative_path(body.path)))
 
 
-@ui.get("/server-info", prefixes=MLFLOW3_PREFIXES)
+@ui.get("/server-info", prefixes=MLFLOW3_PREFIXES, access=PUBLIC)  # as in MLflow
 async def server_info(request: Request, service: Artifacts) -> schemas.ServerInfo:
     settings: Settings = request.app.state.settings
     return {

@@ -6,6 +6,7 @@ from fastapi import Request
 from fastapi.responses import PlainTextResponse
 
 from tether import __version__
+from tether.api.access import PUBLIC
 from tether.api.responses import JsonResponse
 from tether.api.routing import Router
 from tether.ops import schemas
@@ -14,17 +15,17 @@ from tether.ops.readiness import Readiness
 api = Router("health")
 
 
-@api.get("/health", response_class=PlainTextResponse)
+@api.get("/health", response_class=PlainTextResponse, access=PUBLIC)
 async def health() -> str:
     return "OK"
 
 
-@api.get("/version", response_class=PlainTextResponse)
+@api.get("/version", response_class=PlainTextResponse, access=PUBLIC)
 async def version() -> str:
     return __version__
 
 
-@api.get("/ready", response=schemas.Readiness, same_body_on=(503,))
+@api.get("/ready", response=schemas.Readiness, same_body_on=(503,), access=PUBLIC)
 async def ready(request: Request) -> JsonResponse:
     """200 when the database answers and the artifact store takes writes, else 503; the
     Azure ML sync is reported (queue, reachability) but never makes the server unready."""

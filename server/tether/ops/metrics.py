@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import QueuePool
 
+from tether.api.access import PUBLIC, SIGNED_IN
 from tether.api.routing import Router
 from tether.config import Settings
 from tether.db.engine import Database
@@ -259,8 +260,11 @@ def enable(app: FastAPI, settings: Settings, db: Database) -> Instruments:
     )
 
     api = Router("metrics")
+    # Public like /health, for scrapers; with TETHER_METRICS_REQUIRE_AUTH (and auth on) it
+    # needs a signed-in caller, e.g. a dedicated user's access token in the scrape config.
+    rule = SIGNED_IN if settings.metrics_require_auth else PUBLIC
 
-    @api.get("/metrics", documented=False, response_class=Response)
+    @api.get("/metrics", documented=False, response_class=Response, access=rule)
     async def metrics() -> Response:
         body = await blocking(generate_latest, registry)  # reads files and the database
         return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -12,6 +12,17 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.responses import StreamingResponse
 
+from tether.api.access import (
+    DELETE,
+    EDIT,
+    READ,
+    SIGNED_IN,
+    Visible,
+    forget,
+    grant_creator,
+    registered_model,
+    rename,
+)
 from tether.api.deps import provider
 from tether.api.responses import Empty
 from tether.api.routing import MLFLOW_PREFIXES, Router
@@ -25,6 +36,15 @@ from tether.threads import blocking
 Registry = Annotated[RegistryService, Depends(provider(RegistryService))]
 api = Router("model-registry", prefixes=MLFLOW_PREFIXES)
 
+# MLflow's auth rules: the creator gets MANAGE; a version, alias or tag takes its model's
+# permission; deleting a model (or a version) needs delete, and forgets the grants on it.
+CREATES_MODEL = SIGNED_IN.then(
+    grant_creator("registered_model", lambda _, answer: answer["registered_model"]["name"])
+)
+RENAMES_MODEL = EDIT.on(registered_model()).then(rename("registered_model"))
+DELETES_MODEL = DELETE.on(registered_model()).then(forget("registered_model"))
+LISTS_MODELS = SIGNED_IN.listing("registered_model")
+
 
 def _tags(tags: list[schemas.KeyValue]) -> list[tuple[str | None, str | None]]:
     return [(t.key, t.value) for t in tags]
@@ -33,7 +53,7 @@ def _tags(tags: list[schemas.KeyValue]) -> list[tuple[str | None, str | None]]:
 # ------------------------------------------------------------------------ registered models
 
 
-@api.post("/registered-models/create")
+@api.post("/registered-models/create", access=CREATES_MODEL)
 async def create_registered_model(
     body: schemas.CreateRegisteredModel, service: Registry
 ) -> schemas.RegisteredModelResponse:
@@ -41,39 +61,40 @@ async def create_registered_model(
     return {"registered_model": model}
 
 
-@api.get("/registered-models/get")
+@api.get("/registered-models/get", access=READ.on(registered_model()))
 async def get_registered_model(
     body: schemas.RegisteredModelName, service: Registry
 ) -> schemas.RegisteredModelResponse:
     return {"registered_model": await blocking(service.get_model, body.name)}
 
 
-@api.patch("/registered-models/update")
+@api.patch("/registered-models/update", access=EDIT.on(registered_model()))
 async def update_registered_model(
     body: schemas.UpdateRegisteredModel, service: Registry
 ) -> schemas.RegisteredModelResponse:
     return {"registered_model": await blocking(service.update_model, body.name, body.description)}
 
 
-@api.post("/registered-models/rename")
+@api.post("/registered-models/rename", access=RENAMES_MODEL)
 async def rename_registered_model(
     body: schemas.RenameRegisteredModel, service: Registry
 ) -> schemas.RegisteredModelResponse:
     return {"registered_model": await blocking(service.rename_model, body.name, body.new_name)}
 
 
-@api.delete("/registered-models/delete")
+@api.delete("/registered-models/delete", access=DELETES_MODEL)
 async def delete_registered_model(body: schemas.RegisteredModelName, service: Registry) -> Empty:
     await blocking(service.delete_model, body.name)
     return {}
 
 
-@api.get("/registered-models/search")
+@api.get("/registered-models/search", access=LISTS_MODELS)
 async def search_registered_models(
-    body: schemas.SearchRegisteredModels, service: Registry
+    body: schemas.SearchRegisteredModels, service: Registry, visible: Visible
 ) -> schemas.SearchRegisteredModelsResponse:
     models, token = await blocking(
         service.search_models,
+        readable=visible,
         filter_string=body.filter,
         max_results=body.max_results,
         order_by=body.order_by,
@@ -87,7 +108,9 @@ async def search_registered_models(
     return response
 
 
-@api.route("/registered-models/get-latest-versions", ["POST", "GET"])
+@api.route(
+    "/registered-models/get-latest-versions", ["POST", "GET"], access=READ.on(registered_model())
+)
 async def get_latest_versions(
     body: schemas.GetLatestVersions, service: Registry
 ) -> schemas.ModelVersionsResponse:
@@ -95,13 +118,13 @@ async def get_latest_versions(
     return {"model_versions": versions} if versions else {}
 
 
-@api.post("/registered-models/set-tag")
+@api.post("/registered-models/set-tag", access=EDIT.on(registered_model()))
 async def set_registered_model_tag(body: schemas.SetRegisteredModelTag, service: Registry) -> Empty:
     await blocking(service.set_model_tag, body.name, body.key, body.value)
     return {}
 
 
-@api.delete("/registered-models/delete-tag")
+@api.delete("/registered-models/delete-tag", access=EDIT.on(registered_model()))
 async def delete_registered_model_tag(
     body: schemas.DeleteRegisteredModelTag, service: Registry
 ) -> Empty:
@@ -112,7 +135,7 @@ async def delete_registered_model_tag(
 # --------------------------------------------------------------------------------- aliases
 
 
-@api.post("/registered-models/alias")
+@api.post("/registered-models/alias", access=EDIT.on(registered_model()))
 async def set_registered_model_alias(
     body: schemas.SetRegisteredModelAlias, service: Registry
 ) -> Empty:
@@ -120,7 +143,7 @@ async def set_registered_model_alias(
     return {}
 
 
-@api.delete("/registered-models/alias")
+@api.delete("/registered-models/alias", access=EDIT.on(registered_model()))
 async def delete_registered_model_alias(
     body: schemas.RegisteredModelAliasKey, service: Registry
 ) -> Empty:
@@ -128,7 +151,7 @@ async def delete_registered_model_alias(
     return {}
 
 
-@api.get("/registered-models/alias")
+@api.get("/registered-models/alias", access=READ.on(registered_model()))
 async def get_model_version_by_alias(
     body: schemas.RegisteredModelAliasKey, service: Registry
 ) -> schemas.ModelVersionResponse:
@@ -138,7 +161,7 @@ async def get_model_version_by_alias(
 # ---------------------------------------------------------------------------- model versions
 
 
-@api.post("/model-versions/create")
+@api.post("/model-versions/create", access=EDIT.on(registered_model()))
 async def create_model_version(
     body: schemas.CreateModelVersion, service: Registry
 ) -> schemas.ModelVersionResponse:
@@ -155,14 +178,14 @@ async def create_model_version(
     return {"model_version": version}
 
 
-@api.get("/model-versions/get")
+@api.get("/model-versions/get", access=READ.on(registered_model()))
 async def get_model_version(
     body: schemas.ModelVersionKey, service: Registry
 ) -> schemas.ModelVersionResponse:
     return {"model_version": await blocking(service.get_version, body.name, body.version)}
 
 
-@api.patch("/model-versions/update")
+@api.patch("/model-versions/update", access=EDIT.on(registered_model()))
 async def update_model_version(
     body: schemas.UpdateModelVersion, service: Registry
 ) -> schemas.ModelVersionResponse:
@@ -170,7 +193,7 @@ async def update_model_version(
     return {"model_version": version}
 
 
-@api.post("/model-versions/transition-stage")
+@api.post("/model-versions/transition-stage", access=EDIT.on(registered_model()))
 async def transition_model_version_stage(
     body: schemas.TransitionModelVersionStage, service: Registry
 ) -> schemas.ModelVersionResponse:
@@ -184,13 +207,13 @@ async def transition_model_version_stage(
     return {"model_version": version}
 
 
-@api.delete("/model-versions/delete")
+@api.delete("/model-versions/delete", access=DELETE.on(registered_model()))
 async def delete_model_version(body: schemas.ModelVersionKey, service: Registry) -> Empty:
     await blocking(service.delete_version, body.name, body.version)
     return {}
 
 
-@api.get("/model-versions/get-download-uri")
+@api.get("/model-versions/get-download-uri", access=READ.on(registered_model()))
 async def get_model_version_download_uri(
     body: schemas.GetModelVersionDownloadUri, service: Registry
 ) -> schemas.GetModelVersionDownloadUriResponse:
@@ -198,12 +221,13 @@ async def get_model_version_download_uri(
     return {"artifact_uri": uri} if uri else {}
 
 
-@api.get("/model-versions/search")
+@api.get("/model-versions/search", access=LISTS_MODELS)
 async def search_model_versions(
-    body: schemas.SearchModelVersions, service: Registry
+    body: schemas.SearchModelVersions, service: Registry, visible: Visible
 ) -> schemas.SearchModelVersionsResponse:
     versions, token = await blocking(
         service.search_versions,
+        readable=visible,
         filter_string=body.filter,
         max_results=body.max_results,
         order_by=body.order_by,
@@ -215,13 +239,13 @@ async def search_model_versions(
     return response
 
 
-@api.post("/model-versions/set-tag")
+@api.post("/model-versions/set-tag", access=EDIT.on(registered_model()))
 async def set_model_version_tag(body: schemas.SetModelVersionTag, service: Registry) -> Empty:
     await blocking(service.set_version_tag, body.name, body.version, body.key, body.value)
     return {}
 
 
-@api.delete("/model-versions/delete-tag")
+@api.delete("/model-versions/delete-tag", access=DELETE.on(registered_model()))
 async def delete_model_version_tag(body: schemas.DeleteModelVersionTag, service: Registry) -> Empty:
     await blocking(service.delete_version_tag, body.name, body.version, body.key)
     return {}
@@ -230,7 +254,7 @@ async def delete_model_version_tag(body: schemas.DeleteModelVersionTag, service:
 # ------------------------------------------------------------------------------- UI download
 
 
-@api.get("/model-versions/get-artifact", prefixes=("",))
+@api.get("/model-versions/get-artifact", prefixes=("",), access=READ.on(registered_model()))
 async def get_model_version_artifact(
     body: schemas.GetModelVersionArtifact, service: Registry, artifacts: Artifacts
 ) -> StreamingResponse:

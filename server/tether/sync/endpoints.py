@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from tether.api.access import ADMIN
 from tether.api.routing import Router
 from tether.db.engine import Database
 from tether.errors import invalid_parameter, not_found
@@ -16,7 +17,7 @@ from tether.threads import blocking
 api = Router("sync")
 
 
-@api.get("/api/2.0/tether/sync/status")
+@api.get("/api/2.0/tether/sync/status", access=ADMIN)
 async def sync_status(body: SyncStatusQuery, request: Request) -> SyncStatus | EntityDetail:
     db: Database = request.app.state.db
     background = getattr(request.app.state, "sync", None)

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.responses import FileResponse
 
+from tether.api.access import PUBLIC, SIGNED_IN, guard
 from tether.errors import MlflowError
 from tether.threads import blocking
 from tether.ui.files import UI_VERSION, UiFiles
@@ -64,7 +65,7 @@ def _ui(request: Request) -> UiFiles:
     return found
 
 
-@router.api_route("/", methods=["GET", "HEAD"])
+@router.api_route("/", methods=["GET", "HEAD"], dependencies=[guard(SIGNED_IN)])
 async def index(request: Request) -> Response:
     found = _ui(request)
     if found.index is None:
@@ -72,7 +73,9 @@ async def index(request: Request) -> Response:
     return await _file(request, found.index, {"Cache-Control": "no-cache"})
 
 
-@router.api_route("/static-files/{path:path}", methods=["GET", "HEAD"])
+@router.api_route(
+    "/static-files/{path:path}", methods=["GET", "HEAD"], dependencies=[guard(PUBLIC)]
+)
 async def static_file(request: Request, path: str) -> Response:
     found = _ui(request)
     if found.directory is None:

@@ -1,5 +1,6 @@
 """The SQL schema. Alembic migrations in `alembic/versions/` create exactly these tables."""
 
+from tether.db.models.auth import AuthRole, AuthRolePermission, AuthToken, AuthUser, AuthUserRole
 from tether.db.models.base import Base, BigId
 from tether.db.models.logged_models import (
     LoggedModel,
@@ -30,6 +31,11 @@ from tether.db.models.tracking import (
 )
 
 __all__ = [
+    "AuthRole",
+    "AuthRolePermission",
+    "AuthToken",
+    "AuthUser",
+    "AuthUserRole",
     "Base",
     "BigId",
     "Dataset",

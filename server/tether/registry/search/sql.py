@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tether.db.int64 import bindable
 from tether.db.models import ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelTag
+from tether.db.visibility import EVERYTHING, Visibility, conditions
 from tether.errors import invalid_parameter
 from tether.registry.search.filters import (
     Clause,
@@ -139,8 +140,10 @@ def search_model_ids(
     max_results: int,
     order_by: list[str],
     page_token: str | None,
+    readable: Visibility = EVERYTHING,
 ) -> tuple[list[int], str | None]:
-    """Registered model ids of one page of `search-registered-models`, and the next token."""
+    """Registered model ids of one page of `search-registered-models`, and the next token;
+    only models the caller may read (`readable`)."""
     # MLflow's order of checks: its parser, order_by, page token, then the store's comparators.
     check_max_results(max_results, MODEL_MAX_RESULTS_THRESHOLD)
     parsed = parse_model_filter_syntax(filter_string)
@@ -150,7 +153,10 @@ def search_model_ids(
     dialect = dialect_name(session)
     stmt = (
         sa.select(RegisteredModel.id)
-        .where(*planned_cheaply(_model_where(clauses, dialect), dialect))
+        .where(
+            *planned_cheaply(_model_where(clauses, dialect), dialect),
+            *conditions(readable.registered_model_clause(RegisteredModel.name)),
+        )
         .order_by(*_ordered(_MODEL_ORDER_COLUMNS, order))
         .offset(offset)
         .limit(max_results + 1)
@@ -165,8 +171,10 @@ def search_version_keys(
     max_results: int,
     order_by: list[str],
     page_token: str | None,
+    readable: Visibility = EVERYTHING,
 ) -> tuple[list[tuple[int, int]], str | None]:
-    """(registered model id, version) of one page of `search-model-versions`, and the token."""
+    """(registered model id, version) of one page of `search-model-versions`, and the token;
+    only versions of models the caller may read (`readable`)."""
     check_max_results(max_results, VERSION_MAX_RESULTS_THRESHOLD)
     clauses = parse_version_filter(filter_string)
     order = parse_version_order_by(order_by)
@@ -175,7 +183,10 @@ def search_version_keys(
     stmt = (
         sa.select(ModelVersion.registered_model_id, ModelVersion.version)
         .join(RegisteredModel, RegisteredModel.id == ModelVersion.registered_model_id)
-        .where(*planned_cheaply(_version_where(clauses, dialect), dialect))
+        .where(
+            *planned_cheaply(_version_where(clauses, dialect), dialect),
+            *conditions(readable.registered_model_clause(RegisteredModel.name)),
+        )
         .order_by(*_ordered(_VERSION_ORDER_COLUMNS, order))
         .offset(offset)
         .limit(max_results + 1)

@@ -20,6 +20,7 @@ from tether.db.outbox.records import (
     ModelVersionSetTag,
     ModelVersionUpdate,
 )
+from tether.db.visibility import EVERYTHING, Visibility
 from tether.errors import not_found
 from tether.registry import repository, schemas, search, serialize, sources
 from tether.registry.service.lookup import load_model, load_version, version_json
@@ -216,11 +217,18 @@ class ModelVersionOperations:
             return run.artifact_uri or "", sub_path
 
     def search_versions(
-        self, *, filter_string: str, max_results: int, order_by: list[str], page_token: str | None
+        self,
+        *,
+        filter_string: str,
+        max_results: int,
+        order_by: list[str],
+        page_token: str | None,
+        readable: Visibility = EVERYTHING,
     ) -> tuple[list[schemas.ModelVersion], str | None]:
         with self.db.read() as session:
             keys, token = search.search_version_keys(
                 session,
+                readable=readable,
                 filter_string=filter_string,
                 max_results=max_results,
                 order_by=order_by,

@@ -23,6 +23,7 @@ from tether.db.outbox.records import (
     RegisteredModelSetTag,
     RegisteredModelUpdate,
 )
+from tether.db.visibility import EVERYTHING, Visibility
 from tether.errors import already_exists
 from tether.registry import repository, schemas, search
 from tether.registry.service.lookup import load_model, model_json, models_json
@@ -153,11 +154,18 @@ class RegisteredModelOperations:
             outbox.append(session, RegisteredModelDeleteTag(model_key(row), name=row.name, key=key))
 
     def search_models(
-        self, *, filter_string: str, max_results: int, order_by: list[str], page_token: str | None
+        self,
+        *,
+        filter_string: str,
+        max_results: int,
+        order_by: list[str],
+        page_token: str | None,
+        readable: Visibility = EVERYTHING,
     ) -> tuple[list[schemas.RegisteredModel], str | None]:
         with self.db.read() as session:
             ids, token = search.search_model_ids(
                 session,
+                readable=readable,
                 filter_string=filter_string,
                 max_results=max_results,
                 order_by=order_by,

@@ -14,6 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tether.db.int64 import bigint
 from tether.db.models import Experiment, ExperimentTag
+from tether.db.visibility import EVERYTHING, Visibility, conditions
 from tether.search.filter_parser import parse_experiment_filter
 from tether.search.grammar import TAG, Comparison
 from tether.search.limits import check_order_by, validate_max_results
@@ -71,8 +72,10 @@ def search_experiment_ids(
     max_results: int,
     order_by: list[str],
     page_token: str | None,
+    readable: Visibility = EVERYTHING,
 ) -> tuple[list[int], str | None]:
-    """Experiment ids of one page of `search_experiments`, and the next page token."""
+    """Experiment ids of one page of `search_experiments`, and the next page token; only
+    experiments the caller may read (`readable`) are searched."""
     validate_max_results(max_results)
     stages = view_type_to_stages(view_type)
     comparisons = parse_experiment_filter(filter_string)
@@ -93,6 +96,7 @@ def search_experiment_ids(
         .where(
             Experiment.lifecycle_stage.in_(stages),
             *planned_cheaply(experiment_filter_clauses(comparisons, dialect), dialect),
+            *conditions(readable.experiment_clause(Experiment.experiment_id)),
         )
         .order_by(*order)
         .offset(offset)

@@ -18,6 +18,7 @@ from tether.db.outbox.records import (
     ExperimentRestore,
     ExperimentSetTag,
 )
+from tether.db.visibility import EVERYTHING, Visibility
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking import validation
@@ -95,10 +96,12 @@ class ExperimentService:
         filter_string: str,
         order_by: list[str],
         page_token: str | None,
+        readable: Visibility = EVERYTHING,
     ) -> tuple[list[ExperimentJson], str | None]:
         with self.db.read() as session:
             ids, token = search_experiment_ids(
                 session,
+                readable=readable,
                 view_type=view_type,
                 filter_string=filter_string,
                 max_results=1000 if max_results is None else max_results,

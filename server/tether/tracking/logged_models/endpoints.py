@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends
 from fastapi.responses import StreamingResponse
 
+from tether.api.access import DELETE, EDIT, READ, SIGNED_IN, Visible, experiment, logged_model
 from tether.api.deps import provider
 from tether.api.responses import Empty
 from tether.api.routing import MLFLOW_PREFIXES, Router
@@ -31,7 +32,7 @@ def _pairs(items: list[Any]) -> list[KeyValueIn]:
     return [KeyValueIn(item.key, item.value) for item in items]
 
 
-@api.post("/logged-models")
+@api.post("/logged-models", access=EDIT.on(experiment()))
 async def create_logged_model(
     body: schemas.CreateLoggedModel, service: LoggedModels
 ) -> schemas.LoggedModelResponse:
@@ -47,12 +48,13 @@ async def create_logged_model(
     return {"model": model}
 
 
-@api.post("/logged-models/search")
+@api.post("/logged-models/search", access=SIGNED_IN.listing("experiment"))
 async def search_logged_models(
-    body: schemas.SearchLoggedModels, service: LoggedModels
+    body: schemas.SearchLoggedModels, service: LoggedModels, visible: Visible
 ) -> schemas.SearchLoggedModelsResponse:
     models, token = await blocking(
         service.search,
+        readable=visible,
         experiment_ids=body.experiment_ids,
         filter_string=body.filter or None,
         datasets=[(d.dataset_name, d.dataset_digest) for d in body.datasets],
@@ -74,14 +76,14 @@ async def search_logged_models(
     return response
 
 
-@api.get("/logged-models/{model_id}")
+@api.get("/logged-models/{model_id}", access=READ.on(logged_model()))
 async def get_logged_model(
     model_id: str, body: schemas.GetLoggedModel, service: LoggedModels
 ) -> schemas.LoggedModelResponse:
     return {"model": await blocking(service.get, model_id, body.allow_deleted)}
 
 
-@api.patch("/logged-models/{model_id}")
+@api.patch("/logged-models/{model_id}", access=EDIT.on(logged_model()))
 async def finalize_logged_model(
     model_id: str, body: schemas.FinalizeLoggedModel, service: LoggedModels
 ) -> schemas.LoggedModelResponse:
@@ -89,13 +91,13 @@ async def finalize_logged_model(
     return {"model": await blocking(service.finalize, model_id, body.status)}
 
 
-@api.delete("/logged-models/{model_id}")
+@api.delete("/logged-models/{model_id}", access=DELETE.on(logged_model()))
 async def delete_logged_model(model_id: str, service: LoggedModels) -> Empty:
     await blocking(service.delete, model_id)
     return {}
 
 
-@api.patch("/logged-models/{model_id}/tags")
+@api.patch("/logged-models/{model_id}/tags", access=EDIT.on(logged_model()))
 async def set_logged_model_tags(
     model_id: str, body: schemas.SetLoggedModelTags, service: LoggedModels
 ) -> Empty:
@@ -103,13 +105,13 @@ async def set_logged_model_tags(
     return {}
 
 
-@api.delete("/logged-models/{model_id}/tags/{tag_key}")
+@api.delete("/logged-models/{model_id}/tags/{tag_key}", access=DELETE.on(logged_model()))
 async def delete_logged_model_tag(model_id: str, tag_key: str, service: LoggedModels) -> Empty:
     await blocking(service.delete_tag, model_id, tag_key)
     return {}
 
 
-@api.post("/logged-models/{model_id}/params")
+@api.post("/logged-models/{model_id}/params", access=EDIT.on(logged_model()))
 async def log_logged_model_params(
     model_id: str, body: schemas.LogLoggedModelParams, service: LoggedModels
 ) -> Empty:
@@ -121,7 +123,7 @@ async def log_logged_model_params(
 # Artifacts (through the artifact proxy's store) ---------------------------------------------
 
 
-@api.get("/logged-models/{model_id}/artifacts/directories")
+@api.get("/logged-models/{model_id}/artifacts/directories", access=READ.on(logged_model()))
 async def list_logged_model_artifacts(
     model_id: str,
     body: schemas.ListLoggedModelArtifacts,
@@ -137,6 +139,7 @@ async def list_logged_model_artifacts(
     "/logged-models/{model_id}/artifacts/files",
     prefixes=("/ajax-api/2.0/mlflow",),  # MLflow serves it under ajax-api only
     documented=False,
+    access=READ.on(logged_model()),
 )
 async def get_logged_model_artifact(
     model_id: str, body: schemas.GetLoggedModelArtifact, service: LoggedModels, artifacts: Artifacts

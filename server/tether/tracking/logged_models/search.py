@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tether.db.int64 import INT64_MAX, bigint
 from tether.db.models import LoggedModel, LoggedModelMetric, LoggedModelParam, LoggedModelTag
+from tether.db.visibility import EVERYTHING, Visibility, conditions
 from tether.errors import invalid_parameter
 from tether.search.experiment_ids import parse_experiment_ids
 from tether.search.limits import (
@@ -299,8 +300,10 @@ def search_model_ids(
     max_results: int | None,
     order_by: list[OrderBy],
     page_token: str | None,
+    readable: Visibility = EVERYTHING,
 ) -> tuple[list[str], str | None]:
-    """Model ids of one page of `search_logged_models`, in MLflow's order, and the next token."""
+    """Model ids of one page of `search_logged_models`, in MLflow's order, and the next token;
+    models of experiments the caller may not read (`readable`) are left out."""
     if max_results is not None and not 0 <= max_results <= _INT32_MAX:
         raise invalid_parameter(
             f"Invalid value {max_results} for parameter 'max_results' supplied: it must be "
@@ -322,6 +325,7 @@ def search_model_ids(
         LoggedModel.lifecycle_stage != "deleted",
         LoggedModel.experiment_id.in_([bigint(e) for e in exp_ids]),  # INTEGER: `db.int64`
         *planned_cheaply(_where(comparisons, datasets, dialect), dialect),
+        *conditions(readable.experiment_clause(LoggedModel.experiment_id)),
     )
     stmt = _apply_order_by(stmt, parsed_order).offset(offset).limit(limit + 1)
     model_ids = list(session.execute(stmt).scalars())

@@ -28,6 +28,7 @@ from tether.db.outbox.records import (
     LoggedModelLogParams,
     LoggedModelSetTags,
 )
+from tether.db.visibility import EVERYTHING, Visibility
 from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking.experiments import repository as experiments
@@ -145,6 +146,7 @@ class LoggedModelService:
         max_results: int | None,
         order_by: list[OrderBy],
         page_token: str | None,
+        readable: Visibility = EVERYTHING,
     ) -> tuple[list[LoggedModelJson], str | None]:
         if not all(name for name, _ in datasets):
             raise invalid_parameter("`dataset_name` in the `datasets` clause must be specified.")
@@ -152,6 +154,7 @@ class LoggedModelService:
         with self.db.read() as session:
             model_ids, token = search_model_ids(
                 session,
+                readable=readable,
                 experiment_ids=experiment_ids,
                 filter_string=filter_string or None,
                 datasets=dataset_filters,

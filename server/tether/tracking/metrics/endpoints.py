@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from tether.api.access import READ, run, runs
 from tether.api.deps import provider
 from tether.api.routing import MLFLOW_PREFIXES, Router
 from tether.threads import blocking
@@ -16,7 +17,7 @@ Metrics = Annotated[MetricService, Depends(provider(MetricService))]
 api = Router("metrics", prefixes=MLFLOW_PREFIXES)
 
 
-@api.get("/metrics/get-history")
+@api.get("/metrics/get-history", access=READ.on(run()))
 async def get_metric_history(
     body: schemas.GetMetricHistory, service: Metrics
 ) -> schemas.GetMetricHistoryResponse:
@@ -29,7 +30,7 @@ async def get_metric_history(
     return response
 
 
-@api.get("/metrics/get-history-bulk-interval")
+@api.get("/metrics/get-history-bulk-interval", access=READ.on(runs()))
 async def get_metric_history_bulk_interval(
     body: schemas.GetMetricHistoryBulkInterval, service: Metrics
 ) -> schemas.GetMetricHistoryBulkIntervalResponse:

@@ -26,6 +26,7 @@ from tether.db.engine import fetch_tuples
 from tether.db.int64 import bigint
 from tether.db.models import Dataset as DatasetRow
 from tether.db.models import InputTag, LatestMetric, Param, Run, RunInput, RunTag
+from tether.db.visibility import EVERYTHING, Visibility, conditions
 from tether.errors import invalid_parameter
 from tether.search.experiment_ids import parse_experiment_ids
 from tether.search.filter_parser import parse_search_filter
@@ -140,8 +141,11 @@ def search_run_ids(
     max_results: int,
     order_by: list[str],
     page_token: str | None,
+    readable: Visibility = EVERYTHING,
 ) -> tuple[list[str], str | None]:
     """Run ids of one page of `search_runs`, in MLflow's order, and the next page token.
+    Runs of experiments the caller may not read (`readable`) are left out, as MLflow's
+    auth app leaves those experiment ids out.
 
     The checks run in MLflow's store's order: max_results, view type, filter, order_by, page
     token, then the experiment ids."""
@@ -162,6 +166,7 @@ def search_run_ids(
         Run.experiment_id.in_([bigint(e) for e in exp_ids]),  # INTEGER column: `db.int64`
         Run.lifecycle_stage.in_(stages),
         *planned_cheaply(run_filter_clauses(comparisons, dialect), dialect),
+        *conditions(readable.experiment_clause(Run.experiment_id)),
     )
     stmt = _apply_order_by(stmt, parsed_order).offset(offset).limit(max_results + 1)
     # Plain DBAPI rows: SQLAlchemy Row objects for up to 50k ids cost more than the query.

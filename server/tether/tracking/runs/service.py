@@ -29,6 +29,7 @@ from tether.db.outbox.records import (
     RunUpdate,
     id_ranges,
 )
+from tether.db.visibility import EVERYTHING, Visibility
 from tether.errors import MlflowError, invalid_parameter, missing_value, not_found
 from tether.search.experiment_ids import parse_experiment_id
 from tether.tracking import validation
@@ -133,11 +134,13 @@ class RunService:
         max_results: int,
         order_by: list[str],
         page_token: str | None,
+        readable: Visibility = EVERYTHING,
     ) -> tuple[list[RunJson], str | None]:
         validation.validate_search_runs_max_results(max_results)
         with self.db.read() as session:
             run_ids, token = search_run_ids(
                 session,
+                readable=readable,
                 experiment_ids=experiment_ids,
                 filter_string=filter_string,
                 run_view_type=run_view_type,

@@ -23,6 +23,7 @@ import orjson
 from fastapi import APIRouter, Request
 from graphql import ExecutionResult, GraphQLError, execute, parse, validate
 
+from tether.api.access import SIGNED_IN, guard, visible
 from tether.api.responses import JsonResponse
 from tether.errors import MlflowError, invalid_parameter
 from tether.ui.graphql import limits, resolvers
@@ -32,8 +33,11 @@ log = logging.getLogger("tether.graphql")
 
 router = APIRouter(include_in_schema=False)
 
+# Signed in; the resolvers show only what the caller may read (null fields, filtered searches).
+GRAPHQL_ACCESS = SIGNED_IN.listing("experiment", "registered_model")
 
-@router.api_route("/graphql", methods=["GET", "POST"])
+
+@router.api_route("/graphql", methods=["GET", "POST"], dependencies=[guard(GRAPHQL_ACCESS)])
 async def graphql_endpoint(request: Request) -> JsonResponse:
     payload = await _payload(request)
     query = payload.get("query")
@@ -57,7 +61,7 @@ async def graphql_endpoint(request: Request) -> JsonResponse:
     invalid = validate(schema(), document)
     if invalid:
         return _answer(None, [error.message for error in invalid])
-    context = resolvers.Context(request.app.state.services, request.query_params)
+    context = resolvers.Context(request.app.state.services, request.query_params, visible(request))
     result = execute(
         schema(),
         document,

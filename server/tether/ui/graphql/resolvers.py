@@ -35,6 +35,7 @@ from graphql import (
 )
 
 from tether.api.deps import ServiceRegistry
+from tether.db.visibility import EVERYTHING, Visibility
 from tether.errors import invalid_parameter
 from tether.registry.service import RegistryService
 from tether.threads import blocking
@@ -55,6 +56,9 @@ class Context:
 
     services: ServiceRegistry
     query_params: Mapping[str, str]
+    # What the caller may read: as in MLflow's auth app, a field naming something else
+    # resolves to null, and searches return only readable experiments and models.
+    visible: Visibility = EVERYTHING
     experiments: dict[str, Any] = field(default_factory=dict)  # id -> answer, per request
 
 
@@ -114,24 +118,33 @@ def _context(info: GraphQLResolveInfo) -> Context:
 # Query / Mutation -------------------------------------------------------------------------
 
 
-async def get_experiment(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+async def get_experiment(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any] | None:
     experiment_id = _input(args).get("experimentId") or ""
-    return {"experiment": await _experiment(_context(info), experiment_id)}
+    context = _context(info)
+    if not context.visible.can_read_experiment(experiment_id):
+        return None
+    return {"experiment": await _experiment(context, experiment_id)}
 
 
-async def get_run(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+async def get_run(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any] | None:
     given = _input(args)
     run_id = given.get("runId") or given.get("runUuid") or ""
-    runs = _context(info).services.get(RunService)
-    return {"run": await blocking(runs.get, run_id)}
+    context = _context(info)
+    runs = context.services.get(RunService)
+    run = await blocking(runs.get, run_id)
+    if not context.visible.can_read_experiment(run["info"]["experiment_id"]):
+        return None
+    return {"run": run}
 
 
 async def search_runs(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
     given = _input(args)
     max_results = given.get("maxResults")
-    runs = _context(info).services.get(RunService)
+    context = _context(info)
+    runs = context.services.get(RunService)
     found, token = await blocking(
         runs.search,
+        readable=context.visible,
         experiment_ids=[e or "" for e in given.get("experimentIds") or []],
         filter_string=given.get("filter") or "",
         run_view_type=given.get("runViewType") or "ACTIVE_ONLY",
@@ -144,14 +157,21 @@ async def search_runs(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str
 
 async def metric_history_bulk_interval(
     _: Any, info: GraphQLResolveInfo, **args: Any
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     given = _input(args)
     context = _context(info)
     query = context.query_params  # not the input: see the module docstring
     metrics = context.services.get(MetricService)
+    run_ids = [r or "" for r in given.get("runIds") or []]
+    if context.visible.experiments is not None:
+        runs = context.services.get(RunService)
+        for run_id in run_ids:
+            run = await blocking(runs.get, run_id)
+            if not context.visible.can_read_experiment(run["info"]["experiment_id"]):
+                return None
     points = await blocking(
         metrics.bulk_interval,
-        [r or "" for r in given.get("runIds") or []],
+        run_ids,
         given.get("metricKey") or "",
         _int_param(query, "max_results", MAX_RESULTS_PER_RUN),
         _int_param(query, "start_step", None),
@@ -163,9 +183,11 @@ async def metric_history_bulk_interval(
 async def search_model_versions(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
     given = _input(args)
     max_results = given.get("maxResults")
-    registry = _context(info).services.get(RegistryService)
+    context = _context(info)
+    registry = context.services.get(RegistryService)
     found, token = await blocking(
         registry.search_versions,
+        readable=context.visible,
         filter_string=given.get("filter") or "",
         max_results=SEARCH_VERSIONS_MAX_RESULTS if max_results is None else max_results,
         order_by=[o or "" for o in given.get("orderBy") or []],
@@ -195,9 +217,11 @@ async def run_experiment(run: dict[str, Any], info: GraphQLResolveInfo) -> Any:
 
 async def run_model_versions(run: dict[str, Any], info: GraphQLResolveInfo) -> list[Any]:
     run_id = (run.get("info") or {}).get("run_id") or ""
-    registry = _context(info).services.get(RegistryService)
+    context = _context(info)
+    registry = context.services.get(RegistryService)
     found, _ = await blocking(
         registry.search_versions,
+        readable=context.visible,
         filter_string=f"run_id='{run_id}'",
         max_results=SEARCH_VERSIONS_MAX_RESULTS,
         order_by=[],

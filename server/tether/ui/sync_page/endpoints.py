@@ -2,8 +2,8 @@
 
 The retry form posts `entity=TYPE:ID` (one dead entity, with what waits on it) or
 `all=dead`, as `tether sync retry` does, then redirects back to the page (303) with what it
-did. Like the API's writes, a cross-origin post is refused (tether.ui.security); there is no
-authentication yet, so the page has the API's permissions: anyone who can reach the server.
+did. Like the API's writes, a cross-origin post is refused (tether.ui.security). With
+authentication on, the page and its retry need an admin.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from tether.api.access import ADMIN, guard
 from tether.db.engine import Database
 from tether.errors import invalid_parameter
 from tether.sync import state
@@ -24,13 +25,13 @@ from tether.ui.sync_page.studio import studio
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/tether")
+@router.get("/tether", dependencies=[guard(ADMIN)])
 async def sync_page_without_slash() -> RedirectResponse:
     # Relative: under --static-prefix the browser resolves it to <prefix>/tether/.
     return RedirectResponse("tether/", status_code=308)
 
 
-@router.get("/tether/", response_class=HTMLResponse)
+@router.get("/tether/", response_class=HTMLResponse, dependencies=[guard(ADMIN)])
 async def sync_page(
     request: Request,
     status: str | None = None,
@@ -65,7 +66,7 @@ def _notice(retried: str) -> str:
     return f"Queued again: {retried}."
 
 
-@router.post("/tether/retry")
+@router.post("/tether/retry", dependencies=[guard(ADMIN)])
 async def retry(request: Request) -> RedirectResponse:
     # A urlencoded form of two fields: parsed here rather than with python-multipart.
     form = parse_qs((await request.body()).decode("utf-8", "replace"))

@@ -1,0 +1,229 @@
+"""Decide each route's rule (`tether.api.access.Rule`) for the signed-in caller.
+
+Admins pass every rule. For everyone else a resource rule resolves the resource the request
+names to what its permission hangs on, as MLflow does: an experiment (a run, a logged model
+and an artifact-proxy path `<experiment id>/...` take their experiment's), or a registered
+model by name (its versions, aliases and prompts take the model's). The caller's grants are
+read once per request and folded (`permissions.resolve`); the capability the rule names
+(read, update, delete, manage) must be there. A run or logged model that does not exist is
+refused (403) rather than reported missing, so answers are no oracle for what exists; an
+experiment id is judged as it is (an absent one with the default permission), as in MLflow.
+
+A listing rule leaves the caller's `Visibility` on the request for the endpoint's SQL.
+A route without any rule is refused to all but admins (fail closed), with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Request
+
+from tether.api.access import (
+    VISIBILITY_KEY,
+    Action,
+    AuthenticationRequired,
+    Rule,
+    Target,
+)
+from tether.auth import permissions
+from tether.auth.credentials import NOT_AUTHENTICATED, Identity
+from tether.auth.permissions import EXPERIMENT, REGISTERED_MODEL, Grant
+from tether.auth.store import AuthStore
+from tether.db.engine import Database
+from tether.db.models import Experiment, LoggedModel, Run
+from tether.db.visibility import Readable, Visibility
+from tether.errors import MlflowError, not_found
+from tether.threads import blocking
+
+log = logging.getLogger("tether.auth")
+
+IDENTITY_KEY = "tether.identity"
+_NEEDS_LOOKUP = object()
+_EXPERIMENT_PATH = re.compile(r"^(\d+)(?:/|$)")
+
+
+def identity_of(request: Request) -> Identity | None:
+    identity: Identity | None = request.scope.get(IDENTITY_KEY)
+    return identity
+
+
+def permission_denied() -> MlflowError:
+    return MlflowError("Permission denied", "PERMISSION_DENIED")
+
+
+class _Lru:
+    """Immutable facts (a run's experiment) looked up once."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._items: OrderedDict[str, int | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, int | None]:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return True, self._items[key]
+            return False, None
+
+    def put(self, key: str, value: int) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class PermissionGate:
+    def __init__(self, store: AuthStore, tracking: Database, default_permission: str) -> None:
+        self.store = store
+        self.tracking = tracking
+        self.default_permission = default_permission
+        self._runs = _Lru()
+        self._models = _Lru()
+
+    # tether.api.access.Gate --------------------------------------------------------------
+
+    def admit(self, request: Request, rule: Rule | None) -> None:
+        if identity_of(request) is None and (rule is None or rule.action is not Action.PUBLIC):
+            raise AuthenticationRequired(NOT_AUTHENTICATED)
+
+    async def check(self, request: Request, rule: Rule | None, message: Any) -> None:
+        identity = identity_of(request)
+        if rule is not None and rule.action is Action.PUBLIC:
+            return
+        if identity is None:
+            raise AuthenticationRequired(NOT_AUTHENTICATED)
+        if identity.is_admin:
+            return
+        if rule is None:
+            log.warning(
+                "refused %s %s: the route declares no access rule", request.method, request.url.path
+            )
+            raise permission_denied()
+        if rule.action is Action.ADMIN:
+            raise permission_denied()
+        if not rule.targets and not rule.lists:
+            return  # signed in is all it takes (the endpoint may check more itself)
+        # The grants came with the sign-in and a run's experiment is cached after its first
+        # lookup: most checks need no query and run right here, off the thread pool.
+        path_params = request.path_params
+        allowed = self._decide(identity, rule, message, path_params, lookups=False)
+        if allowed is _NEEDS_LOOKUP:
+            allowed = await blocking(self._decide, identity, rule, message, path_params)
+        if isinstance(allowed, Visibility):
+            request.scope[VISIBILITY_KEY] = allowed
+        elif not allowed:
+            raise permission_denied()
+
+    async def after(self, request: Request, rule: Rule, message: Any, answer: Any) -> None:
+        effect = rule.effect
+        identity = identity_of(request)
+        if effect is None:
+            return
+        located = effect.locate(message, answer)
+        if effect.kind == "grant_creator" and identity is not None and located:
+            await blocking(
+                self.store.grant_creator, identity.user_id, effect.resource_type, str(located)
+            )
+        elif effect.kind == "forget" and located:
+            await blocking(self.store.forget, effect.resource_type, str(located))
+        elif effect.kind == "rename" and located and all(located):
+            old, new = located
+            await blocking(self.store.rename, effect.resource_type, str(old), str(new))
+
+    # Decisions (in a worker thread) ----------------------------------------------------
+
+    def default_for(self, identity: Identity) -> str:
+        return identity.default_permission or self.default_permission
+
+    def _decide(
+        self,
+        identity: Identity,
+        rule: Rule,
+        message: Any,
+        path_params: Mapping[str, Any],
+        lookups: bool = True,
+    ) -> bool | Visibility | object:
+        """Allowed, refused, or the caller's Visibility; `_NEEDS_LOOKUP` when a resource's
+        experiment is not cached and `lookups` (a query: not on the event loop) is off."""
+        grants = list(identity.grants)
+        default = self.default_for(identity)
+        action = rule.action.value
+        for target in rule.targets:
+            anchors = self._anchors(target, message, path_params, lookups)
+            if anchors is None:
+                return _NEEDS_LOOKUP
+            for resource in anchors:
+                if resource is None:
+                    return False
+                kind, resource_id = resource
+                if not permissions.resolve(grants, kind, resource_id, default).allows(action):
+                    return False
+        if rule.lists:
+            return self.visibility(grants, default, rule.lists)
+        return True
+
+    def visibility(self, grants: list[Grant], default: str, types: tuple[str, ...]) -> Visibility:
+        readable: dict[str, Readable | None] = {}
+        for resource_type in types:
+            found = permissions.readable_set(grants, resource_type, default)
+            readable[resource_type] = None if found is None else Readable(*found)
+        return Visibility(readable.get(EXPERIMENT), readable.get(REGISTERED_MODEL))
+
+    def _anchors(
+        self, target: Target, message: Any, path_params: Mapping[str, Any], lookups: bool
+    ) -> list[tuple[str, str] | None] | None:
+        """(resource type, id) whose permission decides, per id the request names; None for
+        a resource that does not exist (refused). None overall: a lookup is needed."""
+        ids = target.ids(message, path_params)
+        if target.kind == "artifact_path":
+            path = ids[0] if ids else ""
+            match = _EXPERIMENT_PATH.match(path.lstrip("/"))
+            # Outside any experiment's folder only the default permission speaks (MLflow).
+            return [(EXPERIMENT, match.group(1) if match else "*")]
+        if target.kind == "registered_model":
+            return [(REGISTERED_MODEL, name) for name in ids]
+        if target.kind == "experiment":
+            return [(EXPERIMENT, experiment_id) for experiment_id in ids]
+        anchors: list[tuple[str, str] | None] = []
+        for resource_id in ids:
+            if not lookups and not self._cached(target.kind, resource_id):
+                return None
+            experiment_id = self._experiment_of(target.kind, resource_id)
+            anchors.append(None if experiment_id is None else (EXPERIMENT, str(experiment_id)))
+        return anchors
+
+    def _cached(self, kind: str, resource_id: str) -> bool:
+        cache = self._runs if kind == "run" else self._models if kind == "logged_model" else None
+        return cache is not None and cache.get(resource_id)[0]
+
+    def _experiment_of(self, kind: str, resource_id: str) -> int | None:
+        if kind == "experiment_name":
+            with self.tracking.read() as session:
+                found = session.scalar(
+                    sa.select(Experiment.experiment_id).where(Experiment.name == resource_id)
+                )
+            if found is None:
+                raise not_found(f"Could not find experiment with name {resource_id}")
+            return int(found)
+        cache, column, key = (
+            (self._runs, Run.experiment_id, Run.run_uuid)
+            if kind == "run"
+            else (self._models, LoggedModel.experiment_id, LoggedModel.model_id)
+        )
+        known, value = cache.get(resource_id)
+        if known:
+            return value
+        with self.tracking.read() as session:
+            found = session.scalar(sa.select(column).where(key == resource_id))
+        if found is None:
+            return None  # not cached: it may be created later
+        cache.put(resource_id, int(found))
+        return int(found)

@@ -1,0 +1,1 @@
+"""Authentication and permissions (tether.auth): users, grants, roles, tokens, Entra ID."""
