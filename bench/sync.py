@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = [w.strip() for w in args.only.split(",") if w.strip()]
-    results: dict[str, Any] = {"load_average_start": os.getloadavg(), "args": vars(args)}
+    # A copy: vars() is the namespace itself, and the JSON wants the path as text.
+    results: dict[str, Any] = {"load_average_start": os.getloadavg(), "args": dict(vars(args))}
     results["args"]["json"] = str(args.json) if args.json else None
     with load.standin(args.latency_ms) as (identity, ws):
         for name in chosen:
