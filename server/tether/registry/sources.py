@@ -311,21 +311,25 @@ def validate_source_run(session: Session, source: str, run_id: str) -> None:
         if run_id and _runs_uri_run_id(source) == run_id:
             return
         raise invalid_source(source, "run_id")
-    if parsed.scheme == "models":
-        if parsed.netloc:
-            raise invalid_source(source, "model_id")
-        try:
-            model_uri = parse_model_uri(source)
-        except ImproperModelUri:
-            raise invalid_source(source, "model_id") from None
-        if model_uri.model_id is not None:
-            raise invalid_source(source, "model_id")
+    if parsed.scheme == "models" and _models_uri_model_id(source, parsed) is not None:
+        raise invalid_source(source, "model_id")
     if _is_mlflow_artifact_source(source):
         if run_id:
             run = source_run(session, run_id, source)
             if run.artifact_uri and is_uri_within_root(source, run.artifact_uri):
                 return
         raise invalid_source(source, "run_id")
+
+
+def _models_uri_model_id(source: str, parsed: urllib.parse.ParseResult) -> str | None:
+    """The model id a well-formed `models:/` source names (None for a registry name); a
+    `models://host/...` or unparsable one is an invalid source in both checks."""
+    if parsed.netloc:
+        raise invalid_source(source, "model_id")
+    try:
+        return parse_model_uri(source).model_id
+    except ImproperModelUri:
+        raise invalid_source(source, "model_id") from None
 
 
 def validate_source_model(session: Session, source: str, model_id: str) -> None:
@@ -341,14 +345,9 @@ def validate_source_model(session: Session, source: str, model_id: str) -> None:
     check_no_relative_paths(source)
     parsed = urllib.parse.urlparse(source)
     if parsed.scheme == "models":
-        if parsed.netloc:
-            raise invalid_source(source, "model_id")
-        try:
-            model_uri = parse_model_uri(source)
-        except ImproperModelUri:
-            raise invalid_source(source, "model_id") from None
-        if model_uri.model_id is not None:
-            if model_id and model_uri.model_id == model_id:
+        source_model_id = _models_uri_model_id(source, parsed)
+        if source_model_id is not None:
+            if model_id and source_model_id == model_id:
                 return
             raise invalid_source(source, "model_id")
     if parsed.scheme == "runs":
