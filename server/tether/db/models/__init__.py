@@ -16,6 +16,15 @@ from tether.db.models.registry import (
     RegisteredModelTag,
 )
 from tether.db.models.sync import OutboxEntry, SyncEntity, SyncMeta, SyncReport
+from tether.db.models.traces import (
+    Assessment,
+    TraceInfo,
+    TraceMetadata,
+    TracePromptLink,
+    TraceRunLink,
+    TraceSpan,
+    TraceTag,
+)
 from tether.db.models.tracking import (
     Dataset,
     Experiment,
@@ -30,6 +39,7 @@ from tether.db.models.tracking import (
 )
 
 __all__ = [
+    "Assessment",
     "Base",
     "BigId",
     "Dataset",
@@ -56,4 +66,10 @@ __all__ = [
     "SyncEntity",
     "SyncMeta",
     "SyncReport",
+    "TraceInfo",
+    "TraceMetadata",
+    "TracePromptLink",
+    "TraceRunLink",
+    "TraceSpan",
+    "TraceTag",
 ]
