@@ -20,8 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from compat.diff import Normaliser, Outcome, Pair, Ref, Side, assert_same, substitute
+from compat.diff import Normaliser, Outcome, Pair, Ref, Side, substitute
 from support import MlflowRest, RestResponse
+from support.compare import differences
 
 ASSESSMENT_ID = re.compile(r"a-[0-9a-f]{32}")
 _TRACE_LOCATION = re.compile(r"(?P<root>.*?)/(?P<exp>\d+)/traces/(?P<trace>[^/]+)/artifacts")
@@ -49,7 +50,8 @@ class TraceNormaliser(Normaliser):
         # A trace's artifact location, wherever it shows (a v3 tag map, a v2 tag list).
         if match := _TRACE_LOCATION.fullmatch(value):
             exp = self.side.symbol_for(match["exp"], "exp")
-            return f"{match['root']}/{exp}/traces/{match['trace']}/artifacts"
+            trace = self.side.lookup(match["trace"])  # v2 request ids are per server
+            return f"{match['root']}/{exp}/traces/{trace}/artifacts"
         value = ASSESSMENT_ID.sub(lambda m: self.side.symbol_for(m.group(0), "assessment"), value)
         return super()._string(value, key)
 
@@ -184,6 +186,18 @@ class TracePair(Pair):
         assert_same(out, status)
         return out.tet_body
 
+    def same(
+        self,
+        method: str,
+        path: Any,
+        body: Mapping[str, Any] | None = None,
+        *,
+        status: int | None = None,
+    ) -> Any:
+        out = self.send(method, path, body)
+        assert_same(out, status)
+        return out.tet_body
+
     def v3_each(self, method: str, path: str, make: Callable[[str], Mapping[str, Any]]) -> Outcome:
         """One request whose body differs per side (`make("ref")`, `make("tet")`): e.g. a
         filter naming a run id."""
@@ -225,3 +239,13 @@ class TracePair(Pair):
             out.ref.json["assessment"]["assessment_id"],
             out.tet.json["assessment"]["assessment_id"],
         )
+
+
+def assert_same(out: Outcome, status: int | None = None) -> None:
+    """Both answered the same status and normalised body; the differences listed if not."""
+    diffs = differences(out.tet_body, out.ref_body)
+    assert out.ref.status == out.tet.status and not diffs, (
+        f"reference {out.ref.status}, Tether {out.tet.status}:\n" + "\n".join(diffs[:30])
+    )
+    if status is not None:
+        assert out.tet.status == status, out.tet.json

@@ -74,7 +74,10 @@ def value_of(item: AssessmentIn, kind: str) -> Any:
                     "Invalid value for parameter 'assessment.expectation.serialized_value': "
                     "not JSON."
                 ) from None
-        return through_value(item.expectation.value)
+        value = through_value(item.expectation.value)
+        if value is None:
+            raise invalid_parameter("The `value` field must be specified.")
+        return value
     assert item.issue is not None
     return {"issue_name": item.issue.issue_name or ""}
 

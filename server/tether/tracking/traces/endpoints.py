@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from tether.api.deps import provider
 from tether.api.responses import Empty
 from tether.api.routing import MLFLOW3_PREFIXES, MLFLOW_PREFIXES, Router
-from tether.errors import invalid_parameter
+from tether.errors import MlflowError, invalid_parameter
 from tether.threads import blocking
 from tether.tracking.traces import schemas, serialize
 from tether.tracking.traces.metrics import TraceMetrics
@@ -284,7 +284,9 @@ async def delete_trace_tag_v2(
 async def get_trace_artifact(body: schemas.TraceArtifactQuery, reader: Reader) -> StreamingResponse:
     """The trace's `traces.json` (`{"spans": [...]}`), or an attachment (`path`)."""
     if not body.request_id:
-        raise invalid_parameter('Request must include the "request_id" query parameter.')
+        raise MlflowError(
+            'Request must include the "request_id" query parameter.', "BAD_REQUEST"
+        )
     size: int | None
     if body.path:
         size, chunks = await reader.attachment(body.request_id, _safe(body.path))

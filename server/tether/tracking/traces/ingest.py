@@ -7,8 +7,9 @@ outbox record; if that transaction fails the segments are deleted again. As in M
 - a trace the spans are the first to name is created in the request's experiment: its start
   and duration span its spans, its state is the root span's (IN_PROGRESS until the root
   arrives), and it gets the `mlflow.artifactLocation` tag;
-- a trace the client already finalized (`start_trace` ran: `mlflow.trace.infoFinalized`)
-  keeps its own times; otherwise they widen to cover the new spans;
+- the trace's start and duration widen to cover the new spans, unless the client already
+  finalized it (`start_trace` ran: `mlflow.trace.infoFinalized`) and the spans carry token
+  usage, cost or a session (MLflow only looks at finalization then);
 - the root span fills a missing request / response preview and a state still IN_PROGRESS;
   its `mlflow.traceTag.<key>` attributes become tags, the resource's attributes too (except
   `telemetry.sdk.*` and `mlflow.*`), a span's `session.id` the session, `user.id` the user;
@@ -322,7 +323,9 @@ class SpanIngest:
             )
             finalized = False
         else:
-            finalized = (
+            # As in MLflow's log_spans: whether start_trace's times stand is only looked at when
+            # the batch carries usage, cost or a session; otherwise the times always widen.
+            finalized = _carries_analytics(spans) and (
                 repository.metadata_value(session, trace_id, analytics.INFO_FINALIZED_KEY)
                 is not None
             )
@@ -419,6 +422,17 @@ class SpanIngest:
                 bytes=sum(len(s.line) for s in spans),
             ),
         )
+
+
+def _carries_analytics(spans: list[StoredSpan]) -> bool:
+    for span in spans:
+        for key in ("mlflow.chat.tokenUsage", "mlflow.llm.cost"):
+            value = _unjson(span.attributes.get(key) or "")
+            if isinstance(value, dict) and value:
+                return True
+        if any(span.attributes.get(key) for key in codec.SESSION_ATTRIBUTES):
+            return True
+    return False
 
 
 def _unjson(text: str) -> Any:

@@ -240,23 +240,16 @@ class TraceMetrics:
             count2 = _count(session, ids, second, dialect)
             joint = _count(session, ids, f"{first} and {filter2}", dialect)
         npmi, smoothed = npmi_from_counts(joint, count1, count2, total)
-        out: dict[str, Any] = {
-            "npmi": _json_float(npmi),
-            "npmi_smoothed": _json_float(smoothed),
-        }
-        for key, value in (
-            ("filter1_count", count1),
-            ("filter2_count", count2),
-            ("joint_count", joint),
-            ("total_count", total),
-        ):
-            if value:
-                out[key] = value
-        return out  # type: ignore[return-value]
-
-
-def _json_float(value: float) -> float | str:
-    return "NaN" if math.isnan(value) else value
+        out: schemas.FilterCorrelationResponse = {}
+        if not math.isnan(npmi):  # an undefined NPMI is left out, as MLflow does
+            out["npmi"] = npmi
+        if not math.isnan(smoothed):
+            out["npmi_smoothed"] = smoothed
+        out["filter1_count"] = count1
+        out["filter2_count"] = count2
+        out["joint_count"] = joint
+        out["total_count"] = total
+        return out
 
 
 def _count(session: Session, ids: list[int], filter_string: str | None, dialect: str) -> int:
