@@ -6,18 +6,21 @@ The counts are disjoint: an entity under a live lease is `in_flight`, whatever i
 Outbox rows no worker has discovered yet (sync never ran, or its worker cannot connect to the
 workspace) belong to no entity yet: they are counted apart (`outbox.not_scanned`), and the
 oldest of them counts for `oldest_pending_age_seconds` too, so the status never shows
-"nothing pending" while work waits.
+"nothing pending" while work waits. Traces are never synced (Azure ML refuses them): they are
+counted as `kept_in_tether`, not as work left for a later version; a run with traces says so
+in its report (written by the trace service).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
-from tether.db.models import OutboxEntry, SyncEntity, SyncReport
+from tether.db.models import OutboxEntry, SyncEntity, SyncReport, TraceInfo
 from tether.sync import discovery, state
 from tether.sync.schemas import EntityBrief, EntityDetail, SyncSummary
 from tether.sync.sources import CAPABILITIES, rows_of
@@ -112,8 +115,13 @@ def summary(session: Session, now: int | None = None) -> SyncSummary:
             "outbox_rows_by_entity_type": discovery.unsynced_counts(session),
             "deferred_ops": _deferred_ops(session),
         },
+        "kept_in_tether": {"traces": _count(session, TraceInfo.request_id)},
         "errors": _errors(session, now),
     }
+
+
+def _count(session: Session, column: Any) -> int:
+    return int(session.execute(select(func.count(column))).scalar() or 0)
 
 
 def _age(now: int, since_ms: int | None) -> float | None:

@@ -284,9 +284,7 @@ async def delete_trace_tag_v2(
 async def get_trace_artifact(body: schemas.TraceArtifactQuery, reader: Reader) -> StreamingResponse:
     """The trace's `traces.json` (`{"spans": [...]}`), or an attachment (`path`)."""
     if not body.request_id:
-        raise MlflowError(
-            'Request must include the "request_id" query parameter.', "BAD_REQUEST"
-        )
+        raise MlflowError('Request must include the "request_id" query parameter.', "BAD_REQUEST")
     size: int | None
     if body.path:
         size, chunks = await reader.attachment(body.request_id, _safe(body.path))
