@@ -17,28 +17,15 @@ from typing import Any
 import httpx
 import pytest
 
+from artifacts.conftest import server_args
 from support import unique_name
+from support.procs import peak_rss
 from traces.tracediff import SpanSpec, new_trace_id, otlp_request
 
 SPANS = 30_000
 PER_REQUEST = 500
 PAYLOAD = 5_000  # characters of span input each: 30,000 spans = 150 MB
 PEAK_GROWTH_LIMIT = 80 * 1024**2
-
-
-def _peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc status")
-
-
-def _server_args(kind: str, request: pytest.FixtureRequest) -> tuple[list[str], dict[str, str]]:
-    if kind == "local":
-        return [], {}
-    azurite: Any = request.getfixturevalue("azurite")
-    container = azurite.new_container()
-    return ["--artifacts-destination", azurite.wasbs(container, "store")], azurite.env()
 
 
 def _batch(trace_hex: str, first: int) -> bytes:
@@ -80,7 +67,7 @@ def _span_names(spans: list[dict[str, Any]]) -> list[str]:
 def test_a_large_trace_round_trips_in_flat_memory(
     kind: str, start_tether_server: Any, request: pytest.FixtureRequest
 ) -> None:
-    extra_args, env = _server_args(kind, request)
+    extra_args, env = server_args(kind, request)
     server = start_tether_server(extra_args=extra_args, env=env)
     pid = server.process.pid
     trace_hex = new_trace_id().removeprefix("tr-")
@@ -91,7 +78,7 @@ def test_a_large_trace_round_trips_in_flat_memory(
             "/api/2.0/mlflow/experiments/create", json={"name": unique_name("large")}
         )
         experiment_id = created.json()["experiment_id"]
-        baseline = _peak_rss(pid)
+        baseline = peak_rss(pid)
         for first in range(0, SPANS, PER_REQUEST):
             sent = http.post(
                 "/v1/traces",
@@ -116,5 +103,5 @@ def test_a_large_trace_round_trips_in_flat_memory(
             )
             assert size > SPANS * PAYLOAD
             assert _span_names(json.loads(data.read_text())["spans"]) == expected
-        growth = _peak_rss(pid) - baseline
+        growth = peak_rss(pid) - baseline
     assert growth < PEAK_GROWTH_LIMIT, f"server peak RSS grew by {growth / 1024**2:.0f} MiB"
