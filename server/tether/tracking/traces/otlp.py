@@ -27,8 +27,34 @@ RUN_HEADER = "x-mlflow-run-id"
 
 api = Router("opentelemetry")
 
+_BINARY = {"type": "string", "format": "binary"}
+_DOCUMENT = {
+    "parameters": [
+        {"name": EXPERIMENT_HEADER, "in": "header", "required": True, "schema": {"type": "string"}},
+        {"name": RUN_HEADER, "in": "header", "required": False, "schema": {"type": "string"}},
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-protobuf": {"schema": _BINARY},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "The empty ExportTraceServiceResponse.",
+            "content": {"application/x-protobuf": {"schema": _BINARY}},
+        },
+        "default": {
+            "description": 'Refused: FastAPI\'s `{"detail": ...}` for an unreadable request '
+            "(400, 422), MLflow's error body for what the store refuses (400, 404).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+}
 
-@api.post("/v1/traces", binary_request=True, response_class=Response)
+
+@api.post("/v1/traces", binary_request=True, response_class=Response, openapi_extra=_DOCUMENT)
 async def export_traces(request: Request, ingest: Ingest) -> Response:
     """Store OTLP spans in the experiment of the `x-mlflow-experiment-id` header."""
     experiment_id = request.headers.get(EXPERIMENT_HEADER)
