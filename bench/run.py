@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--seconds", type=float, default=5.0, help="duration per workload per round")
     p.add_argument("--search-runs", type=int, default=5000, help="runs created for the searches")
+    p.add_argument(
+        "--search-traces", type=int, default=2000, help="traces logged for the trace search"
+    )
     p.add_argument("--history-points", type=int, default=10_000)
     p.add_argument("--artifact-mb", type=int, default=100)
     p.add_argument("--only", default="", help="comma-separated workloads: " + _names())
@@ -68,6 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.seconds = 1, min(args.seconds, 2.0)
         args.search_runs, args.history_points = 200, 2000
+        args.search_traces = 200
         args.artifact_mb = 10
     return args
 
@@ -214,7 +218,9 @@ def _rounds(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workloads = select_workloads(args.only)
-    params = Params(args.seconds, args.search_runs, args.history_points, args.artifact_mb)
+    params = Params(
+        args.seconds, args.search_runs, args.history_points, args.artifact_mb, args.search_traces
+    )
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignored it
     servers, notes = build_servers(args)
@@ -256,7 +262,8 @@ def _header(args: argparse.Namespace) -> str:
     env = f" Tether environment: {' '.join(args.tether_env)}." if args.tether_env else ""
     return (
         f"\n{store};{env} {args.rounds} round(s) x {args.seconds:g}s per workload;"
-        f" search over {args.search_runs} runs; history {args.history_points} points;"
+        f" search over {args.search_runs} runs and {args.search_traces} traces;"
+        f" history {args.history_points} points;"
         f" artifact {args.artifact_mb} MB. Throughput: median over rounds;"
         f" latency: p50/p99 per request over all rounds.\n"
     )

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 API = "/api/2.0/mlflow"
+API3 = "/api/3.0/mlflow"
 AJAX = "/ajax-api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -26,6 +27,7 @@ class Params:
     search_runs: int = 5000
     history_points: int = 10_000
     artifact_mb: int = 100
+    search_traces: int = 2000
 
 
 @dataclass
@@ -333,6 +335,132 @@ def artifact_download(base: str, params: Params, state: dict[str, Any]) -> Sampl
         return _timed_loop(params.seconds, step)
 
 
+# ------------------------------------------------------------------------------- traces
+
+
+def _experiment(client: httpx.Client, state: dict[str, Any], key: str) -> str:
+    if key not in state:
+        name = f"bench-{key}-{uuid.uuid4().hex[:8]}"
+        state[key] = _post(client, f"{API}/experiments/create", {"name": name})["experiment_id"]
+    return str(state[key])
+
+
+def _trace_spans(trace_hex: str, start_ns: int) -> bytes:
+    """What MLflow 3's client exports per trace of a small agent: a root, a retriever and an
+    LLM call, with JSON inputs and outputs (OTLP protobuf)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    shapes = [("agent", None, "AGENT"), ("retrieve", 1, "RETRIEVER"), ("chat", 1, "CHAT_MODEL")]
+    for index, (name, parent, kind) in enumerate(shapes, start=1):
+        span = scope.spans.add()
+        span.trace_id = bytes.fromhex(trace_hex)
+        span.span_id = index.to_bytes(8, "big")
+        if parent:
+            span.parent_span_id = parent.to_bytes(8, "big")
+        span.name = name
+        span.start_time_unix_nano = start_ns + index * 1000
+        span.end_time_unix_nano = start_ns + 5_000_000 - index * 1000
+        span.status.code = 1  # type: ignore[assignment]
+        for key, value in (
+            ("mlflow.spanType", f'"{kind}"'),
+            ("mlflow.spanInputs", '{"question": "What is the capital of France?"}'),
+            ("mlflow.spanOutputs", '"Paris is the capital of France."'),
+        ):
+            attribute = span.attributes.add()
+            attribute.key = key
+            attribute.value.string_value = value
+    return request.SerializeToString()
+
+
+def _start_trace(client: httpx.Client, experiment_id: str, trace_hex: str, ms: int) -> None:
+    """StartTraceV3 as the 3.x client sends it when a trace ends."""
+    info = {
+        "trace_id": f"tr-{trace_hex}",
+        "trace_location": {
+            "type": "MLFLOW_EXPERIMENT",
+            "mlflow_experiment": {"experiment_id": experiment_id},
+        },
+        "request_time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000))
+        + f".{ms % 1000:03d}Z",
+        "execution_duration": "0.005s",
+        "state": "OK",
+        "request_preview": '{"question": "What is the capital of France?"}',
+        "response_preview": '"Paris is the capital of France."',
+        "trace_metadata": {"mlflow.trace_schema.version": "3"},
+        "tags": {"mlflow.traceName": "agent"},
+    }
+    _post(client, f"{API3}/traces", {"trace": {"trace_info": info}})
+
+
+def _log_trace(client: httpx.Client, experiment_id: str) -> None:
+    """One finished trace as MLflow 3.17's client logs it to a server >= 3.4: its spans over
+    OTLP (`/v1/traces`), then its info (StartTraceV3)."""
+    trace_hex = uuid.uuid4().hex
+    ms = int(time.time() * 1000)
+    resp = client.post(
+        "/v1/traces",
+        content=_trace_spans(trace_hex, ms * 1_000_000),
+        headers={
+            "content-type": "application/x-protobuf",
+            "x-mlflow-experiment-id": experiment_id,
+        },
+    )
+    resp.raise_for_status()
+    _start_trace(client, experiment_id, trace_hex, ms)
+
+
+def traces_log(base: str, params: Params, state: dict[str, Any]) -> Sample:
+    with _client(base) as client:
+        experiment_id = _experiment(client, state, "traces")
+
+        def step() -> float:
+            _log_trace(client, experiment_id)
+            return 1
+
+        return _timed_loop(params.seconds, step)
+
+
+def _search_traces_setup(base: str, params: Params, state: dict[str, Any]) -> str:
+    """An experiment with `search_traces` traces (8 threads, not timed)."""
+    if "search_traces_experiment" in state:
+        return str(state["search_traces_experiment"])
+    with _client(base) as client:
+        experiment_id = _experiment(client, state, "search_traces_experiment")
+
+    def make(indices: range) -> None:
+        with _client(base) as client:
+            for _ in indices:
+                _log_trace(client, experiment_id)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(make, [range(k, params.search_traces, 8) for k in range(8)]))
+    return experiment_id
+
+
+def search_traces(base: str, params: Params, state: dict[str, Any]) -> Sample:
+    """The Traces tab's query: the newest 100 OK traces of the experiment."""
+    experiment_id = _search_traces_setup(base, params, state)
+    body = {
+        "locations": [
+            {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}}
+        ],
+        "filter": "trace.status = 'OK'",
+        "order_by": ["timestamp_ms DESC"],
+        "max_results": 100,
+    }
+    with _client(base) as client:
+
+        def step() -> float:
+            page = _post(client, f"{API3}/traces/search", body)
+            return float(len(page.get("traces", [])))
+
+        return _timed_loop(params.seconds, step)
+
+
 WORKLOADS: list[Workload] = [
     Workload("log-batch", "points/s", log_batch),
     Workload("log-metric-1", "req/s", _log_metric(1)),
@@ -344,4 +472,6 @@ WORKLOADS: list[Workload] = [
     Workload("search-all", "runs/s", _search("", [])),
     Workload("artifact-upload", "MB/s", artifact_upload),
     Workload("artifact-download", "MB/s", artifact_download),
+    Workload("traces-log", "traces/s", traces_log),
+    Workload("search-traces", "traces/s", search_traces),
 ]

@@ -17,6 +17,7 @@ from tether import __version__, ui
 from tether.api import errors, openapi
 from tether.api.deps import ServiceRegistry
 from tether.api.dispatch import DirectDispatch
+from tether.api.headers import ServerVersion
 from tether.api.limits import BodySizeLimit
 from tether.artifacts import endpoints as artifact_endpoints
 from tether.artifacts.service import ArtifactService
@@ -41,6 +42,14 @@ from tether.tracking.metrics import endpoints as metric_endpoints
 from tether.tracking.metrics.service import MetricService
 from tether.tracking.runs import endpoints as run_endpoints
 from tether.tracking.runs.service import RunService
+from tether.tracking.traces import endpoints as trace_endpoints
+from tether.tracking.traces import otlp
+from tether.tracking.traces.ingest import SpanIngest
+from tether.tracking.traces.metrics import TraceMetrics
+from tether.tracking.traces.reads import TraceReader
+from tether.tracking.traces.searching import TraceSearch
+from tether.tracking.traces.service import TraceService
+from tether.tracking.traces.spans import SpanStore
 
 # Every route of the app (in FastAPI's matching order); the fixed paths among them are
 # dispatched directly (tether.api.dispatch).
@@ -52,6 +61,10 @@ ROUTERS = (
     metric_endpoints.api,
     registry_endpoints.api,
     logged_model_endpoints.api,
+    trace_endpoints.api,
+    trace_endpoints.v2,
+    trace_endpoints.ui,
+    otlp.api,
     artifact_endpoints.proxy,
     artifact_endpoints.tracking,
     artifact_endpoints.ui,
@@ -68,6 +81,11 @@ class Services:
     artifacts: ArtifactService
     registry: RegistryService
     logged_models: LoggedModelService
+    traces: TraceService
+    trace_reader: TraceReader
+    trace_search: TraceSearch
+    span_ingest: SpanIngest
+    trace_metrics: TraceMetrics
 
     def registry_of_all(self) -> ServiceRegistry:
         """What endpoints look their services up in (`tether.api.deps.provider`)."""
@@ -81,13 +99,31 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
+    backend = artifact_backend(settings)
+    spans = SpanStore(
+        backend,
+        segment_bytes=settings.trace_segment_bytes,
+        cache_bytes=settings.trace_read_cache_bytes,
+    )
+    trace_reader = TraceReader(db, backend, spans)
     services = Services(
         experiments=ExperimentService(db, settings.resolved_default_artifact_root()),
         runs=RunService(db),
         metrics=MetricService(db),
-        artifacts=ArtifactService(db, artifact_backend(settings)),
+        artifacts=ArtifactService(db, backend),
         registry=RegistryService(db, _registry_host_policy(settings)),
         logged_models=LoggedModelService(db),
+        traces=TraceService(db),
+        trace_reader=trace_reader,
+        trace_search=TraceSearch(db, trace_reader),
+        span_ingest=SpanIngest(
+            db,
+            backend,
+            spans,
+            max_spans=settings.trace_max_spans,
+            max_bytes=settings.trace_max_bytes,
+        ),
+        trace_metrics=TraceMetrics(db),
     )
     return db, services
 
@@ -151,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # With --app-name basic-auth: sign-in (outside the API, inside the UI's Host/CORS checks)
     # and the permission gate every route's access rule is checked by.
     authentication = auth.install(app, settings, db)
+    app.add_middleware(ServerVersion, version=__version__)
     ui.install(app, settings)  # the web UI; its middlewares (prefix, Host, CORS) wrap the API's
     install_observability(app, settings, db)  # last: outermost, sees every request
     return app

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from tether import __version__
+from tether import MLFLOW_VERSION, __version__
 from tether.config import Settings
 from tether.errors import MlflowError
 from tether.observability import logs, prometheus_dir
@@ -54,7 +54,11 @@ def _backend_option(func: Any) -> Any:
 
 
 @click.group()
-@click.version_option(__version__, prog_name="tether")
+@click.version_option(
+    __version__,
+    prog_name="tether",
+    message=f"%(prog)s, version %(version)s (MLflow API {MLFLOW_VERSION})",
+)
 def main() -> None:
     """Tether: an MLflow-compatible tracking server tethered to Azure Machine Learning."""
 

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     artifact_connect_timeout: float = Field(default=20.0, gt=0)
     artifact_read_timeout: float = Field(default=300.0, gt=0)
     artifact_sas_expiry: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # MLflow 3 traces (tether.tracking.traces): spans received over OTLP are kept in the
+    # artifact store; a trace may hold at most this many spans and bytes of span content
+    # (a write beyond is refused whole with 400 INVALID_PARAMETER_VALUE saying which limit).
+    trace_max_spans: int = Field(default=100_000, ge=1)
+    trace_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    trace_segment_bytes: int = Field(default=256 * 1024, ge=1024)  # span file size target
+    trace_read_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     # Azure ML sync (tether.sync): off unless a workspace is given, as its azureml://
     # tracking URI or subscriptions/<sub>/resourceGroups/<rg>/workspaces/<ws>.
     azureml_workspace: str | None = None

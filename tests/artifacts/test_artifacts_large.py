@@ -11,7 +11,6 @@ import hashlib
 import random
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,17 +18,11 @@ import pytest
 
 from artifacts.conftest import server_args
 from artifacts.helpers import PROXY
+from support.procs import peak_rss
 
 SIZE = 1024**3
 CHUNK = 1024**2
 PEAK_RSS_LIMIT = 250 * 1024**2
-
-
-def _peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc status")
 
 
 def _body(digest: Any) -> Iterator[bytes]:
@@ -50,7 +43,7 @@ def test_one_gib_round_trip(
     server = start_tether_server(extra_args=extra_args, env=env)
     pid = server.process.pid
     url = f"{server.url}{PROXY}/big/1gib.bin"
-    baseline = _peak_rss(pid)
+    baseline = peak_rss(pid)
 
     sent = hashlib.sha256()
     started = time.monotonic()
@@ -58,7 +51,7 @@ def test_one_gib_round_trip(
         answer = http.put(url, content=_body(sent))
         assert answer.status_code == 200, answer.text
         uploaded = time.monotonic()
-        after_upload = _peak_rss(pid)
+        after_upload = peak_rss(pid)
         received = hashlib.sha256()
         size = 0
         with http.stream("GET", url) as response:
@@ -69,7 +62,7 @@ def test_one_gib_round_trip(
                 size += len(chunk)
     downloaded = time.monotonic()
 
-    peak = _peak_rss(pid)
+    peak = peak_rss(pid)
     print(
         f"\n[{kind}] 1 GiB up {uploaded - started:.1f}s, down {downloaded - uploaded:.1f}s; "
         f"server peak RSS {peak / 1024**2:.0f} MiB (after start {baseline / 1024**2:.0f} MiB, "

@@ -69,6 +69,17 @@ from tether.db.outbox.records import (
     RunRestore,
     RunSetTag,
     RunUpdate,
+    TraceDelete,
+    TraceDeleteAssessment,
+    TraceDeleteTag,
+    TraceEnd,
+    TraceLinkPrompts,
+    TraceLinkRun,
+    TraceLogSpans,
+    TraceOp,
+    TraceSetAssessment,
+    TraceSetTag,
+    TraceStart,
     id_ranges,
 )
 
@@ -76,6 +87,7 @@ RUN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 MODEL = "m-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 RUN_FILE = f"1/{RUN}/artifacts/model/weights.bin"
 MODEL_FILE = f"1/models/{MODEL}/artifacts/MLmodel"
+TRACE = f"tr-{RUN}"
 
 
 def _tags(**tags: str) -> dict[str, str]:
@@ -84,7 +96,7 @@ def _tags(**tags: str) -> dict[str, str]:
 
 # (origin, entity type, entity id, op, payload as stored, the record it means, still written
 # byte for byte by this release). Origins: 92d8b82 is the first release (tracking, outbox);
-# 0b63ce7 added artifacts, logged models and the registry.
+# 0b63ce7 added artifacts, logged models and the registry; i15 (issue 15's branch) traces.
 STORED: list[tuple[str, str, str, str, str, AnyRecord, bool]] = [
     # Experiments (92d8b82)
     (
@@ -580,6 +592,106 @@ STORED: list[tuple[str, str, str, str, str, AnyRecord, bool]] = [
         ModelVersionDeleteTag("7/1", name="m", version="1", key="k"),
         True,
     ),
+    # Traces (issue 15): kept in Tether, never synced
+    (
+        "i15 traces (v3 start)",
+        "trace",
+        TRACE,
+        "start",
+        '{"experiment_id":"1","state":"OK"}',
+        TraceStart(TRACE, experiment_id="1", state="OK"),
+        True,
+    ),
+    (
+        "i15 traces (v2 start)",
+        "trace",
+        TRACE,
+        "start",
+        '{"experiment_id":"1","state":"IN_PROGRESS"}',
+        TraceStart(TRACE, experiment_id="1", state="IN_PROGRESS"),
+        True,
+    ),
+    (
+        "i15 traces/{request_id} (v2 end)",
+        "trace",
+        TRACE,
+        "end",
+        '{"state":"OK"}',
+        TraceEnd(TRACE, state="OK"),
+        True,
+    ),
+    (
+        "i15 /v1/traces",
+        "trace",
+        TRACE,
+        "log_spans",
+        '{"experiment_id":"1","spans":3,"bytes":2048}',
+        TraceLogSpans(TRACE, experiment_id="1", spans=3, bytes=2048),
+        True,
+    ),
+    (
+        "i15 traces/{id}/tags PATCH",
+        "trace",
+        TRACE,
+        "set_tag",
+        '{"key":"k","value":"v"}',
+        TraceSetTag(TRACE, key="k", value="v"),
+        True,
+    ),
+    (
+        "i15 traces/{id}/tags DELETE",
+        "trace",
+        TRACE,
+        "delete_tag",
+        '{"key":"k"}',
+        TraceDeleteTag(TRACE, key="k"),
+        True,
+    ),
+    (
+        "i15 traces/{id}/assessments",
+        "trace",
+        TRACE,
+        "set_assessment",
+        '{"assessment_id":"a-1","name":"quality"}',
+        TraceSetAssessment(TRACE, assessment_id="a-1", name="quality"),
+        True,
+    ),
+    (
+        "i15 traces/{id}/assessments/{a} DELETE",
+        "trace",
+        TRACE,
+        "delete_assessment",
+        '{"assessment_id":"a-1"}',
+        TraceDeleteAssessment(TRACE, assessment_id="a-1"),
+        True,
+    ),
+    (
+        "i15 traces/link-to-run",
+        "trace",
+        TRACE,
+        "link_run",
+        '{"run_id":"0f1e2d3c4b5a69788796a5b4c3d2e1f0"}',
+        TraceLinkRun(TRACE, run_id=RUN),
+        True,
+    ),
+    (
+        "i15 traces/link-prompts",
+        "trace",
+        TRACE,
+        "link_prompts",
+        '{"prompts":["p/1"]}',
+        TraceLinkPrompts(TRACE, prompts=("p/1",)),
+        True,
+    ),
+    (
+        "i15 traces/delete-traces",
+        "trace",
+        TRACE,
+        "delete",
+        '{"experiment_id":"1"}',
+        TraceDelete(TRACE, experiment_id="1"),
+        True,
+    ),
 ]
 
 
@@ -613,6 +725,7 @@ OPS = {
     reader.REGISTERED_MODEL: {*RegisteredModelOp},
     reader.MODEL_VERSION: {*ModelVersionOp},
     reader.ARTIFACT: {*ArtifactOp},
+    reader.TRACE: {*TraceOp},
 }
 
 

@@ -17,7 +17,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MLFLOW2_SPEC = "mlflow-skinny==2.22.*"
 # What 2.x users log models with: the sklearn flavour and pyfunc need these beside the client.
-MLFLOW2_PACKAGES = (MLFLOW2_SPEC, "scikit-learn", "pandas")
+# OpenTelemetry as of MLflow 2.22's release: its tracing fails on OpenTelemetry SDK 1.45
+# (SimpleSpanProcessor's internals changed), and every trace would be lost.
+MLFLOW2_PACKAGES = (MLFLOW2_SPEC, "scikit-learn", "pandas", "opentelemetry-sdk<1.34")
 MLFLOW2_VERSION_PREFIX = "2.22."
 _MARKER = ".tether-mlflow2-ok"
 _RESULT_TAG = "__TETHER_RESULT__"

@@ -50,7 +50,6 @@ REFERENCE_ALSO_REFUSES = (("GET", re.compile(r"/ajax-api/2\.0/mlflow/users/curre
 # Routes the UI calls that Tether answers from phase 2 of issue 12 on (404 until then).
 PHASE_2_ROUTES = (
     ("GET", re.compile(r"/ajax-api/3\.0/mlflow/assistant/(config|providers)$")),
-    ("POST", re.compile(r"/ajax-api/3\.0/mlflow/traces/(search|metrics)$")),
     ("POST", re.compile(r"/ajax-api/3\.0/mlflow/datasets/search$")),
     ("POST", re.compile(r"/ajax-api/2\.0/mlflow/experiments/search-datasets$")),
     ("GET", re.compile(r"/ajax-api/2\.0/mlflow/gateway-proxy$")),

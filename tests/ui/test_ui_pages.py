@@ -110,13 +110,10 @@ def test_prompts(browser: Browser, workload: Workload) -> None:
         visit.check("Summarize")
 
 
-def test_traces_tab_needs_phase_2(browser: Browser, workload: Workload) -> None:
+def test_traces_tab_lists_traces_with_assessments(browser: Browser, workload: Workload) -> None:
     fragment = f"/experiments/{workload.experiment_id}/traces"
     for visit in _open(browser, fragment, "traces"):
-        visit.page.wait_for_load_state("load")
-        visit.screenshot()
-        assert not visit.failed(), visit.failed()
-    pytest.skip(
-        "phase 2 of issue 12: the Traces tab calls traces/search, traces/metrics and "
-        "datasets/search, which Tether does not answer yet (404)"
-    )
+        visit.check("Where do traces go?", "helpfulness")
+    detail = f"{fragment}?selectedEvaluationId={workload.trace_id}"
+    for visit in _open(browser, detail, "trace-detail"):
+        visit.check("answer-question", "lookup", "Tether keeps your traces.")

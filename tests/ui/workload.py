@@ -7,7 +7,8 @@ client's global state (active run, experiment) never leaks into the tests. It lo
   pandas dataset input ("toy", context training), a text file, an image, and an sklearn
   model logged with `mlflow.sklearn.log_model` (a logged model with its files);
 - that model registered as version 1 of a registered model with the alias "champion";
-- a prompt (MLflow 3's prompt registry).
+- a prompt (MLflow 3's prompt registry);
+- a trace of a traced function (`@mlflow.trace`, a child span) with a feedback assessment.
 Prints one JSON object with the ids and names; the client also prints the "View run" link
 a user clicks.
 """
@@ -55,6 +56,18 @@ registered = f"ui-model-{uid}"
 version = mlflow.register_model(info.model_uri, registered)
 mlflow.MlflowClient().set_registered_model_alias(registered, "champion", version.version)
 prompt = mlflow.genai.register_prompt(name=f"ui-prompt-{uid}", template="Summarize {{text}}")
+
+@mlflow.trace(name="answer-question")
+def answer_question(question):
+    with mlflow.start_span("lookup", span_type="RETRIEVER") as span:
+        span.set_inputs({"query": question})
+        span.set_outputs(["tether keeps traces"])
+    return "Tether keeps your traces."
+
+answer_question("Where do traces go?")
+mlflow.flush_trace_async_logging()
+trace_id = mlflow.get_last_active_trace_id()
+mlflow.log_feedback(trace_id=trace_id, name="helpfulness", value=True, rationale="clear")
 print(json.dumps({
     "experiment_id": experiment.experiment_id,
     "experiment_name": experiment.name,
@@ -64,6 +77,7 @@ print(json.dumps({
     "registered_model": registered,
     "version": version.version,
     "prompt": prompt.name,
+    "trace_id": trace_id,
 }))
 """
 
@@ -78,6 +92,7 @@ class Workload:
     registered_model: str
     version: str
     prompt: str
+    trace_id: str
     view_run_url: str  # the "View run train at: <url>" link the client printed
 
 

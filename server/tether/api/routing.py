@@ -127,6 +127,7 @@ class Router:
         empty_response: bool = False,
         same_body_on: tuple[int, ...] = (),
         access: Rule | None = None,
+        openapi_extra: dict[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Serve the decorated endpoint at `path` under each prefix, for each method.
 
@@ -134,7 +135,9 @@ class Router:
         message is parsed and before the endpoint runs. `documented=False` leaves the route
         out of the OpenAPI document. `response_class` encodes an answer that is not already
         a Response (JSON by default). `response` overrides the documented 200 body when the
-        endpoint returns a Response itself; the other options are `RouteDoc`'s."""
+        endpoint returns a Response itself; `openapi_extra` is merged into the operation's
+        document as given (for a route that is not JSON, which the document cannot describe
+        from annotations); the other options are `RouteDoc`'s."""
 
         def decorator(handler: Handler) -> Handler:
             endpoint, body, returns = _endpoint(handler, response_class, access)
@@ -160,6 +163,7 @@ class Router:
                         response_model=None,  # shapes are documented from the annotations
                         response_class=response_class,
                         include_in_schema=documented and index == 0,
+                        openapi_extra=openapi_extra,
                         name=handler.__name__ if index == 0 else f"{handler.__name__}_ajax",
                     )
                     self.registered.append(

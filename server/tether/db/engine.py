@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from tether.db import sqlite_functions
 from tether.db.group_commit import GroupCommit
 from tether.errors import invalid_parameter
 
@@ -132,6 +133,7 @@ def _install_sqlite_hooks(engine: Engine, synchronous: str) -> None:
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
+        sqlite_functions.register(dbapi_conn)  # REGEXP and percentile (trace search, metrics)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import PlainTextResponse
 
-from tether import __version__
+from tether import MLFLOW_VERSION, __version__
 from tether.api.access import PUBLIC
 from tether.api.responses import JsonResponse
 from tether.api.routing import Router
@@ -22,7 +22,14 @@ async def health() -> str:
 
 @api.get("/version", response_class=PlainTextResponse, access=PUBLIC)
 async def version() -> str:
-    return __version__
+    """The MLflow version whose API Tether implements (what clients check features against);
+    Tether's own is at /api/2.0/tether/version and in every answer's X-Tether-Version."""
+    return MLFLOW_VERSION
+
+
+@api.get("/api/2.0/tether/version", access=PUBLIC)
+async def tether_version() -> schemas.Versions:
+    return {"tether_version": __version__, "mlflow_version": MLFLOW_VERSION}
 
 
 @api.get("/ready", response=schemas.Readiness, same_body_on=(503,), access=PUBLIC)

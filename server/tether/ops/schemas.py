@@ -1,4 +1,4 @@
-"""What `GET /ready` answers (200 or 503, the same body)."""
+"""What `GET /ready` and `GET /api/2.0/tether/version` answer."""
 
 from __future__ import annotations
 
@@ -46,3 +46,10 @@ class Readiness(TypedDict):
     database: DatabaseProbe
     artifacts: ArtifactProbe
     sync: SyncReadiness
+
+
+class Versions(TypedDict):
+    """`GET /api/2.0/tether/version`: Tether's own version and the MLflow API it implements."""
+
+    tether_version: str
+    mlflow_version: str

@@ -178,6 +178,9 @@ def _summary_text(body: SyncSummary) -> str:
             f"not synced by this version: outbox rows {kinds or '-'}; "
             f"deferred ops in run reports: {later['deferred_ops']}"
         )
+    kept = body["kept_in_tether"]
+    if kept["traces"]:
+        lines.append(f"kept in Tether (Azure ML does not accept them): {kept['traces']} trace(s)")
     lines.extend(_lag_lines(body["lag"]))
     for error in body["errors"]:
         if error["status"] == "failed":

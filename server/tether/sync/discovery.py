@@ -33,6 +33,7 @@ from tether.sync.handlers.run_data import FLUSH_OPS
 from tether.sync.sources import (
     CAPABILITIES,
     FULLY_SYNCED_TYPES,
+    KEPT_LOCAL_TYPES,
     TRACKING,
     Capability,
     synced_by_any,
@@ -226,5 +227,6 @@ def unsynced_counts(session: Session) -> dict[str, int]:
         select(SyncMeta.key, SyncMeta.value).where(SyncMeta.key.like(UNSYNCED_PREFIX + "%"))
     ).all()
     counts = {k[len(UNSYNCED_PREFIX) :]: int(v) for k, v in rows}
-    # Counted by an older version, synced by this one: no longer "not synced".
-    return {t: n for t, n in counts.items() if t not in FULLY_SYNCED_TYPES}
+    # Counted by an older version, synced by this one: no longer "not synced"; kept-local
+    # types are never synced by any version (`status.summary` counts them apart).
+    return {t: n for t, n in counts.items() if t not in FULLY_SYNCED_TYPES | KEPT_LOCAL_TYPES}

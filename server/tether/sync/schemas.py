@@ -70,6 +70,12 @@ class Lag(Delivery):
     runs: list[RunLag]
 
 
+class KeptInTether(TypedDict):
+    """What stays in Tether by design (Azure ML refuses it): never an error, never dropped."""
+
+    traces: int  # MLflow traces (their spans, tags and assessments with them)
+
+
 class SyncSummary(TypedDict):
     entities: dict[str, int]  # bucket (pending, in_flight, synced, failed, dead) -> count
     waiting_on_dependency: int
@@ -77,6 +83,7 @@ class SyncSummary(TypedDict):
     oldest_pending_age_seconds: float | None
     outbox: OutboxProgress
     not_synced_by_this_version: NotSynced
+    kept_in_tether: KeptInTether
     errors: list[EntityBrief]  # the latest failed and dead entities
     lag: Lag
 

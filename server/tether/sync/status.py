@@ -13,6 +13,10 @@ Lag (`lag`): `oldest_pending_age_seconds` is the age of the oldest write not yet
 `state`), so under a steady load it stays small while the worker keeps up and grows when it
 does not. The delivery rates are the entities' own figures (`delivery`), summed over those
 that delivered within the window, whichever process delivered them.
+
+Traces are never synced (Azure ML refuses them): they are counted as `kept_in_tether`, not
+as work left for a later version; a run with traces says so in its report (written by the
+trace service).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
-from tether.db.models import OutboxEntry, SyncEntity, SyncReport
+from tether.db.models import OutboxEntry, SyncEntity, SyncReport, TraceInfo
 from tether.sync import delivery, discovery, state
 from tether.sync.schemas import EntityBrief, EntityDetail, Lag, RunLag, SyncSummary
 from tether.sync.sources import CAPABILITIES, rows_of
@@ -121,6 +125,7 @@ def summary(session: Session, now: int | None = None) -> SyncSummary:
             "outbox_rows_by_entity_type": discovery.unsynced_counts(session),
             "deferred_ops": _deferred_ops(session),
         },
+        "kept_in_tether": {"traces": _count(session, TraceInfo.request_id)},
         "errors": _errors(session, now),
         "lag": lag(session, snap, now),
     }
@@ -195,6 +200,10 @@ def _state(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _count(session: Session, column: Any) -> int:
+    return int(session.execute(select(func.count(column))).scalar() or 0)
 
 
 def _age(now: int, since_ms: int | None) -> float | None:

@@ -29,11 +29,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tether import MLFLOW_VERSION
 from tether.config import Settings
 
 log = logging.getLogger(__name__)
 
-UI_VERSION = "3.17.2"  # the MLflow version whose REST API and UI Tether implements
+UI_VERSION = MLFLOW_VERSION  # the MLflow version whose REST API and UI Tether implements
 _BUILD_IN_WHEEL = "mlflow/server/js/build/"
 MARKER = ".tether-ui.json"  # written by `tether ui install` next to index.html
 

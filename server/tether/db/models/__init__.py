@@ -17,6 +17,15 @@ from tether.db.models.registry import (
     RegisteredModelTag,
 )
 from tether.db.models.sync import OutboxEntry, SyncEntity, SyncMeta, SyncReport
+from tether.db.models.traces import (
+    Assessment,
+    TraceInfo,
+    TraceMetadata,
+    TracePromptLink,
+    TraceRunLink,
+    TraceSpan,
+    TraceTag,
+)
 from tether.db.models.tracking import (
     Dataset,
     Experiment,
@@ -36,6 +45,7 @@ __all__ = [
     "AuthToken",
     "AuthUser",
     "AuthUserRole",
+    "Assessment",
     "Base",
     "BigId",
     "Dataset",
@@ -62,4 +72,10 @@ __all__ = [
     "SyncEntity",
     "SyncMeta",
     "SyncReport",
+    "TraceInfo",
+    "TraceMetadata",
+    "TracePromptLink",
+    "TraceRunLink",
+    "TraceSpan",
+    "TraceTag",
 ]

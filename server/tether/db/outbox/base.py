@@ -30,6 +30,7 @@ class EntityType(StrEnum):
     REGISTERED_MODEL = "registered_model"
     MODEL_VERSION = "model_version"
     ARTIFACT = "artifact"  # a file outside any run or logged model (kept here, never synced)
+    TRACE = "trace"  # MLflow 3 traces: kept here, never synced (Azure ML refuses them)
 
 
 IdRange = tuple[int, int]  # [first, last] ids, both included
@@ -47,6 +48,9 @@ class Record:
 
     OP: ClassVar[StrEnum]
     SPARSE: ClassVar[bool] = False
+    # Appends of an ORDERED record hold a per-entity lock on PostgreSQL, so its rows' ids follow
+    # commit order (db.outbox.writer); records no worker replays in order opt out.
+    ORDERED: ClassVar[bool] = True
     __pydantic_config__: ClassVar[ConfigDict] = STRICT
 
     @property

@@ -32,6 +32,7 @@ from tether.db.outbox.records import (
     ModelVersionRecord,
     RegisteredModelRecord,
     RunRecord,
+    TraceRecord,
 )
 
 R = TypeVar("R", bound=AnyRecord)
@@ -110,10 +111,11 @@ REGISTERED_MODEL = Decoder[RegisteredModelRecord](
 )
 MODEL_VERSION = Decoder[ModelVersionRecord](EntityType.MODEL_VERSION, ModelVersionRecord)
 ARTIFACT = Decoder[ArtifactRecord](EntityType.ARTIFACT, ArtifactRecord)
+TRACE = Decoder[TraceRecord](EntityType.TRACE, TraceRecord)
 
 DECODERS: dict[str, Decoder[Any]] = {
     d.entity_type.value: d
-    for d in (EXPERIMENT, RUN, LOGGED_MODEL, REGISTERED_MODEL, MODEL_VERSION, ARTIFACT)
+    for d in (EXPERIMENT, RUN, LOGGED_MODEL, REGISTERED_MODEL, MODEL_VERSION, ARTIFACT, TRACE)
 }
 
 

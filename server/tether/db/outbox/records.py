@@ -26,6 +26,19 @@ from tether.db.outbox.registry import (
     RegisteredModelSetTag,
     RegisteredModelUpdate,
 )
+from tether.db.outbox.traces import (
+    TraceDelete,
+    TraceDeleteAssessment,
+    TraceDeleteTag,
+    TraceEnd,
+    TraceLinkPrompts,
+    TraceLinkRun,
+    TraceLogSpans,
+    TraceOp,
+    TraceSetAssessment,
+    TraceSetTag,
+    TraceStart,
+)
 from tether.db.outbox.tracking import (
     DatasetInput,
     ExperimentCreate,
@@ -105,6 +118,18 @@ ModelVersionRecord = (
     | ModelVersionSetTag
     | ModelVersionDeleteTag
 )
+TraceRecord = (
+    TraceStart
+    | TraceEnd
+    | TraceLogSpans
+    | TraceSetTag
+    | TraceDeleteTag
+    | TraceSetAssessment
+    | TraceDeleteAssessment
+    | TraceLinkRun
+    | TraceLinkPrompts
+    | TraceDelete
+)
 AnyRecord = (
     ExperimentRecord
     | RunRecord
@@ -112,6 +137,7 @@ AnyRecord = (
     | RegisteredModelRecord
     | ModelVersionRecord
     | ArtifactRecord
+    | TraceRecord
 )
 
 __all__ = [
@@ -172,5 +198,17 @@ __all__ = [
     "RunSetTag",
     "RunUpdate",
     "Tags",
+    "TraceDelete",
+    "TraceDeleteAssessment",
+    "TraceDeleteTag",
+    "TraceEnd",
+    "TraceLinkPrompts",
+    "TraceLinkRun",
+    "TraceLogSpans",
+    "TraceOp",
+    "TraceRecord",
+    "TraceSetAssessment",
+    "TraceSetTag",
+    "TraceStart",
     "id_ranges",
 ]

@@ -3,7 +3,8 @@
 Per entity, outbox ids follow commit order: the worker can then keep one cursor per entity
 and never skip a row. SQLite gets that from its single writer; on PostgreSQL two transactions
 touching the same entity could otherwise draw ids in one order and commit in the other, so
-the append first takes a transaction-scoped advisory lock on the entity.
+the append first takes a transaction-scoped advisory lock on the entity (unless the record is
+not `ORDERED`: rows no worker replays, such as traces).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def append(session: Session, record: AnyRecord) -> None:
     # A bound session (every session of `Database`) names its engine without get_bind's
     # lookup (0.3 -> 0.07 us, on every client write).
     bind = session.bind if session.bind is not None else session.get_bind()
-    if bind.dialect.name == "postgresql":
+    if record.ORDERED and bind.dialect.name == "postgresql":
         _LOCK.scalar(session, {"entity": f"{entity_type}:{record.entity_id}"})
     _INSERT.run(
         session,

@@ -1,0 +1,339 @@
+"""Queries over traces and their children. No HTTP, no validation: the service decides."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from tether.db.dialect import upsert_insert
+from tether.db.models import (
+    Assessment,
+    TraceInfo,
+    TraceMetadata,
+    TracePromptLink,
+    TraceRunLink,
+    TraceSpan,
+    TraceTag,
+)
+from tether.tracking.traces.spans import SpanRef
+
+# Children are read for this many traces per query: a search page is at most 500 traces.
+_CHUNK = 500
+
+
+@dataclass
+class TraceRead:
+    """One trace with its children, as loaded."""
+
+    row: TraceInfo
+    tags: dict[str, str | None] = field(default_factory=dict)
+    metadata: dict[str, str | None] = field(default_factory=dict)
+    assessments: list[Assessment] = field(default_factory=list)
+
+
+def get(session: Session, trace_id: str, *, for_update: bool = False) -> TraceInfo | None:
+    stmt = select(TraceInfo).where(TraceInfo.request_id == trace_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def existing(session: Session, trace_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(trace_ids), _CHUNK):
+        chunk = trace_ids[start : start + _CHUNK]
+        found.update(
+            session.scalars(select(TraceInfo.request_id).where(TraceInfo.request_id.in_(chunk)))
+        )
+    return found
+
+
+def load(
+    session: Session, trace_ids: Sequence[str], experiment_ids: Sequence[int] | None = None
+) -> list[TraceRead]:
+    """The traces of `trace_ids` that exist (within `experiment_ids` if given), in that order,
+    with their tags, metadata and assessments."""
+    rows: dict[str, TraceInfo] = {}
+    for start in range(0, len(trace_ids), _CHUNK):
+        chunk = list(trace_ids[start : start + _CHUNK])
+        stmt = select(TraceInfo).where(TraceInfo.request_id.in_(chunk))
+        if experiment_ids is not None:
+            stmt = stmt.where(TraceInfo.experiment_id.in_(list(experiment_ids)))
+        for row in session.scalars(stmt):
+            rows[row.request_id] = row
+    ordered = [TraceRead(rows[t]) for t in dict.fromkeys(trace_ids) if t in rows]
+    _load_children(session, ordered)
+    return ordered
+
+
+def _load_children(session: Session, reads: list[TraceRead]) -> None:
+    by_id = {r.row.request_id: r for r in reads}
+    ids = list(by_id)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        for trace_id, key, value in session.execute(
+            select(TraceTag.request_id, TraceTag.key, TraceTag.value).where(
+                TraceTag.request_id.in_(chunk)
+            )
+        ):
+            by_id[trace_id].tags[key] = value
+        for trace_id, key, value in session.execute(
+            select(TraceMetadata.request_id, TraceMetadata.key, TraceMetadata.value).where(
+                TraceMetadata.request_id.in_(chunk)
+            )
+        ):
+            by_id[trace_id].metadata[key] = value
+        for assessment in session.scalars(
+            select(Assessment)
+            .where(Assessment.trace_id.in_(chunk))
+            .order_by(Assessment.created_timestamp, Assessment.assessment_id)
+        ):
+            by_id[assessment.trace_id].assessments.append(assessment)
+
+
+def tag_value(session: Session, trace_id: str, key: str) -> str | None:
+    return session.scalar(
+        select(TraceTag.value).where(TraceTag.request_id == trace_id, TraceTag.key == key)
+    )
+
+
+def metadata_value(session: Session, trace_id: str, key: str) -> str | None:
+    return session.scalar(
+        select(TraceMetadata.value).where(
+            TraceMetadata.request_id == trace_id, TraceMetadata.key == key
+        )
+    )
+
+
+def upsert_tags(session: Session, trace_id: str, tags: Mapping[str, str]) -> None:
+    _upsert_pairs(session, TraceTag, trace_id, tags)
+
+
+def upsert_metadata(session: Session, trace_id: str, metadata: Mapping[str, str]) -> None:
+    # Sorted keys: concurrent writers of one trace take PostgreSQL's row locks in one order.
+    _upsert_pairs(session, TraceMetadata, trace_id, dict(sorted(metadata.items())))
+
+
+def insert_metadata_if_missing(session: Session, trace_id: str, key: str, value: str) -> None:
+    stmt = upsert_insert(session, TraceMetadata).values(request_id=trace_id, key=key, value=value)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["request_id", "key"]))
+
+
+def _upsert_pairs(session: Session, model: Any, trace_id: str, pairs: Mapping[str, str]) -> None:
+    if not pairs:
+        return
+    stmt = upsert_insert(session, model).values(
+        [{"request_id": trace_id, "key": k, "value": v} for k, v in pairs.items()]
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["request_id", "key"], set_={"value": stmt.excluded.value}
+        )
+    )
+
+
+def delete_tag(session: Session, trace_id: str, key: str) -> int:
+    result = session.execute(
+        delete(TraceTag).where(TraceTag.request_id == trace_id, TraceTag.key == key)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def update_row(session: Session, trace_id: str, values: Mapping[Any, Any]) -> None:
+    if values:
+        session.execute(update(TraceInfo).where(TraceInfo.request_id == trace_id).values(values))
+
+
+# Assessments ----------------------------------------------------------------------------------
+
+
+def get_assessment(session: Session, trace_id: str, assessment_id: str) -> Assessment | None:
+    return session.scalars(
+        select(Assessment).where(
+            Assessment.trace_id == trace_id, Assessment.assessment_id == assessment_id
+        )
+    ).one_or_none()
+
+
+def set_assessment_valid(
+    session: Session, trace_id: str | None, assessment_id: str, valid: bool
+) -> int:
+    stmt = update(Assessment).where(Assessment.assessment_id == assessment_id)
+    if trace_id is not None:
+        stmt = stmt.where(Assessment.trace_id == trace_id)
+    return int(session.execute(stmt.values(valid=valid)).rowcount)  # type: ignore[attr-defined]
+
+
+def set_assessments_trace_time(
+    session: Session, trace_id: str, timestamp_ms: int, experiment_id: int
+) -> None:
+    session.execute(
+        update(Assessment)
+        .where(Assessment.trace_id == trace_id)
+        .values(trace_timestamp_ms=timestamp_ms, experiment_id=experiment_id)
+    )
+
+
+# Links ----------------------------------------------------------------------------------------
+
+
+def link_runs(session: Session, trace_ids: Iterable[str], run_id: str) -> list[str]:
+    """Link each trace to the run; the ones newly linked."""
+    wanted = list(dict.fromkeys(trace_ids))
+    if not wanted:
+        return []
+    present = set(
+        session.scalars(
+            select(TraceRunLink.trace_id).where(
+                TraceRunLink.run_id == run_id, TraceRunLink.trace_id.in_(wanted)
+            )
+        )
+    )
+    new = [t for t in wanted if t not in present]
+    if new:
+        stmt = upsert_insert(session, TraceRunLink).values(
+            [{"trace_id": t, "run_id": run_id} for t in new]
+        )
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["trace_id", "run_id"]))
+    return new
+
+
+def link_prompts(session: Session, trace_id: str, prompts: Sequence[tuple[str, str]]) -> None:
+    if not prompts:
+        return
+    stmt = upsert_insert(session, TracePromptLink).values(
+        [{"trace_id": trace_id, "prompt_name": n, "prompt_version": v} for n, v in prompts]
+    )
+    session.execute(
+        stmt.on_conflict_do_nothing(index_elements=["trace_id", "prompt_name", "prompt_version"])
+    )
+
+
+# Spans ----------------------------------------------------------------------------------------
+
+
+def upsert_spans(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Index rows; a span sent again points to its latest line."""
+    for start in range(0, len(rows), 1000):
+        stmt = upsert_insert(session, TraceSpan).values(rows[start : start + 1000])
+        excluded = stmt.excluded
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["trace_id", "span_id"],
+                set_={
+                    c: getattr(excluded, c)
+                    for c in (
+                        "experiment_id",
+                        "parent_span_id",
+                        "name",
+                        "type",
+                        "status",
+                        "start_time_ns",
+                        "end_time_ns",
+                        "segment",
+                        "line",
+                        "size",
+                    )
+                },
+            )
+        )
+
+
+def span_keys(session: Session, trace_id: str, span_ids: Sequence[str]) -> dict[str, int]:
+    """(span id -> stored size) of the spans of `span_ids` already indexed for the trace."""
+    out: dict[str, int] = {}
+    for start in range(0, len(span_ids), _CHUNK):
+        chunk = list(span_ids[start : start + _CHUNK])
+        for span_id, size in session.execute(
+            select(TraceSpan.span_id, TraceSpan.size).where(
+                TraceSpan.trace_id == trace_id, TraceSpan.span_id.in_(chunk)
+            )
+        ):
+            out[span_id] = int(size)
+    return out
+
+
+def span_refs(session: Session, trace_id: str, conditions: Sequence[Any] = ()) -> list[SpanRef]:
+    """Where a trace's spans are, root first then by start time (the order MLflow answers)."""
+    root_last = func.coalesce(func.length(TraceSpan.parent_span_id), 0) > 0
+    stmt = (
+        select(TraceSpan.segment, TraceSpan.line, TraceSpan.size)
+        .where(TraceSpan.trace_id == trace_id, *conditions)
+        .order_by(root_last, TraceSpan.start_time_ns, TraceSpan.span_id)
+    )
+    return [SpanRef(segment, int(line), int(size)) for segment, line, size in session.execute(stmt)]
+
+
+def span_count(session: Session, trace_id: str) -> int:
+    return int(session.scalar(select(func.count()).where(TraceSpan.trace_id == trace_id)) or 0)
+
+
+# Deletion -------------------------------------------------------------------------------------
+
+
+def delete_traces(session: Session, trace_ids: Sequence[str]) -> None:
+    """Delete traces and every child row (explicitly: SQLite may not enforce cascades)."""
+    for start in range(0, len(trace_ids), _CHUNK):
+        chunk = list(trace_ids[start : start + _CHUNK])
+        for model, column in (
+            (TraceTag, TraceTag.request_id),
+            (TraceMetadata, TraceMetadata.request_id),
+            (Assessment, Assessment.trace_id),
+            (TraceSpan, TraceSpan.trace_id),
+            (TraceRunLink, TraceRunLink.trace_id),
+            (TracePromptLink, TracePromptLink.trace_id),
+            (TraceInfo, TraceInfo.request_id),
+        ):
+            session.execute(delete(model).where(column.in_(chunk)))
+
+
+def traces_to_delete(
+    session: Session,
+    experiment_id: int,
+    max_timestamp_millis: int | None,
+    max_traces: int | None,
+    trace_ids: Sequence[str],
+) -> list[tuple[str, str | None]]:
+    """(trace id, spans path) of the traces a delete selects: the experiment's, older than or
+    at `max_timestamp_millis`, or among `trace_ids`; at most `max_traces`, oldest first."""
+    stmt = select(TraceInfo.request_id, TraceInfo.spans_path).where(
+        TraceInfo.experiment_id == experiment_id
+    )
+    if max_timestamp_millis is not None:
+        stmt = stmt.where(TraceInfo.timestamp_ms <= max_timestamp_millis)
+    if trace_ids:
+        stmt = stmt.where(TraceInfo.request_id.in_(list(trace_ids)))
+    stmt = stmt.order_by(TraceInfo.timestamp_ms, TraceInfo.request_id)
+    if max_traces is not None:
+        stmt = stmt.limit(max_traces)
+    return [(trace_id, path) for trace_id, path in session.execute(stmt)]
+
+
+def artifact_locations(session: Session, trace_ids: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for start in range(0, len(trace_ids), _CHUNK):
+        chunk = list(trace_ids[start : start + _CHUNK])
+        for trace_id, value in session.execute(
+            select(TraceTag.request_id, TraceTag.value).where(
+                TraceTag.request_id.in_(chunk), TraceTag.key == "mlflow.artifactLocation"
+            )
+        ):
+            if value:
+                out[trace_id] = value
+    return out
+
+
+def runs_by_trace(session: Session, trace_ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for trace_id, run_id in session.execute(
+        select(TraceRunLink.trace_id, TraceRunLink.run_id).where(
+            TraceRunLink.trace_id.in_(list(trace_ids))
+        )
+    ):
+        out[trace_id].append(run_id)
+    return out
