@@ -24,7 +24,7 @@ Adding a route: pick the rule from the table below, e.g.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Protocol
@@ -75,6 +75,7 @@ KINDS = (
     "logged_model",  # a logged model id (its experiment decides)
     "registered_model",  # a registered model (or prompt) name
     "artifact_path",  # a path in the artifact proxy: <experiment id>/... decides
+    "trace",  # a trace (request) id: its experiment decides
 )
 
 
@@ -142,6 +143,43 @@ def message_field(name: str) -> Locate:
     return locate
 
 
+HEADER = "header:"
+"""Key prefix under which the gate's parameters hold the request headers (`RequestParams`)."""
+
+
+class RequestParams(Mapping[str, Any]):
+    """What a locator reads besides the message: the path parameters, and the headers under
+    `header:<lower-case name>` (for routes whose body is no message, e.g. OTLP's)."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    def __getitem__(self, key: str) -> Any:
+        if key.startswith(HEADER):
+            value = self._request.headers.get(key[len(HEADER) :])
+            if value is None:
+                raise KeyError(key)
+            return value
+        return self._request.path_params[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._request.path_params
+        for name in self._request.headers:
+            yield HEADER + name
+
+    def __len__(self) -> int:
+        return len(self._request.path_params) + len(self._request.headers)
+
+
+def header(name: str) -> Locate:
+    key = HEADER + name.lower()
+
+    def locate(_: Any, params: Mapping[str, Any]) -> Any:
+        return params.get(key)
+
+    return locate
+
+
 def path_param(name: str) -> Locate:
     def locate(_: Any, path_params: Mapping[str, Any]) -> Any:
         return path_params.get(name)
@@ -172,6 +210,21 @@ def logged_model(param: str = "model_id") -> Target:
 def logged_models(locate: Locate, describe: str) -> Target:
     """Logged models a request names in its message (e.g. the model_id of logged metrics)."""
     return Target("logged_model", locate, describe)
+
+
+def experiments(locate: Locate, describe: str) -> Target:
+    """Experiments a request names elsewhere than one field (nested, or in a header)."""
+    return Target("experiment", locate, describe)
+
+
+def trace(param: str = "trace_id") -> Target:
+    """A trace by the id in the path."""
+    return Target("trace", path_param(param), f"path {param}")
+
+
+def traces(name: str) -> Target:
+    """Traces by the id (or list of ids) in the message's field `name`."""
+    return Target("trace", message_field(name), name)
 
 
 def registered_model(name: str = "name") -> Target:

@@ -29,6 +29,7 @@ from tether.api.access import (
     VISIBILITY_KEY,
     Action,
     AuthenticationRequired,
+    RequestParams,
     Rule,
     Target,
 )
@@ -37,7 +38,7 @@ from tether.auth.credentials import NOT_AUTHENTICATED, Identity
 from tether.auth.permissions import EXPERIMENT, REGISTERED_MODEL, Grant
 from tether.auth.store import AuthStore
 from tether.db.engine import Database
-from tether.db.models import Experiment, LoggedModel, Run
+from tether.db.models import Experiment, LoggedModel, Run, TraceInfo
 from tether.db.visibility import Readable, Visibility
 from tether.errors import MlflowError, not_found
 from tether.threads import blocking
@@ -47,6 +48,12 @@ log = logging.getLogger("tether.auth")
 IDENTITY_KEY = "tether.identity"
 _NEEDS_LOOKUP = object()
 _EXPERIMENT_PATH = re.compile(r"^(\d+)(?:/|$)")
+# What decides for a resource kind: its row's experiment (never changes, so it is cached).
+_EXPERIMENT_OF: dict[str, tuple[Any, Any]] = {
+    "run": (Run.experiment_id, Run.run_uuid),
+    "logged_model": (LoggedModel.experiment_id, LoggedModel.model_id),
+    "trace": (TraceInfo.experiment_id, TraceInfo.request_id),
+}
 
 
 def identity_of(request: Request) -> Identity | None:
@@ -85,8 +92,7 @@ class PermissionGate:
         self.store = store
         self.tracking = tracking
         self.default_permission = default_permission
-        self._runs = _Lru()
-        self._models = _Lru()
+        self._caches = {kind: _Lru() for kind in _EXPERIMENT_OF}
 
     # tether.api.access.Gate --------------------------------------------------------------
 
@@ -113,7 +119,7 @@ class PermissionGate:
             return  # signed in is all it takes (the endpoint may check more itself)
         # The grants came with the sign-in and a run's experiment is cached after its first
         # lookup: most checks need no query and run right here, off the thread pool.
-        path_params = request.path_params
+        path_params = RequestParams(request)
         allowed = self._decide(identity, rule, message, path_params, lookups=False)
         if allowed is _NEEDS_LOOKUP:
             allowed = await blocking(self._decide, identity, rule, message, path_params)
@@ -201,7 +207,7 @@ class PermissionGate:
         return anchors
 
     def _cached(self, kind: str, resource_id: str) -> bool:
-        cache = self._runs if kind == "run" else self._models if kind == "logged_model" else None
+        cache = self._caches.get(kind)
         return cache is not None and cache.get(resource_id)[0]
 
     def _experiment_of(self, kind: str, resource_id: str) -> int | None:
@@ -213,11 +219,8 @@ class PermissionGate:
             if found is None:
                 raise not_found(f"Could not find experiment with name {resource_id}")
             return int(found)
-        cache, column, key = (
-            (self._runs, Run.experiment_id, Run.run_uuid)
-            if kind == "run"
-            else (self._models, LoggedModel.experiment_id, LoggedModel.model_id)
-        )
+        cache = self._caches[kind]
+        column, key = _EXPERIMENT_OF[kind]
         known, value = cache.get(resource_id)
         if known:
             return value

@@ -40,12 +40,12 @@ from tether.db.models.tracking import (
 )
 
 __all__ = [
+    "Assessment",
     "AuthRole",
     "AuthRolePermission",
     "AuthToken",
     "AuthUser",
     "AuthUserRole",
-    "Assessment",
     "Base",
     "BigId",
     "Dataset",

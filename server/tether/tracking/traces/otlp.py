@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from tether.api.access import EDIT, experiments, header
 from tether.api.deps import provider
 from tether.api.routing import Router
 from tether.threads import blocking
@@ -54,7 +55,13 @@ _DOCUMENT = {
 }
 
 
-@api.post("/v1/traces", binary_request=True, response_class=Response, openapi_extra=_DOCUMENT)
+@api.post(
+    "/v1/traces",
+    binary_request=True,
+    response_class=Response,
+    openapi_extra=_DOCUMENT,
+    access=EDIT.on(experiments(header(EXPERIMENT_HEADER), EXPERIMENT_HEADER)),
+)
 async def export_traces(request: Request, ingest: Ingest) -> Response:
     """Store OTLP spans in the experiment of the `x-mlflow-experiment-id` header."""
     experiment_id = request.headers.get(EXPERIMENT_HEADER)
