@@ -47,7 +47,7 @@ def tags_for(session: Session, ids: Sequence[int]) -> dict[int, list[tuple[str, 
     rows = session.execute(
         select(ExperimentTag.experiment_id, ExperimentTag.key, ExperimentTag.value)
         .where(ExperimentTag.experiment_id.in_(ids))
-        .order_by(ExperimentTag.experiment_id, ExperimentTag.key)
+        .order_by(ExperimentTag.id)  # the order they were first set, as MLflow lists them
     )
     for experiment_id, key, value in rows:
         result[experiment_id].append((key, value))

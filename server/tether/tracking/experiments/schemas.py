@@ -81,6 +81,7 @@ class Experiment(TypedDict):
     last_update_time: NotRequired[int]
     creation_time: NotRequired[int]
     tags: NotRequired[list[KeyValuePair]]
+    workspace: str
 
 
 class CreateExperimentResponse(TypedDict):
