@@ -33,6 +33,7 @@ from tether.storage.configured import artifact_backend
 from tether.sync import endpoints as sync_endpoints
 from tether.sync.runtime import BackgroundSync
 from tether.threads import blocking
+from tether.tracking.evaluation_datasets import endpoints as evaluation_dataset_endpoints
 from tether.tracking.experiments import endpoints as experiment_endpoints
 from tether.tracking.experiments.service import ExperimentService
 from tether.tracking.logged_models import endpoints as logged_model_endpoints
@@ -41,6 +42,7 @@ from tether.tracking.metrics import endpoints as metric_endpoints
 from tether.tracking.metrics.service import MetricService
 from tether.tracking.runs import endpoints as run_endpoints
 from tether.tracking.runs.service import RunService
+from tether.ui import unconfigured as unconfigured_ui_endpoints
 
 # Every route of the app (in FastAPI's matching order); the fixed paths among them are
 # dispatched directly (tether.api.dispatch).
@@ -52,9 +54,11 @@ ROUTERS = (
     metric_endpoints.api,
     registry_endpoints.api,
     logged_model_endpoints.api,
+    evaluation_dataset_endpoints.api,
     artifact_endpoints.proxy,
     artifact_endpoints.tracking,
     artifact_endpoints.ui,
+    unconfigured_ui_endpoints.api,
 )
 
 
