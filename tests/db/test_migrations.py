@@ -95,13 +95,13 @@ def test_unsupported_backend_is_a_usage_error() -> None:
 
 
 def test_insertion_order_migration_numbers_existing_rows_by_key(backend_uri: str) -> None:
-    """0005 gives params, latest metrics and the tags of runs, experiments, registered models
+    """0006 gives params, latest metrics and the tags of runs, experiments, registered models
     and model versions an `id`: rows that exist get their key order (what Tether showed
     before), new rows come after them; its downgrade restores the (owner, key) primary keys
     with the data."""
     db = Database(backend_uri)
     try:
-        migrate.upgrade(db, "0004")
+        migrate.upgrade(db, "0005")
         with db.write() as session:
             session.execute(
                 text(
@@ -168,7 +168,7 @@ def test_insertion_order_migration_numbers_existing_rows_by_key(backend_uri: str
             )
             last = session.execute(text("SELECT key FROM params ORDER BY id DESC LIMIT 1")).scalar()
             assert last == "aaa"
-        migrate.downgrade(db, "0004")
+        migrate.downgrade(db, "0005")
         with db.read() as session:
             keys = session.execute(
                 text("SELECT key FROM params WHERE run_uuid = 'r0' ORDER BY key")

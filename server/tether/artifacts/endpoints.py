@@ -215,19 +215,21 @@ _TOO_LARGE = "Artifact size is too large. Max size is 10MB."
     "/upload-artifact",
     prefixes=("/ajax-api/2.0/mlflow",),  # MLflow serves it under ajax-api only; exempt
     documented=False,  # from the JSON body limit (tether.api.limits)
+    access=EDIT.on(run("run_uuid")),
 )
-async def upload_run_artifact(request: Request, service: Artifacts) -> Response:
+async def upload_run_artifact(
+    body: schemas.UploadArtifact, request: Request, service: Artifacts
+) -> Response:
     """The UI's upload of one small file into a run's artifacts: `?run_uuid=&path=`, the
     bytes as the body. Checked in MLflow's order with its wording (run id, path, size, some
     data, the run), then streamed into the store, never held whole: at most 10 MB, counted
     as it arrives when no Content-Length announces it (a larger body stores nothing)."""
-    run_id = _first_query_value(request, "run_uuid")
+    run_id = body.run_uuid
     if not run_id:
         raise invalid_parameter("Request must specify run_uuid.")
-    raw = _first_query_value(request, "path")
-    if not raw:
+    if not body.path:
         raise invalid_parameter("Request must specify path.")
-    path = safe_relative_path(raw)
+    path = safe_relative_path(body.path)
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > UPLOAD_ARTIFACT_MAX_BYTES:
         raise invalid_parameter(_TOO_LARGE)
@@ -240,12 +242,6 @@ async def upload_run_artifact(request: Request, service: Artifacts) -> Response:
         log.warning("upload of %r to run %s aborted: the client disconnected", path, run_id)
         return Response(status_code=400)
     return Response(status_code=200, media_type="application/json")  # empty, as MLflow
-
-
-def _first_query_value(request: Request, name: str) -> str | None:
-    """The first of a repeated query parameter, as Flask's `request.args.get` reads it."""
-    values = request.query_params.getlist(name)
-    return values[0] if values else None
 
 
 async def _at_most(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:

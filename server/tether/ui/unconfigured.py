@@ -19,6 +19,8 @@ rather than errors:
   creating one is not served (404).
 
 All are ajax-api only in MLflow, so left out of the OpenAPI document like its other UI routes.
+With authentication on, each needs a signed-in caller and nothing more, as in MLflow (none
+carries data of a resource).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
+from tether.api.access import SIGNED_IN
 from tether.api.routing import Router
 
 _AJAX_2 = ("/ajax-api/2.0/mlflow",)
@@ -66,33 +69,33 @@ class UiTelemetryStatus(TypedDict):
     status: str
 
 
-@api.get("/assistant/config", prefixes=_AJAX_3, documented=False)
+@api.get("/assistant/config", prefixes=_AJAX_3, documented=False, access=SIGNED_IN)
 async def assistant_config() -> AssistantConfig:
     return {"providers": {}, "projects": {}, "remote_access_allowed": False}
 
 
-@api.get("/assistant/providers", prefixes=_AJAX_3, documented=False)
+@api.get("/assistant/providers", prefixes=_AJAX_3, documented=False, access=SIGNED_IN)
 async def assistant_providers() -> AssistantProviders:
     return {"providers": [], "resolved": None, "gateway_vendor_options": {}}
 
 
-@api.route("/gateway-proxy", ["GET", "POST"], prefixes=_AJAX_2, documented=False)
+@api.route("/gateway-proxy", ["GET", "POST"], prefixes=_AJAX_2, documented=False, access=SIGNED_IN)
 async def gateway_proxy() -> GatewayEndpoints:
     return {"endpoints": []}
 
 
-@api.get("/ui-telemetry", prefixes=_AJAX_3, documented=False)
+@api.get("/ui-telemetry", prefixes=_AJAX_3, documented=False, access=SIGNED_IN)
 async def ui_telemetry_config() -> UiTelemetryConfig:
     # MLflow's FALLBACK_UI_CONFIG, its answer whenever telemetry is disabled.
     return {"disable_ui_telemetry": True, "disable_ui_events": [], "ui_rollout_percentage": 0}
 
 
-@api.post("/ui-telemetry", prefixes=_AJAX_3, documented=False)
+@api.post("/ui-telemetry", prefixes=_AJAX_3, documented=False, access=SIGNED_IN)
 async def ui_telemetry_records() -> UiTelemetryStatus:
     # "disabled" tells the UI to stop sending records; the body is never read.
     return {"status": "disabled"}
 
 
-@api.get("/mcp-servers", prefixes=_AJAX_3, documented=False)
+@api.get("/mcp-servers", prefixes=_AJAX_3, documented=False, access=SIGNED_IN)
 async def mcp_servers() -> McpServers:
     return {"mcp_servers": [], "next_page_token": None}

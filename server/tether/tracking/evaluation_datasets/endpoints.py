@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from tether.api.access import READ, experiment
 from tether.api.routing import MLFLOW3_PREFIXES, Router
 from tether.tracking.evaluation_datasets import schemas, service
 
 api = Router("evaluation-datasets", prefixes=MLFLOW3_PREFIXES)
 
 
-@api.route("/datasets/search", ["GET", "POST"])
+# Each experiment searched must be readable. MLflow also refuses a search naming none (403);
+# here that search finds nothing, as it does for everyone (no evaluation dataset is stored).
+@api.route("/datasets/search", ["GET", "POST"], access=READ.on(experiment("experiment_ids")))
 async def search_evaluation_datasets(
     body: schemas.SearchEvaluationDatasets,
 ) -> schemas.SearchEvaluationDatasetsResponse:

@@ -112,6 +112,7 @@ async def delete_experiment_tag(body: schemas.DeleteExperimentTag, service: Expe
     "/experiments/search-datasets",
     prefixes=("/ajax-api/2.0/mlflow",),  # MLflow serves it under ajax-api only
     documented=False,
+    access=READ.on(experiment("experiment_ids")),  # each of them, as MLflow checks
 )
 async def search_datasets(
     body: schemas.SearchDatasets, service: Experiments

@@ -50,7 +50,8 @@ async def get_metric_history_bulk_interval(
     "/metrics/get-history-bulk",
     prefixes=("/ajax-api/2.0/mlflow",),  # MLflow serves it under ajax-api only
     documented=False,
-    response_class=FlaskJsonResponse,  # a NaN point is written as MLflow writes it
+    response_class=FlaskJsonResponse,
+    access=READ.on(runs("run_id")),  # a NaN point is written as MLflow writes it
 )
 async def get_metric_history_bulk(
     body: schemas.GetMetricHistoryBulk, service: Metrics

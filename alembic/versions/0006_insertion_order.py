@@ -11,8 +11,8 @@ SQLite cannot change a primary key in place, so each table is rebuilt (copied on
 transaction with the rest). PostgreSQL adds the column, numbers the rows and swaps the
 constraints in place.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-07 16:00:00.000000
 """
 
@@ -23,8 +23,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
