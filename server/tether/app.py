@@ -34,6 +34,7 @@ from tether.storage.configured import artifact_backend
 from tether.sync import endpoints as sync_endpoints
 from tether.sync.runtime import BackgroundSync
 from tether.threads import blocking
+from tether.tracking.evaluation_datasets import endpoints as evaluation_dataset_endpoints
 from tether.tracking.experiments import endpoints as experiment_endpoints
 from tether.tracking.experiments.service import ExperimentService
 from tether.tracking.logged_models import endpoints as logged_model_endpoints
@@ -50,6 +51,7 @@ from tether.tracking.traces.reads import TraceReader
 from tether.tracking.traces.searching import TraceSearch
 from tether.tracking.traces.service import TraceService
 from tether.tracking.traces.spans import SpanStore
+from tether.ui import unconfigured as unconfigured_ui_endpoints
 
 # Every route of the app (in FastAPI's matching order); the fixed paths among them are
 # dispatched directly (tether.api.dispatch).
@@ -65,9 +67,11 @@ ROUTERS = (
     trace_endpoints.v2,
     trace_endpoints.ui,
     otlp.api,
+    evaluation_dataset_endpoints.api,
     artifact_endpoints.proxy,
     artifact_endpoints.tracking,
     artifact_endpoints.ui,
+    unconfigured_ui_endpoints.api,
 )
 
 

@@ -131,12 +131,14 @@ class RequestModel(BaseModel):
 
     Two hooks, for the messages that need them: `check_size` refuses a body by its size before
     it is parsed (log-batch's limit), and `parse` may take a cheaper road to the same result
-    (log-batch's plain points)."""
+    (log-batch's plain points). `in_query`: the fields are in the query string whatever the
+    method, and the body is the endpoint's own (the UI's artifact upload)."""
 
     model_config = ConfigDict(
         extra="ignore", populate_by_name=True, json_schema_extra=_document_required
     )
     required: ClassVar[tuple[str, ...]] = ()
+    in_query: ClassVar[bool] = False
 
     @classmethod
     def check_size(cls, size: int) -> None:

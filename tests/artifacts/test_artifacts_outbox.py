@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
 from artifacts.helpers import PROXY, ArtifactServer, last_outbox_id, new_run, outbox_after
+
+UI_UPLOAD = "/ajax-api/2.0/mlflow/upload-artifact"
 
 
 def test_put_and_delete_records(artifact_server: ArtifactServer) -> None:
@@ -40,6 +43,47 @@ def test_put_and_delete_records(artifact_server: ArtifactServer) -> None:
             "entity": run,
             "op": "artifact_delete",
             "payload": {"path": f"{root}/model", "size": None},
+        },
+    ]
+
+
+def _chunks(total: int, size: int = 1024 * 1024) -> Iterator[bytes]:
+    """A body sent chunked (no Content-Length)."""
+    while total > 0:
+        yield b"z" * min(size, total)
+        total -= size
+
+
+def test_ui_upload_records(artifact_server: ArtifactServer) -> None:
+    """The UI's upload-artifact streams into the run's artifacts like a proxy upload (one
+    record per stored file); over its 10 MB, refused mid-stream, it stores and records
+    nothing and the earlier file stays."""
+    with artifact_server.rest() as rest:
+        run_id, root = new_run(rest)
+    last = artifact_server.last_outbox_id()
+    with httpx.Client(base_url=artifact_server.url, timeout=60) as http:
+
+        def upload(path: str, content: Any) -> int:
+            params = {"run_uuid": run_id, "path": path}
+            return http.post(UI_UPLOAD, params=params, content=content).status_code
+
+        assert upload("eval/table.json", b'{"rows": 1}') == 200
+        assert upload("eval/big.bin", _chunks(3 * 1024 * 1024)) == 200
+        assert upload("eval/table.json", _chunks(10 * 1024 * 1024 + 1)) == 400
+        assert upload("eval/../x", b"refused") == 400
+        assert http.get(f"{PROXY}/{root}/eval/table.json").content == b'{"rows": 1}'
+        assert len(http.get(f"{PROXY}/{root}/eval/big.bin").content) == 3 * 1024 * 1024
+    run = ("run", run_id)
+    assert artifact_server.outbox_after(last) == [
+        {
+            "entity": run,
+            "op": "artifact_put",
+            "payload": {"path": f"{root}/eval/table.json", "size": 11},
+        },
+        {
+            "entity": run,
+            "op": "artifact_put",
+            "payload": {"path": f"{root}/eval/big.bin", "size": 3 * 1024 * 1024},
         },
     ]
 

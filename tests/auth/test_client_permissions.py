@@ -302,6 +302,65 @@ def test_no_credentials_and_public_routes(world: World) -> None:
         assert admin.get("/tether/").status_code == 200
 
 
+def test_ui_only_routes(world: World) -> None:
+    """The routes only the web UI calls follow the same permissions as in MLflow: metric
+    history and dataset summaries need READ, the UI's upload EDIT on the run; the answers
+    of features Tether lacks need a signed-in caller, nothing more."""
+    ajax2, ajax3 = "/ajax-api/2.0/mlflow", "/ajax-api/3.0/mlflow"
+
+    def statuses(user: str) -> dict[str, int]:
+        with http(world.url, user, PASSWORDS[user]) as client:
+            bulk = client.get(
+                f"{ajax2}/metrics/get-history-bulk",
+                params={"run_id": world.run_id, "metric_key": "loss"},
+            )
+            upload = client.post(
+                f"{ajax2}/upload-artifact",
+                params={"run_uuid": world.run_id, "path": f"ui/{user}.txt"},
+                content=b"from the UI",
+            )
+            datasets = client.post(
+                f"{ajax2}/experiments/search-datasets",
+                json={"experiment_ids": [world.experiment_id]},
+            )
+            evaluation = client.post(
+                f"{ajax3}/datasets/search", json={"experiment_ids": [world.experiment_id]}
+            )
+            return {
+                "bulk": bulk.status_code,
+                "upload": upload.status_code,
+                "datasets": datasets.status_code,
+                "evaluation": evaluation.status_code,
+                "assistant": client.get(f"{ajax3}/assistant/config").status_code,
+                "telemetry": client.post(f"{ajax3}/ui-telemetry", json={}).status_code,
+            }
+
+    ok = dict.fromkeys(("bulk", "upload", "datasets", "evaluation", "assistant", "telemetry"), 200)
+    assert statuses("erin") == ok
+    assert statuses("bob") == {**ok, "upload": 403}
+    assert statuses("carol") == {
+        **ok,
+        "bulk": 403,
+        "upload": 403,
+        "datasets": 403,
+        "evaluation": 403,
+    }
+    with httpx.Client(base_url=world.url, trust_env=False) as anonymous:
+        for path in (f"{ajax3}/assistant/config", f"{ajax3}/ui-telemetry"):
+            assert anonymous.get(path).status_code == 401, path
+        upload = anonymous.post(
+            f"{ajax2}/upload-artifact",
+            params={"run_uuid": world.run_id, "path": "ui/anonymous.txt"},
+            content=b"x",
+        )
+        assert upload.status_code == 401
+    with http(world.url, "bob", PASSWORDS["bob"]) as bob:
+        got = bob.get("/get-artifact", params={"run_id": world.run_id, "path": "ui/erin.txt"})
+        assert (got.status_code, got.text) == (200, "from the UI")
+        missing = bob.get("/get-artifact", params={"run_id": world.run_id, "path": "ui/bob.txt"})
+        assert missing.status_code == 404
+
+
 def test_graphql_honours_permissions(world: World) -> None:
     query = {
         "query": "query q($id: String, $run: String) { "

@@ -102,6 +102,17 @@ EXPECTED = {
     ("POST", "/api/2.0/mlflow/logged-models/search"): "signed_in listing experiment",
     ("DELETE", "/api/2.0/mlflow/logged-models/{model_id}"): "delete logged_model(path model_id)",
     ("GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval"): "read run(each of run_ids)",
+    ("GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk"): "read run(each of run_id)",
+    ("POST", "/ajax-api/2.0/mlflow/upload-artifact"): "update run(run_uuid)",
+    ("POST", "/ajax-api/2.0/mlflow/experiments/search-datasets"): (
+        "read experiment(experiment_ids)"
+    ),
+    ("POST", "/api/3.0/mlflow/datasets/search"): "read experiment(experiment_ids)",
+    ("GET", "/ajax-api/3.0/mlflow/assistant/config"): "signed_in",
+    ("GET", "/ajax-api/3.0/mlflow/assistant/providers"): "signed_in",
+    ("POST", "/ajax-api/2.0/mlflow/gateway-proxy"): "signed_in",
+    ("POST", "/ajax-api/3.0/mlflow/ui-telemetry"): "signed_in",
+    ("GET", "/ajax-api/3.0/mlflow/mcp-servers"): "signed_in",
     ("POST", "/api/2.0/mlflow/users/create"): "signed_in",
     ("GET", "/api/2.0/mlflow/users/current"): "signed_in",
     ("POST", "/api/3.0/mlflow/users/permissions/grant"): "signed_in",

@@ -2,7 +2,7 @@
 
 Deliberate deviations asserted here:
 - error bodies carry `error_code` and `message` only: MLflow 3.x adds `sqlstate` and
-  `error_class` (diagnostics no MLflow client reads); experiments lack MLflow 3.x's `workspace`.
+  `error_class` (diagnostics no MLflow client reads).
 - a body that is not JSON: MLflow treats it as empty and complains about the first required
   field; Tether answers the same 400 INVALID_PARAMETER_VALUE, saying the JSON is malformed.
 - a JSON body that is not an object (`[1, 2]`): MLflow crashes (500, HTML); Tether answers 400.

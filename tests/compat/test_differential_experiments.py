@@ -29,6 +29,7 @@ def test_default_experiment(pair: Pair) -> None:
     assert body["experiment"]["name"] == "Default"
     assert body["experiment"]["artifact_location"] == "mlflow-artifacts:/<exp:0>"
     assert "tags" not in body["experiment"]
+    assert body["experiment"]["workspace"] == "default"
     by_name = pair.same("GET", "experiments/get-by-name", {"experiment_name": "Default"})
     assert by_name == body
 
@@ -46,7 +47,8 @@ def test_create_get_and_get_by_name(pair: Pair) -> None:
             "lifecycle_stage": "active",
             "last_update_time": "<ts>",
             "creation_time": "<ts>",
-            "tags": sorted(tags, key=lambda t: t["key"]),
+            "tags": tags,  # in the order given, as both servers keep it
+            "workspace": "default",
         }
     }
     assert pair.same("GET", "experiments/get-by-name", {"experiment_name": name}) == body
@@ -175,7 +177,7 @@ def test_experiment_tags(pair: Pair) -> None:
     pair.same("POST", set_tag, {"experiment_id": exp, "key": "ключ", "value": "✓"}, status=200)
     body = _get(pair, exp)
     keys = [t["key"] for t in body["experiment"]["tags"]]
-    assert keys == sorted(["k", "no-value", "long", "ключ"])
+    assert keys == ["k", "no-value", "long", "ключ"]  # first set first; "k" was overwritten
     before = body
 
     pair.same_error("POST", set_tag, {"experiment_id": exp, "key": "k" * 251, "value": "v"})
@@ -212,6 +214,24 @@ def test_experiment_tags(pair: Pair) -> None:
         code="RESOURCE_DOES_NOT_EXIST",
     )
     assert "k" not in [t["key"] for t in _get(pair, exp)["experiment"]["tags"]]
+
+
+def test_tags_keep_insertion_order(pair: Pair) -> None:
+    """An experiment's tags come in the order they were first set, in get, get-by-name and
+    search alike: an overwritten tag keeps its place, one deleted and set again goes last."""
+    name = unique_name("diff-order")
+    exp = pair.experiment(name, tags=[{"key": "z", "value": "1"}, {"key": "a", "value": "1"}])
+    set_tag = "experiments/set-experiment-tag"
+    for key, value in (("m", "1"), ("z", "2"), ("b", "1")):
+        pair.same("POST", set_tag, {"experiment_id": exp, "key": key, "value": value}, status=200)
+    pair.same("POST", "experiments/delete-experiment-tag", {"experiment_id": exp, "key": "a"})
+    pair.same("POST", set_tag, {"experiment_id": exp, "key": "a", "value": "3"}, status=200)
+    body = _get(pair, exp)
+    assert [t["key"] for t in body["experiment"]["tags"]] == ["z", "m", "b", "a"]
+    assert pair.same("GET", "experiments/get-by-name", {"experiment_name": name}) == body
+    search = {"filter": f"name = '{name}'", "max_results": 5}
+    found = pair.same("POST", "experiments/search", search, status=200)
+    assert found == {"experiments": [body["experiment"]]}
 
 
 def test_delete_and_restore(pair: Pair) -> None:

@@ -73,9 +73,9 @@ def test_create_and_get(pair: Pair) -> None:
                 "lifecycle_stage": "active",
             },
             "data": {
-                "tags": [
-                    {"key": "a", "value": ""},
+                "tags": [  # in the order given, then the name both servers add
                     {"key": "b", "value": "2"},
+                    {"key": "a", "value": ""},
                     {"key": "mlflow.runName", "value": "named-run"},
                 ]
             },
@@ -255,6 +255,49 @@ def test_tags(pair: Pair) -> None:
     pair.same_error("POST", "runs/delete-tag", {"run_id": NO_RUN, "key": "t"}, **MISSING_RUN)
     pair.same_error("POST", "runs/delete-tag", {"run_id": run})
     assert "t" not in {t["key"] for t in _data(pair.snapshot(run))["tags"]}
+
+
+def test_insertion_order(pair: Pair) -> None:
+    """A run's params, tags and metrics come in the order they were first written (MLflow's
+    row order), not by key: an overwritten tag or an updated metric keeps its place, a tag
+    deleted and set again goes last. The compare-runs view picks its default axes from it."""
+    exp = pair.experiment()
+    run = pair.run(exp, tags=[{"key": "zeta", "value": "1"}, {"key": "alpha", "value": "1"}])
+    batch = {
+        "run_id": run,
+        "params": [{"key": k, "value": "1"} for k in ("solver", "alpha", "mid")],
+        "metrics": [
+            {"key": key, "value": value, "timestamp": 1, "step": 0}
+            for key, value in (("zz", 1), ("loss", 2), ("zz", 3), ("acc", 4))
+        ],
+        "tags": [
+            {"key": "t2", "value": "a"},
+            {"key": "t1", "value": "b"},
+            {"key": "t2", "value": "c"},
+        ],
+    }
+    pair.same("POST", "runs/log-batch", batch, status=200)
+    pair.same("POST", "runs/log-parameter", {"run_id": run, "key": "beta", "value": "2"})
+    metric = {"run_id": run, "timestamp": 5, "step": 1}
+    pair.same("POST", "runs/log-metric", {**metric, "key": "aaa", "value": 1}, status=200)
+    pair.same("POST", "runs/log-metric", {**metric, "key": "zz", "value": 9}, status=200)
+    pair.same("POST", "runs/set-tag", {"run_id": run, "key": "alpha", "value": "2"})
+    pair.same("POST", "runs/set-tag", {"run_id": run, "key": "b", "value": "x"})
+    pair.same("POST", "runs/delete-tag", {"run_id": run, "key": "zeta"}, status=200)
+    pair.same("POST", "runs/set-tag", {"run_id": run, "key": "zeta", "value": "again"})
+    pair.same("POST", "runs/update", {"run_id": run, "run_name": "renamed"}, status=200)
+    data = _data(pair.snapshot(run))
+    assert [p["key"] for p in data["params"]] == ["solver", "alpha", "mid", "beta"]
+    assert [(m["key"], m["value"]) for m in data["metrics"]] == [
+        ("zz", 9.0),
+        ("loss", 2.0),
+        ("acc", 4.0),
+        ("aaa", 1.0),
+    ]
+    keys = [t["key"] for t in data["tags"]]
+    assert keys == ["alpha", "mlflow.runName", "t2", "t1", "b", "zeta"]
+    body = pair.same("POST", "runs/search", {"experiment_ids": [exp]}, status=200)
+    assert body["runs"][0]["data"] == data
 
 
 def test_params(pair: Pair) -> None:

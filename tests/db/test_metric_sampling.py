@@ -82,8 +82,11 @@ def test_an_older_point_changes_the_cached_sample_but_not_the_latest(backend_uri
 
     def latest() -> tuple[int, float, int]:
         with db.read() as session:
-            row = session.get(LatestMetric, (run_id, "loss"))
-            assert row is not None
+            row = session.scalars(
+                select(LatestMetric).where(
+                    LatestMetric.run_uuid == run_id, LatestMetric.key == "loss"
+                )
+            ).one()
             return row.step, row.value, row.points_version
 
     try:

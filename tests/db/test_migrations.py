@@ -92,3 +92,93 @@ def test_unsupported_backend_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "Unsupported --backend-store-uri scheme" in result.stderr
+
+
+def test_insertion_order_migration_numbers_existing_rows_by_key(backend_uri: str) -> None:
+    """0007 gives params, latest metrics and the tags of runs, experiments, registered models
+    and model versions an `id`: rows that exist get their key order (what Tether showed
+    before), new rows come after them; its downgrade restores the (owner, key) primary keys
+    with the data."""
+    db = Database(backend_uri)
+    try:
+        migrate.upgrade(db, "0006")
+        with db.write() as session:
+            session.execute(
+                text(
+                    "INSERT INTO experiments (experiment_id, name, lifecycle_stage)"
+                    " VALUES (7, 'e', 'active')"
+                )
+            )
+            session.execute(
+                text(
+                    "INSERT INTO runs (run_uuid, experiment_id, status, lifecycle_stage) "
+                    "VALUES ('r1', 7, 'RUNNING', 'active'), ('r0', 7, 'RUNNING', 'active')"
+                )
+            )
+            session.execute(
+                text("INSERT INTO registered_models (id, name, creation_time) VALUES (3, 'm', 1)")
+            )
+            session.execute(
+                text(
+                    "INSERT INTO model_versions (registered_model_id, version, creation_time,"
+                    " current_stage, status, deleted) VALUES (3, 1, 1, 'None', 'READY', false)"
+                )
+            )
+            for key in ("solver", "alpha", "mid"):
+                for statement in (
+                    "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (7, :k, 'v')",
+                    "INSERT INTO registered_model_tags (registered_model_id, key, value)"
+                    " VALUES (3, :k, 'v')",
+                    "INSERT INTO model_version_tags (registered_model_id, version, key, value)"
+                    " VALUES (3, 1, :k, 'v')",
+                ):
+                    session.execute(text(statement), {"k": key})
+                for run in ("r1", "r0"):
+                    for table in ("params", "tags"):
+                        session.execute(
+                            text(
+                                f"INSERT INTO {table} (run_uuid, key, value) VALUES (:r, :k, 'v')"
+                            ),
+                            {"r": run, "k": key},
+                        )
+                    session.execute(
+                        text(
+                            "INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step,"
+                            " is_nan) VALUES (:r, :k, 1.5, 2, 3, false)"
+                        ),
+                        {"r": run, "k": key},
+                    )
+        migrate.upgrade(db)
+        owners = {
+            "experiment_tags": ("experiment_id", 3),
+            "params": ("run_uuid", 6),
+            "tags": ("run_uuid", 6),
+            "latest_metrics": ("run_uuid", 6),
+            "registered_model_tags": ("registered_model_id", 3),
+            "model_version_tags": ("registered_model_id, version", 3),
+        }
+        with db.write() as session:
+            for table, (owner, count) in owners.items():
+                rows = session.execute(text(f"SELECT {owner}, key FROM {table} ORDER BY id")).all()
+                assert len(rows) == count, table
+                assert [tuple(r) for r in rows] == sorted(tuple(r) for r in rows), table
+            # A new row comes after the migrated ones (the sequence starts past them).
+            session.execute(
+                text("INSERT INTO params (run_uuid, key, value) VALUES ('r0', 'aaa', 'v')")
+            )
+            last = session.execute(text("SELECT key FROM params ORDER BY id DESC LIMIT 1")).scalar()
+            assert last == "aaa"
+        migrate.downgrade(db, "0006")
+        with db.read() as session:
+            keys = session.execute(
+                text("SELECT key FROM params WHERE run_uuid = 'r0' ORDER BY key")
+            ).scalars()
+            assert list(keys) == ["aaa", "alpha", "mid", "solver"]
+            value = session.execute(
+                text("SELECT value FROM latest_metrics WHERE key = 'mid' AND run_uuid = 'r1'")
+            ).scalar()
+            assert value == 1.5
+        migrate.upgrade(db)
+        assert migrate.current_revision(db) == migrate.head_revision()
+    finally:
+        db.dispose()

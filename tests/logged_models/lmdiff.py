@@ -42,10 +42,10 @@ class ModelNormaliser(Normaliser):
         out.update(times)
         return out
 
-    def _maybe_sorted(self, items: list[Any], path: tuple[str, ...]) -> list[Any]:
+    def _list_order(self, items: list[Any], path: tuple[str, ...]) -> list[Any]:
         if path and path[-1] in ("model_inputs", "model_outputs"):
             return sorted(items, key=lambda i: json.dumps(i, sort_keys=True))
-        return super()._maybe_sorted(items, path)
+        return super()._list_order(items, path)
 
     def _string(self, value: str, key: str) -> str:
         if key in ("artifact_uri", "artifact_location", "root_uri") and (

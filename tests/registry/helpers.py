@@ -32,14 +32,14 @@ class RegistryNormaliser(Normaliser):
                 value[key] = "<ts>"
         return super()._dict(value, path)
 
-    def _maybe_sorted(self, items: list[Any], path: tuple[str, ...]) -> list[Any]:
+    def _list_order(self, items: list[Any], path: tuple[str, ...]) -> list[Any]:
         if path and path[-1] == "latest_versions":
             return sorted(items, key=lambda v: int(v["version"]))
         if path and path[-1] == "aliases":
             if all(isinstance(i, str) for i in items):
                 return sorted(items)
             return sorted(items, key=lambda a: a["alias"])
-        return super()._maybe_sorted(items, path)
+        return super()._list_order(items, path)
 
     def _string(self, value: str, key: str) -> str:
         if key in ("source", "artifact_uri") and (match := _ARTIFACT_SOURCE.fullmatch(value)):

@@ -61,9 +61,9 @@ def test_create_and_get(pair: RegistryPair) -> None:
         "creation_timestamp": "<ts>",
         "last_updated_timestamp": "<ts>",
         "description": "about",
-        "tags": [
-            {"key": "a", "value": "3"},
+        "tags": [  # in the order first given (a repeated key keeps its first place)
             {"key": "b", "value": "2"},
+            {"key": "a", "value": "3"},
             {"key": "empty", "value": ""},
         ],
     }
@@ -178,7 +178,7 @@ def test_model_tags(pair: RegistryPair) -> None:
     pair.same("POST", set_tag, {"name": name, "key": "long", "value": "v" * 100_000})
     pair.same("POST", set_tag, {"name": name, "key": "ключ", "value": "✓"}, status=200)
     model = pair.get_model(name)
-    assert [t["key"] for t in model["tags"]] == sorted(["k", "no-value", "long", "ключ"])
+    assert [t["key"] for t in model["tags"]] == ["k", "no-value", "long", "ключ"]  # as set
     # Tags do not touch last_updated_timestamp.
     after = _timestamps(pair, "registered-models/get", {"name": name}, "registered_model")
     assert _bumped(before, after) == {"ref": False, "tet": False}
@@ -357,7 +357,7 @@ def test_create_and_get_version(pair: RegistryPair) -> None:
         "run_id": run.symbol,
         "status": "READY",
         "run_link": "http://example.com/run",
-        "tags": [{"key": "e", "value": ""}, {"key": "k", "value": "w"}],
+        "tags": [{"key": "k", "value": "w"}, {"key": "e", "value": ""}],  # first given first
     }
     assert pair.get_version(name, "1") == version
     # The registered model now lists it, and its timestamp moved.
@@ -453,7 +453,7 @@ def test_version_tags(pair: RegistryPair) -> None:
     pair.same("POST", set_tag, {**key, "key": "k", "value": "v2"}, status=200)
     pair.same("POST", set_tag, {**key, "key": "empty"}, status=200)
     version = pair.get_version(name, "1")
-    assert version["tags"] == [{"key": "empty", "value": ""}, {"key": "k", "value": "v2"}]
+    assert version["tags"] == [{"key": "k", "value": "v2"}, {"key": "empty", "value": ""}]
     for bad in (
         {**key, "key": "../k", "value": "v"},
         {**key, "key": "k" * 251, "value": "v"},

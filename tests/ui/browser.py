@@ -8,9 +8,7 @@ the UI and records every response the page gets; `check` then asserts that
   bundle renders asynchronously, and CI is a slow 2-core machine),
 - no error banner or "something went wrong" screen is shown,
 - no request to Tether failed: every 4xx/5xx answer from Tether fails the test, except the
-  requests the reference `mlflow server` also refuses (`REFERENCE_ALSO_REFUSES`) and the
-  routes that come with phase 2 of issue 12 (`PHASE_2_ROUTES`, listed so the page tests that
-  depend on them can be skipped with that reason);
+  requests the reference `mlflow server` also refuses (`REFERENCE_ALSO_REFUSES`);
 and keeps a screenshot in `tests/ui/screenshots/` (git-ignored; CI keeps it as an artifact).
 """
 
@@ -20,12 +18,12 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import BrowserContext, Page, Response, sync_playwright
 
 CHROMIUM = os.environ.get("TETHER_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -47,22 +45,10 @@ RENDER_TIMEOUT_MS = 45_000
 
 # Answered 404 by the reference server too (no auth configured): the UI carries on.
 REFERENCE_ALSO_REFUSES = (("GET", re.compile(r"/ajax-api/2\.0/mlflow/users/current$")),)
-# Routes the UI calls that Tether answers from phase 2 of issue 12 on (404 until then).
-PHASE_2_ROUTES = (
-    ("GET", re.compile(r"/ajax-api/3\.0/mlflow/assistant/(config|providers)$")),
-    ("POST", re.compile(r"/ajax-api/3\.0/mlflow/datasets/search$")),
-    ("POST", re.compile(r"/ajax-api/2\.0/mlflow/experiments/search-datasets$")),
-    ("GET", re.compile(r"/ajax-api/2\.0/mlflow/gateway-proxy$")),
-    ("POST", re.compile(r"/ajax-api/2\.0/mlflow/gateway-proxy$")),
-    ("GET", re.compile(r"/ajax-api/2\.0/mlflow/metrics/get-history-bulk$")),
-    ("POST", re.compile(r"/ajax-api/2\.0/mlflow/upload-artifact$")),
-    ("GET", re.compile(r"/ajax-api/3\.0/mlflow/ui-telemetry$")),
-    ("POST", re.compile(r"/ajax-api/3\.0/mlflow/ui-telemetry$")),
-)
 # What the UI shows when a request it needed failed.
 ERROR_TEXTS = re.compile(
     r"Something went wrong|Can't load run details|Experiment load error|"
-    r"Request failed with status|Unable to load|An error occurred|"
+    r"Request failed with status|Unable to load|An error occurred|No API endpoint|"
     r"ENDPOINT_NOT_FOUND|RESOURCE_DOES_NOT_EXIST|INVALID_PARAMETER_VALUE|INTERNAL_ERROR",
     re.IGNORECASE,
 )
@@ -95,17 +81,33 @@ class Visit:
             self.answers.append(Answer(response.request.method, path, response.status))
 
     def failed(self) -> list[Answer]:
-        """Tether's 4xx/5xx answers, less the ones the reference gives too and phase 2's."""
+        """Tether's 4xx/5xx answers, less the ones the reference gives too."""
         return [
             a
             for a in self.answers
-            if a.status >= 400
-            and not _matches(REFERENCE_ALSO_REFUSES, a.method, a.path)
-            and not _matches(PHASE_2_ROUTES, a.method, a.path)
+            if a.status >= 400 and not _matches(REFERENCE_ALSO_REFUSES, a.method, a.path)
         ]
 
-    def phase_2_calls(self) -> list[Answer]:
-        return [a for a in self.answers if _matches(PHASE_2_ROUTES, a.method, a.path)]
+    def answer_to(self, method: str, path_end: str) -> Answer:
+        """Tether's first answer to a request whose path ends with `path_end`, waiting for it
+        (the page sends its requests as it renders)."""
+        deadline = time.monotonic() + RENDER_TIMEOUT_MS / 1000
+        while True:
+            for answer in self.answers:
+                if answer.method == method and answer.path.endswith(path_end):
+                    return answer
+            assert time.monotonic() < deadline, f"{self.name}: no {method} {path_end} was sent"
+            self.page.wait_for_timeout(100)  # lets Playwright deliver the page's events
+
+    def in_order(self, axis: str, *texts: str) -> bool:
+        """Whether the texts (each exactly, its first occurrence) are laid out in this order
+        along `axis` ("x": left to right, "y": top to bottom)."""
+        places = []
+        for text in texts:
+            box = self.page.get_by_text(text, exact=True).first.bounding_box()
+            assert box is not None, f"{self.name}: {text!r} is not shown"
+            places.append(box[axis])
+        return places == sorted(places)
 
     def wait_for_text(self, text: str | re.Pattern[str]) -> None:
         self.page.get_by_text(text).first.wait_for(state="visible", timeout=RENDER_TIMEOUT_MS)
@@ -120,21 +122,13 @@ class Visit:
             self.screenshot()
 
     def check(self, *texts: str | re.Pattern[str]) -> None:
-        """`shown(*texts)`, no failed request to Tether, no error banner. A banner about a
-        route of phase 2 skips the test, naming the route (the data checks have passed)."""
+        """`shown(*texts)`, no failed request to Tether, no error banner."""
         self.shown(*texts)
         failed = self.failed()
         assert not failed, f"{self.name}: requests to Tether failed: {failed}"
         banners = self.page.get_by_text(ERROR_TEXTS)
         shown = [banners.nth(i).inner_text() for i in range(banners.count())]
-        pending = sorted({a.path for a in self.phase_2_calls()})
-        unexplained = [b for b in shown if not any(path in b for path in pending)]
-        assert not unexplained, f"{self.name}: error shown: {unexplained}"
-        if shown:
-            pytest.skip(
-                f"phase 2 of issue 12: the page shows the data, and an error banner for "
-                f"{', '.join(pending)}, which Tether does not answer yet (404)"
-            )
+        assert not shown, f"{self.name}: error shown: {shown}"
 
     def screenshot(self, suffix: str = "") -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,10 @@ bundle sends them (MLflow 3.17.2's `MlflowGetExperimentQuery`, `GetRun`, `Search
 limits and the HTTP-level refusals.
 
 Answers are compared after compat.diff's normalisation (ids as symbols, server-assigned
-times as "<ts>", the run's params / tags / metrics sorted by key, `workspace` left out),
-applied to the answer with its camelCase keys turned to snake_case. What still differs is
-listed by the tests that pin it (the 500s MLflow answers where Tether answers 400).
+times as "<ts>"), applied to the answer with its camelCase keys turned to snake_case; lists
+keep the order answered (a run's params, tags and metrics as first logged, on both servers).
+What still differs is listed by the tests that pin it (the 500s MLflow answers where Tether
+answers 400).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ ALL_RUN_FIELDS = """
         outputs { modelOutputs { modelId step } }
         experiment {
           experimentId name artifactLocation lifecycleStage tags { key value }
-          effectiveTraceArchivalRetention
+          effectiveTraceArchivalRetention workspace
         }
         modelVersions {
           name version userId currentStage description source runId status statusMessage
@@ -236,7 +237,9 @@ def test_get_run_as_the_run_page_asks(pair: Pair, logged: dict[str, Ref]) -> Non
     body = same(pair, GET_RUN, {"data": {"runId": logged["run"]}})
     run = body["data"]["mlflow_get_run"]["run"]
     assert run["info"]["end_time"] == "1700000009000"  # int64 as a string
-    assert {p["key"] for p in run["data"]["params"]} == {"solver", "alpha"}
+    # In the order logged (the compare view's default axes come from it), not by key.
+    assert [p["key"] for p in run["data"]["params"]] == ["solver", "alpha"]
+    assert [m["key"] for m in run["data"]["metrics"]] == ["loss", "acc"]
     assert len(run["model_versions"]) == 1
     assert run["outputs"]["model_outputs"][0]["step"] == "3"
     same(pair, GET_RUN, {"data": {"runUuid": logged["run"]}})
@@ -245,6 +248,7 @@ def test_get_run_as_the_run_page_asks(pair: Pair, logged: dict[str, Ref]) -> Non
 def test_every_field_and_its_default(pair: Pair, logged: dict[str, Ref]) -> None:
     full = same(pair, ALL_RUN_FIELDS, {"data": {"runId": logged["run"]}})
     assert full["data"]["mlflow_get_run"]["api_error"] is None
+    assert full["data"]["mlflow_get_run"]["run"]["experiment"]["workspace"] == "default"
     empty = same(pair, ALL_RUN_FIELDS, {"data": {"runId": logged["empty"]}})
     info = empty["data"]["mlflow_get_run"]["run"]["info"]
     assert (info["status"], info["end_time"]) == ("RUNNING", "0")  # proto defaults

@@ -3,8 +3,7 @@ logged runs, metrics, artifacts, a model, a registered version with an alias and
 
 Each test opens one page in a fresh tab and asserts the data is shown, no error banner
 appears and no request to Tether failed (browser.py); the screenshots are kept in
-tests/ui/screenshots/. Pages that need the routes of phase 2 of issue 12 are skipped, saying
-which routes.
+tests/ui/screenshots/. Pages that need the trace routes (issue 15) are skipped, saying which.
 """
 
 from __future__ import annotations
@@ -43,6 +42,13 @@ def test_runs_table_with_nested_runs_and_datasets(browser: Browser, workload: Wo
         # The parent row expands (its name cell's button) to show its nested runs.
         visit.page.locator("button[data-component-id*='runnamecellrenderer']").first.click()
         visit.check("sweep-child-0", "sweep-child-1")
+        # The Datasets filter offers the experiment's datasets (experiments/search-datasets).
+        assert visit.answer_to("POST", "/experiments/search-datasets").status == 200
+        visit.page.locator("button").filter(has_text="Datasets").first.click()
+        option = visit.page.get_by_role("option").filter(has_text="toy")
+        option.first.wait_for(state="visible", timeout=45_000)
+        assert "Training" in option.first.inner_text()  # the input's context
+        visit.screenshot("-datasets-filter")
 
 
 def test_run_overview_shows_params_metrics_tags_and_model(
@@ -54,6 +60,10 @@ def test_run_overview_shows_params_metrics_tags_and_model(
     for visit in _open(browser, fragment, "run-overview"):
         visit.check("train", "l1_ratio", "0.125", "accuracy", "owner", workload.registered_model)
         assert any(a.path == "/graphql" and a.status == 200 for a in visit.answers)
+        # Params, metrics and tags in the order the script logged them, not by key.
+        assert visit.in_order("y", "solver", "alpha", "l1_ratio")
+        assert visit.in_order("y", "loss", "accuracy")
+        assert visit.in_order("x", "stage", "owner")
 
 
 def test_run_metric_charts(browser: Browser, workload: Workload) -> None:
@@ -108,6 +118,26 @@ def test_prompts(browser: Browser, workload: Workload) -> None:
         visit.check(workload.prompt)
     for visit in _open(browser, f"/prompts/{workload.prompt}", "prompt"):
         visit.check("Summarize")
+
+
+def test_datasets_tab_shows_its_empty_state(browser: Browser, workload: Workload) -> None:
+    fragment = f"/experiments/{workload.experiment_id}/datasets"
+    for visit in _open(browser, fragment, "datasets"):
+        visit.check("Create an evaluation dataset")
+        assert visit.answer_to("POST", "/ajax-api/3.0/mlflow/datasets/search").status == 200
+
+
+def test_mcp_registry_shows_its_empty_state(browser: Browser) -> None:
+    for visit in _open(browser, "/mcp-registry", "mcp-registry"):
+        assert visit.answer_to("GET", "/ajax-api/3.0/mlflow/mcp-servers").status == 200
+        visit.check("Register and catalog MCP servers")
+
+
+def test_assistant_panel_is_not_set_up(browser: Browser) -> None:
+    for visit in _open(browser, "/experiments", "assistant"):
+        visit.check("Welcome to MLflow Assistant")
+        for route in ("config", "providers"):
+            assert visit.answer_to("GET", f"/assistant/{route}").status == 200
 
 
 def test_traces_tab_lists_traces_with_assessments(browser: Browser, workload: Workload) -> None:

@@ -3,7 +3,8 @@
 Run as a separate process (`log_workload(url)`), like the quickstart a user runs: the
 client's global state (active run, experiment) never leaks into the tests. It logs:
 - an experiment (with a tag) holding a parent run with two nested child runs;
-- a run "train" with params, tags, a 500-step metric `loss` and a one-point `accuracy`, a
+- a run "train" with params and tags (not in key order: the UI shows them in the order
+  logged), a 500-step metric `loss` and a one-point `accuracy`, a
   pandas dataset input ("toy", context training), a text file, an image, and an sklearn
   model logged with `mlflow.sklearn.log_model` (a logged model with its files);
 - that model registered as version 1 of a registered model with the alias "champion";
@@ -42,7 +43,7 @@ with mlflow.start_run(run_name="sweep-parent") as parent:
             mlflow.log_param("alpha", 0.1 * (i + 1))
             mlflow.log_metric("score", 0.5 + i * 0.1)
 with mlflow.start_run(run_name="train") as run:
-    mlflow.log_params({"alpha": "0.5", "l1_ratio": "0.125", "solver": "lbfgs"})
+    mlflow.log_params({"solver": "lbfgs", "alpha": "0.5", "l1_ratio": "0.125"})
     mlflow.set_tags({"stage": "dev", "owner": "ana"})
     mlflow.log_input(dataset, context="training")
     for step in range(500):

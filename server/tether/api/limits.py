@@ -8,7 +8,8 @@ written. The error is MLflow's for a too-large request (`INVALID_PARAMETER_VALUE
 artifact and log-batch size checks answer), with HTTP 413.
 
 Artifact uploads (`PUT .../mlflow-artifacts/artifacts/...`) are streamed to the store, never
-buffered, and are never limited or cut short here.
+buffered, and are never limited or cut short here; so is the UI's `POST .../upload-artifact`,
+which refuses more than 10 MB itself, with MLflow's wording.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ UPLOAD_PREFIXES = (
     "/api/2.0/mlflow-artifacts/artifacts/",
     "/ajax-api/2.0/mlflow-artifacts/artifacts/",
 )
+UI_UPLOAD_PATH = "/ajax-api/2.0/mlflow/upload-artifact"
 
 
 class RequestTooLarge(MlflowError):
@@ -66,6 +68,8 @@ class BodySizeLimit:
 
 def _is_upload(scope: Scope) -> bool:
     path: str = scope["path"]
+    if scope["method"] == "POST":
+        return path == UI_UPLOAD_PATH
     return scope["method"] == "PUT" and path.startswith(UPLOAD_PREFIXES)
 
 

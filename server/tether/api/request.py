@@ -1,7 +1,8 @@
 """Read an endpoint's request message out of the HTTP request, the way `mlflow server` reads it.
 
-GET requests carry their fields in the query string (repeated fields as repeated keys);
-other methods carry a JSON body, which POST/PUT must label application/json (MLflow's guard
+GET requests carry their fields in the query string (repeated fields as repeated keys), and
+so do messages marked `in_query` (their body is not read here); other methods carry a JSON
+body, which POST/PUT must label application/json (MLflow's guard
 against cross-site form posts). The fields are then parsed by the message's model
 (`tether.wire.RequestModel.parse`): every refusal, malformed bodies included, is MLflow's
 INVALID_PARAMETER_VALUE with MLflow's wording, never FastAPI's 422 or a 500.
@@ -31,7 +32,7 @@ async def read_body(request: Request, model: type[M]) -> M:
 
 
 async def read_request_data(request: Request, model: type[RequestModel]) -> dict[str, Any]:
-    if request.method == "GET" and request.query_params:
+    if model.in_query or (request.method == "GET" and request.query_params):
         return _query_data(request, model)
     if request.method in _JSON_METHODS:
         _check_content_type(request.headers.get("content-type"))

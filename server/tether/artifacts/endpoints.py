@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Annotated, NoReturn
 
 from fastapi import Depends, FastAPI, Request
@@ -203,6 +204,67 @@ ui = Router("artifacts")
 @ui.get("/get-artifact", access=READ.on(run()))
 async def get_artifact(body: schemas.GetArtifact, service: Artifacts) -> StreamingResponse:
     return streamed(await service.download_run_artifact(body.run_id, safe_relative_path(body.path)))
+
+
+# MLflow's limit for the UI's uploads (its handler reads them whole; Tether streams them).
+UPLOAD_ARTIFACT_MAX_BYTES = 10 * 1024 * 1024
+_TOO_LARGE = "Artifact size is too large. Max size is 10MB."
+
+
+@ui.post(
+    "/upload-artifact",
+    prefixes=("/ajax-api/2.0/mlflow",),  # MLflow serves it under ajax-api only; exempt
+    documented=False,  # from the JSON body limit (tether.api.limits)
+    access=EDIT.on(run("run_uuid")),
+)
+async def upload_run_artifact(
+    body: schemas.UploadArtifact, request: Request, service: Artifacts
+) -> Response:
+    """The UI's upload of one small file into a run's artifacts: `?run_uuid=&path=`, the
+    bytes as the body. Checked in MLflow's order with its wording (run id, path, size, some
+    data, the run), then streamed into the store, never held whole: at most 10 MB, counted
+    as it arrives when no Content-Length announces it (a larger body stores nothing)."""
+    run_id = body.run_uuid
+    if not run_id:
+        raise invalid_parameter("Request must specify run_uuid.")
+    if not body.path:
+        raise invalid_parameter("Request must specify path.")
+    path = safe_relative_path(body.path)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > UPLOAD_ARTIFACT_MAX_BYTES:
+        raise invalid_parameter(_TOO_LARGE)
+    try:
+        chunks = await _nonempty(_at_most(request.stream(), UPLOAD_ARTIFACT_MAX_BYTES))
+        if chunks is None:
+            raise invalid_parameter("Request must specify data.")
+        await service.upload_run_artifact(run_id, path, chunks)
+    except ClientDisconnect:
+        log.warning("upload of %r to run %s aborted: the client disconnected", path, run_id)
+        return Response(status_code=400)
+    return Response(status_code=200, media_type="application/json")  # empty, as MLflow
+
+
+async def _at_most(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise invalid_parameter(_TOO_LARGE)
+        yield chunk
+
+
+async def _nonempty(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes] | None:
+    """The stream, or None when it holds no byte (read up to its first non-empty chunk)."""
+    async for chunk in chunks:
+        if chunk:
+            return _chained(chunk, chunks)
+    return None
+
+
+async def _chained(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 @ui.get("/server-info", prefixes=MLFLOW3_PREFIXES, access=PUBLIC)  # as in MLflow

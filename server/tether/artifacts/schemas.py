@@ -46,6 +46,16 @@ class ListArtifacts(RequestModel):
     path: Str = ""
 
 
+class UploadArtifact(RequestModel):
+    """The UI's upload-artifact (ajax-api only): the run and path in the query string, the
+    file as the body. Nothing is required here: the endpoint refuses what MLflow's handler
+    refuses, in its order and with its wording."""
+
+    in_query: ClassVar[bool] = True
+    run_uuid: Str = ""
+    path: Str = ""
+
+
 class GetArtifact(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("run_id", "path")
     run_id: Str

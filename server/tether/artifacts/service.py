@@ -153,6 +153,14 @@ class ArtifactService:
             body["files"] = [file_info(e, paths.join(path, e.path)) for e in entries]
         return body
 
+    async def upload_run_artifact(
+        self, run_id: str, path: str, chunks: AsyncIterator[bytes]
+    ) -> int:
+        """The UI's upload-artifact: the file `path` (already safe) of the run, streamed into
+        its artifact location (an `artifact_put` outbox record like any proxy upload)."""
+        root_uri = await self.run_artifact_uri(run_id)
+        return await self.upload(self.resolve(root_uri, path), chunks)
+
     async def download_run_artifact(self, run_id: str, path: str) -> Download:
         """`/get-artifact`: one file of the run."""
         root_uri = await self.run_artifact_uri(run_id)

@@ -7,7 +7,7 @@ migrating: a PostgreSQL advisory lock, or an exclusive file lock beside the SQLi
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,11 +47,21 @@ def current_revision(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(db: Database) -> None:
+def upgrade(db: Database, revision: str = "head") -> None:
+    """Migrate to `revision` (tests name older ones to build a store as it was)."""
+    _run(db, command.upgrade, revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    """Migrate back to `revision` (each migration's downgrade; for tests and recovery)."""
+    _run(db, command.downgrade, revision)
+
+
+def _run(db: Database, step: Callable[[Config, str], None], revision: str) -> None:
     with _migration_lock(db) as conn:
         config = _config()
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        step(config, revision)
         conn.commit()
 
 

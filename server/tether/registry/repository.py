@@ -55,7 +55,7 @@ def model_tags(session: Session, ids: Sequence[int]) -> dict[int, list[tuple[str
             RegisteredModelTag.registered_model_id, RegisteredModelTag.key, RegisteredModelTag.value
         )
         .where(RegisteredModelTag.registered_model_id.in_(ids))
-        .order_by(RegisteredModelTag.registered_model_id, RegisteredModelTag.key)
+        .order_by(RegisteredModelTag.id)  # the order they were first set, as MLflow lists them
     )
     for model_id, key, value in rows:
         result[model_id].append((key, value))
@@ -211,7 +211,7 @@ def version_tags(
             .where(
                 sa.tuple_(ModelVersionTag.registered_model_id, ModelVersionTag.version).in_(chunk)
             )
-            .order_by(ModelVersionTag.key)
+            .order_by(ModelVersionTag.id)  # the order they were first set, as in MLflow
         )
         for model_id, version, key, value in rows:
             result[(model_id, version)].append((key, value))

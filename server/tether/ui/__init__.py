@@ -6,6 +6,9 @@
 - `sync_page`: `/tether/`, what reached Azure ML, retry buttons, links into the studio.
 - `security`: mlflow server's Host allow-list, CORS rules and security headers;
   `prefix`: `--static-prefix`.
+- `unconfigured`: the UI's calls to `mlflow server` features Tether does not have (assistant,
+  AI gateway, UI telemetry, MCP registry), answered as MLflow does when they are not set up
+  (its router is one of the app's, `tether.app.ROUTERS`).
 This package sits with `ops` below the composition root: it reads the tracking and registry
 services (through `app.state.services`) and the sync state, and nothing imports it but
 `tether.app` and `tether.cli`.

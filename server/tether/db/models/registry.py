@@ -11,10 +11,11 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tether.db.models.base import Base
+from tether.db.models.base import Base, BigId
 
 
 class RegisteredModel(Base):
@@ -28,12 +29,18 @@ class RegisteredModel(Base):
 
 
 class RegisteredModelTag(Base):
-    __tablename__ = "registered_model_tags"
+    """`id`: the order tags were first set, as MLflow lists them (see models/tracking.py)."""
 
-    registered_model_id: Mapped[int] = mapped_column(
-        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    __tablename__ = "registered_model_tags"
+    __table_args__ = (
+        UniqueConstraint("registered_model_id", "key", name="uq_registered_model_tags_key"),
     )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    registered_model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE")
+    )
+    key: Mapped[str] = mapped_column(String(250))
     value: Mapped[str | None] = mapped_column(Text)
 
 
@@ -62,6 +69,8 @@ class ModelVersion(Base):
 
 
 class ModelVersionTag(Base):
+    """`id`: the order tags were first set, as MLflow lists them (see models/tracking.py)."""
+
     __tablename__ = "model_version_tags"
     __table_args__ = (
         ForeignKeyConstraint(
@@ -69,11 +78,13 @@ class ModelVersionTag(Base):
             ["model_versions.registered_model_id", "model_versions.version"],
             ondelete="CASCADE",
         ),
+        UniqueConstraint("registered_model_id", "version", "key", name="uq_model_version_tags_key"),
     )
 
-    registered_model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    registered_model_id: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(250))
     value: Mapped[str | None] = mapped_column(Text)
 
 

@@ -29,13 +29,20 @@ class Experiment(Base):
     last_update_time: Mapped[int | None] = mapped_column(BigInteger)
 
 
+# Params, tags and latest metrics are listed in the order they were first written, as MLflow
+# lists its rows: each table's `id` (the rowid on SQLite, a sequence on PostgreSQL) records
+# it, and an upsert keeps the row (and so its place); the former key (owner, key) is unique.
+
+
 class ExperimentTag(Base):
     __tablename__ = "experiment_tags"
+    __table_args__ = (UniqueConstraint("experiment_id", "key", name="uq_experiment_tags_key"),)
 
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     experiment_id: Mapped[int] = mapped_column(
-        ForeignKey("experiments.experiment_id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE")
     )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250))
     value: Mapped[str | None] = mapped_column(Text)
 
 
@@ -60,21 +67,21 @@ class Run(Base):
 
 class RunTag(Base):
     __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("run_uuid", "key", name="uq_tags_key"),)
 
-    run_uuid: Mapped[str] = mapped_column(
-        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
-    )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_uuid: Mapped[str] = mapped_column(ForeignKey("runs.run_uuid", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
     value: Mapped[str | None] = mapped_column(String(8000))
 
 
 class Param(Base):
     __tablename__ = "params"
+    __table_args__ = (UniqueConstraint("run_uuid", "key", name="uq_params_key"),)
 
-    run_uuid: Mapped[str] = mapped_column(
-        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
-    )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_uuid: Mapped[str] = mapped_column(ForeignKey("runs.run_uuid", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
     value: Mapped[str] = mapped_column(String(8000))
 
 
@@ -102,12 +109,14 @@ class LatestMetric(Base):
     """The latest point per (run, key) by (step, timestamp, value): what search filters on."""
 
     __tablename__ = "latest_metrics"
-    __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
-
-    run_uuid: Mapped[str] = mapped_column(
-        ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        UniqueConstraint("run_uuid", "key", name="uq_latest_metrics_key"),
+        Index("ix_latest_metrics_key_value", "key", "value"),
     )
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_uuid: Mapped[str] = mapped_column(ForeignKey("runs.run_uuid", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
     value: Mapped[float] = mapped_column(Double)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     step: Mapped[int] = mapped_column(BigInteger)

@@ -106,3 +106,16 @@ async def set_experiment_tag(body: schemas.SetExperimentTag, service: Experiment
 async def delete_experiment_tag(body: schemas.DeleteExperimentTag, service: Experiments) -> Empty:
     await blocking(service.delete_tag, body.experiment_id, body.key)
     return {}
+
+
+@api.post(
+    "/experiments/search-datasets",
+    prefixes=("/ajax-api/2.0/mlflow",),  # MLflow serves it under ajax-api only
+    documented=False,
+    access=READ.on(experiment("experiment_ids")),  # each of them, as MLflow checks
+)
+async def search_datasets(
+    body: schemas.SearchDatasets, service: Experiments
+) -> schemas.SearchDatasetsResponse:
+    summaries = await blocking(service.search_datasets, body.experiment_ids)
+    return {"dataset_summaries": summaries} if summaries else {}

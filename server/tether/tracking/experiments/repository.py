@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from tether.db.dialect import upsert_insert
 from tether.db.int64 import bigint
-from tether.db.models import Experiment, ExperimentTag, Run
+from tether.db.models import Dataset, Experiment, ExperimentTag, InputTag, Run, RunInput
 from tether.db.raw import Statement
 
 
@@ -47,11 +47,41 @@ def tags_for(session: Session, ids: Sequence[int]) -> dict[int, list[tuple[str, 
     rows = session.execute(
         select(ExperimentTag.experiment_id, ExperimentTag.key, ExperimentTag.value)
         .where(ExperimentTag.experiment_id.in_(ids))
-        .order_by(ExperimentTag.experiment_id, ExperimentTag.key)
+        .order_by(ExperimentTag.id)  # the order they were first set, as MLflow lists them
     )
     for experiment_id, key, value in rows:
         result[experiment_id].append((key, value))
     return result
+
+
+# The input tag naming what a run used a dataset for (MLflow's MLFLOW_DATASET_CONTEXT).
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+
+
+def dataset_summaries(
+    session: Session, experiment_ids: Sequence[int], limit: int
+) -> list[tuple[int, str, str, str | None]]:
+    """Distinct (experiment id, dataset name, digest, context) of the runs' dataset inputs,
+    in that order (no context first), at most `limit`. MLflow's query has no ORDER BY; on
+    SQLite its rows come in the order of the datasets' unique index, (experiment, name,
+    digest), which this keeps, and contexts of one dataset in its inputs' insertion order,
+    for which this sorts them by name: Tether records no insertion order of inputs."""
+    rows = session.execute(
+        select(Dataset.experiment_id, Dataset.name, Dataset.digest, InputTag.value)
+        .distinct()
+        .join(RunInput, RunInput.dataset_uuid == Dataset.dataset_uuid)
+        .outerjoin(
+            InputTag,
+            and_(
+                InputTag.input_uuid == RunInput.input_uuid,
+                InputTag.name == DATASET_CONTEXT_TAG,
+            ),
+        )
+        .where(Dataset.experiment_id.in_([bigint(e) for e in experiment_ids]))
+        .order_by(Dataset.experiment_id, Dataset.name, Dataset.digest, InputTag.value.nulls_first())
+        .limit(limit)
+    )
+    return [(e, name, digest, context) for e, name, digest, context in rows]
 
 
 def insert_experiment(

@@ -59,6 +59,12 @@ class SearchExperiments(RequestModel):
     view_type: Str | Int64 = "ACTIVE_ONLY"
 
 
+class SearchDatasets(RequestModel):
+    """The UI's dataset summaries of experiments (ajax-api only)."""
+
+    experiment_ids: list[Str] = []
+
+
 # Answers -----------------------------------------------------------------------------------
 # As MLflow's JSON renders its protobuf messages: int64 as numbers, unset fields left out
 # (`NotRequired`), and so empty lists too.
@@ -81,6 +87,7 @@ class Experiment(TypedDict):
     last_update_time: NotRequired[int]
     creation_time: NotRequired[int]
     tags: NotRequired[list[KeyValuePair]]
+    workspace: str
 
 
 class CreateExperimentResponse(TypedDict):
@@ -94,3 +101,17 @@ class GetExperimentResponse(TypedDict):
 class SearchExperimentsResponse(TypedDict):
     experiments: NotRequired[list[Experiment]]
     next_page_token: NotRequired[str]
+
+
+class DatasetSummary(TypedDict):
+    """A dataset some run of the experiment used, once per context it was used in (the
+    run input's `mlflow.data.context` tag: "train", "eval"...; left out when untagged)."""
+
+    experiment_id: str
+    name: str
+    digest: str
+    context: NotRequired[str]
+
+
+class SearchDatasetsResponse(TypedDict):
+    dataset_summaries: NotRequired[list[DatasetSummary]]

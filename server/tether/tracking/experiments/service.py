@@ -20,13 +20,17 @@ from tether.db.outbox.records import (
 )
 from tether.db.visibility import EVERYTHING, Visibility
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
-from tether.search.experiment_ids import parse_experiment_id
+from tether.search.experiment_ids import parse_experiment_id, parse_experiment_ids
 from tether.tracking import validation
 from tether.tracking.experiments import repository, serialize
+from tether.tracking.experiments.schemas import DatasetSummary
 from tether.tracking.experiments.schemas import Experiment as ExperimentJson
 from tether.tracking.experiments.search import search_experiment_ids
 
 DEFAULT_EXPERIMENT_ID = 0
+# MLflow's limits of experiments/search-datasets.
+MAX_DATASET_SEARCH_EXPERIMENTS = 20
+MAX_DATASET_SUMMARIES = 1000
 _VIEW_TYPES = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
 
 
@@ -111,6 +115,34 @@ class ExperimentService:
             rows = repository.get_many(session, ids)
             tags = repository.tags_for(session, ids)
             return [serialize.experiment(rows[i], tags[i]) for i in ids], token
+
+    def search_datasets(self, experiment_ids: list[str]) -> list[DatasetSummary]:
+        """The datasets the experiments' runs used, as MLflow's search-datasets lists them
+        (ids of missing experiments simply find nothing)."""
+        if not experiment_ids:
+            raise invalid_parameter(
+                "SearchDatasets request must specify at least one experiment_id."
+            )
+        if len(experiment_ids) > MAX_DATASET_SEARCH_EXPERIMENTS:
+            raise invalid_parameter(
+                "SearchDatasets request cannot specify more than "
+                f"{MAX_DATASET_SEARCH_EXPERIMENTS} experiment_ids. "
+                f"Received {len(experiment_ids)} experiment_ids."
+            )
+        ids = parse_experiment_ids(experiment_ids)
+        with self.db.read() as session:
+            rows = repository.dataset_summaries(session, ids, MAX_DATASET_SUMMARIES)
+        summaries: list[DatasetSummary] = []
+        for experiment_id, name, digest, context in rows:
+            summary: DatasetSummary = {
+                "experiment_id": str(experiment_id),
+                "name": name,
+                "digest": digest,
+            }
+            if context is not None:
+                summary["context"] = context
+            summaries.append(summary)
+        return summaries
 
     # Writes ------------------------------------------------------------------------------
 

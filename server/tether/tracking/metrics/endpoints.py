@@ -8,6 +8,7 @@ from fastapi import Depends
 
 from tether.api.access import READ, run, runs
 from tether.api.deps import provider
+from tether.api.responses import FlaskJsonResponse
 from tether.api.routing import MLFLOW_PREFIXES, Router
 from tether.threads import blocking
 from tether.tracking.metrics import schemas
@@ -43,3 +44,18 @@ async def get_metric_history_bulk_interval(
         body.end_step,
     )
     return {"metrics": metrics} if metrics else {}
+
+
+@api.get(
+    "/metrics/get-history-bulk",
+    prefixes=("/ajax-api/2.0/mlflow",),  # MLflow serves it under ajax-api only
+    documented=False,
+    response_class=FlaskJsonResponse,
+    access=READ.on(runs("run_id")),  # a NaN point is written as MLflow writes it
+)
+async def get_metric_history_bulk(
+    body: schemas.GetMetricHistoryBulk, service: Metrics
+) -> schemas.GetMetricHistoryBulkResponse:
+    """The UI's former chart read (today's UI samples through get-history-bulk-interval)."""
+    metrics = await blocking(service.bulk, body.run_id, body.metric_key, body.max_results)
+    return {"metrics": metrics}

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, and_, select, text
 from sqlalchemy.orm import Session
 
+from tether.db.dialect import in_list
 from tether.db.engine import fetch_tuples
 from tether.db.models import Metric
 from tether.db.raw import Statement
@@ -165,6 +166,20 @@ def history(
     )
     if limit is not None:
         stmt = stmt.limit(limit)
+    return fetch_tuples(session, stmt)
+
+
+def history_bulk(
+    session: Session, run_ids: Sequence[str], key: str, limit: int
+) -> list[tuple[Any, ...]]:
+    """(run_uuid, value, is_nan, timestamp, step) of every point of `key` of the runs, in
+    MLflow's order (run id, timestamp, step, value), at most `limit`."""
+    stmt = (
+        select(Metric.run_uuid, Metric.value, Metric.is_nan, Metric.timestamp, Metric.step)
+        .where(Metric.key == key, in_list(session, Metric.run_uuid, run_ids))
+        .order_by(Metric.run_uuid, Metric.timestamp, Metric.step, Metric.value)
+        .limit(limit)
+    )
     return fetch_tuples(session, stmt)
 
 

@@ -18,6 +18,16 @@ class GetMetricHistory(RequestModel):
     max_results: Int64 | None = None
 
 
+class GetMetricHistoryBulk(RequestModel):
+    """The UI's unsampled bulk read (`/ajax-api/2.0/mlflow/metrics/get-history-bulk` only):
+    `run_id` repeated in the query string. Nothing is required here: the service refuses what
+    MLflow's handler refuses, with its wording (an empty `metric_key` is allowed)."""
+
+    run_id: list[Str] = []
+    metric_key: Str | None = None
+    max_results: Int64 | None = None
+
+
 class GetMetricHistoryBulkInterval(RequestModel):
     required: ClassVar[tuple[str, ...]] = ("run_ids", "metric_key")
     run_ids: list[Str]
@@ -49,6 +59,13 @@ class Metric(TypedDict):
 class GetMetricHistoryResponse(TypedDict):
     metrics: NotRequired[list[Metric]]
     next_page_token: NotRequired[str]
+
+
+class GetMetricHistoryBulkResponse(TypedDict):
+    """Points of every run asked for, each with its `run_id`; always a list, as MLflow's
+    handler answers a plain dict rather than a protobuf message."""
+
+    metrics: list[Metric]
 
 
 class GetMetricHistoryBulkIntervalResponse(TypedDict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from tether.db.engine import Database
 from tether.db.int64 import INT64_MAX
 from tether.errors import invalid_parameter
@@ -11,6 +13,8 @@ from tether.tracking.metrics.schemas import Metric
 
 MAX_RUNS_BULK_INTERVAL = 100
 MAX_RESULTS_PER_RUN = 2500
+MAX_RUNS_BULK = 100
+MAX_RESULTS_BULK = 25000
 _API_DOCS_HINT = " See the API docs for more information about request parameters."
 
 
@@ -40,6 +44,43 @@ class MetricService:
             for value, is_nan, timestamp, step in rows
         ]
         return points, token
+
+    def bulk(self, run_ids: list[str], key: str | None, max_results: int | None) -> list[Metric]:
+        """Every point of `key` of the runs, as MLflow's get-history-bulk answers them: ordered
+        by run id, then timestamp, step and value, at most `max_results` (25,000) in all.
+
+        A negative `max_results` is refused: MLflow passes it on as the query's LIMIT (on
+        SQLite: no limit at all, then all points but the last few; on PostgreSQL: an error),
+        and the 25,000-point bound is what keeps the answer's size in check."""
+        if not run_ids:
+            raise invalid_parameter(
+                "GetMetricHistoryBulk request must specify at least one run_id."
+            )
+        if len(run_ids) > MAX_RUNS_BULK:
+            raise invalid_parameter(
+                f"GetMetricHistoryBulk request cannot specify more than {MAX_RUNS_BULK} run_ids."
+                f" Received {len(run_ids)} run_ids."
+            )
+        if key is None:
+            raise invalid_parameter("GetMetricHistoryBulk request must specify a metric_key.")
+        if max_results is not None and max_results < 0:
+            raise invalid_parameter(
+                f"Invalid value {max_results} for parameter 'max_results' supplied. "
+                "It must be a non-negative integer."
+            )
+        limit = MAX_RESULTS_BULK if max_results is None else min(max_results, MAX_RESULTS_BULK)
+        with self.db.read() as session:
+            rows = repository.history_bulk(session, run_ids, key, limit)
+        return [
+            {
+                "key": key,
+                "value": math.nan if is_nan else value,
+                "timestamp": timestamp,
+                "step": step,
+                "run_id": run_uuid,
+            }
+            for run_uuid, value, is_nan, timestamp, step in rows
+        ]
 
     def bulk_interval(
         self,

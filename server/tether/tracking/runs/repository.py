@@ -149,7 +149,8 @@ def load_runs(
     with_outputs: bool = False,
     with_model_inputs: bool = False,
 ) -> RunsRead:
-    """Everything MLflow shows of the runs `run_ids`, in a few set-based queries.
+    """Everything MLflow shows of the runs `run_ids`, in a few set-based queries. A run's
+    metrics, params and tags come in the order they were first written (their rows' ids).
 
     `with_outputs` adds the logged models the run produced, which MLflow's runs/get and
     runs/search show and runs/create does not; `with_model_inputs` the logged models it read,
@@ -175,23 +176,25 @@ def load_runs(
             LatestMetric.is_nan,
             LatestMetric.timestamp,
             LatestMetric.step,
-        ).where(in_list(session, LatestMetric.run_uuid, run_ids)),
+        )
+        .where(in_list(session, LatestMetric.run_uuid, run_ids))
+        .order_by(LatestMetric.id),
     ):
         metrics[row[0]].append(row)
     params: dict[str, KeyValueRows] = defaultdict(list)
     for run_uuid, key, value in fetch_tuples(
         session,
-        select(Param.run_uuid, Param.key, Param.value).where(
-            in_list(session, Param.run_uuid, run_ids)
-        ),
+        select(Param.run_uuid, Param.key, Param.value)
+        .where(in_list(session, Param.run_uuid, run_ids))
+        .order_by(Param.id),
     ):
         params[run_uuid].append((key, value))
     tags: dict[str, KeyValueRows] = defaultdict(list)
     for run_uuid, key, tag_value in fetch_tuples(
         session,
-        select(RunTag.run_uuid, RunTag.key, RunTag.value).where(
-            in_list(session, RunTag.run_uuid, run_ids)
-        ),
+        select(RunTag.run_uuid, RunTag.key, RunTag.value)
+        .where(in_list(session, RunTag.run_uuid, run_ids))
+        .order_by(RunTag.id),
     ):
         tags[run_uuid].append((key, tag_value))
     return RunsRead(

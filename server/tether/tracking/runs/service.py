@@ -210,9 +210,9 @@ class RunService:
                     tags=tag_map,
                 ),
             )
-        # A new run has only its tags: answer what load_runs would read back, without the
-        # six queries (tags in key order, as the tags table's primary key returns them).
-        return serialize.run(repository.columns_of(run), tags=sorted(tag_map.items()))
+        # A new run has only its tags: answer what load_runs would read back (in the order
+        # they were inserted), without the six queries.
+        return serialize.run(repository.columns_of(run), tags=list(tag_map.items()))
 
     def update(
         self, run_id: str, status: str | int | None, end_time: int | None, run_name: str | None
