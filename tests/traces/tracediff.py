@@ -5,7 +5,7 @@ legitimately generated per server:
 - experiment ids (also inside `mlflow.artifactLocation` tags and artifact URIs);
 - v2 request ids (`uuid4().hex`) and assessment ids (`a-<32 hex>`): symbols;
 - server-assigned times: an assessment's `last_update_time` (a timestamp string);
-- v2 `request_metadata` lists: sorted by key (v3 maps compare as dicts).
+- v2 `request_metadata` and trace `tags` lists: sorted by key (v3 maps compare as dicts).
 
 Trace ids of the v3 API are chosen by the client, so tests send the same ids to both servers.
 OTLP bodies (`otlp_request`) are built here from plain span descriptions.
@@ -41,10 +41,12 @@ class TraceNormaliser(Normaliser):
         out.update(super()._dict(kept, path))
         return out
 
-    def _maybe_sorted(self, items: list[Any], path: tuple[str, ...]) -> list[Any]:
-        if path and path[-1] == "request_metadata":
+    def _list_order(self, items: list[Any], path: tuple[str, ...]) -> list[Any]:
+        # v2 key/value lists: clients read them into dicts, so their order carries nothing
+        # (MLflow lists a trace's tags in its rows' order, Tether by key).
+        if path and (path[-1] == "request_metadata" or path[-2:] == ("trace_info", "tags")):
             return sorted(items, key=lambda i: json.dumps(i, sort_keys=True))
-        return super()._maybe_sorted(items, path)
+        return super()._list_order(items, path)
 
     def _string(self, value: str, key: str) -> str:
         # A trace's artifact location, wherever it shows (a v3 tag map, a v2 tag list).
