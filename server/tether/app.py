@@ -18,6 +18,7 @@ from tether.api import errors, openapi
 from tether.api.deps import ServiceRegistry
 from tether.api.dispatch import DirectDispatch
 from tether.api.limits import BodySizeLimit
+from tether.api.urls import StrictUtf8Urls
 from tether.artifacts import endpoints as artifact_endpoints
 from tether.artifacts.service import ArtifactService
 from tether.config import Settings
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     artifact_endpoints.install(app)  # its refused-path handler
     openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(StrictUtf8Urls)
     ui.install(app, settings)  # the web UI; its middlewares (prefix, Host, CORS) wrap the API's
     install_observability(app, settings, db)  # last: outermost, sees every request
     return app
