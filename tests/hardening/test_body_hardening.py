@@ -261,3 +261,19 @@ def test_graphql_bodies_get_the_same_bounds(http: httpx.Client) -> None:
     body = b'{"query": "{ test }", "x": "\\ud800"}'
     answer = http.post("/graphql", content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 400, answer.text[:300]
+
+
+def test_brackets_inside_strings_are_not_nesting(
+    http: httpx.Client, ids: dict[str, str], tether_rest: MlflowRest
+) -> None:
+    """Counting brackets over the raw body sees these; the depth check must not refuse them."""
+    for key, value in (
+        ("open", "[{" * 1_000),
+        ("close", "]}" * 1_000),
+        ("pairs", "[" * 500 + "]" * 500),
+    ):
+        body = json.dumps({"run_id": ids["run_id"], "key": key, "value": value}).encode()
+        answer = _send(http, "POST", "runs/log-parameter", body)
+        assert answer.status_code == 200, answer.text[:300]
+    params = tether_rest.get("runs/get", {"run_id": ids["run_id"]}).json["run"]["data"]["params"]
+    assert {p["key"]: p["value"] for p in params}["open"] == "[{" * 1_000

@@ -13,7 +13,9 @@ schema: ~20,000 braces). At the limits a parse costs ~20 ms (100,000 lists) + ~8
 (1,000,000 numbers): a few hundredths of a second, no longer a stall.
 
 Nesting deeper than `MAX_DEPTH` is refused too (orjson stops at 1,024 levels itself; the
-stdlib's parser and encoder recurse and would raise RecursionError near 1,000). Bodies
+stdlib's parser and encoder recurse and would raise RecursionError near 1,000), told from
+the brackets alone when they pair up (`_surely_shallow`), else by a walk over the parsed
+value. Bodies
 up to `INLINE_BYTES` are decoded on the event loop (their worst case, ~5,000 lists, costs
 ~0.3 ms: less than the hop to a thread); larger ones on the store's thread pool.
 
@@ -69,22 +71,46 @@ def _decode_bounded(body: bytes) -> Any:
         raise invalid_parameter(
             f"Malformed JSON request body: more than {MAX_CONTAINERS} arrays and objects."
         )
-    if _count(body, b",") + 1 > MAX_ELEMENTS:
+    if len(body) >= MAX_ELEMENTS and _count(body, b",") + 1 > MAX_ELEMENTS:
         raise invalid_parameter(f"Malformed JSON request body: more than {MAX_ELEMENTS} values.")
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if "depth limit" in str(exc):
             raise _too_deep() from None
-        parsed = _stdlib_decode(body)
-    else:
-        if containers > MAX_DEPTH:
-            _check_depth(parsed)
+        return _stdlib_decode(body)
+    if containers > MAX_DEPTH and not _surely_shallow(body, containers):
+        _check_depth(parsed)
     return parsed
 
 
 def _count(body: bytes, char: bytes) -> int:
+    if len(body) <= _SLICE:
+        return body.count(char)
     return sum(body.count(char, start, start + _SLICE) for start in range(0, len(body), _SLICE))
+
+
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def _surely_shallow(body: bytes, opening: int) -> bool:
+    """Whether the body's brackets surely nest no deeper than MAX_DEPTH, told at C speed: of
+    its brackets alone, each pass removes every innermost pair (`[]`, then `{}`), so at least
+    one level and at most two; empty within MAX_DEPTH // 2 passes means no deeper than
+    MAX_DEPTH. Brackets inside strings can spoil the pairing: then the walk over the parsed
+    value decides (on log-batch's 1,000 metrics the walk costs about as much as the parse,
+    this check ~35 us, measured)."""
+    brackets = b"".join(
+        body[start : start + _SLICE].translate(None, _NOT_BRACKETS)
+        for start in range(0, len(body), _SLICE)
+    )
+    if len(brackets) != 2 * opening:
+        return False
+    for _ in range(MAX_DEPTH // 2):
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if not brackets:
+            return True
+    return False
 
 
 def _stdlib_decode(body: bytes) -> Any:
@@ -109,7 +135,9 @@ def _stdlib_decode(body: bytes) -> Any:
 
 def _check_depth(value: Any, *, strings: bool = False) -> None:
     """Refuse nesting deeper than MAX_DEPTH (and, with `strings`, lone surrogates in keys or
-    string values), level by level: no recursion, one pass over the containers."""
+    string values), level by level: no recursion, one pass over the values. (Exact type
+    checks: the parsers build plain dicts and lists, and `isinstance` with a union is several
+    times slower.)"""
     level = [value]
     if strings:
         _check_strings(level)
@@ -120,15 +148,15 @@ def _check_depth(value: Any, *, strings: bool = False) -> None:
             raise _too_deep()
         below: list[Any] = []
         for item in level:
-            if isinstance(item, dict):
+            if type(item) is dict:
                 if strings:
                     _check_strings(item.keys())
                 below.extend(item.values())
-            elif isinstance(item, list):
+            elif type(item) is list:
                 below.extend(item)
         if strings:
             _check_strings(below)
-        level = [item for item in below if isinstance(item, dict | list)]
+        level = [item for item in below if type(item) is dict or type(item) is list]
 
 
 def _check_strings(values: Any) -> None:
