@@ -277,3 +277,13 @@ def test_brackets_inside_strings_are_not_nesting(
         assert answer.status_code == 200, answer.text[:300]
     params = tether_rest.get("runs/get", {"run_id": ids["run_id"]}).json["run"]["data"]["params"]
     assert {p["key"]: p["value"] for p in params}["open"] == "[{" * 1_000
+
+
+def test_bodies_in_the_encodings_python_json_detects_are_still_accepted(
+    http: httpx.Client, ids: dict[str, str]
+) -> None:
+    """MLflow reads bodies with Python's json, which accepts a UTF-8 BOM and UTF-16/32."""
+    text = json.dumps({"run_id": ids["run_id"], "key": "enc", "value": "é"})
+    for body in (b"\xef\xbb\xbf" + text.encode(), text.encode("utf-16"), text.encode("utf-32-le")):
+        answer = _send(http, "POST", "runs/log-parameter", body)
+        assert answer.status_code == 200, answer.text[:300]

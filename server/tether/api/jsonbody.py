@@ -114,14 +114,17 @@ def _surely_shallow(body: bytes, opening: int) -> bool:
 
 
 def _stdlib_decode(body: bytes) -> Any:
-    """orjson refused `body`: it may use NaN/Infinity, which Python's json (and MLflow)
-    accept. The stdlib would decode bytes with 'surrogatepass' and turn `\\ud800` escapes
-    into lone surrogates: decode strictly first, and look for them after."""
+    """orjson refused `body`: it may use NaN/Infinity, or a BOM or UTF-16/32, which Python's
+    json (and so MLflow) accept. The stdlib decodes bytes with 'surrogatepass' (raw CESU-8
+    surrogates pass) and turns `\\ud800` escapes into lone surrogates: decode strictly first
+    (in the encoding it would detect), and look for surrogates after."""
+    encoding = json.detect_encoding(body)
     try:
-        text = body.decode("utf-8")
+        text = body.decode(encoding)
     except UnicodeDecodeError as exc:
+        name = "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
         raise invalid_parameter(
-            f"Malformed JSON request body: invalid UTF-8 at byte {exc.start}."
+            f"Malformed JSON request body: invalid {name} at byte {exc.start}."
         ) from None
     try:
         parsed = json.loads(text)
