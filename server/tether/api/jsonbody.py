@@ -9,21 +9,23 @@ over the raw bytes (`[` and `{`; `,`), strings included, with `bytes.count` (C s
 slices so that no single call holds the GIL for long: ~3 ms per 4 MiB). Counting inside
 strings too over-counts, never under-counts, and stays far below the limits for anything an
 MLflow client sends (log-batch's 1,000 metrics: ~1,000 objects, ~5,000 commas; a 1 MiB dataset
-schema: ~20,000 braces). At the limits a parse costs ~20 ms (100,000 lists) + ~80 ms
-(1,000,000 numbers): a few hundredths of a second, no longer a stall.
+schema, estimated: ~20,000 braces). At the limits a parse costs ~20 ms (100,000 lists) + ~80
+ms (1,000,000 numbers), measured: a tenth of a second at worst, no longer a stall.
 
 Nesting deeper than `MAX_DEPTH` is refused too (orjson stops at 1,024 levels itself; the
 stdlib's parser and encoder recurse and would raise RecursionError near 1,000), told from
 the brackets alone when they pair up (`_surely_shallow`), else by a walk over the parsed
-value. Bodies
-up to `INLINE_BYTES` are decoded on the event loop (their worst case, ~5,000 lists, costs
-~0.3 ms: less than the hop to a thread); larger ones on the store's thread pool.
+value. Bodies up to `INLINE_BYTES` (MLflow's small writes: log-metric, set-tag, ...) are
+decoded on the event loop: their worst case (~1,300 lists, walked) took 0.4 ms on a busy
+2-core machine, where the hop to a thread and back took 0.1 ms; larger ones are decoded on
+the store's thread pool.
 
 Strings are strict UTF-8: a lone surrogate, as an escape (`"\\ud800"`) or as raw CESU-8 bytes
 (ED A0 80), is refused with 400 (orjson refuses both). NaN and Infinity literals, which orjson
 refuses and MLflow's parser (Python's json) accepts, are accepted through the stdlib parser,
-with the same strictness: the body must be valid UTF-8 and no string may hold a lone
-surrogate. Every refusal is MLflow's INVALID_PARAMETER_VALUE.
+with the same strictness: the body must be valid in the encoding that parser detects (UTF-8,
+with or without a BOM, as every MLflow client sends; UTF-16/32) and no string may hold a
+lone surrogate. Every refusal is MLflow's INVALID_PARAMETER_VALUE.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from tether.threads import blocking
 MAX_DEPTH = 64
 MAX_CONTAINERS = 100_000
 MAX_ELEMENTS = 1_000_000
-INLINE_BYTES = 16 * 1024
+INLINE_BYTES = 4 * 1024
 _SLICE = 4 * 1024 * 1024
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
