@@ -19,6 +19,7 @@ from tether.api.deps import ServiceRegistry
 from tether.api.dispatch import DirectDispatch
 from tether.api.headers import ServerVersion
 from tether.api.limits import BodySizeLimit
+from tether.api.urls import StrictUtf8Urls
 from tether.artifacts import endpoints as artifact_endpoints
 from tether.artifacts.service import ArtifactService
 from tether.auth import install as auth
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and the permission gate every route's access rule is checked by.
     authentication = auth.install(app, settings, db)
     app.add_middleware(ServerVersion, version=__version__)
+    app.add_middleware(StrictUtf8Urls)
     ui.install(app, settings)  # the web UI; its middlewares (prefix, Host, CORS) wrap the API's
     install_observability(app, settings, db)  # last: outermost, sees every request
     return app

@@ -54,15 +54,16 @@ def _int64(value: Any) -> Any:
 
 
 def _double(value: Any) -> Any:
-    """Accept numbers and the strings protobuf's JSON accepts ("NaN", "Infinity", "1.5")."""
+    """Accept numbers and the strings protobuf's JSON accepts ("NaN", "Infinity", "1.5").
+    An integer beyond a double's range (a 400-digit number) is refused like any invalid value
+    (`float()` raises OverflowError on it; "1e400" as a literal or a string is Infinity, as in
+    Python's json and MLflow)."""
     if isinstance(value, bool):
         raise ValueError("bool")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+    if isinstance(value, int | float | str):
         try:
             return float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     raise ValueError("not a double")
 
@@ -245,8 +246,14 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> str:
     return path
 
 
+_DUMP_CHARS = 1_000
+
+
 def _dump(value: Any) -> str:
+    """The value as the error message quotes it, cut to `_DUMP_CHARS` (a refused value may be
+    a body's worth of data) and ASCII-escaped (it may hold any character)."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return repr(value)
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        text = ascii(value)
+    return text if len(text) <= _DUMP_CHARS else text[:_DUMP_CHARS] + "...(truncated)"

@@ -5,18 +5,18 @@ so do messages marked `in_query` (their body is not read here); other methods ca
 body, which POST/PUT must label application/json (MLflow's guard
 against cross-site form posts). The fields are then parsed by the message's model
 (`tether.wire.RequestModel.parse`): every refusal, malformed bodies included, is MLflow's
-INVALID_PARAMETER_VALUE with MLflow's wording, never FastAPI's 422 or a 500.
+INVALID_PARAMETER_VALUE with MLflow's wording, never FastAPI's 422 or a 500. Bodies are
+decoded with bounded work and strict UTF-8 (`tether.api.jsonbody`); URLs are strict UTF-8
+before they get here (`tether.api.urls`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 from typing import Any, TypeVar
 
-import orjson
 from fastapi import Request
 
+from tether.api.jsonbody import decode_body
 from tether.errors import invalid_parameter
 from tether.wire import RequestModel, is_list
 
@@ -38,7 +38,7 @@ async def read_request_data(request: Request, model: type[RequestModel]) -> dict
         _check_content_type(request.headers.get("content-type"))
     body = await request.body()
     model.check_size(len(body))
-    return _json_body(body)
+    return await _json_body(body)
 
 
 def _query_data(request: Request, model: type[RequestModel]) -> dict[str, Any]:
@@ -63,21 +63,10 @@ def _check_content_type(content_type: str | None) -> None:
         )
 
 
-def _json_body(body: bytes) -> dict[str, Any]:
+async def _json_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:
-            # orjson refuses NaN/Infinity literals, which Python's json (and MLflow) accept.
-            parsed = json.loads(body)
-        except ValueError as exc:
-            raise invalid_parameter(f"Malformed JSON request body: {exc}") from exc
-    if isinstance(parsed, str):
-        # Some older clients double-encode the body; MLflow accepts that.
-        with contextlib.suppress(ValueError):
-            parsed = json.loads(parsed)
+    parsed = await decode_body(body)  # bounded, strict UTF-8, off the loop when large
     if not isinstance(parsed, dict):
         raise invalid_parameter(
             f"Malformed request body: expected a JSON object, got {type(parsed).__name__}."

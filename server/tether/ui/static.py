@@ -91,8 +91,11 @@ def _inside(root: Path, path: str) -> Path | None:
     it: `..`, absolute paths, symlinks pointing out)."""
     if "\x00" in path or "\\" in path:
         return None
-    candidate = (root / path).resolve()
-    if not candidate.is_relative_to(root.resolve()) or not candidate.is_file():
+    try:
+        candidate = (root / path).resolve()
+        if not candidate.is_relative_to(root.resolve()) or not candidate.is_file():
+            return None
+    except OSError:  # a name too long for the file system (ENAMETOOLONG), ...: not one of ours
         return None
     return candidate
 

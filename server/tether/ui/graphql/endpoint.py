@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request
 from graphql import ExecutionResult, GraphQLError, execute, parse, validate
 
 from tether.api.access import SIGNED_IN, guard, visible
+from tether.api.jsonbody import decode_body
 from tether.api.responses import JsonResponse
 from tether.errors import MlflowError, invalid_parameter
 from tether.ui.graphql import limits, resolvers
@@ -104,10 +105,7 @@ async def _payload(request: Request) -> dict[str, Any]:
             "variables": _json_param(params.get("variables")),
             "operationName": params.get("operationName"),
         }
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise invalid_parameter(f"Malformed JSON request body: {exc}") from None
+    payload = await decode_body(body)  # bounded and strict, as every API body (api.jsonbody)
     if not isinstance(payload, dict):
         raise invalid_parameter(
             "A GraphQL request is one JSON object; batches (arrays) are not supported."
