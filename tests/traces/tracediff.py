@@ -44,7 +44,7 @@ class TraceNormaliser(Normaliser):
     def _list_order(self, items: list[Any], path: tuple[str, ...]) -> list[Any]:
         # v2 key/value lists: clients read them into dicts, so their order carries nothing
         # (MLflow lists a trace's tags in its rows' order, Tether by key).
-        if path and (path[-1] == "request_metadata" or path[-2:] == ("trace_info", "tags")):
+        if path and path[-1] in ("request_metadata", "tags"):
             return sorted(items, key=lambda i: json.dumps(i, sort_keys=True))
         return super()._list_order(items, path)
 
