@@ -23,6 +23,9 @@ from tether.artifacts.service import ArtifactService
 from tether.config import Settings
 from tether.db import migrate
 from tether.db.engine import Database
+from tether.deploy import endpoints as deploy_endpoints
+from tether.deploy.runtime import BackgroundDeploy, online_arm
+from tether.deploy.service import DeployService
 from tether.ops import health
 from tether.ops.install import install as install_observability
 from tether.registry import endpoints as registry_endpoints
@@ -46,6 +49,7 @@ from tether.tracking.runs.service import RunService
 ROUTERS = (
     health.api,
     sync_endpoints.api,
+    deploy_endpoints.api,
     experiment_endpoints.api,
     run_endpoints.api,
     metric_endpoints.api,
@@ -67,6 +71,7 @@ class Services:
     artifacts: ArtifactService
     registry: RegistryService
     logged_models: LoggedModelService
+    deployments: DeployService
 
     def registry_of_all(self) -> ServiceRegistry:
         """What endpoints look their services up in (`tether.api.deps.provider`)."""
@@ -80,13 +85,15 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
+    artifacts = ArtifactService(db, artifact_backend(settings))
     services = Services(
         experiments=ExperimentService(db, settings.resolved_default_artifact_root()),
         runs=RunService(db),
         metrics=MetricService(db),
-        artifacts=ArtifactService(db, artifact_backend(settings)),
+        artifacts=artifacts,
         registry=RegistryService(db, _registry_host_policy(settings)),
         logged_models=LoggedModelService(db),
+        deployments=DeployService(db, artifacts.backend, online_arm(settings)),
     )
     return db, services
 
@@ -113,7 +120,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.azureml_workspace:  # Azure ML sync runs beside the API, in this process
             app.state.sync = BackgroundSync(settings, db)
             app.state.sync.start()
+            app.state.deploy = BackgroundDeploy(settings, db)
+            app.state.deploy.start()
         yield
+        if app.state.deploy is not None:
+            await blocking(app.state.deploy.stop)
         if app.state.sync is not None:
             await blocking(app.state.sync.stop)  # commits progress, gives leases back
         await services.artifacts.close()
@@ -133,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services.registry_of_all()
     app.state.artifact_backend = services.artifacts.backend
     app.state.sync = None
+    app.state.deploy = None
     # Innermost: the endpoints with fixed paths skip FastAPI's routing (dispatch.py).
     app.add_middleware(DirectDispatch, fastapi_app=app, routers=ROUTERS)
     errors.install(app)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     sync_poll_seconds: float = Field(default=1.0, gt=0)
     sync_backoff_base_seconds: float = Field(default=1.0, gt=0)
     sync_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    # Deployments (tether.deploy): how often a running ARM operation is looked at when Azure
+    # sends no Retry-After.
+    deploy_poll_seconds: float = Field(default=5.0, gt=0)
     # FULL keeps every acknowledged commit durable across power loss, not only process crashes.
     sqlite_synchronous: str = Field(default="FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
     db_pool_size: int = 10

@@ -1,6 +1,7 @@
 """The SQL schema. Alembic migrations in `alembic/versions/` create exactly these tables."""
 
 from tether.db.models.base import Base, BigId
+from tether.db.models.deploy import Deployment
 from tether.db.models.logged_models import (
     LoggedModel,
     LoggedModelMetric,
@@ -33,6 +34,7 @@ __all__ = [
     "Base",
     "BigId",
     "Dataset",
+    "Deployment",
     "Experiment",
     "ExperimentTag",
     "InputTag",

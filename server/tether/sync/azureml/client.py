@@ -83,6 +83,20 @@ class AzureMLClient:
         idempotent: bool,
     ) -> Any:
         """One logical call; returns the decoded JSON body (None when empty)."""
+        response = self.exchange(method, url, json=json, params=params, idempotent=idempotent)
+        return response.json() if response.content else None
+
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool,
+    ) -> httpx.Response:
+        """`call`, returning the successful response itself (its headers: ARM's long-running
+        operations answer with `Azure-AsyncOperation`, `Location`, `Retry-After`)."""
         refreshed = False
         attempt = 0
         while True:
@@ -119,7 +133,7 @@ class AzureMLClient:
                     status=response.status_code,
                     error_code=_error_code(response),
                 )
-            return response.json() if response.content else None
+            return response
 
     def _send(
         self, method: str, url: str, *, json: Any, params: dict[str, Any] | None
@@ -156,11 +170,11 @@ def _transient(response: httpx.Response) -> TransientError:
     return TransientError(
         _describe(response),
         status=response.status_code,
-        retry_after=_retry_after(response.headers.get("Retry-After")),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
     )
 
 
-def _retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -179,6 +193,8 @@ def _error_code(response: httpx.Response) -> str | None:
     except ValueError:
         return None
     code = body.get("error_code") if isinstance(body, dict) else None
+    if code is None and isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = body["error"].get("code")  # ARM's envelope
     return code if isinstance(code, str) else None
 
 
@@ -195,6 +211,10 @@ def _describe(response: httpx.Response) -> str:
         if isinstance(error, dict):
             code = error.get("Code") or error.get("code") or ""
             message = error.get("Message") or error.get("message") or ""
+            details = error.get("details") or error.get("Details")
+            for detail in details if isinstance(details, list) else []:
+                if isinstance(detail, dict):  # ARM's nested reason (quota: the needed vCPUs)
+                    message += f" ({detail.get('code', '')}: {detail.get('message', '')})"
             return f"{prefix}: {code} {message}".strip()
         if "message" in body:
             return f"{prefix}: {body.get('error_code', '')} {body['message']}".strip()

@@ -1,0 +1,176 @@
+"""Deploying with the stock MLflow 3 client and CLI (`-t tether`) to the stand-in's online
+endpoints (issue 18): train, register, deploy, predict equals the local pyfunc's predict,
+delete leaves nothing; a refused model changes nothing; kill -9 mid-provisioning resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from support import unique_name
+from sync.sync_servers import SyncedServerStarter
+
+if TYPE_CHECKING:
+    from standin.workspace import AzuremlWorkspace
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)]
+
+TRAIN = """
+import sys, mlflow, numpy as np
+from sklearn.linear_model import LogisticRegression
+name, pip = sys.argv[1], sys.argv[2].split(",")
+mlflow.set_experiment("deploy-e2e")
+X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]]); y = np.array([0, 0, 1, 1])
+with mlflow.start_run():
+    mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
+                             registered_model_name=name, pip_requirements=pip)
+"""
+GOOD_PIP = "mlflow<3,scikit-learn,azureml-ai-monitoring"
+CLIENT = """
+import json, sys, mlflow, numpy as np, pandas as pd
+from mlflow.deployments import get_deploy_client
+name, model, action = sys.argv[1:4]
+client = get_deploy_client("tether")
+rows = pd.DataFrame([[0.5, 1.0], [2.5, 0.0], [3.0, 1.0]], columns=["0", "1"])
+if action == "predict":
+    got = client.predict(name, rows)["predictions"]
+    local = mlflow.pyfunc.load_model(model).predict(rows.to_numpy())
+    print(json.dumps({"remote": got, "local": local.tolist()}))
+elif action == "get":
+    print(json.dumps(client.get_deployment(name)))
+"""
+
+
+def _env(url: str) -> dict[str, str]:
+    return {
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin",
+    }
+
+
+def _run(args: list[str], url: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_env(url))
+
+
+def _mlflow(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    return _run([sys.executable, "-m", "mlflow", "deployments", *args, "-t", "tether"], url)
+
+
+def _train(url: str, name: str, pip: str = GOOD_PIP) -> None:
+    done = _run([sys.executable, "-c", TRAIN, name, pip], url)
+    assert done.returncode == 0, done.stderr
+
+
+def test_cli_deploy_predict_delete(
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
+) -> None:
+    ws = azureml_workspace
+    server = start_synced_server()
+    model = unique_name("clf").replace("_", "-")
+    _train(server.url, model)
+    name = f"dep-{os.urandom(4).hex()}"
+    created = _mlflow("create", "--name", name, "-m", f"models:/{model}/1",
+                      "-C", "instance_count=1", url=server.url)
+    assert created.returncode == 0, created.stderr
+    [endpoint] = ws.online()
+    assert endpoint["name"] == name and endpoint["traffic"] == {name: 100}
+    assert endpoint["tags"]["tether.managed"] == "true"
+    [deployment] = endpoint["deployments"]
+    assert deployment["state"] == "Succeeded" and deployment["instance_type"] == "Standard_DS3_v2"
+    assert deployment["model"].endswith(f"/models/{model}/versions/1")
+
+    got = _run([sys.executable, "-c", CLIENT, name, f"models:/{model}/1", "predict"], server.url)
+    assert got.returncode == 0, got.stderr
+    answer = json.loads(got.stdout.strip().splitlines()[-1])
+    assert answer["remote"] == answer["local"] and len(answer["local"]) == 3
+
+    listed = _mlflow("list", url=server.url)
+    assert listed.returncode == 0 and name in listed.stdout, listed.stderr
+    deleted = _mlflow("delete", "--name", name, url=server.url)
+    assert deleted.returncode == 0, deleted.stderr
+    assert ws.online() == []
+    missing = _mlflow("get", "--name", name, url=server.url)
+    assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("pip", "config", "expect"),
+    [
+        ("mlflow<3,scikit-learn", [], "azureml-ai-monitoring"),
+        ("mlflow==3.17.2,scikit-learn,azureml-ai-monitoring", [], "MLflow 3.x"),
+        (GOOD_PIP, ["-C", "instance_type=Standard_Nope"], "Unknown instance_type"),
+    ],
+)
+def test_refused_before_anything_exists(
+    start_synced_server: SyncedServerStarter,
+    azureml_workspace: AzuremlWorkspace,
+    pip: str,
+    config: list[str],
+    expect: str,
+) -> None:
+    server = start_synced_server()
+    model = unique_name("clf").replace("_", "-")
+    _train(server.url, model, pip)
+    mark = azureml_workspace.mark()
+    refused = _mlflow("create", "--name", "dep-refused", "-m", f"models:/{model}/1", *config,
+                      url=server.url)
+    assert refused.returncode != 0 and expect in refused.stderr, refused.stderr
+    assert azureml_workspace.requests(mark, path="onlineEndpoints") == []
+    bad_name = _mlflow("create", "--name", "1-bad", "-m", f"models:/{model}/1", url=server.url)
+    assert bad_name.returncode != 0 and "Invalid deployment name" in bad_name.stderr
+
+
+def test_quota_failure_cleans_up_and_reports(
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
+) -> None:
+    ws = azureml_workspace
+    ws.quirks(vcpu_quota=6)
+    server = start_synced_server()
+    model = unique_name("clf").replace("_", "-")
+    _train(server.url, model)
+    failed = _mlflow("create", "--name", "dep-quota", "-m", f"models:/{model}/1", url=server.url)
+    assert failed.returncode != 0
+    assert "Not enough quota available for Standard_DS3_v2" in failed.stderr, failed.stderr
+    assert ws.online() == [], "the endpoint made for it is removed"
+
+
+def test_kill_9_mid_provisioning_resumes_without_a_second_create(
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
+) -> None:
+    ws = azureml_workspace
+    ws.quirks(deployment_provisioning_seconds=6.0)
+    server = start_synced_server()
+    model = unique_name("clf").replace("_", "-")
+    _train(server.url, model)
+    mark = ws.mark()
+    with server.rest() as rest:
+        body = {"name": "dep-kill", "model_uri": f"models:/{model}/1"}
+        assert rest.post("/api/2.0/tether/deployments/create", body).status == 200
+    deadline = time.monotonic() + 120
+    while not ws.requests(mark, path="deployments/dep-kill$", method="PUT"):
+        assert time.monotonic() < deadline, "the deployment was never requested"
+        time.sleep(0.1)
+    server.process.proc.kill()  # kill -9 while Azure provisions
+    server.process.proc.wait(10)
+    server.stop()
+    restarted = start_synced_server(server.backend_uri)
+    deadline = time.monotonic() + 120
+    while True:
+        with restarted.rest() as rest:
+            found: dict[str, Any] = rest.get("/api/2.0/tether/deployments/get", {"name": "dep-kill"}).json
+        if found["deployment"]["state"] in ("READY", "FAILED"):
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
+    assert found["deployment"]["state"] == "READY", found
+    puts = [e for e in ws.requests(mark, method="PUT") if "onlineEndpoints" in e["path"]]
+    assert len([e for e in puts if e["path"].endswith("/deployments/dep-kill")]) == 1
+    assert len([e for e in puts if e["path"].endswith("/onlineEndpoints/dep-kill")]) == 2  # create + traffic
