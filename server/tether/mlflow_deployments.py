@@ -21,19 +21,20 @@ from mlflow.tracking import get_tracking_uri
 from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
-
 PREFIX = "/api/2.0/tether/deployments"
 WAIT_S = 3600.0  # azureml-mlflow waits as long for a deployment (D§2)
 TERMINAL = {"READY", "FAILED", "DELETED"}
 
 
 def _creds() -> Any:
-    return get_default_host_creds(get_tracking_uri())
+    return get_default_host_creds(get_tracking_uri())  # type: ignore[no-untyped-call]
 
 
 def _call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"json": body} if method == "POST" else {"params": body}
-    response = http_request(_creds(), f"{PREFIX}/{path}", method, **kwargs)
+    response = http_request(  # type: ignore[no-untyped-call]
+        _creds(), f"{PREFIX}/{path}", method, **kwargs
+    )
     response = verify_rest_response(response, f"{PREFIX}/{path}")
     result: dict[str, Any] = response.json()
     return result
@@ -43,11 +44,11 @@ def _flat(config: dict[str, Any] | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (config or {}).items()}
 
 
-class TetherDeploymentClient(BaseDeploymentClient):  # type: ignore[misc]
+class TetherDeploymentClient(BaseDeploymentClient):
     """Deployments of Tether's registered models to Azure ML managed online endpoints."""
 
     def __init__(self, target_uri: str) -> None:
-        super().__init__(target_uri)
+        super().__init__(target_uri)  # type: ignore[no-untyped-call]
         self.wait_s = WAIT_S
         self.poll_s = 2.0
 
@@ -135,7 +136,9 @@ class TetherDeploymentClient(BaseDeploymentClient):  # type: ignore[misc]
         body = {"name": deployment_name, "inputs": _input_data(inputs)}
         return PredictionsResponse(_call("POST", "predict", body))
 
-    def update_endpoint(self, endpoint: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    def update_endpoint(
+        self, endpoint: str, config: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         traffic = {str(k): int(v) for k, v in ((config or {}).get("traffic") or {}).items()}
         found = _call("POST", "update-endpoint", {"endpoint": endpoint, "traffic": traffic})
         name = found["deployment"]["name"]
@@ -156,13 +159,19 @@ def _input_data(inputs: Any) -> Any:
 
     if isinstance(inputs, pd.DataFrame):
         split = inputs.to_dict(orient="split")
-        return {"columns": list(split["columns"]), "index": list(split["index"]), "data": split["data"]}
+        return {
+            "columns": list(split["columns"]),
+            "index": list(split["index"]),
+            "data": split["data"],
+        }
     if hasattr(inputs, "tolist"):
         return inputs.tolist()
     return inputs
 
 
-def run_local(target: str, name: str, model_uri: str, flavor: Any = None, config: Any = None) -> None:
+def run_local(
+    target: str, name: str, model_uri: str, flavor: Any = None, config: Any = None
+) -> None:
     raise MlflowException(
         "The tether target deploys to Azure ML only; to serve locally use "
         f"`mlflow models serve -m {model_uri}`."

@@ -19,7 +19,10 @@ from sync.sync_servers import SyncedServerStarter
 if TYPE_CHECKING:
     from standin.workspace import AzuremlWorkspace
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)]
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True),
+]
 
 TRAIN = """
 import sys, mlflow, numpy as np
@@ -77,8 +80,16 @@ def test_cli_deploy_predict_delete(
     model = unique_name("clf").replace("_", "-")
     _train(server.url, model)
     name = f"dep-{os.urandom(4).hex()}"
-    created = _mlflow("create", "--name", name, "-m", f"models:/{model}/1",
-                      "-C", "instance_count=1", url=server.url)
+    created = _mlflow(
+        "create",
+        "--name",
+        name,
+        "-m",
+        f"models:/{model}/1",
+        "-C",
+        "instance_count=1",
+        url=server.url,
+    )
     assert created.returncode == 0, created.stderr
     [endpoint] = ws.online()
     assert endpoint["name"] == name and endpoint["traffic"] == {name: 100}
@@ -120,8 +131,9 @@ def test_refused_before_anything_exists(
     model = unique_name("clf").replace("_", "-")
     _train(server.url, model, pip)
     mark = azureml_workspace.mark()
-    refused = _mlflow("create", "--name", "dep-refused", "-m", f"models:/{model}/1", *config,
-                      url=server.url)
+    refused = _mlflow(
+        "create", "--name", "dep-refused", "-m", f"models:/{model}/1", *config, url=server.url
+    )
     assert refused.returncode != 0 and expect in refused.stderr, refused.stderr
     assert azureml_workspace.requests(mark, path="onlineEndpoints") == []
     bad_name = _mlflow("create", "--name", "1-bad", "-m", f"models:/{model}/1", url=server.url)
@@ -165,7 +177,9 @@ def test_kill_9_mid_provisioning_resumes_without_a_second_create(
     deadline = time.monotonic() + 120
     while True:
         with restarted.rest() as rest:
-            found: dict[str, Any] = rest.get("/api/2.0/tether/deployments/get", {"name": "dep-kill"}).json
+            found: dict[str, Any] = rest.get(
+                "/api/2.0/tether/deployments/get", {"name": "dep-kill"}
+            ).json
         if found["deployment"]["state"] in ("READY", "FAILED"):
             break
         assert time.monotonic() < deadline, found
@@ -173,4 +187,6 @@ def test_kill_9_mid_provisioning_resumes_without_a_second_create(
     assert found["deployment"]["state"] == "READY", found
     puts = [e for e in ws.requests(mark, method="PUT") if "onlineEndpoints" in e["path"]]
     assert len([e for e in puts if e["path"].endswith("/deployments/dep-kill")]) == 1
-    assert len([e for e in puts if e["path"].endswith("/onlineEndpoints/dep-kill")]) == 2  # create + traffic
+    assert (
+        len([e for e in puts if e["path"].endswith("/onlineEndpoints/dep-kill")]) == 2
+    )  # create + traffic

@@ -64,7 +64,8 @@ class OnlineArm:
         response = self.client.exchange(
             "PUT", self._url(tail), json=body, params=_params(), idempotent=True
         )
-        return response.headers.get("Azure-AsyncOperation")
+        url: str | None = response.headers.get("Azure-AsyncOperation")
+        return url
 
     def delete(self, tail: str) -> str | None:
         """DELETE a resource; the Location URL to poll, None when gone already (404, 200)."""
@@ -79,7 +80,9 @@ class OnlineArm:
         return response.headers.get("Location") if response.status_code == 202 else None
 
     def post(self, tail: str, body: dict[str, Any] | None = None) -> Any:
-        return self.client.call("POST", self._url(tail), json=body, params=_params(), idempotent=True)
+        return self.client.call(
+            "POST", self._url(tail), json=body, params=_params(), idempotent=True
+        )
 
     def operation(self, url: str) -> Poll:
         """Azure-AsyncOperation: `status` InProgress | Succeeded | Failed | Canceled (D§2)."""

@@ -164,7 +164,7 @@ class DeployDriver:
         except TransientError as exc:
             self.stats.transient_failures += 1
             self.stats.last_error = exc.reason
-            events.count("deploy_transient_failures")
+            events.count("deploy_transient_failures", row.state)
             delay = max(exc.retry_after or 0.0, min(60.0, 2.0 ** min(row.attempts, 6)))
             self._save(
                 row_id,
@@ -181,7 +181,7 @@ class DeployDriver:
         """Record the reason, then clean up what was created for the request."""
         self.stats.failed += 1
         self.stats.last_error = reason
-        events.count("deploy_failures")
+        events.count("deploy_failures", row.state)
         if row.state == "DELETING" or row.step.startswith("cleanup"):
             # Deleting failed for good: keep the row visible with the reason; `delete` again.
             self._save(row.id, state="FAILED", error=reason[:4000])
@@ -191,8 +191,13 @@ class DeployDriver:
             self._save(row.id, state="READY", step="ready", progress=progress, error=reason)
             return
         step = "cleanup" if not row.keep_failed else "failed"
-        self._save(row.id, state="CREATING" if step == "cleanup" else "FAILED", step=step,
-                   error=reason[:4000], progress=progress)
+        self._save(
+            row.id,
+            state="CREATING" if step == "cleanup" else "FAILED",
+            step=step,
+            error=reason[:4000],
+            progress=progress,
+        )
 
     def _region(self) -> str:
         if self._location is None:
@@ -216,9 +221,11 @@ class DeployDriver:
             state = str(((found or {}).get("properties") or {}).get("provisioningState", ""))
             if found is None:
                 raise PermanentError(f"{tail} disappeared while it was being created")
-            poll = Poll(state.lower() in ("succeeded", "failed", "canceled"),
-                        failed=state.lower() in ("failed", "canceled"),
-                        error=f"provisioningState {state}")
+            poll = Poll(
+                state.lower() in ("succeeded", "failed", "canceled"),
+                failed=state.lower() in ("failed", "canceled"),
+                error=f"provisioningState {state}",
+            )
         if not poll.done:
             raise Wait(poll.retry_after or self.poll_s)
         progress.pop("op", None)
@@ -256,7 +263,9 @@ class DeployDriver:
     def _do_check_endpoint(self, row: Deployment, progress: dict[str, Any]) -> None:
         found = self.arm.get(self._ep(row))
         if found is None or (found.get("tags") or {}).get(MANAGED_TAG) != "true":
-            raise PermanentError(f"endpoint {row.endpoint} does not exist or was not created by Tether")
+            raise PermanentError(
+                f"endpoint {row.endpoint} does not exist or was not created by Tether"
+            )
         self._save(row.id, step="deployment")
 
     def _do_endpoint(self, row: Deployment, progress: dict[str, Any]) -> None:
@@ -300,7 +309,10 @@ class DeployDriver:
                 "endpointComputeType": "Managed",
                 "instanceType": row.instance_type,
                 "model": row.azure_model_id,
-                "requestSettings": {"requestTimeout": "PT60S", "maxConcurrentRequestsPerInstance": 1},
+                "requestSettings": {
+                    "requestTimeout": "PT60S",
+                    "maxConcurrentRequestsPerInstance": 1,
+                },
             },
         }
         progress["op"] = self.arm.put(self._dep(row), body)
@@ -308,7 +320,9 @@ class DeployDriver:
 
     def _do_deployment_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
         try:
-            self._wait_op(row, progress, "traffic" if row.owns_endpoint else "ready", self._dep(row))
+            self._wait_op(
+                row, progress, "traffic" if row.owns_endpoint else "ready", self._dep(row)
+            )
         except PermanentError as exc:
             logs = self._logs(row)
             self._save(row.id, logs=logs)
@@ -333,9 +347,12 @@ class DeployDriver:
         if found is None:
             raise PermanentError(f"endpoint {row.endpoint} disappeared")
         traffic = progress.get("traffic") or {row.name: 100}
-        body = {k: found[k] for k in ("location", "identity", "tags", "kind") if k in found}
+        body: dict[str, Any] = {
+            k: found[k] for k in ("location", "identity", "tags", "kind") if k in found
+        }
         props = {
-            k: v for k, v in (found.get("properties") or {}).items()
+            k: v
+            for k, v in (found.get("properties") or {}).items()
             if k in ("authMode", "description", "properties", "mirrorTraffic")
         }
         body["properties"] = {**props, "traffic": traffic}

@@ -273,12 +273,16 @@ class DeployService:
                     break
                 key = None  # regenerated keys: ask again once
         except (SyncError, httpx.HTTPError) as exc:
-            raise MlflowError(f"Cannot reach the deployment: {exc}", "TEMPORARILY_UNAVAILABLE") from None
+            raise MlflowError(
+                f"Cannot reach the deployment: {exc}", "TEMPORARILY_UNAVAILABLE"
+            ) from None
         if response.status_code != 200:
             reason = response.headers.get("ms-azureml-model-error-reason") or response.text[:500]
             raise MlflowError(
                 f"The deployment answered {response.status_code}: {reason}",
-                "INVALID_PARAMETER_VALUE" if response.status_code in (400, 424) else "INTERNAL_ERROR",
+                "INVALID_PARAMETER_VALUE"
+                if response.status_code in (400, 424)
+                else "INTERNAL_ERROR",
             )
         return response.json()
 
