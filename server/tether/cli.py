@@ -16,6 +16,7 @@ from tether import __version__
 from tether.config import Settings
 from tether.errors import MlflowError
 from tether.observability import logs, prometheus_dir
+from tether.deploy import commands as deploy_commands
 from tether.sync import commands as sync_commands
 from tether.ui import commands as ui_commands
 
@@ -242,6 +243,7 @@ def openapi_document() -> str:
 
 
 main.add_command(sync_commands.sync)
+main.add_command(deploy_commands.deployments)
 main.add_command(ui_commands.ui)
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ SKU_CORES = {
     "Standard_NC6s_v3": 6,
 }
 LOG_LINES = 200
+_STORAGE = "StorageInitializer"  # log lines of that container; the rest: InferenceServer
 
 
 @dataclass
@@ -236,7 +237,9 @@ class OnlineEndpoints:
             return errors.arm_error(405, "MethodNotAllowed", f"{method} not allowed")
         if deployment is not None and len(parts) == 4 and parts[3] == "getLogs":
             tail = int((payload or {}).get("tail") or LOG_LINES)
-            return errors.json_response({"content": "\n".join(deployment.logs[-tail:])})
+            storage = (payload or {}).get("containerType") == "StorageInitializer"
+            lines = [line for line in deployment.logs if line.startswith(_STORAGE) == storage]
+            return errors.json_response({"content": "\n".join(lines[-tail:])})
         return errors.arm_error(404, "NotFound", f"Not modelled: {rest!r}")
 
     def operation(self, kind: str, op_id: str) -> Response:
@@ -495,7 +498,7 @@ class OnlineEndpoints:
     async def _prepare(self, endpoint: str, name: str, model: str, version: str) -> dict[str, Any]:
         """What the container will do: download the model, check the 2026 no-code score script's
         environment (D§1), load it with mlflow.pyfunc. Decided now, shown when the LRO ends."""
-        logs = [f"{_iso(time.time())} StorageInitializer: downloading model {model}:{version}"]
+        logs = [f"{_STORAGE}: {_iso(time.time())} downloading model {model}:{version}"]
         got = await self.standin.client.get(
             "/api/2.0/mlflow/model-versions/get", params={"name": model, "version": version}
         )
@@ -510,7 +513,7 @@ class OnlineEndpoints:
             return _failed(logs, "BadArgument", f"Unable to download user model: {exc}")
         if not count or not os.path.exists(os.path.join(folder, "MLmodel")):
             return _failed(logs, "BadArgument", "Unable to download user model: no MLmodel file.")
-        logs.append(f"StorageInitializer: {count} files downloaded")
+        logs.append(f"{_STORAGE}: {count} files downloaded")
         crash = (
             "User container has crashed or terminated: Liveness probe failed: HTTP probe failed "
             "with statuscode: 502"

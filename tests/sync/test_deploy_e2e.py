@@ -35,6 +35,17 @@ with mlflow.start_run():
                              registered_model_name=name, pip_requirements=pip)
 """
 GOOD_PIP = "mlflow<3,scikit-learn,azureml-ai-monitoring"
+CRASHY = """
+import sys, mlflow
+class Crashy(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        raise RuntimeError("cannot load the weights")
+    def predict(self, context, model_input):
+        return model_input
+with mlflow.start_run():
+    mlflow.pyfunc.log_model(name="model", python_model=Crashy(), registered_model_name=sys.argv[1],
+                            pip_requirements=["mlflow<3", "azureml-ai-monitoring"])
+"""
 CLIENT = """
 import json, sys, mlflow, numpy as np, pandas as pd
 from mlflow.deployments import get_deploy_client
@@ -190,3 +201,114 @@ def test_kill_9_mid_provisioning_resumes_without_a_second_create(
     assert (
         len([e for e in puts if e["path"].endswith("/onlineEndpoints/dep-kill")]) == 2
     )  # create + traffic
+
+
+def _deployment(server: Any, name: str) -> dict[str, Any]:
+    with server.rest() as rest:
+        response = rest.get("/api/2.0/tether/deployments/get", {"name": name})
+    assert response.status == 200, response.text
+    found: dict[str, Any] = response.json["deployment"]
+    return found
+
+
+def _wait_state(server: Any, name: str, states: set[str], timeout: float = 150) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = _deployment(server, name)
+        if found["state"] in states:
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
+
+
+def test_throttling_outage_lost_response_and_token_expiry_end_with_one_of_each(
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
+) -> None:
+    ws = azureml_workspace
+    server = start_synced_server()
+    model = unique_name("clf").replace("_", "-")
+    _train(server.url, model)
+    mark = ws.mark()
+    ws.faults(
+        {"path": "onlineEndpoints/dep-storm$", "method": "PUT", "action": "status",
+         "status": 429, "retry_after": "1", "times": 6},
+        {"path": "mfeOperationsStatus", "action": "status", "status": 503, "times": 6},
+        {"path": "deployments/dep-storm$", "method": "PUT", "action": "lost_response", "times": 1},
+        {"path": "mfeOperationsStatus", "action": "reject_tokens", "times": 2},
+    )
+    with server.rest() as rest:
+        body = {"name": "dep-storm", "model_uri": f"models:/{model}/1"}
+        assert rest.post("/api/2.0/tether/deployments/create", body).status == 200
+    found = _wait_state(server, "dep-storm", {"READY", "FAILED"})
+    assert found["state"] == "READY", found
+    [endpoint] = ws.online()
+    assert [d["name"] for d in endpoint["deployments"]] == ["dep-storm"]
+    puts = ws.requests(mark, path="deployments/dep-storm$", method="PUT")
+    assert [p["status"] for p in puts][0] == 201, "created once; a resend met the running op"
+    assert all(p["status"] in (201, 409) for p in puts), puts
+    assert sum(p["status"] == 201 for p in puts) == 1
+    assert len([f for f in ws.fault_rules() if f["hits"]]) == 4, ws.fault_rules()
+
+
+def test_second_deployment_by_alias_with_a_traffic_split(
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
+) -> None:
+    ws = azureml_workspace
+    server = start_synced_server()
+    model = unique_name("clf").replace("_", "-")
+    _train(server.url, model)
+    _train(server.url, model)  # version 2
+    with server.rest() as rest:
+        alias = {"name": model, "alias": "champion", "version": "2"}
+        assert rest.post("registered-models/alias", alias).status == 200
+    first = _mlflow("create", "--name", "dep-blue", "-m", f"models:/{model}/1", url=server.url)
+    assert first.returncode == 0, first.stderr
+    second = _mlflow("create", "--name", "dep-green", "-m", f"models:/{model}@champion",
+                     "--endpoint", "dep-blue", url=server.url)
+    assert second.returncode == 0, second.stderr
+    [endpoint] = ws.online()
+    assert endpoint["traffic"] == {"dep-blue": 100}, "a joining deployment starts at 0 %"
+    models = {d["name"]: d["model"] for d in endpoint["deployments"]}
+    assert models["dep-green"].endswith(f"/models/{model}/versions/2")
+    split = _mlflow("update-endpoint", "--endpoint", "dep-blue", "-C",
+                    'traffic={"dep-blue": 40, "dep-green": 60}', url=server.url)
+    assert split.returncode == 0, split.stderr
+    assert ws.online()[0]["traffic"] == {"dep-blue": 40, "dep-green": 60}
+    busy = _mlflow("delete", "--name", "dep-blue", url=server.url)
+    assert busy.returncode != 0 and "still has deployment" in busy.stderr
+    moved = _mlflow("update-endpoint", "--endpoint", "dep-blue", "-C",
+                    'traffic={"dep-blue": 100}', url=server.url)
+    assert moved.returncode == 0, moved.stderr
+    for name in ("dep-green", "dep-blue"):
+        gone = _mlflow("delete", "--name", name, url=server.url)
+        assert gone.returncode == 0, gone.stderr
+    assert ws.online() == []
+
+
+def test_name_taken_and_container_crash_fail_with_the_reason_and_leave_nothing(
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
+) -> None:
+    ws = azureml_workspace
+    ws.quirks(endpoint_names_taken=["dep-taken"])
+    server = start_synced_server()
+    model = unique_name("clf").replace("_", "-")
+    _train(server.url, model)
+    taken = _mlflow("create", "--name", "dep-taken", "-m", f"models:/{model}/1", url=server.url)
+    assert taken.returncode != 0 and "already an endpoint with this name" in taken.stderr
+    assert ws.online() == []
+    # A crash Tether cannot foresee: the model's own loading code fails in the container.
+    crashy = unique_name("crashy").replace("_", "-")
+    done = _run([sys.executable, "-c", CRASHY, crashy], server.url)
+    assert done.returncode == 0, done.stderr
+    crash = _mlflow("create", "--name", "dep-crash", "-m", f"models:/{crashy}/1", url=server.url)
+    assert crash.returncode != 0
+    assert "User container has crashed" in crash.stderr, crash.stderr
+    assert "cannot load the weights" in crash.stderr, "the deployment's logs are shown"
+    assert ws.online() == [], "the endpoint made for it is removed"
+    kept = _mlflow("create", "--name", "dep-crash2", "-m", f"models:/{crashy}/1",
+                   "-C", "keep_failed=true", url=server.url)
+    assert kept.returncode != 0
+    [endpoint] = ws.online()
+    assert endpoint["name"] == "dep-crash2" and endpoint["deployments"][0]["state"] == "Failed"
+    assert _mlflow("delete", "--name", "dep-crash2", url=server.url).returncode == 0
+    assert ws.online() == []

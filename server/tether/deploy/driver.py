@@ -288,8 +288,21 @@ class DeployDriver:
                 "properties": {MANAGED_TAG: "true"},
             },
         }
-        progress["op"] = self.arm.put(self._ep(row), body)
+        progress["op"] = self._put_once(row, self._ep(row), body)
         self._save(row.id, step="endpoint_wait", progress=progress)
+
+    def _put_once(self, row: Deployment, tail: str, body: dict[str, Any]) -> str | None:
+        """PUT a new resource. A 409 after a resend (the first answer lost, its operation now
+        running) is our own PUT when the resource carries this row's tag: wait for it."""
+        try:
+            return self.arm.put(tail, body)
+        except PermanentError as exc:
+            if exc.status != 409:
+                raise
+            found = self.arm.get(tail)
+            if found is None or (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
+                raise
+            return None  # polled through the resource's provisioningState
 
     def _do_endpoint_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
         self._wait_op(row, progress, "deployment", self._ep(row))
@@ -315,7 +328,7 @@ class DeployDriver:
                 },
             },
         }
-        progress["op"] = self.arm.put(self._dep(row), body)
+        progress["op"] = self._put_once(row, self._dep(row), body)
         self._save(row.id, step="deployment_wait", progress=progress)
 
     def _do_deployment_wait(self, row: Deployment, progress: dict[str, Any]) -> None:

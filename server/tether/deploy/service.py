@@ -178,9 +178,13 @@ class DeployService:
         with self.db.read() as session:
             return view(_require(session, name))
 
-    def list(self, endpoint: str | None = None) -> list[DeploymentView]:
+    def list(
+        self, endpoint: str | None = None, *, include_deleted: bool = False
+    ) -> list[DeploymentView]:
         with self.db.read() as session:
-            query = select(Deployment).where(Deployment.state != "DELETED")
+            query = select(Deployment)
+            if not include_deleted:
+                query = query.where(Deployment.state != "DELETED")
             if endpoint:
                 query = query.where(Deployment.endpoint == endpoint)
             rows = session.execute(query.order_by(Deployment.created_at)).scalars()
