@@ -11,6 +11,7 @@ Imported only by an MLflow client process: it is not part of the server.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -139,10 +140,21 @@ class TetherDeploymentClient(BaseDeploymentClient):
     def update_endpoint(
         self, endpoint: str, config: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        traffic = {str(k): int(v) for k, v in ((config or {}).get("traffic") or {}).items()}
+        given = (config or {}).get("traffic") or {}
+        if isinstance(given, str):  # the CLI's -C traffic='{"blue": 100}'
+            try:
+                given = json.loads(given)
+            except ValueError:
+                raise MlflowException(f"traffic must be a JSON object, got {given!r}") from None
+        if not isinstance(given, dict):
+            raise MlflowException("update_endpoint takes config={'traffic': {name: percent}}")
+        traffic = {str(k): int(v) for k, v in given.items()}
         found = _call("POST", "update-endpoint", {"endpoint": endpoint, "traffic": traffic})
         name = found["deployment"]["name"]
-        return self._finished(self._wait(name, {"READY", "FAILED", "DELETED"}))
+        done = self._finished(self._wait(name, {"READY", "FAILED", "DELETED"}))
+        if done.get("error"):
+            raise MlflowException(f"Changing the traffic of {endpoint} failed: {done['error']}")
+        return done
 
     def list_endpoints(self) -> list[dict[str, Any]]:
         endpoints: dict[str, dict[str, Any]] = {}

@@ -230,8 +230,14 @@ def test_throttling_outage_lost_response_and_token_expiry_end_with_one_of_each(
     _train(server.url, model)
     mark = ws.mark()
     ws.faults(
-        {"path": "onlineEndpoints/dep-storm$", "method": "PUT", "action": "status",
-         "status": 429, "retry_after": "1", "times": 6},
+        {
+            "path": "onlineEndpoints/dep-storm$",
+            "method": "PUT",
+            "action": "status",
+            "status": 429,
+            "retry_after": "1",
+            "times": 6,
+        },
         {"path": "mfeOperationsStatus", "action": "status", "status": 503, "times": 6},
         {"path": "deployments/dep-storm$", "method": "PUT", "action": "lost_response", "times": 1},
         {"path": "mfeOperationsStatus", "action": "reject_tokens", "times": 2},
@@ -263,21 +269,41 @@ def test_second_deployment_by_alias_with_a_traffic_split(
         assert rest.post("registered-models/alias", alias).status == 200
     first = _mlflow("create", "--name", "dep-blue", "-m", f"models:/{model}/1", url=server.url)
     assert first.returncode == 0, first.stderr
-    second = _mlflow("create", "--name", "dep-green", "-m", f"models:/{model}@champion",
-                     "--endpoint", "dep-blue", url=server.url)
+    second = _mlflow(
+        "create",
+        "--name",
+        "dep-green",
+        "-m",
+        f"models:/{model}@champion",
+        "--endpoint",
+        "dep-blue",
+        url=server.url,
+    )
     assert second.returncode == 0, second.stderr
     [endpoint] = ws.online()
     assert endpoint["traffic"] == {"dep-blue": 100}, "a joining deployment starts at 0 %"
     models = {d["name"]: d["model"] for d in endpoint["deployments"]}
     assert models["dep-green"].endswith(f"/models/{model}/versions/2")
-    split = _mlflow("update-endpoint", "--endpoint", "dep-blue", "-C",
-                    'traffic={"dep-blue": 40, "dep-green": 60}', url=server.url)
+    split = _mlflow(
+        "update-endpoint",
+        "--endpoint",
+        "dep-blue",
+        "-C",
+        'traffic={"dep-blue": 40, "dep-green": 60}',
+        url=server.url,
+    )
     assert split.returncode == 0, split.stderr
     assert ws.online()[0]["traffic"] == {"dep-blue": 40, "dep-green": 60}
     busy = _mlflow("delete", "--name", "dep-blue", url=server.url)
     assert busy.returncode != 0 and "still has deployment" in busy.stderr
-    moved = _mlflow("update-endpoint", "--endpoint", "dep-blue", "-C",
-                    'traffic={"dep-blue": 100}', url=server.url)
+    moved = _mlflow(
+        "update-endpoint",
+        "--endpoint",
+        "dep-blue",
+        "-C",
+        'traffic={"dep-blue": 100}',
+        url=server.url,
+    )
     assert moved.returncode == 0, moved.stderr
     for name in ("dep-green", "dep-blue"):
         gone = _mlflow("delete", "--name", name, url=server.url)
@@ -305,8 +331,16 @@ def test_name_taken_and_container_crash_fail_with_the_reason_and_leave_nothing(
     assert "User container has crashed" in crash.stderr, crash.stderr
     assert "cannot load the weights" in crash.stderr, "the deployment's logs are shown"
     assert ws.online() == [], "the endpoint made for it is removed"
-    kept = _mlflow("create", "--name", "dep-crash2", "-m", f"models:/{crashy}/1",
-                   "-C", "keep_failed=true", url=server.url)
+    kept = _mlflow(
+        "create",
+        "--name",
+        "dep-crash2",
+        "-m",
+        f"models:/{crashy}/1",
+        "-C",
+        "keep_failed=true",
+        url=server.url,
+    )
     assert kept.returncode != 0
     [endpoint] = ws.online()
     assert endpoint["name"] == "dep-crash2" and endpoint["deployments"][0]["state"] == "Failed"

@@ -246,6 +246,7 @@ class DeployService:
             progress = json.loads(owner.progress or "{}")
             progress["traffic"] = traffic
             owner.progress = json.dumps(progress, sort_keys=True)
+            owner.error = None
             _restart(owner, "UPDATING", "traffic")
             return view(owner)
 
