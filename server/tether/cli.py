@@ -14,9 +14,9 @@ import click
 
 from tether import __version__
 from tether.config import Settings
+from tether.deploy import commands as deploy_commands
 from tether.errors import MlflowError
 from tether.observability import logs, prometheus_dir
-from tether.deploy import commands as deploy_commands
 from tether.sync import commands as sync_commands
 from tether.ui import commands as ui_commands
 

@@ -4,6 +4,7 @@ sync status`): state, model, instance type and count, age, last error."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -20,7 +21,8 @@ from tether.storage.configured import artifact_backend
 @click.option("--all", "show_all", is_flag=True, help="Also the deleted ones.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def deployments(backend_store_uri: str | None, show_all: bool, as_json: bool) -> None:
-    settings = Settings(**({"backend_store_uri": backend_store_uri} if backend_store_uri else {}))
+    given: dict[str, Any] = {"backend_store_uri": backend_store_uri} if backend_store_uri else {}
+    settings = Settings(**given)
     try:
         db = Database(settings.resolved_backend_store_uri())
     except MlflowError as exc:
