@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from support import unique_name
-from sync.sync_servers import SyncedServerStarter
+from sync.sync_servers import SyncedServerStarter, run_tether
 
 if TYPE_CHECKING:
     from standin.workspace import AzuremlWorkspace
@@ -346,3 +346,47 @@ def test_name_taken_and_container_crash_fail_with_the_reason_and_leave_nothing(
     assert endpoint["name"] == "dep-crash2" and endpoint["deployments"][0]["state"] == "Failed"
     assert _mlflow("delete", "--name", "dep-crash2", url=server.url).returncode == 0
     assert ws.online() == []
+
+
+def test_kill_9_mid_deletion_resumes_and_deletes_once(
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
+) -> None:
+    ws = azureml_workspace
+    server = start_synced_server()
+    model = unique_name("clf").replace("_", "-")
+    _train(server.url, model)
+    with server.rest() as rest:
+        body = {"name": "dep-del", "model_uri": f"models:/{model}/1"}
+        assert rest.post("/api/2.0/tether/deployments/create", body).status == 200
+    assert _wait_state(server, "dep-del", {"READY", "FAILED"})["state"] == "READY"
+    ws.quirks(delete_seconds=6.0)
+    mark = ws.mark()
+    with server.rest() as rest:
+        assert rest.post("/api/2.0/tether/deployments/delete", {"name": "dep-del"}).status == 200
+    deadline = time.monotonic() + 60
+    while not ws.requests(mark, path="onlineEndpoints/dep-del$", method="DELETE"):
+        assert time.monotonic() < deadline, "the endpoint was never deleted"
+        time.sleep(0.1)
+    server.process.proc.kill()  # kill -9 while Azure deletes
+    server.process.proc.wait(10)
+    server.stop()
+    assert [e["state"] for e in ws.online()] == ["Deleting"]
+    restarted = start_synced_server(server.backend_uri)
+    deadline = time.monotonic() + 120
+    while True:
+        with restarted.rest() as rest:
+            response = rest.get("/api/2.0/tether/deployments/get", {"name": "dep-del"})
+        if response.status == 404:
+            break
+        assert response.json["deployment"]["state"] == "DELETING", response.json
+        assert time.monotonic() < deadline, response.json
+        time.sleep(0.2)
+    assert ws.online() == []
+    deletes = ws.requests(mark, path="onlineEndpoints/dep-del$", method="DELETE")
+    assert [d["status"] for d in deletes] == [202], "deleted once, then followed to the end"
+    listed = run_tether(
+        "deployments", "--all", "--json", "--backend-store-uri", restarted.backend_uri
+    )
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)["deployments"]
+    assert (row["name"], row["state"]) == ("dep-del", "DELETED")

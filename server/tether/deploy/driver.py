@@ -392,7 +392,7 @@ class DeployDriver:
         self._save(row.id, step="cleanup_wait", progress=progress)
 
     def _do_cleanup_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
-        self._wait_location(progress)
+        self._wait_gone(row, progress)
         self._save(row.id, state="FAILED", step="failed", progress=progress)
 
     def _do_delete(self, row: Deployment, progress: dict[str, Any]) -> None:
@@ -408,20 +408,33 @@ class DeployDriver:
         self._save(row.id, step="delete_wait", progress=progress)
 
     def _do_delete_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
-        self._wait_location(progress)
+        self._wait_gone(row, progress)
         self._save(row.id, state="DELETED", step="deleted", scoring_uri=None, progress=progress)
 
     def _remove(self, row: Deployment) -> str | None:
-        """DELETE what this row created: its endpoint (with the deployment), or the deployment."""
-        tail = self._ep(row) if row.owns_endpoint else self._dep(row)
+        """DELETE what this row created: its endpoint (with the deployment), or the deployment.
+        None: nothing to poll a Location for (gone, not ours, or already being deleted; then
+        `_wait_gone` watches the resource itself)."""
+        tail = self._tail(row)
         found = self.arm.get(tail)
         if found is None:
             return None
         if (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
             return None  # not ours (a name taken by someone else): never touched
-        return self.arm.delete(tail)
+        state = str((found.get("properties") or {}).get("provisioningState", ""))
+        if state.lower() == "deleting":  # our DELETE went out before a restart
+            return None
+        try:
+            return self.arm.delete(tail)
+        except PermanentError as exc:
+            if exc.status != 409:  # 409: an operation runs (our resent DELETE): wait
+                raise
+            return None
 
-    def _wait_location(self, progress: dict[str, Any]) -> None:
+    def _tail(self, row: Deployment) -> str:
+        return self._ep(row) if row.owns_endpoint else self._dep(row)
+
+    def _wait_gone(self, row: Deployment, progress: dict[str, Any]) -> None:
         url = progress.get("location")
         if url:
             poll = self.arm.location(url)
@@ -429,6 +442,10 @@ class DeployDriver:
                 raise Wait(poll.retry_after or self.poll_s)
             if poll.failed:
                 raise PermanentError(poll.error or "deletion failed")
+        else:
+            found = self.arm.get(self._tail(row))
+            if found is not None and (found.get("tags") or {}).get(REQUEST_TAG) == row.id:
+                raise Wait(self.poll_s)  # still there: deleting
         progress.pop("location", None)
 
 
