@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from support import unique_name
+from sync.sync_deploy import GOOD_PIP, mlflow, run, train, wait_state
 from sync.sync_servers import SyncedServerStarter, run_tether
 
 if TYPE_CHECKING:
@@ -24,17 +24,6 @@ pytestmark = [
     pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True),
 ]
 
-TRAIN = """
-import sys, mlflow, numpy as np
-from sklearn.linear_model import LogisticRegression
-name, pip = sys.argv[1], sys.argv[2].split(",")
-mlflow.set_experiment("deploy-e2e")
-X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]]); y = np.array([0, 0, 1, 1])
-with mlflow.start_run():
-    mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
-                             registered_model_name=name, pip_requirements=pip)
-"""
-GOOD_PIP = "mlflow<3,scikit-learn,azureml-ai-monitoring"
 CRASHY = """
 import sys, mlflow
 class Crashy(mlflow.pyfunc.PythonModel):
@@ -61,37 +50,15 @@ elif action == "get":
 """
 
 
-def _env(url: str) -> dict[str, str]:
-    return {
-        "MLFLOW_TRACKING_URI": url,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-        "PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin",
-    }
-
-
-def _run(args: list[str], url: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_env(url))
-
-
-def _mlflow(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    return _run([sys.executable, "-m", "mlflow", "deployments", *args, "-t", "tether"], url)
-
-
-def _train(url: str, name: str, pip: str = GOOD_PIP) -> None:
-    done = _run([sys.executable, "-c", TRAIN, name, pip], url)
-    assert done.returncode == 0, done.stderr
-
-
 def test_cli_deploy_predict_delete(
     start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
 ) -> None:
     ws = azureml_workspace
     server = start_synced_server()
     model = unique_name("clf").replace("_", "-")
-    _train(server.url, model)
+    train(server.url, model)
     name = f"dep-{os.urandom(4).hex()}"
-    created = _mlflow(
+    created = mlflow(
         "create",
         "--name",
         name,
@@ -109,17 +76,17 @@ def test_cli_deploy_predict_delete(
     assert deployment["state"] == "Succeeded" and deployment["instance_type"] == "Standard_DS3_v2"
     assert deployment["model"].endswith(f"/models/{model}/versions/1")
 
-    got = _run([sys.executable, "-c", CLIENT, name, f"models:/{model}/1", "predict"], server.url)
+    got = run([sys.executable, "-c", CLIENT, name, f"models:/{model}/1", "predict"], server.url)
     assert got.returncode == 0, got.stderr
     answer = json.loads(got.stdout.strip().splitlines()[-1])
     assert answer["remote"] == answer["local"] and len(answer["local"]) == 3
 
-    listed = _mlflow("list", url=server.url)
+    listed = mlflow("list", url=server.url)
     assert listed.returncode == 0 and name in listed.stdout, listed.stderr
-    deleted = _mlflow("delete", "--name", name, url=server.url)
+    deleted = mlflow("delete", "--name", name, url=server.url)
     assert deleted.returncode == 0, deleted.stderr
     assert ws.online() == []
-    missing = _mlflow("get", "--name", name, url=server.url)
+    missing = mlflow("get", "--name", name, url=server.url)
     assert missing.returncode != 0 and "not found" in missing.stderr
 
 
@@ -140,14 +107,14 @@ def test_refused_before_anything_exists(
 ) -> None:
     server = start_synced_server()
     model = unique_name("clf").replace("_", "-")
-    _train(server.url, model, pip)
+    train(server.url, model, pip)
     mark = azureml_workspace.mark()
-    refused = _mlflow(
+    refused = mlflow(
         "create", "--name", "dep-refused", "-m", f"models:/{model}/1", *config, url=server.url
     )
     assert refused.returncode != 0 and expect in refused.stderr, refused.stderr
     assert azureml_workspace.requests(mark, path="onlineEndpoints") == []
-    bad_name = _mlflow("create", "--name", "1-bad", "-m", f"models:/{model}/1", url=server.url)
+    bad_name = mlflow("create", "--name", "1-bad", "-m", f"models:/{model}/1", url=server.url)
     assert bad_name.returncode != 0 and "Invalid deployment name" in bad_name.stderr
 
 
@@ -158,8 +125,8 @@ def test_quota_failure_cleans_up_and_reports(
     ws.quirks(vcpu_quota=6)
     server = start_synced_server()
     model = unique_name("clf").replace("_", "-")
-    _train(server.url, model)
-    failed = _mlflow("create", "--name", "dep-quota", "-m", f"models:/{model}/1", url=server.url)
+    train(server.url, model)
+    failed = mlflow("create", "--name", "dep-quota", "-m", f"models:/{model}/1", url=server.url)
     assert failed.returncode != 0
     assert "Not enough quota available for Standard_DS3_v2" in failed.stderr, failed.stderr
     assert ws.online() == [], "the endpoint made for it is removed"
@@ -172,7 +139,7 @@ def test_kill_9_mid_provisioning_resumes_without_a_second_create(
     ws.quirks(deployment_provisioning_seconds=6.0)
     server = start_synced_server()
     model = unique_name("clf").replace("_", "-")
-    _train(server.url, model)
+    train(server.url, model)
     mark = ws.mark()
     with server.rest() as rest:
         body = {"name": "dep-kill", "model_uri": f"models:/{model}/1"}
@@ -203,31 +170,13 @@ def test_kill_9_mid_provisioning_resumes_without_a_second_create(
     )  # create + traffic
 
 
-def _deployment(server: Any, name: str) -> dict[str, Any]:
-    with server.rest() as rest:
-        response = rest.get("/api/2.0/tether/deployments/get", {"name": name})
-    assert response.status == 200, response.text
-    found: dict[str, Any] = response.json["deployment"]
-    return found
-
-
-def _wait_state(server: Any, name: str, states: set[str], timeout: float = 150) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = _deployment(server, name)
-        if found["state"] in states:
-            return found
-        assert time.monotonic() < deadline, found
-        time.sleep(0.2)
-
-
 def test_throttling_outage_lost_response_and_token_expiry_end_with_one_of_each(
     start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
 ) -> None:
     ws = azureml_workspace
     server = start_synced_server()
     model = unique_name("clf").replace("_", "-")
-    _train(server.url, model)
+    train(server.url, model)
     mark = ws.mark()
     ws.faults(
         {
@@ -245,7 +194,7 @@ def test_throttling_outage_lost_response_and_token_expiry_end_with_one_of_each(
     with server.rest() as rest:
         body = {"name": "dep-storm", "model_uri": f"models:/{model}/1"}
         assert rest.post("/api/2.0/tether/deployments/create", body).status == 200
-    found = _wait_state(server, "dep-storm", {"READY", "FAILED"})
+    found = wait_state(server, "dep-storm", {"READY", "FAILED"})
     assert found["state"] == "READY", found
     [endpoint] = ws.online()
     assert [d["name"] for d in endpoint["deployments"]] == ["dep-storm"]
@@ -262,14 +211,14 @@ def test_second_deployment_by_alias_with_a_traffic_split(
     ws = azureml_workspace
     server = start_synced_server()
     model = unique_name("clf").replace("_", "-")
-    _train(server.url, model)
-    _train(server.url, model)  # version 2
+    train(server.url, model)
+    train(server.url, model)  # version 2
     with server.rest() as rest:
         alias = {"name": model, "alias": "champion", "version": "2"}
         assert rest.post("registered-models/alias", alias).status == 200
-    first = _mlflow("create", "--name", "dep-blue", "-m", f"models:/{model}/1", url=server.url)
+    first = mlflow("create", "--name", "dep-blue", "-m", f"models:/{model}/1", url=server.url)
     assert first.returncode == 0, first.stderr
-    second = _mlflow(
+    second = mlflow(
         "create",
         "--name",
         "dep-green",
@@ -284,7 +233,7 @@ def test_second_deployment_by_alias_with_a_traffic_split(
     assert endpoint["traffic"] == {"dep-blue": 100}, "a joining deployment starts at 0 %"
     models = {d["name"]: d["model"] for d in endpoint["deployments"]}
     assert models["dep-green"].endswith(f"/models/{model}/versions/2")
-    split = _mlflow(
+    split = mlflow(
         "update-endpoint",
         "--endpoint",
         "dep-blue",
@@ -294,9 +243,9 @@ def test_second_deployment_by_alias_with_a_traffic_split(
     )
     assert split.returncode == 0, split.stderr
     assert ws.online()[0]["traffic"] == {"dep-blue": 40, "dep-green": 60}
-    busy = _mlflow("delete", "--name", "dep-blue", url=server.url)
+    busy = mlflow("delete", "--name", "dep-blue", url=server.url)
     assert busy.returncode != 0 and "still has deployment" in busy.stderr
-    moved = _mlflow(
+    moved = mlflow(
         "update-endpoint",
         "--endpoint",
         "dep-blue",
@@ -306,7 +255,7 @@ def test_second_deployment_by_alias_with_a_traffic_split(
     )
     assert moved.returncode == 0, moved.stderr
     for name in ("dep-green", "dep-blue"):
-        gone = _mlflow("delete", "--name", name, url=server.url)
+        gone = mlflow("delete", "--name", name, url=server.url)
         assert gone.returncode == 0, gone.stderr
     assert ws.online() == []
 
@@ -318,20 +267,20 @@ def test_name_taken_and_container_crash_fail_with_the_reason_and_leave_nothing(
     ws.quirks(endpoint_names_taken=["dep-taken"])
     server = start_synced_server()
     model = unique_name("clf").replace("_", "-")
-    _train(server.url, model)
-    taken = _mlflow("create", "--name", "dep-taken", "-m", f"models:/{model}/1", url=server.url)
+    train(server.url, model)
+    taken = mlflow("create", "--name", "dep-taken", "-m", f"models:/{model}/1", url=server.url)
     assert taken.returncode != 0 and "already an endpoint with this name" in taken.stderr
     assert ws.online() == []
     # A crash Tether cannot foresee: the model's own loading code fails in the container.
     crashy = unique_name("crashy").replace("_", "-")
-    done = _run([sys.executable, "-c", CRASHY, crashy], server.url)
+    done = run([sys.executable, "-c", CRASHY, crashy], server.url)
     assert done.returncode == 0, done.stderr
-    crash = _mlflow("create", "--name", "dep-crash", "-m", f"models:/{crashy}/1", url=server.url)
+    crash = mlflow("create", "--name", "dep-crash", "-m", f"models:/{crashy}/1", url=server.url)
     assert crash.returncode != 0
     assert "User container has crashed" in crash.stderr, crash.stderr
     assert "cannot load the weights" in crash.stderr, "the deployment's logs are shown"
     assert ws.online() == [], "the endpoint made for it is removed"
-    kept = _mlflow(
+    kept = mlflow(
         "create",
         "--name",
         "dep-crash2",
@@ -344,7 +293,7 @@ def test_name_taken_and_container_crash_fail_with_the_reason_and_leave_nothing(
     assert kept.returncode != 0
     [endpoint] = ws.online()
     assert endpoint["name"] == "dep-crash2" and endpoint["deployments"][0]["state"] == "Failed"
-    assert _mlflow("delete", "--name", "dep-crash2", url=server.url).returncode == 0
+    assert mlflow("delete", "--name", "dep-crash2", url=server.url).returncode == 0
     assert ws.online() == []
 
 
@@ -354,11 +303,11 @@ def test_kill_9_mid_deletion_resumes_and_deletes_once(
     ws = azureml_workspace
     server = start_synced_server()
     model = unique_name("clf").replace("_", "-")
-    _train(server.url, model)
+    train(server.url, model)
     with server.rest() as rest:
         body = {"name": "dep-del", "model_uri": f"models:/{model}/1"}
         assert rest.post("/api/2.0/tether/deployments/create", body).status == 200
-    assert _wait_state(server, "dep-del", {"READY", "FAILED"})["state"] == "READY"
+    assert wait_state(server, "dep-del", {"READY", "FAILED"})["state"] == "READY"
     ws.quirks(delete_seconds=6.0)
     mark = ws.mark()
     with server.rest() as rest:
