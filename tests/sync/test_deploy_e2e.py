@@ -339,3 +339,35 @@ def test_kill_9_mid_deletion_resumes_and_deletes_once(
     assert listed.returncode == 0, listed.stderr
     [row] = json.loads(listed.stdout)["deployments"]
     assert (row["name"], row["state"]) == ("dep-del", "DELETED")
+
+
+def test_delete_while_creating_wins(
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
+) -> None:
+    """A delete asked for while the driver is inside a create step is not overwritten by
+    that step: the deployment ends deleted and the stand-in empty."""
+    ws = azureml_workspace
+    ws.quirks(deployment_provisioning_seconds=4.0)
+    server = start_synced_server()
+    model = unique_name("clf").replace("_", "-")
+    train(server.url, model)
+    mark = ws.mark()
+    with server.rest() as rest:
+        body = {"name": "dep-race", "model_uri": f"models:/{model}/1"}
+        assert rest.post("/api/2.0/tether/deployments/create", body).status == 200
+    deadline = time.monotonic() + 120
+    while not ws.requests(mark, path="deployments/dep-race$", method="PUT"):
+        assert time.monotonic() < deadline, "the deployment was never requested"
+        time.sleep(0.1)
+    with server.rest() as rest:
+        assert rest.post("/api/2.0/tether/deployments/delete", {"name": "dep-race"}).status == 200
+    deadline = time.monotonic() + 120
+    while True:
+        with server.rest() as rest:
+            response = rest.get("/api/2.0/tether/deployments/get", {"name": "dep-race"})
+        if response.status == 404:
+            break
+        assert response.json["deployment"]["state"] == "DELETING", response.json
+        assert time.monotonic() < deadline, response.json
+        time.sleep(0.2)
+    assert ws.online() == []

@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -45,7 +45,7 @@ LOG_TAIL = 100
 
 
 class _LeaseLost(Exception):
-    pass
+    """Our lease expired, or the row's state changed under the step (a delete request)."""
 
 
 @dataclass
@@ -62,7 +62,6 @@ class DriverStats:
     transient_failures: int = 0
     failed: int = 0
     last_error: str | None = None
-    by_state: dict[str, int] = field(default_factory=dict)
 
 
 class DeployDriver:
@@ -74,6 +73,7 @@ class DeployDriver:
         self.stats = DriverStats()
         self.stop_event = threading.Event()
         self._location: str | None = None
+        self._state = ""  # the state of the row being stepped, as loaded
 
     # ------------------------------------------------------------------ loop and lease
 
@@ -92,7 +92,7 @@ class DeployDriver:
                 if not self._step(row_id):
                     break
         except _LeaseLost:
-            log.warning("deploy: lease on %s lost", row_id)
+            log.warning("deploy: %s changed or its lease was lost; claimed again later", row_id)
         finally:
             self._release(row_id)
         return True
@@ -125,6 +125,9 @@ class DeployDriver:
             )
 
     def _save(self, row_id: str, **values: Any) -> None:
+        """Commit the step, only while the lease is ours and the state is the one the step
+        began in: a user's delete (state DELETING) is never overwritten by a create step that
+        was in flight; the row is then given back and claimed again for the new state."""
         values.setdefault("lease_expires_at", now_ms() + LEASE_MS)
         values["updated_at"] = now_ms()
         if "progress" in values and not isinstance(values["progress"], str):
@@ -132,11 +135,16 @@ class DeployDriver:
         with self.db.write() as session:
             result = session.execute(
                 update(Deployment)
-                .where(Deployment.id == row_id, Deployment.lease_owner == self.owner)
+                .where(
+                    Deployment.id == row_id,
+                    Deployment.lease_owner == self.owner,
+                    Deployment.state == self._state,
+                )
                 .values(**values)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise _LeaseLost(row_id)
+        self._state = values.get("state", self._state)
 
     def _load(self, row_id: str) -> Deployment:
         with self.db.read() as session:
@@ -150,6 +158,7 @@ class DeployDriver:
     def _step(self, row_id: str) -> bool:
         """One step; True to continue with the next step at once."""
         row = self._load(row_id)
+        self._state = row.state
         if row.state not in ACTIVE:
             return False
         progress: dict[str, Any] = json.loads(row.progress or "{}")
@@ -445,7 +454,11 @@ class DeployDriver:
         else:
             found = self.arm.get(self._tail(row))
             if found is not None and (found.get("tags") or {}).get(REQUEST_TAG) == row.id:
-                raise Wait(self.poll_s)  # still there: deleting
+                state = str((found.get("properties") or {}).get("provisioningState", ""))
+                if state.lower() != "deleting":  # a create still ran when we asked: ask again
+                    again = "delete" if row.state == "DELETING" else "cleanup"
+                    self._save(row.id, step=again, progress=progress)
+                raise Wait(self.poll_s)
         progress.pop("location", None)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict
-from typing import Any
 
 from tether.config import Settings
 from tether.db.engine import Database
@@ -61,6 +59,3 @@ class BackgroundDeploy:
             except Exception:  # a bug or the database away: log, pause, go on
                 log.exception("deploy: driver loop failed; restarting in 5 s")
                 self._stop.wait(5.0)
-
-    def describe(self) -> dict[str, Any]:
-        return {"owner": self.driver.owner, "stats": asdict(self.driver.stats)}
