@@ -53,7 +53,7 @@ class DeployService:
             raise MlflowError(
                 "Deployments need an Azure ML workspace: start the server with "
                 "--azureml-workspace.",
-                "NOT_IMPLEMENTED",
+                "INVALID_STATE",  # 400: the server, not the request, lacks it (never a 5xx)
             )
         return self.online
 
