@@ -81,6 +81,10 @@ def test_cli_deploy_predict_delete(
     answer = json.loads(got.stdout.strip().splitlines()[-1])
     assert answer["remote"] == answer["local"] and len(answer["local"]) == 3
 
+    with server.rest() as rest:  # the sync page lists it
+        page = rest.get("/tether/")
+    assert page.status == 200 and f"{name} (endpoint {name})" in page.text
+    assert "READY" in page.text and "1 x Standard_DS3_v2" in page.text
     listed = mlflow("list", url=server.url)
     assert listed.returncode == 0 and name in listed.stdout, listed.stderr
     deleted = mlflow("delete", "--name", name, url=server.url)

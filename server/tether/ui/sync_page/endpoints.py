@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tether.db.engine import Database
+from tether.deploy.service import DeployService
 from tether.errors import invalid_parameter
 from tether.sync import state
 from tether.sync.state import Key
@@ -46,6 +47,8 @@ async def sync_page(
             return data.load(session, status, experiment or None)
 
     loaded = await blocking(read)
+    deploy: DeployService = request.app.state.services.get(DeployService)
+    deployments = await blocking(deploy.list)
     settings = request.app.state.settings
     body = page.render(
         loaded,
@@ -55,6 +58,7 @@ async def sync_page(
         status=status,
         experiment=experiment or None,
         notice=None if retried is None else _notice(retried),
+        deployments=deployments,
     )
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
