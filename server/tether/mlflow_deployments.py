@@ -169,13 +169,9 @@ def _input_data(inputs: Any) -> Any:
     index (D§3), an array as nested lists."""
     import pandas as pd
 
-    if isinstance(inputs, pd.DataFrame):
-        split = inputs.to_dict(orient="split")
-        return {
-            "columns": list(split["columns"]),
-            "index": list(split["index"]),
-            "data": split["data"],
-        }
+    if isinstance(inputs, pd.DataFrame):  # pandas' own JSON: numpy scalars, dates, NaN
+        split: dict[str, Any] = json.loads(inputs.to_json(orient="split", date_format="iso"))
+        return split
     if hasattr(inputs, "tolist"):
         return inputs.tolist()
     return inputs

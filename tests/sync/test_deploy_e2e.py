@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -51,7 +52,7 @@ elif action == "get":
 
 
 def test_cli_deploy_predict_delete(
-    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace
+    start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace, tmp_path: Path
 ) -> None:
     ws = azureml_workspace
     server = start_synced_server()
@@ -81,6 +82,11 @@ def test_cli_deploy_predict_delete(
     answer = json.loads(got.stdout.strip().splitlines()[-1])
     assert answer["remote"] == answer["local"] and len(answer["local"]) == 3
 
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps({"0": [0.5, 2.5, 3.0], "1": [1.0, 0.0, 1.0]}))
+    cli = mlflow("predict", "--name", name, "--input-path", str(rows), url=server.url)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout.strip().splitlines()[-1])["predictions"] == answer["local"]
     with server.rest() as rest:  # the sync page lists it
         page = rest.get("/tether/")
     assert page.status == 200 and f"{name} (endpoint {name})" in page.text
