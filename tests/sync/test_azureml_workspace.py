@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tether.errors import MlflowError
-from tether.sync.azureml.client import RetryPolicy, parse_retry_after
+from tether.sync.azureml.client import RetryPolicy, _retry_after
 from tether.sync.azureml.workspace import Workspace, parse_workspace_setting
 
 SCOPE = (
@@ -42,10 +42,10 @@ def test_bad_settings_are_refused(value: str) -> None:
 
 
 def test_retry_after_seconds_and_dates() -> None:
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
+    assert _retry_after("7") == 7.0
+    assert _retry_after(None) is None
+    assert _retry_after("soon") is None
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
 
 
 def test_backoff_honours_retry_after_and_caps() -> None:

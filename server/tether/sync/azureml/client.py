@@ -81,22 +81,10 @@ class AzureMLClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         idempotent: bool,
+        raw: bool = False,
     ) -> Any:
-        """One logical call; returns the decoded JSON body (None when empty)."""
-        response = self.exchange(method, url, json=json, params=params, idempotent=idempotent)
-        return response.json() if response.content else None
-
-    def exchange(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        idempotent: bool,
-    ) -> httpx.Response:
-        """`call`, returning the successful response itself (its headers: ARM's long-running
-        operations answer with `Azure-AsyncOperation`, `Location`, `Retry-After`)."""
+        """One logical call; returns the decoded JSON body (None when empty), or with `raw`
+        the successful response itself (`exchange`)."""
         refreshed = False
         attempt = 0
         while True:
@@ -133,7 +121,25 @@ class AzureMLClient:
                     status=response.status_code,
                     error_code=_error_code(response),
                 )
-            return response
+            if raw:
+                return response
+            return response.json() if response.content else None
+
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool,
+    ) -> httpx.Response:
+        """`call`, answering the response: ARM's long-running operations are in its headers
+        (`Azure-AsyncOperation`, `Location`, `Retry-After`)."""
+        response: httpx.Response = self.call(
+            method, url, json=json, params=params, idempotent=idempotent, raw=True
+        )
+        return response
 
     def _send(
         self, method: str, url: str, *, json: Any, params: dict[str, Any] | None
@@ -170,11 +176,11 @@ def _transient(response: httpx.Response) -> TransientError:
     return TransientError(
         _describe(response),
         status=response.status_code,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        retry_after=_retry_after(response.headers.get("Retry-After")),
     )
 
 
-def parse_retry_after(value: str | None) -> float | None:
+def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -187,14 +193,15 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+parse_retry_after = _retry_after  # seconds from a Retry-After header (tether.deploy polls)
+
+
 def _error_code(response: httpx.Response) -> str | None:
     try:
         body = response.json()
     except ValueError:
         return None
     code = body.get("error_code") if isinstance(body, dict) else None
-    if code is None and isinstance(body, dict) and isinstance(body.get("error"), dict):
-        code = body["error"].get("code")  # ARM's envelope
     return code if isinstance(code, str) else None
 
 
