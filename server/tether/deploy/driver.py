@@ -178,7 +178,10 @@ class DeployDriver:
             self._save(
                 row_id,
                 attempts=row.attempts + 1,
-                error=f"retrying: {exc.reason}"[:2000] if row.state != "FAILED" else row.error,
+                # a failure's reason stays while its cleanup is retried
+                error=row.error
+                if row.step.startswith("cleanup")
+                else f"retrying: {exc.reason}"[:2000],
                 next_attempt_at=now_ms() + int(delay * 1000),
             )
             return False
