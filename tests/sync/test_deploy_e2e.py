@@ -199,7 +199,13 @@ def test_throttling_outage_lost_response_and_token_expiry_end_with_one_of_each(
         },
         {"path": "mfeOperationsStatus", "action": "status", "status": 503, "times": 6},
         {"path": "deployments/dep-storm$", "method": "PUT", "action": "lost_response", "times": 1},
-        {"path": "mfeOperationsStatus", "action": "reject_tokens", "times": 2},
+        # The token expires mid-poll: refused once whenever it was issued (a fresh one passes).
+        {
+            "path": "mfeOperationsStatus",
+            "action": "reject_tokens",
+            "issued_before": time.time() + 3600,
+            "times": 1,
+        },
     )
     with server.rest() as rest:
         body = {"name": "dep-storm", "model_uri": f"models:/{model}/1"}
