@@ -1,7 +1,7 @@
 """Managed online endpoints of the stand-in workspace: the ARM surface and a scoring URI that
 really runs the model.
 
-Facts: `/work/shared/azureml-deploy.md` ("D§n" below). [INF] marks an assumption a real
+Facts: `docs/azureml-deploy.md` ("D§n" below). [INF] marks an assumption a real
 workspace must confirm.
 
 Routes (under the workspace scope, ARM family, bearer auth and faults as every ARM route):

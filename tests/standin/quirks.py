@@ -67,7 +67,7 @@ class Quirks:
     # `/_storage/` pass-through to Azurite (same SAS), so blob requests appear in the request
     # log (family "blob") and fault rules apply to them. Off: straight to Azurite, as Azure.
     blob_via_front: bool = False
-    # Online endpoints (online.py, /work/shared/azureml-deploy.md): how long each long-running
+    # Online endpoints (online.py, docs/azureml-deploy.md): how long each long-running
     # operation takes here (Azure: minutes, real durations unconfirmed), the Retry-After the
     # operation URLs send (the spec's range is 10-600 s; short so tests run), the
     # subscription's vCPU quota for deployments (D§2: ceil(1.2 n) x cores needed), endpoint

@@ -1,6 +1,6 @@
 """Online endpoints of the stand-in (online.py): LROs, traffic, keys, failures, and a scoring
 URI whose predictions are the model's own (loaded with mlflow.pyfunc from the workspace's
-blobs). Facts: /work/shared/azureml-deploy.md."""
+blobs). Facts: docs/azureml-deploy.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ARM calls for managed online endpoints (/work/shared/azureml-deploy.md, "D§n").
+"""ARM calls for managed online endpoints (docs/azureml-deploy.md, "D§n").
 
 Everything goes through the sync package's `AzureMLClient`: bearer tokens refreshed on 401,
 429/503 retried with `Retry-After`, no blind resend of an ambiguous write (PUT and DELETE are

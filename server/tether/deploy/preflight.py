@@ -1,6 +1,6 @@
 """Checks made before anything billable exists (issue 18, "fail before spending money").
 
-Facts from /work/shared/azureml-deploy.md ("D§n"):
+Facts from docs/azureml-deploy.md ("D§n"):
 - names: 3-32 characters, a letter first, letters/digits/single dashes (D§5, the SDK regex);
 - only the `python_function` flavour deploys without a scoring script (D§1);
 - the 2026 no-code score script imports `azureml.ai.monitoring` and crashes on MLflow 3.x, both
