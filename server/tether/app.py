@@ -26,6 +26,9 @@ from tether.auth import install as auth
 from tether.config import Settings
 from tether.db import migrate
 from tether.db.engine import Database
+from tether.deploy import endpoints as deploy_endpoints
+from tether.deploy.runtime import BackgroundDeploy, online_arm
+from tether.deploy.service import DeployService
 from tether.ops import health
 from tether.ops.install import install as install_observability
 from tether.registry import endpoints as registry_endpoints
@@ -59,6 +62,7 @@ from tether.ui import unconfigured as unconfigured_ui_endpoints
 ROUTERS = (
     health.api,
     sync_endpoints.api,
+    deploy_endpoints.api,
     experiment_endpoints.api,
     run_endpoints.api,
     metric_endpoints.api,
@@ -91,6 +95,7 @@ class Services:
     trace_search: TraceSearch
     span_ingest: SpanIngest
     trace_metrics: TraceMetrics
+    deployments: DeployService
 
     def registry_of_all(self) -> ServiceRegistry:
         """What endpoints look their services up in (`tether.api.deps.provider`)."""
@@ -111,11 +116,12 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
         cache_bytes=settings.trace_read_cache_bytes,
     )
     trace_reader = TraceReader(db, backend, spans)
+    artifacts = ArtifactService(db, backend)
     services = Services(
         experiments=ExperimentService(db, settings.resolved_default_artifact_root()),
         runs=RunService(db),
         metrics=MetricService(db),
-        artifacts=ArtifactService(db, backend),
+        artifacts=artifacts,
         registry=RegistryService(db, _registry_host_policy(settings)),
         logged_models=LoggedModelService(db),
         traces=TraceService(db),
@@ -129,6 +135,7 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
             max_bytes=settings.trace_max_bytes,
         ),
         trace_metrics=TraceMetrics(db),
+        deployments=DeployService(db, artifacts.backend, online_arm(settings)),
     )
     return db, services
 
@@ -157,7 +164,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.azureml_workspace:  # Azure ML sync runs beside the API, in this process
             app.state.sync = BackgroundSync(settings, db)
             app.state.sync.start()
+            app.state.deploy = BackgroundDeploy(settings, db)
+            app.state.deploy.start()
         yield
+        if app.state.deploy is not None:
+            await blocking(app.state.deploy.stop)
         if app.state.sync is not None:
             await blocking(app.state.sync.stop)  # commits progress, gives leases back
         await services.artifacts.close()
@@ -181,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sync = None
     app.state.gate = None  # authentication off: every access rule passes (tether.api.access)
     routers = (*ROUTERS, *auth.routers(settings))
+    app.state.deploy = None
     # Innermost: the endpoints with fixed paths skip FastAPI's routing (dispatch.py).
     app.add_middleware(DirectDispatch, fastapi_app=app, routers=routers)
     errors.install(app)

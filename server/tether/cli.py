@@ -15,6 +15,7 @@ import click
 
 from tether import MLFLOW_VERSION, __version__
 from tether.config import Settings
+from tether.deploy import commands as deploy_commands
 from tether.errors import MlflowError
 from tether.observability import logs, prometheus_dir
 from tether.sync import commands as sync_commands
@@ -342,6 +343,7 @@ def auth_set_password(backend_store_uri: str | None, username: str, password: st
 
 
 main.add_command(sync_commands.sync)
+main.add_command(deploy_commands.deployments)
 main.add_command(ui_commands.ui)
 
 if __name__ == "__main__":

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # delivers at the same time (see tether.sync.worker).
     sync_linger_ms: int = Field(default=1000, ge=0, le=1000)
     sync_concurrency: int = Field(default=8, ge=1, le=64)
+    # Deployments (tether.deploy): how often a running ARM operation is looked at when Azure
+    # sends no Retry-After.
+    deploy_poll_seconds: float = Field(default=5.0, gt=0)
     # FULL keeps every acknowledged commit durable across power loss, not only process crashes.
     sqlite_synchronous: str = Field(default="FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
     db_pool_size: int = 10

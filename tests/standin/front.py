@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -51,6 +51,7 @@ from standin.artifacts import (
     run_container,
 )
 from standin.faults import FaultPlan, FaultRule
+from standin.online import OnlineEndpoints
 from standin.quirks import (
     EXPERIMENT_NAME_MESSAGE,
     Quirks,
@@ -71,6 +72,15 @@ FAMILIES = (
     ("history", re.compile(rf"^/history/v1\.0{SCOPE_RE}(?P<rest>/.*)?$", re.I)),
     ("artifact", re.compile(rf"^/artifact/v2\.0{SCOPE_RE}(?P<rest>/.*)?$", re.I)),
     ("arm", re.compile(rf"^{SCOPE_RE}(?P<rest>/.*)?$", re.I)),
+    (  # long-running operations of online endpoints (online.py, azureml-deploy.md §2)
+        "armop",
+        re.compile(
+            r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.MachineLearningServices/"
+            r"locations/(?P<loc>[^/]+)/(?P<kind>mfeOperationsStatus|mfeOperationResults)/"
+            r"(?P<op>[^/]+)$",
+            re.I,
+        ),
+    ),
 )
 HISTORY_ARTIFACTS_RE = re.compile(
     r"^/(?P<kind>experiments|experimentids)/(?P<exp>[^/]+)/runs/(?P<run>[^/]+)/artifacts"
@@ -140,6 +150,7 @@ class Standin:
         self._client: httpx.AsyncClient | None = None
         self._container_ready = False
         self._container_lock = asyncio.Lock()
+        self.online = OnlineEndpoints(self)
 
     def _initial_quirks(self) -> Quirks:
         quirks = Quirks()
@@ -166,6 +177,9 @@ class Standin:
         elif path.startswith(STORAGE_PREFIX):
             await self.storage(request, scope, receive, send)
             return
+        elif path.startswith(INFERENCE_PREFIX):  # scoring URIs (online.py): endpoint keys
+            endpoint = path[len(INFERENCE_PREFIX) :].split("/", 1)[0]
+            response = await self.online.score(request, endpoint)
         elif path.startswith("/_standin/"):
             try:
                 response = await self.control(request)
@@ -300,7 +314,7 @@ class Standin:
             )
         }
         location = self.config.location
-        if family == "arm":
+        if family in ("arm", "armop"):
             return errors.arm_error(401, code, message, headers)
         if family == "mlflow":
             return errors.mlflow_error(
@@ -330,7 +344,7 @@ class Standin:
             code, mlflow_code = "SystemError", "INTERNAL_ERROR"
             message = f"Injected failure with status {status}."
         location = self.config.location
-        if family == "arm":
+        if family in ("arm", "armop"):
             return errors.arm_error(status, code, message, headers)
         if family == "mlflow":
             return errors.mlflow_error(
@@ -343,9 +357,15 @@ class Standin:
     async def dispatch(
         self, family: str, match: re.Match[str], request: Request, body: bytes
     ) -> Response:
+        if family == "armop":
+            if match["sub"].lower() != self.config.subscription.lower():
+                return errors.arm_error(404, "SubscriptionNotFound", "Unknown subscription.")
+            return self.online.operation(match["kind"], match["op"])
         if not self._own_scope(match):
             return self.not_this_workspace(family, match)
         rest = match["rest"] or ""
+        if family == "arm" and rest.lower().startswith("/onlineendpoints"):
+            return await self.online.arm(request, rest, body)
         if family == "arm":
             return self.arm(request, rest)
         if family == "history":
@@ -749,6 +769,15 @@ class Standin:
 
     # ------------------------------------------------------------------------ artifacts
 
+    def blob_container(self) -> ContainerClient:
+        """The workspace's blob container (sync client; call it in a thread)."""
+        account = self.index.account
+        service = BlobServiceClient(
+            account_url=account.endpoint,
+            credential={"account_name": account.account_name, "account_key": account.account_key},
+        )
+        return service.get_container_client(account.container)
+
     async def _ensure_container(self) -> None:
         if self._container_ready:
             return
@@ -1003,8 +1032,11 @@ class Standin:
             if method == "POST":
                 self.quirks.update(await request.json())
             return errors.json_response(self.quirks.as_dict())
+        if path == "/_standin/online":  # online endpoints and deployments (online.py)
+            return errors.json_response(self.online.state())
         if path == "/_standin/reset" and method == "POST":
             self.faults.clear()
+            self.online.clear()
             self.quirks = self._initial_quirks()
             return errors.json_response({"quirks": self.quirks.as_dict(), "last_seq": self._seq})
         if path == "/_standin/artifacts":
@@ -1028,6 +1060,7 @@ class Standin:
 
 _BATCH = ("runs/log-batch",)
 STORAGE_PREFIX = "/_storage/"
+INFERENCE_PREFIX = "/_inference/"
 
 
 def _classify(path: str) -> tuple[str | None, re.Match[str] | None]:

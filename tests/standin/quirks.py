@@ -74,6 +74,20 @@ class Quirks:
     # Test visibility: keep each request's JSON body (<= 64 KiB) in the request log. A long
     # benchmark turns it off (the counts per request are kept either way).
     log_request_bodies: bool = True
+    # Online endpoints (online.py, docs/azureml-deploy.md): how long each long-running
+    # operation takes here (Azure: minutes, real durations unconfirmed), the Retry-After the
+    # operation URLs send (the spec's range is 10-600 s; short so tests run), the
+    # subscription's vCPU quota for deployments (D§2: ceil(1.2 n) x cores needed), endpoint
+    # names taken by someone else in the region, and the 2026 no-code score script (crashes
+    # without azureml-ai-monitoring or with mlflow 3.x in the model's conda.yaml, D§1).
+    endpoint_provisioning_seconds: float = 0.5
+    deployment_provisioning_seconds: float = 1.0
+    update_seconds: float = 0.3
+    delete_seconds: float = 0.5
+    lro_retry_after: int = 1
+    vcpu_quota: int = 32
+    endpoint_names_taken: list[str] = dataclasses.field(default_factory=list)
+    score_script_2026: bool = True
 
     def update(self, changes: dict[str, Any]) -> None:
         fields = {f.name: f for f in dataclasses.fields(self)}

@@ -338,8 +338,14 @@ class AzuremlWorkspace:
         return result
 
     def reset(self) -> None:
-        """Clear fault rules and restore the start-up quirks (the request log is kept)."""
+        """Clear fault rules, restore the start-up quirks and forget every online endpoint
+        (the request log is kept)."""
         self._call("POST", "/_standin/reset")
+
+    def online(self) -> list[dict[str, Any]]:
+        """The online endpoints that exist (with their deployments), as online.py has them."""
+        result: list[dict[str, Any]] = self._call("GET", "/_standin/online")["endpoints"]
+        return result
 
     def artifact_index(self, run_id: str) -> list[dict[str, Any]]:
         """The artifact records of a run (what list/contentinfo answer from)."""

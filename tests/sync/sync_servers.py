@@ -26,6 +26,7 @@ def sync_env(ws: AzuremlWorkspace, identity: ManagedIdentityEndpoint) -> dict[st
         "TETHER_SYNC_BACKOFF_MAX_SECONDS": "0.5",
         "TETHER_SYNC_POLL_SECONDS": "0.2",
         "TETHER_SYNC_LEASE_SECONDS": "2",
+        "TETHER_DEPLOY_POLL_SECONDS": "0.3",
     }
 
 

@@ -76,6 +76,8 @@ KINDS = (
     "registered_model",  # a registered model (or prompt) name
     "artifact_path",  # a path in the artifact proxy: <experiment id>/... decides
     "trace",  # a trace (request) id: its experiment decides
+    "deployment",  # a deployment's name: the registered model it serves decides
+    "deployment_endpoint",  # an online endpoint: the models of all its deployments decide
 )
 
 
@@ -227,8 +229,21 @@ def traces(name: str) -> Target:
     return Target("trace", message_field(name), name)
 
 
+def deployment(name: str = "name") -> Target:
+    return Target("deployment", message_field(name), name)
+
+
+def deployment_endpoint(name: str = "endpoint") -> Target:
+    return Target("deployment_endpoint", message_field(name), name)
+
+
 def registered_model(name: str = "name") -> Target:
     return Target("registered_model", message_field(name), name)
+
+
+def registered_models(locate: Locate, describe: str) -> Target:
+    """Registered models a request names elsewhere than a `name` field (e.g. in a URI)."""
+    return Target("registered_model", locate, describe)
 
 
 def artifact_path(locate: Locate, describe: str) -> Target:

@@ -38,7 +38,7 @@ from tether.auth.credentials import NOT_AUTHENTICATED, Identity
 from tether.auth.permissions import EXPERIMENT, REGISTERED_MODEL, Grant
 from tether.auth.store import AuthStore
 from tether.db.engine import Database
-from tether.db.models import Experiment, LoggedModel, Run, TraceInfo
+from tether.db.models import Deployment, Experiment, LoggedModel, Run, TraceInfo
 from tether.db.visibility import Readable, Visibility
 from tether.errors import MlflowError, not_found
 from tether.threads import blocking
@@ -196,6 +196,14 @@ class PermissionGate:
             return [(EXPERIMENT, match.group(1) if match else "*")]
         if target.kind == "registered_model":
             return [(REGISTERED_MODEL, name) for name in ids]
+        if target.kind in ("deployment", "deployment_endpoint"):
+            if not lookups:
+                return None  # deployments come and go: never cached, looked up off the loop
+            return [
+                (REGISTERED_MODEL, model) if model is not None else None
+                for resource_id in ids
+                for model in self._deployed_models(target.kind, resource_id)
+            ]
         if target.kind == "experiment":
             return [(EXPERIMENT, experiment_id) for experiment_id in ids]
         anchors: list[tuple[str, str] | None] = []
@@ -205,6 +213,18 @@ class PermissionGate:
             experiment_id = self._experiment_of(target.kind, resource_id)
             anchors.append(None if experiment_id is None else (EXPERIMENT, str(experiment_id)))
         return anchors
+
+    def _deployed_models(self, kind: str, resource_id: str) -> list[str | None]:
+        """The registered models a live deployment (by name) or every live deployment of an
+        endpoint serves; [None] when there is none (refused, as a missing run is)."""
+        column = Deployment.name if kind == "deployment" else Deployment.endpoint
+        with self.tracking.read() as session:
+            found = session.scalars(
+                sa.select(Deployment.model_name).where(
+                    column == resource_id, Deployment.state != "DELETED"
+                )
+            ).all()
+        return list(found) or [None]
 
     def _cached(self, kind: str, resource_id: str) -> bool:
         cache = self._caches.get(kind)

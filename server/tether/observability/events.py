@@ -24,6 +24,9 @@ Event = Literal[
     "azureml_retries",
     "azureml_throttled",  # 429 answers
     "azureml_token_refreshes",
+    # deployment driver (tether.deploy), labelled with the deployment state
+    "deploy_transient_failures",
+    "deploy_failures",
 ]
 Sink = Callable[[Event, str | None, int], None]
 

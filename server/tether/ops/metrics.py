@@ -65,6 +65,10 @@ _AZURE_HELP = {
     "azureml_throttled": "Azure ML answers 429 Too Many Requests",
     "azureml_token_refreshes": "Azure tokens refreshed after a 401",
 }
+_DEPLOY_HELP = {
+    "deploy_transient_failures": "Deployment steps retried after throttling or an outage",
+    "deploy_failures": "Deployments that failed (Azure refused or the container crashed)",
+}
 
 
 class Instruments:
@@ -98,6 +102,10 @@ class Instruments:
             name: Counter(f"tether_{name}", text, registry=None)
             for name, text in _AZURE_HELP.items()
         }
+        self.deploy = {
+            name: Counter(f"tether_{name}", text, ("state",), registry=None)
+            for name, text in _DEPLOY_HELP.items()
+        }
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         code = str(status)
@@ -109,6 +117,8 @@ class Instruments:
             self.azure[name].inc(n)
         elif name in self.sync:
             self.sync[name].labels(entity_type or "unknown").inc(n)
+        elif name in self.deploy:  # labelled with the deployment's state
+            self.deploy[name].labels(entity_type or "unknown").inc(n)
 
 
 def _live_gauge(name: str, text: str) -> Gauge:

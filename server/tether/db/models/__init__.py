@@ -2,6 +2,7 @@
 
 from tether.db.models.auth import AuthRole, AuthRolePermission, AuthToken, AuthUser, AuthUserRole
 from tether.db.models.base import Base, BigId
+from tether.db.models.deploy import Deployment
 from tether.db.models.logged_models import (
     LoggedModel,
     LoggedModelMetric,
@@ -49,6 +50,7 @@ __all__ = [
     "Base",
     "BigId",
     "Dataset",
+    "Deployment",
     "Experiment",
     "ExperimentTag",
     "InputTag",

@@ -109,8 +109,10 @@ class AzureMLClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         idempotent: bool,
+        raw: bool = False,
     ) -> Any:
-        """One logical call; returns the decoded JSON body (None when empty)."""
+        """One logical call; returns the decoded JSON body (None when empty), or with `raw`
+        the successful response itself (`exchange`)."""
         refreshed = False
         attempt = 0
         while True:
@@ -154,7 +156,25 @@ class AzureMLClient:
                     status=response.status_code,
                     error_code=_error_code(response),
                 )
+            if raw:
+                return response
             return response.json() if response.content else None
+
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool,
+    ) -> httpx.Response:
+        """`call`, answering the response: ARM's long-running operations are in its headers
+        (`Azure-AsyncOperation`, `Location`, `Retry-After`)."""
+        response: httpx.Response = self.call(
+            method, url, json=json, params=params, idempotent=idempotent, raw=True
+        )
+        return response
 
     def _send(
         self, method: str, url: str, *, json: Any, params: dict[str, Any] | None
@@ -212,6 +232,9 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+parse_retry_after = _retry_after  # seconds from a Retry-After header (tether.deploy polls)
+
+
 def _error_code(response: httpx.Response) -> str | None:
     try:
         body = response.json()
@@ -234,6 +257,10 @@ def _describe(response: httpx.Response) -> str:
         if isinstance(error, dict):
             code = error.get("Code") or error.get("code") or ""
             message = error.get("Message") or error.get("message") or ""
+            details = error.get("details") or error.get("Details")
+            for detail in details if isinstance(details, list) else []:
+                if isinstance(detail, dict):  # ARM's nested reason (quota: the needed vCPUs)
+                    message += f" ({detail.get('code', '')}: {detail.get('message', '')})"
             return f"{prefix}: {code} {message}".strip()
         if "message" in body:
             return f"{prefix}: {body.get('error_code', '')} {body['message']}".strip()

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from tether.api.access import ADMIN, guard
 from tether.db.engine import Database
+from tether.deploy.service import DeployService
 from tether.errors import invalid_parameter
 from tether.sync import state
 from tether.sync.state import Key
@@ -47,6 +48,8 @@ async def sync_page(
             return data.load(session, status, experiment or None)
 
     loaded = await blocking(read)
+    deploy: DeployService = request.app.state.services.get(DeployService)
+    deployments = await blocking(deploy.list)
     settings = request.app.state.settings
     body = page.render(
         loaded,
@@ -56,6 +59,7 @@ async def sync_page(
         status=status,
         experiment=experiment or None,
         notice=None if retried is None else _notice(retried),
+        deployments=deployments,
     )
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 

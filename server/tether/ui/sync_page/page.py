@@ -11,6 +11,8 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote, urlencode
 
+from tether.clock import now_ms
+from tether.deploy.schemas import DeploymentView
 from tether.ui.sync_page.data import BUCKETS, Listing, Page, Row
 from tether.ui.sync_page.studio import Studio
 
@@ -156,6 +158,34 @@ def _table(headers: list[str], body: str, listing: Listing, empty: str) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
+def _deployments(rows: list[DeploymentView]) -> str:
+    """Deployments to Azure ML online endpoints: state, model, sizing, age, last error."""
+    if not rows:
+        return (
+            '<p class="note">No deployment (<code>mlflow deployments create -t tether</code>).</p>'
+        )
+    now = now_ms()
+    css = {"READY": "synced", "FAILED": "dead", "DELETED": "synced"}
+    body = "".join(
+        "<tr>"
+        + _cell("Deployment", escape(f"{d['name']} (endpoint {d['endpoint']})"))
+        + _cell(
+            "State",
+            f'<span class="status {css.get(d["state"], "pending")}">{escape(d["state"])}</span>',
+        )
+        + _cell("Model", escape(d["model_uri"]))
+        + _cell("Instances", escape(f"{d['instance_count']} x {d['instance_type']}"))
+        + _cell("Age", _age((now - d["created_at"]) / 1000))
+        + _cell("Last error", f'<span class="error">{escape(d.get("error", ""))}</span>')
+        + "</tr>"
+        for d in rows
+    )
+    head = "".join(
+        f"<th>{h}</th>" for h in ("Deployment", "State", "Model", "Instances", "Age", "Last error")
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def _filters(status: str | None, experiment: str | None) -> str:
     links = []
     for choice in (None, *BUCKETS):
@@ -175,6 +205,7 @@ def render(
     status: str | None,
     experiment: str | None,
     notice: str | None,
+    deployments: list[DeploymentView] | None = None,
 ) -> str:
     summary = page.summary
     totals = summary["entities"]
@@ -250,6 +281,8 @@ def render(
 <div class="facts">{facts}</div>
 <h2>By type</h2>
 {by_type_table}
+<h2>Deployments to online endpoints</h2>
+{_deployments(deployments or [])}
 <h2>Needs attention</h2>
 {retry_all}
 {problems}

@@ -1,0 +1,477 @@
+"""The deployment driver: follows each deployment row to its end, one ARM step at a time.
+
+States (users see them): PENDING_SYNC -> CREATING -> READY | FAILED; READY -> UPDATING ->
+READY (traffic); any -> DELETING -> DELETED. `step` is the place inside a state:
+
+  sync -> endpoint -> endpoint_wait -> deployment -> deployment_wait -> traffic ->
+  traffic_wait -> ready;   failure: cleanup -> cleanup_wait -> (FAILED);
+  delete: delete -> delete_wait -> (DELETED)
+
+Invariants:
+- a row is worked on by the one driver holding its lease (claimed with SKIP LOCKED on
+  PostgreSQL, BEGIN IMMEDIATE on SQLite, as sync_entities); every commit checks the lease;
+- the step is committed after each ARM call, and before a create the resource is looked up
+  first: a resource carrying this row's REQUEST_TAG is ours and is waited for, never created
+  again (a restart after kill -9 resumes polling); one carrying another tag is refused;
+- waits are never slept with the lease held: the row is released with `next_attempt_at`
+  (the operation's Retry-After, else POLL_S), transient ARM failures with a backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from tether.clock import now_ms
+from tether.db.engine import Database
+from tether.db.models import Deployment, ModelVersion, SyncEntity
+from tether.deploy.arm import MANAGED_TAG, REQUEST_TAG, OnlineArm, Poll
+from tether.observability import events
+from tether.sync.azureml.errors import PermanentError, TransientError
+
+log = logging.getLogger("tether.deploy")
+ACTIVE = ("PENDING_SYNC", "CREATING", "UPDATING", "DELETING")
+POLL_S = 2.0
+LEASE_MS = 60_000
+LOG_TAIL = 100
+
+
+class _LeaseLost(Exception):
+    """Our lease expired, or the row's state changed under the step (a delete request)."""
+
+
+@dataclass
+class Wait(Exception):
+    """Look again later (an operation running, the model version not synced yet)."""
+
+    seconds: float
+
+
+@dataclass
+class DriverStats:
+    steps: int = 0
+    waits: int = 0
+    transient_failures: int = 0
+    failed: int = 0
+    last_error: str | None = None
+
+
+class DeployDriver:
+    def __init__(self, db: Database, arm: OnlineArm, *, poll_s: float = POLL_S) -> None:
+        self.db = db
+        self.arm = arm
+        self.poll_s = poll_s
+        self.owner = f"deploy:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stats = DriverStats()
+        self.stop_event = threading.Event()
+        self._location: str | None = None
+        self._state = ""  # the state of the row being stepped, as loaded
+
+    # ------------------------------------------------------------------ loop and lease
+
+    def run_forever(self) -> None:
+        while not self.stop_event.is_set():
+            if not self.run_once():
+                self.stop_event.wait(min(self.poll_s, 1.0))
+
+    def run_once(self) -> bool:
+        """Claim one due row and step it until it waits or ends; False when none was due."""
+        row_id = self._claim()
+        if row_id is None:
+            return False
+        try:
+            while not self.stop_event.is_set():
+                if not self._step(row_id):
+                    break
+        except _LeaseLost:
+            log.warning("deploy: %s changed or its lease was lost; claimed again later", row_id)
+        finally:
+            self._release(row_id)
+        return True
+
+    def _claim(self) -> str | None:
+        now = now_ms()
+        with self.db.write() as session:
+            row = session.execute(
+                select(Deployment)
+                .where(
+                    Deployment.state.in_(ACTIVE),
+                    Deployment.next_attempt_at <= now,
+                    or_(Deployment.lease_owner.is_(None), Deployment.lease_expires_at < now),
+                )
+                .order_by(Deployment.next_attempt_at, Deployment.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).scalar_one_or_none()
+            if row is None:
+                return None
+            row.lease_owner, row.lease_expires_at = self.owner, now + LEASE_MS
+            return row.id
+
+    def _release(self, row_id: str) -> None:
+        with self.db.write() as session:
+            session.execute(
+                update(Deployment)
+                .where(Deployment.id == row_id, Deployment.lease_owner == self.owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    def _save(self, row_id: str, **values: Any) -> None:
+        """Commit the step, only while the lease is ours and the state is the one the step
+        began in: a user's delete (state DELETING) is never overwritten by a create step that
+        was in flight; the row is then given back and claimed again for the new state."""
+        values.setdefault("lease_expires_at", now_ms() + LEASE_MS)
+        values["updated_at"] = now_ms()
+        if "progress" in values and not isinstance(values["progress"], str):
+            values["progress"] = json.dumps(values["progress"], sort_keys=True)
+        with self.db.write() as session:
+            result = session.execute(
+                update(Deployment)
+                .where(
+                    Deployment.id == row_id,
+                    Deployment.lease_owner == self.owner,
+                    Deployment.state == self._state,
+                )
+                .values(**values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise _LeaseLost(row_id)
+        self._state = values.get("state", self._state)
+
+    def _load(self, row_id: str) -> Deployment:
+        with self.db.read() as session:
+            row = session.get(Deployment, row_id)
+            assert row is not None
+            session.expunge(row)
+            return row
+
+    # --------------------------------------------------------------------------- steps
+
+    def _step(self, row_id: str) -> bool:
+        """One step; True to continue with the next step at once."""
+        row = self._load(row_id)
+        self._state = row.state
+        if row.state not in ACTIVE:
+            return False
+        progress: dict[str, Any] = json.loads(row.progress or "{}")
+        self.stats.steps += 1
+        try:
+            handler = getattr(self, f"_do_{row.step}")
+            handler(row, progress)
+        except Wait as wait:
+            self.stats.waits += 1
+            self._save(row_id, next_attempt_at=now_ms() + int(wait.seconds * 1000))
+            return False
+        except TransientError as exc:
+            self.stats.transient_failures += 1
+            self.stats.last_error = exc.reason
+            events.count("deploy_transient_failures", row.state)
+            delay = max(exc.retry_after or 0.0, min(60.0, 2.0 ** min(row.attempts, 6)))
+            self._save(
+                row_id,
+                attempts=row.attempts + 1,
+                # a failure's reason stays while its cleanup is retried
+                error=row.error
+                if row.step.startswith("cleanup")
+                else f"retrying: {exc.reason}"[:2000],
+                next_attempt_at=now_ms() + int(delay * 1000),
+            )
+            return False
+        except PermanentError as exc:
+            self._fail(row, progress, _sentence(exc.reason))
+        return True
+
+    def _fail(self, row: Deployment, progress: dict[str, Any], reason: str) -> None:
+        """Record the reason, then clean up what was created for the request."""
+        self.stats.failed += 1
+        self.stats.last_error = reason
+        events.count("deploy_failures", row.state)
+        if row.state == "DELETING" or row.step.startswith("cleanup"):
+            # Deleting failed for good: keep the row visible with the reason; `delete` again.
+            self._save(row.id, state="FAILED", error=reason[:4000])
+            return
+        if row.state == "UPDATING":
+            progress.pop("op", None)
+            self._save(row.id, state="READY", step="ready", progress=progress, error=reason)
+            return
+        step = "cleanup" if not row.keep_failed else "failed"
+        self._save(
+            row.id,
+            state="CREATING" if step == "cleanup" else "FAILED",
+            step=step,
+            error=reason[:4000],
+            progress=progress,
+        )
+
+    def _region(self) -> str:
+        if self._location is None:
+            self._location = self.arm.workspace_location()
+        return self._location
+
+    def _ep(self, row: Deployment) -> str:
+        return f"/onlineEndpoints/{row.endpoint}"
+
+    def _dep(self, row: Deployment) -> str:
+        return f"/onlineEndpoints/{row.endpoint}/deployments/{row.name}"
+
+    def _wait_op(self, row: Deployment, progress: dict[str, Any], then: str, tail: str) -> None:
+        """Follow the saved Azure-AsyncOperation URL; after a restart without one, the
+        resource's provisioningState."""
+        url = progress.get("op")
+        if url:
+            poll = self.arm.operation(url)
+        else:
+            found = self.arm.get(tail)
+            state = str(((found or {}).get("properties") or {}).get("provisioningState", ""))
+            if found is None:
+                raise PermanentError(f"{tail} disappeared while it was being created")
+            poll = Poll(
+                state.lower() in ("succeeded", "failed", "canceled"),
+                failed=state.lower() in ("failed", "canceled"),
+                error=f"provisioningState {state}",
+            )
+        if not poll.done:
+            raise Wait(poll.retry_after or self.poll_s)
+        progress.pop("op", None)
+        if poll.failed:
+            raise PermanentError(poll.error or "the operation failed")
+        self._save(row.id, step=then, progress=progress, attempts=0)
+
+    def _do_sync(self, row: Deployment, progress: dict[str, Any]) -> None:
+        """PENDING_SYNC: the version's Azure id comes from the sync state, never guessed."""
+        with self.db.read() as session:
+            mv = session.get(ModelVersion, (row.registered_model_id, row.model_version))
+            entity = session.get(
+                SyncEntity, ("model_version", f"{row.registered_model_id}/{row.model_version}")
+            )
+            if mv is None or mv.deleted:
+                raise PermanentError(f"model version {row.model_uri} was deleted meanwhile")
+            if entity is None or entity.status != "synced" or not entity.azure_id:
+                if entity is not None and entity.status == "dead":
+                    raise PermanentError(
+                        f"the model version could not be synced to Azure ML: {entity.last_error}"
+                    )
+                raise Wait(self.poll_s / 2)
+            state = json.loads(entity.state or "{}")
+        if state.get("skipped") or not state.get("name"):
+            raise PermanentError(
+                "the model version is not in Azure ML (its files are not in a run's artifacts)"
+            )
+        model_id = self.arm.model_id(state["name"], entity.azure_id)
+        first = "endpoint" if row.owns_endpoint else "check_endpoint"
+        self._save(row.id, state="CREATING", step=first, azure_model_id=model_id, error=None)
+
+    def _tags(self, row: Deployment) -> dict[str, str]:
+        return {MANAGED_TAG: "true", REQUEST_TAG: row.id, "tether.model": row.model_uri}
+
+    def _do_check_endpoint(self, row: Deployment, progress: dict[str, Any]) -> None:
+        found = self.arm.get(self._ep(row))
+        if found is None or (found.get("tags") or {}).get(MANAGED_TAG) != "true":
+            raise PermanentError(
+                f"endpoint {row.endpoint} does not exist or was not created by Tether"
+            )
+        self._save(row.id, step="deployment")
+
+    def _do_endpoint(self, row: Deployment, progress: dict[str, Any]) -> None:
+        found = self.arm.get(self._ep(row))
+        if found is not None:
+            if (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
+                raise PermanentError(
+                    f"an endpoint named {row.endpoint} already exists (not created by Tether for "
+                    "this deployment): choose another name"
+                )
+            self._save(row.id, step="endpoint_wait")  # ours: created before a restart
+            return
+        body = {
+            "location": self._region(),
+            "identity": {"type": "SystemAssigned"},
+            "tags": self._tags(row),
+            "properties": {
+                "authMode": "Key",
+                "description": f"Tether deployment of {row.model_uri}",
+                "properties": {MANAGED_TAG: "true"},
+            },
+        }
+        progress["op"] = self._put_once(row, self._ep(row), body)
+        self._save(row.id, step="endpoint_wait", progress=progress)
+
+    def _put_once(self, row: Deployment, tail: str, body: dict[str, Any]) -> str | None:
+        """PUT a new resource. A 409 after a resend (the first answer lost, its operation now
+        running) is our own PUT when the resource carries this row's tag: wait for it."""
+        try:
+            return self.arm.put(tail, body)
+        except PermanentError as exc:
+            if exc.status != 409:
+                raise
+            found = self.arm.get(tail)
+            if found is None or (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
+                raise
+            return None  # polled through the resource's provisioningState
+
+    def _do_endpoint_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
+        self._wait_op(row, progress, "deployment", self._ep(row))
+
+    def _do_deployment(self, row: Deployment, progress: dict[str, Any]) -> None:
+        found = self.arm.get(self._dep(row))
+        if found is not None:
+            if (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
+                raise PermanentError(f"deployment {row.name} exists on {row.endpoint} already")
+            self._save(row.id, step="deployment_wait")
+            return
+        body = {
+            "location": self._region(),
+            "tags": self._tags(row),
+            "sku": {"name": "Default", "capacity": row.instance_count},
+            "properties": {
+                "endpointComputeType": "Managed",
+                "instanceType": row.instance_type,
+                "model": row.azure_model_id,
+                "requestSettings": {
+                    "requestTimeout": "PT60S",
+                    "maxConcurrentRequestsPerInstance": 1,
+                },
+            },
+        }
+        progress["op"] = self._put_once(row, self._dep(row), body)
+        self._save(row.id, step="deployment_wait", progress=progress)
+
+    def _do_deployment_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
+        try:
+            self._wait_op(
+                row, progress, "traffic" if row.owns_endpoint else "ready", self._dep(row)
+            )
+        except PermanentError as exc:
+            logs = self._logs(row)
+            self._save(row.id, logs=logs)
+            raise PermanentError(f"{exc.reason}{_log_hint(logs)}") from None
+
+    def _logs(self, row: Deployment) -> str | None:
+        parts = []
+        for container in ("StorageInitializer", "InferenceServer"):
+            try:
+                got = self.arm.post(
+                    f"{self._dep(row)}/getLogs", {"containerType": container, "tail": LOG_TAIL}
+                )
+            except (PermanentError, TransientError):
+                continue
+            if got and got.get("content"):
+                parts.append(f"--- {container}\n{got['content']}")
+        return "\n".join(parts) or None
+
+    def _do_traffic(self, row: Deployment, progress: dict[str, Any]) -> None:
+        """Traffic by GET, edit, full PUT (D§1: not PATCH)."""
+        found = self.arm.get(self._ep(row))
+        if found is None:
+            raise PermanentError(f"endpoint {row.endpoint} disappeared")
+        traffic = progress.get("traffic") or {row.name: 100}
+        body: dict[str, Any] = {
+            k: found[k] for k in ("location", "identity", "tags", "kind") if k in found
+        }
+        props = {
+            k: v
+            for k, v in (found.get("properties") or {}).items()
+            if k in ("authMode", "description", "properties", "mirrorTraffic")
+        }
+        body["properties"] = {**props, "traffic": traffic}
+        progress["op"] = self.arm.put(self._ep(row), body)
+        progress["traffic"] = traffic
+        self._save(row.id, step="traffic_wait", progress=progress)
+
+    def _do_traffic_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
+        self._wait_op(row, progress, "ready", self._ep(row))
+
+    def _do_ready(self, row: Deployment, progress: dict[str, Any]) -> None:
+        found = self.arm.get(self._ep(row))
+        uri = ((found or {}).get("properties") or {}).get("scoringUri")
+        if not uri:
+            raise PermanentError(f"endpoint {row.endpoint} has no scoringUri")
+        self._save(row.id, state="READY", step="ready", scoring_uri=uri, error=None, attempts=0)
+        log.info("deploy: %s is READY at %s", row.name, uri)
+
+    # ------------------------------------------------------------ cleanup and delete
+
+    def _do_cleanup(self, row: Deployment, progress: dict[str, Any]) -> None:
+        url = self._remove(row)
+        progress["location"] = url
+        self._save(row.id, step="cleanup_wait", progress=progress)
+
+    def _do_cleanup_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
+        self._wait_gone(row, progress)
+        self._save(row.id, state="FAILED", step="failed", progress=progress)
+
+    def _do_delete(self, row: Deployment, progress: dict[str, Any]) -> None:
+        if not row.owns_endpoint:
+            found = self.arm.get(self._ep(row))
+            traffic = dict(((found or {}).get("properties") or {}).get("traffic") or {})
+            if traffic.get(row.name):
+                raise PermanentError(
+                    f"deployment {row.name} still takes {traffic[row.name]}% of {row.endpoint}'s "
+                    "traffic: move it with update_endpoint first"
+                )
+        progress["location"] = self._remove(row)
+        self._save(row.id, step="delete_wait", progress=progress)
+
+    def _do_delete_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
+        self._wait_gone(row, progress)
+        self._save(row.id, state="DELETED", step="deleted", scoring_uri=None, progress=progress)
+
+    def _remove(self, row: Deployment) -> str | None:
+        """DELETE what this row created: its endpoint (with the deployment), or the deployment.
+        None: nothing to poll a Location for (gone, not ours, or already being deleted; then
+        `_wait_gone` watches the resource itself)."""
+        tail = self._tail(row)
+        found = self.arm.get(tail)
+        if found is None:
+            return None
+        if (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
+            return None  # not ours (a name taken by someone else): never touched
+        state = str((found.get("properties") or {}).get("provisioningState", ""))
+        if state.lower() == "deleting":  # our DELETE went out before a restart
+            return None
+        try:
+            return self.arm.delete(tail)
+        except PermanentError as exc:
+            if exc.status != 409:  # 409: an operation runs (our resent DELETE): wait
+                raise
+            return None
+
+    def _tail(self, row: Deployment) -> str:
+        return self._ep(row) if row.owns_endpoint else self._dep(row)
+
+    def _wait_gone(self, row: Deployment, progress: dict[str, Any]) -> None:
+        url = progress.get("location")
+        if url:
+            poll = self.arm.location(url)
+            if not poll.done:
+                raise Wait(poll.retry_after or self.poll_s)
+            if poll.failed:
+                raise PermanentError(poll.error or "deletion failed")
+        else:
+            found = self.arm.get(self._tail(row))
+            if found is not None and (found.get("tags") or {}).get(REQUEST_TAG) == row.id:
+                state = str((found.get("properties") or {}).get("provisioningState", ""))
+                if state.lower() != "deleting":  # a create still ran when we asked: ask again
+                    again = "delete" if row.state == "DELETING" else "cleanup"
+                    self._save(row.id, step=again, progress=progress)
+                raise Wait(self.poll_s)
+        progress.pop("location", None)
+
+
+def _sentence(reason: str) -> str:
+    """ARM's 'PUT /path -> 400: Code message' as one line for users (no query strings)."""
+    return reason.replace("\n", " ").strip()[:2000]
+
+
+def _log_hint(logs: str | None) -> str:
+    if not logs:
+        return ""
+    last = [line for line in logs.splitlines() if line.strip()][-1]
+    return f" (last log line: {last[:300]})"

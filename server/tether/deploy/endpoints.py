@@ -1,0 +1,83 @@
+"""`/api/2.0/tether/deployments/*`: what the `tether` MLflow deployments plugin calls."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from tether.api.access import (
+    MANAGE,
+    READ,
+    SIGNED_IN,
+    Visible,
+    deployment,
+    deployment_endpoint,
+    registered_models,
+)
+from tether.api.deps import provider
+from tether.api.routing import Router
+from tether.deploy import schemas
+from tether.deploy.service import DeployService
+from tether.threads import blocking
+
+Deploy = Annotated[DeployService, Depends(provider(DeployService))]
+api = Router("deployments")
+PREFIX = "/api/2.0/tether/deployments"
+
+
+def _model_name(body: schemas.CreateDeployment, _: object) -> str | None:
+    """NAME of `models:/NAME/VERSION` or `models:/NAME@ALIAS` (anything else: None, and the
+    service refuses the URI)."""
+    rest = body.model_uri.removeprefix("models:/")
+    if rest == body.model_uri:
+        return None
+    name = rest.rpartition("@")[0] if "@" in rest else rest.rpartition("/")[0]
+    return name or None
+
+
+# With authentication on (as the issue asks): deploying, changing and deleting need MANAGE
+# on the registered model, reading and predicting READ; a listing shows what may be read.
+_DEPLOYED_MODEL = registered_models(_model_name, "model_uri's model")
+
+
+@api.post(f"{PREFIX}/create", access=MANAGE.on(_DEPLOYED_MODEL))
+async def create_deployment(
+    body: schemas.CreateDeployment, service: Deploy
+) -> schemas.DeploymentResponse:
+    found = await service.create(body.name, body.model_uri, dict(body.config), body.endpoint)
+    return {"deployment": found}
+
+
+@api.get(f"{PREFIX}/get", access=READ.on(deployment()))
+async def get_deployment(
+    body: schemas.DeploymentName, service: Deploy
+) -> schemas.DeploymentResponse:
+    return {"deployment": await blocking(service.get, body.name)}
+
+
+@api.get(f"{PREFIX}/list", access=SIGNED_IN.listing("registered_model"))
+async def list_deployments(
+    body: schemas.ListDeployments, service: Deploy, readable: Visible
+) -> schemas.DeploymentList:
+    found = await blocking(service.list, body.endpoint, readable=readable)
+    return {"deployments": found}
+
+
+@api.post(f"{PREFIX}/delete", access=MANAGE.on(deployment()))
+async def delete_deployment(
+    body: schemas.DeploymentName, service: Deploy
+) -> schemas.DeploymentResponse:
+    return {"deployment": await blocking(service.delete, body.name)}
+
+
+@api.post(f"{PREFIX}/update-endpoint", access=MANAGE.on(deployment_endpoint()))
+async def update_endpoint(
+    body: schemas.UpdateEndpoint, service: Deploy
+) -> schemas.DeploymentResponse:
+    return {"deployment": await blocking(service.update_traffic, body.endpoint, body.traffic)}
+
+
+@api.post(f"{PREFIX}/predict", access=READ.on(deployment()))
+async def predict(body: schemas.Predict, service: Deploy) -> schemas.Predictions:
+    return {"predictions": await blocking(service.predict, body.name, body.inputs)}

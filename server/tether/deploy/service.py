@@ -1,0 +1,346 @@
+"""Deployment requests: validate, record, read back, ask for deletion or new traffic, predict.
+
+Invariants:
+- a request is checked completely (names, model, flavours, environment, sizing) before its
+  row exists; a refused request changes nothing;
+- accepting a request is one transaction that inserts its row (PENDING_SYNC): the driver
+  (driver.py) follows it from there, across restarts;
+- a live name (any state but DELETED) is unique; a deployment on an endpoint Tether did not
+  create for it must be on an endpoint another Tether deployment created (MANAGED_TAG);
+- users never see endpoint keys: `predict` fetches them server-side.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tether.clock import now_ms
+from tether.db.engine import Database
+from tether.db.models import Deployment, ModelVersion, RegisteredModel, RegisteredModelAlias
+from tether.db.visibility import EVERYTHING, Visibility, conditions
+from tether.deploy import preflight
+from tether.deploy.arm import OnlineArm
+from tether.deploy.schemas import DeploymentView
+from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
+from tether.storage import locations
+from tether.storage.base import ArtifactBackend
+from tether.sync.azureml.client import tls_trust
+from tether.sync.azureml.errors import SyncError
+from tether.threads import blocking
+
+LIVE = ("PENDING_SYNC", "CREATING", "READY", "UPDATING", "FAILED", "DELETING")
+MODEL_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?$")
+MAX_FILE = 1 << 20  # MLmodel and conda.yaml are small; a bigger one is not read whole
+
+
+class DeployService:
+    def __init__(
+        self, db: Database, backend: ArtifactBackend, online: OnlineArm | None = None
+    ) -> None:
+        self.db = db
+        self.backend = backend
+        self.online = online
+        self._keys: dict[str, str] = {}
+
+    def _require_online(self) -> OnlineArm:
+        if self.online is None:
+            raise MlflowError(
+                "Deployments need an Azure ML workspace: start the server with "
+                "--azureml-workspace.",
+                "INVALID_STATE",  # 400: the server, not the request, lacks it (never a 5xx)
+            )
+        return self.online
+
+    # ------------------------------------------------------------------------- create
+
+    async def create(
+        self, name: str, model_uri: str, config: dict[str, str], endpoint: str | None
+    ) -> DeploymentView:
+        self._require_online()
+        preflight.check_name(name)
+        if endpoint is not None:
+            preflight.check_name(endpoint, "endpoint")
+        instance_type = config.get("instance_type") or preflight.DEFAULT_INSTANCE_TYPE
+        try:
+            instance_count = int(config.get("instance_count") or 1)
+        except ValueError:
+            raise invalid_parameter("instance_count must be an integer") from None
+        preflight.check_sizing(instance_type, instance_count)
+        unknown = set(config) - {"instance_type", "instance_count", "keep_failed"}
+        if unknown:
+            raise invalid_parameter(f"Unknown config keys {sorted(unknown)}")
+        model_id, model_name, version, location = await blocking(self._resolve_model, model_uri)
+        mlmodel, conda = await self._model_files(location)
+        if mlmodel is not None or location is not None:
+            preflight.check_model(mlmodel, conda, model_uri)
+        row = Deployment(
+            id=uuid.uuid4().hex,
+            name=name,
+            endpoint=endpoint or name,
+            owns_endpoint=endpoint is None,
+            model_uri=model_uri,
+            registered_model_id=model_id,
+            model_name=model_name,
+            model_version=version,
+            instance_type=instance_type,
+            instance_count=instance_count,
+            state="PENDING_SYNC",
+            step="sync",
+            progress="{}",
+            keep_failed=config.get("keep_failed", "").lower() in ("1", "true", "yes"),
+            attempts=0,
+            next_attempt_at=0,
+        )
+        return await blocking(self._insert, row)
+
+    def _resolve_model(self, uri: str) -> tuple[int, str, int, str | None]:
+        match = MODEL_URI_RE.match(uri)
+        if match is None:
+            raise invalid_parameter(
+                f"model_uri must be models:/NAME/VERSION or models:/NAME@ALIAS (got {uri!r})"
+            )
+        with self.db.read() as session:
+            model = session.execute(
+                select(RegisteredModel).where(RegisteredModel.name == match["name"])
+            ).scalar_one_or_none()
+            if model is None:
+                raise not_found(f"Registered Model with name={match['name']} not found")
+            version = int(match["version"]) if match["version"] else None
+            if match["alias"]:
+                alias = session.get(RegisteredModelAlias, (model.id, match["alias"]))
+                if alias is None:
+                    raise not_found(f"Registered model alias {match['alias']} not found.")
+                version = alias.version
+            mv = session.get(ModelVersion, (model.id, version))
+            if mv is None or mv.deleted:
+                raise not_found(f"Model Version (name={model.name}, version={version}) not found")
+            return model.id, model.name, int(mv.version), mv.storage_location or mv.source
+
+    async def _model_files(self, location: str | None) -> tuple[str | None, str | None]:
+        """MLmodel and conda.yaml of the version, read from Tether's store (None: absent)."""
+        if not location:
+            return None, None
+        texts: list[str | None] = []
+        for name in ("MLmodel", "conda.yaml"):
+            try:
+                path = locations.resolve(self.backend, location, name)
+                size, chunks = await self.backend.open_read(path)
+            except (MlflowError, FileNotFoundError, OSError):
+                texts.append(None)
+                continue
+            data = b""
+            async for chunk in chunks:
+                data += chunk
+                if len(data) > MAX_FILE:
+                    break
+            texts.append(data.decode("utf-8", "replace") if size <= MAX_FILE else None)
+        return texts[0], texts[1]
+
+    def _insert(self, row: Deployment) -> DeploymentView:
+        now = now_ms()
+        row.created_at = row.updated_at = now
+        with self.db.write() as session:
+            if _live(session, row.name) is not None:
+                raise already_exists(f"Deployment {row.name!r} already exists")
+            if row.owns_endpoint:
+                taken = session.execute(
+                    select(Deployment.name).where(
+                        Deployment.endpoint == row.endpoint, Deployment.state.in_(LIVE)
+                    )
+                ).first()
+                if taken is not None:
+                    raise already_exists(f"Endpoint {row.endpoint!r} is used by {taken[0]!r}")
+            else:
+                owner = session.execute(
+                    select(Deployment.name).where(
+                        Deployment.endpoint == row.endpoint,
+                        Deployment.owns_endpoint.is_(True),
+                        Deployment.state.in_(("READY", "UPDATING")),
+                    )
+                ).first()
+                if owner is None:
+                    raise invalid_parameter(
+                        f"Endpoint {row.endpoint!r} is not a ready endpoint that Tether created"
+                    )
+            session.add(row)
+            session.flush()
+            return view(row)
+
+    # -------------------------------------------------------------------------- reads
+
+    def get(self, name: str) -> DeploymentView:
+        with self.db.read() as session:
+            return view(_require(session, name))
+
+    def list(
+        self,
+        endpoint: str | None = None,
+        *,
+        include_deleted: bool = False,
+        readable: Visibility = EVERYTHING,
+    ) -> list[DeploymentView]:
+        """Oldest first; only the deployments of registered models `readable` lets through."""
+        with self.db.read() as session:
+            query = select(Deployment).where(
+                *conditions(readable.registered_model_clause(Deployment.model_name))
+            )
+            if not include_deleted:
+                query = query.where(Deployment.state != "DELETED")
+            if endpoint:
+                query = query.where(Deployment.endpoint == endpoint)
+            rows = session.execute(query.order_by(Deployment.created_at)).scalars()
+            return [view(r) for r in rows]
+
+    # ------------------------------------------------------------------ delete, traffic
+
+    def delete(self, name: str) -> DeploymentView:
+        """Ask for removal (the driver does it); deleting what is being deleted is a no-op."""
+        with self.db.write() as session:
+            row = _require(session, name)
+            if row.state == "DELETING":
+                return view(row)
+            if row.owns_endpoint:
+                others = session.execute(
+                    select(Deployment.name).where(
+                        Deployment.endpoint == row.endpoint,
+                        Deployment.id != row.id,
+                        Deployment.state.in_(LIVE),
+                    )
+                ).first()
+                if others is not None:
+                    raise invalid_parameter(
+                        f"Endpoint {row.endpoint!r} still has deployment {others[0]!r}: "
+                        "delete it first"
+                    )
+            _restart(row, "DELETING", "delete")
+            row.error = None
+            return view(row)
+
+    def update_traffic(self, endpoint: str, traffic: dict[str, int]) -> DeploymentView:
+        """New traffic weights for an endpoint Tether created: the owning row applies them."""
+        if sum(traffic.values()) != 100 or any(v < 0 for v in traffic.values()):
+            raise invalid_parameter(f"traffic must be non-negative and sum to 100: {traffic}")
+        with self.db.write() as session:
+            owner = session.execute(
+                select(Deployment).where(
+                    Deployment.endpoint == endpoint,
+                    Deployment.owns_endpoint.is_(True),
+                    Deployment.state.in_(LIVE),
+                )
+            ).scalar_one_or_none()
+            if owner is None:
+                raise not_found(f"No endpoint {endpoint!r} created by Tether")
+            if owner.state != "READY":
+                raise invalid_parameter(f"Endpoint {endpoint!r} is {owner.state}, not READY")
+            ready = set(
+                session.execute(
+                    select(Deployment.name).where(
+                        Deployment.endpoint == endpoint, Deployment.state == "READY"
+                    )
+                ).scalars()
+            )
+            if not set(traffic) <= ready:
+                raise invalid_parameter(
+                    f"traffic names deployments that are not READY on {endpoint!r}: "
+                    f"{sorted(set(traffic) - ready)}"
+                )
+            progress = json.loads(owner.progress or "{}")
+            progress["traffic"] = traffic
+            owner.progress = json.dumps(progress, sort_keys=True)
+            owner.error = None
+            _restart(owner, "UPDATING", "traffic")
+            return view(owner)
+
+    # ------------------------------------------------------------------------ predict
+
+    def predict(self, name: str, inputs: Any) -> Any:
+        """POST `input_data` to the deployment through its endpoint's key (D§3)."""
+        online = self._require_online()
+        with self.db.read() as session:
+            row = _require(session, name)
+            if row.state not in ("READY", "UPDATING") or not row.scoring_uri:
+                raise MlflowError(f"Deployment {name!r} is {row.state}, not READY", "INVALID_STATE")
+            endpoint, uri, dep = row.endpoint, row.scoring_uri, row.name
+        try:
+            key = self._keys.get(endpoint)
+            for attempt in range(2):
+                if key is None:
+                    key = str(online.post(f"/onlineEndpoints/{endpoint}/listKeys")["primaryKey"])
+                    self._keys[endpoint] = key
+                response = httpx.post(
+                    uri,
+                    json={"input_data": inputs},
+                    headers={"Authorization": f"Bearer {key}", "azureml-model-deployment": dep},
+                    timeout=180.0,  # Azure's maximum request timeout (D§5)
+                    verify=tls_trust(),
+                    trust_env=False,
+                )
+                if response.status_code != 401 or attempt:
+                    break
+                key = None  # regenerated keys: ask again once
+        except (SyncError, httpx.HTTPError) as exc:
+            raise MlflowError(
+                f"Cannot reach the deployment: {exc}", "TEMPORARILY_UNAVAILABLE"
+            ) from None
+        if response.status_code != 200:
+            reason = response.headers.get("ms-azureml-model-error-reason") or response.text[:500]
+            raise MlflowError(
+                f"The deployment answered {response.status_code}: {reason}",
+                "INVALID_PARAMETER_VALUE"
+                if response.status_code in (400, 424)
+                else "INTERNAL_ERROR",
+            )
+        return response.json()
+
+
+def _live(session: Session, name: str) -> Deployment | None:
+    return session.execute(
+        select(Deployment).where(Deployment.name == name, Deployment.state != "DELETED")
+    ).scalar_one_or_none()
+
+
+def _require(session: Session, name: str) -> Deployment:
+    row = _live(session, name)
+    if row is None:
+        raise not_found(f"Deployment {name!r} not found")
+    return row
+
+
+def _restart(row: Deployment, state: str, step: str) -> None:
+    row.state, row.step = state, step
+    row.attempts, row.next_attempt_at = 0, 0
+    row.updated_at = now_ms()
+
+
+def view(row: Deployment) -> DeploymentView:
+    found: DeploymentView = {
+        "name": row.name,
+        "endpoint": row.endpoint,
+        "model_uri": row.model_uri,
+        "model_name": row.model_name,
+        "model_version": str(row.model_version),
+        "state": row.state,
+        "instance_type": row.instance_type,
+        "instance_count": row.instance_count,
+        "owns_endpoint": row.owns_endpoint,
+        "flavor": "python_function",
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+    if row.scoring_uri and row.state in ("READY", "UPDATING"):
+        found["scoring_uri"] = row.scoring_uri
+    if row.error:
+        found["error"] = row.error
+    if row.logs:
+        found["logs"] = row.logs
+    traffic = json.loads(row.progress or "{}").get("traffic")
+    if traffic:
+        found["traffic"] = traffic
+    return found
