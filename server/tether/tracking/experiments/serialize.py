@@ -6,12 +6,9 @@ from collections.abc import Iterable
 from typing import cast
 
 from tether.db.models import Experiment
+from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.tracking.experiments.schemas import Experiment as ExperimentJson
 from tether.tracking.experiments.schemas import KeyValuePair, LifecycleStage
-
-# MLflow 3 names each experiment's workspace: always "default" without workspaces (Tether
-# has none yet).
-DEFAULT_WORKSPACE = "default"
 
 
 def key_values(pairs: Iterable[tuple[str, str | None]]) -> list[KeyValuePair]:

@@ -21,6 +21,7 @@ from tether.db.outbox.records import (
 from tether.db.visibility import EVERYTHING, Visibility
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id, parse_experiment_ids
+from tether.storage.locations import absolute_if_local
 from tether.tracking import validation
 from tether.tracking.experiments import repository, serialize
 from tether.tracking.experiments.schemas import DatasetSummary
@@ -51,6 +52,12 @@ def normalize_view_type(value: str | int | None) -> str:
     elif value.isdecimal() and int(value) in _VIEW_TYPES:  # isdigit() takes "²", int() not
         return _VIEW_TYPES[int(value)]
     raise invalid_parameter(f"Invalid view type '{value}'")
+
+
+def _name_taken(name: str) -> MlflowError:
+    """Renaming onto a taken name: MLflow's store hits the unique constraint and answers 400
+    BAD_REQUEST (with the SQL error as its message, which Tether does not copy)."""
+    return MlflowError(f"Experiment(name={name}) already exists.", "BAD_REQUEST")
 
 
 class ExperimentService:
@@ -148,6 +155,7 @@ class ExperimentService:
 
     def create(self, name: str, artifact_location: str, tags: list[tuple[str, str]]) -> str:
         validation.validate_experiment_name(name)
+        artifact_location = absolute_if_local(artifact_location) if artifact_location else ""
         for key, value in tags:
             validation.validate_experiment_tag(key, value)
         tag_map = dict(tags)
@@ -223,12 +231,12 @@ class ExperimentService:
                     raise MlflowError("Cannot rename a non-active experiment.", "INVALID_STATE")
                 existing = repository.get_by_name(session, new_name)
                 if existing is not None and existing.experiment_id != row.experiment_id:
-                    raise already_exists(f"Experiment(name={new_name}) already exists.")
+                    raise _name_taken(new_name)
                 row.name = new_name
                 row.last_update_time = now_ms()
                 outbox.append(session, ExperimentRename(str(row.experiment_id), name=new_name))
         except IntegrityError:
-            raise already_exists(f"Experiment(name={new_name}) already exists.") from None
+            raise _name_taken(new_name) from None
 
     def set_tag(self, experiment_id: str, key: str, value: str) -> None:
         validation.validate_experiment_tag(key, value)
