@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import cast
 
 from tether.db.models import Experiment
-from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.tracking.experiments.schemas import Experiment as ExperimentJson
 from tether.tracking.experiments.schemas import KeyValuePair, LifecycleStage
 
@@ -20,7 +19,8 @@ def experiment(row: Experiment, tags: list[tuple[str, str | None]]) -> Experimen
         "experiment_id": str(row.experiment_id),
         "name": row.name,
         "lifecycle_stage": cast(LifecycleStage, row.lifecycle_stage),
-        "workspace": DEFAULT_WORKSPACE,
+        # MLflow 3.17 names every experiment's workspace ("default" while workspaces are off).
+        "workspace": row.workspace,
     }
     if row.artifact_location is not None:
         body["artifact_location"] = row.artifact_location
