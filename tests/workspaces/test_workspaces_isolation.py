@@ -15,12 +15,18 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from support import TetherServer
+from support import MlflowRest, TetherServer
 from support.mlflow3 import tracking_to
 
 pytestmark = pytest.mark.usefixtures("clean_mlflow_client")
 
 SAME = "shared"  # every name both teams use
+GET_RUN = """query GetRun($data: MlflowGetRunInput!) {
+  mlflowGetRun(input: $data) { run { data { params { key value } } } apiError { code } }
+}"""
+GET_EXPERIMENT = """query GetExperiment($input: MlflowGetExperimentInput!) {
+  mlflowGetExperiment(input: $input) { experiment { name artifactLocation } apiError { code } }
+}"""
 
 
 @dataclass
@@ -105,6 +111,18 @@ def test_nothing_leaks_across_workspaces(
             )
         stored = Path(tether_workspaces_server.artifacts_destination) / "workspaces"
         assert (stored / mine.workspace / mine.experiment_id / mine.run_id).is_dir()
+        # The UI's GraphQL: another workspace's run and experiment are not found.
+        with MlflowRest(tether_workspaces_server.url).in_workspace(mine.workspace) as rest:
+            for query, variables in (
+                (GET_RUN, {"data": {"runId": other.run_id}}),
+                (GET_EXPERIMENT, {"input": {"experimentId": other.experiment_id}}),
+            ):
+                answer = rest.post("/graphql", {"query": query, "variables": variables})
+                assert answer.status == 200 and other.workspace not in answer.text, answer.text
+            answer = rest.post(
+                "/graphql", {"query": GET_RUN, "variables": {"data": {"runId": mine.run_id}}}
+            )
+            assert mine.workspace in answer.text, answer.text
     # The default workspace sees neither team's experiment.
     mlflow.set_workspace(None)
     names = [e.name for e in MlflowClient().search_experiments()]
