@@ -1,6 +1,6 @@
 """Two teams on one `tether serve --enable-workspaces`, each with the stock MLflow 3.17 client
 after `mlflow.set_workspace(...)`, creating the same names: nothing leaks across, through any
-list, search, get, alias, artifact or model route, and each team's artifacts are stored under
+list, search, get, alias, artifact, model or trace route, and each team's artifacts are stored under
 `workspaces/<name>/` of the proxied root."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Team:
     experiment_id: str = ""
     run_id: str = ""
     model_id: str = ""
+    trace_id: str = ""
 
 
 @pytest.fixture
@@ -68,6 +69,12 @@ def _log(team: Team) -> None:
         SAME, source=f"runs:/{team.run_id}/who.txt", run_id=team.run_id
     )
     client.set_registered_model_alias(SAME, "champion", version.version)
+    with mlflow.start_span(name=SAME) as span:
+        span.set_inputs({"team": team.workspace})
+    mlflow.flush_trace_async_logging()
+    trace_id = mlflow.get_last_active_trace_id()
+    assert trace_id is not None
+    team.trace_id = trace_id
 
 
 def _missing(call: Callable[..., object], *args: object) -> None:
@@ -102,6 +109,10 @@ def test_nothing_leaks_across_workspaces(
         found = client.search_logged_models([mine.experiment_id, other.experiment_id])
         assert [m.model_id for m in found] == [mine.model_id]
         _missing(client.get_logged_model, other.model_id)
+        # Traces: mine.
+        traces = client.search_traces(locations=[mine.experiment_id])
+        assert [t.info.trace_id for t in traces] == [mine.trace_id]
+        _missing(client.get_trace, other.trace_id)
         # Artifacts: mine, read back through the proxy.
         text = mlflow.artifacts.load_text(f"runs:/{mine.run_id}/who.txt")
         assert text == mine.workspace

@@ -1,5 +1,5 @@
-"""A request names only resources of its own workspace: the experiments, runs and logged
-models a route's access rule targets (`tether.api.access`) are checked against the request's
+"""A request names only resources of its own workspace: the experiments, runs, logged models
+and traces a route's access rule targets (`tether.api.access`) are checked against the request's
 workspace before the endpoint runs, and one in another workspace is answered exactly as one
 that does not exist (MLflow's workspace-aware store filters it out of its lookup).
 
@@ -18,10 +18,11 @@ from fastapi import Request
 from tether.api.access import Rule
 from tether.db import workspace_scope
 from tether.db.engine import Database
-from tether.db.models import Experiment, LoggedModel, Run
+from tether.db.models import Experiment, LoggedModel, Run, TraceInfo
 from tether.errors import MlflowError, not_found
 from tether.threads import blocking
 from tether.tracking.logged_models.service import model_not_found
+from tether.tracking.traces.service import trace_not_found
 
 _Lookup = Callable[[Sequence[str]], sa.Select[Any, str]]
 
@@ -49,10 +50,19 @@ def _logged_models(ids: Sequence[str]) -> sa.Select[Any, str]:
     )
 
 
+def _traces(ids: Sequence[str]) -> sa.Select[Any, str]:
+    return (
+        sa.select(TraceInfo.request_id, Experiment.workspace)
+        .join(Experiment, Experiment.experiment_id == TraceInfo.experiment_id)
+        .where(TraceInfo.request_id.in_(ids))
+    )
+
+
 _CHECKS: dict[str, tuple[_Lookup, Callable[[str], MlflowError]]] = {
     "experiment": (_experiments, lambda i: not_found(f"No Experiment with id={i} exists")),
     "run": (_runs, lambda i: not_found(f"Run with id={i} not found")),
     "logged_model": (_logged_models, model_not_found),
+    "trace": (_traces, trace_not_found),
 }
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tether.db.engine import Database
-from tether.db.models import Experiment, RegisteredModel, Run, Workspace
+from tether.db.models import Experiment, RegisteredModel, Run, TraceInfo, Workspace
 from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 from tether.workspaces.schemas import Workspace as WorkspaceJson
@@ -217,8 +217,9 @@ def _check_default_conflicts(session: Session, name: str) -> None:
 
 def _delete_contents(session: Session, name: str) -> None:
     """The workspace's registered models and experiments, hard-deleted as MLflow does. Every
-    table under them is ON DELETE CASCADE except runs, deleted first."""
+    table under them is ON DELETE CASCADE except runs and traces, deleted first."""
     experiments = sa.select(Experiment.experiment_id).where(Experiment.workspace == name)
     session.execute(sa.delete(RegisteredModel).where(RegisteredModel.workspace == name))
+    session.execute(sa.delete(TraceInfo).where(TraceInfo.experiment_id.in_(experiments)))
     session.execute(sa.delete(Run).where(Run.experiment_id.in_(experiments)))
     session.execute(sa.delete(Experiment).where(Experiment.workspace == name))
