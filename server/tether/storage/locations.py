@@ -71,8 +71,12 @@ def absolute_if_local(location: str) -> str:
     """An experiment's `artifact_location` as MLflow's store keeps it (`resolve_uri_if_local`):
     a relative local path, bare or `file:`, is made absolute against the server's working
     directory; any other location is kept as given."""
-    parsed = urllib.parse.urlsplit(location)
-    if parsed.scheme not in ("", "file") or (parsed.scheme == "file" and _remote(parsed)):
+    try:
+        parsed = urllib.parse.urlsplit(location)
+        remote = parsed.scheme == "file" and _remote(parsed)
+    except ValueError:  # not a URL at all ("file://[::1/x"): kept, refused where it is used
+        return location
+    if parsed.scheme not in ("", "file") or remote:
         return location
     local = urllib.request.url2pathname(parsed.path if parsed.scheme == "file" else location)
     if pathlib.PurePosixPath(local).is_absolute():
