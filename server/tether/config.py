@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     trace_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     trace_segment_bytes: int = Field(default=256 * 1024, ge=1024)  # span file size target
     trace_read_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    # MLflow 3.17's workspaces (`mlflow server --enable-workspaces`; tether.workspaces): off,
+    # everything is in "default" and the X-MLFLOW-WORKSPACE header is refused, as in MLflow.
+    enable_workspaces: bool = False
     # Azure ML sync (tether.sync): off unless a workspace is given, as its azureml://
     # tracking URI or subscriptions/<sub>/resourceGroups/<rg>/workspaces/<ws>.
     azureml_workspace: str | None = None

@@ -39,6 +39,7 @@ from tether.db.models.tracking import (
     RunInput,
     RunTag,
 )
+from tether.db.models.workspaces import Workspace
 
 __all__ = [
     "Assessment",
@@ -80,4 +81,5 @@ __all__ = [
     "TraceRunLink",
     "TraceSpan",
     "TraceTag",
+    "Workspace",
 ]
