@@ -25,6 +25,7 @@ from tether.db.models.traces import (
     TracePromptLink,
     TraceRunLink,
     TraceSpan,
+    TraceSpanSegment,
     TraceTag,
 )
 from tether.db.models.tracking import (
@@ -79,5 +80,6 @@ __all__ = [
     "TracePromptLink",
     "TraceRunLink",
     "TraceSpan",
+    "TraceSpanSegment",
     "TraceTag",
 ]

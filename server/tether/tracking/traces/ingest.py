@@ -52,7 +52,7 @@ from tether.tracking.traces.service import (
     note_run_has_traces,
     trace_artifact_location,
 )
-from tether.tracking.traces.spans import SpanStore
+from tether.tracking.traces.spans import InlineSegment, SpanStore
 
 # Resource `service.name`s MLflow copies onto root spans (its allowlist of known clients).
 KNOWN_SERVICE_NAMES = frozenset(
@@ -178,7 +178,8 @@ class _Plan:
     spans: list[StoredSpan]
     resource_tags: dict[str, str]
     spans_path: str = ""
-    segments: list[str] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)  # files written: discarded on failure
+    inline: list[InlineSegment] = field(default_factory=list)  # rows the transaction inserts
     placements: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -261,9 +262,10 @@ class SpanIngest:
         try:
             for plan in plans:
                 plan.spans_path = paths[plan.trace_id]
-                placed = await self.store.write(plan.spans_path, [s.line for s in plan.spans])
-                plan.placements = [(p.segment, p.line) for p in placed]
-                plan.segments = list(dict.fromkeys(p.segment for p in placed))
+                written = await self.store.write(plan.spans_path, [s.line for s in plan.spans])
+                plan.placements = [(p.segment, p.line) for p in written.placements]
+                plan.segments = written.files
+                plan.inline = written.inline
             await blocking(self._index, exp_id, plans, run_id)
         except BaseException:
             for plan in plans:
@@ -371,6 +373,7 @@ class SpanIngest:
         if row.session_id is None and (session_id := _session_id(spans)) is not None:
             values["session_id"] = session_id
         repository.update_row(session, trace_id, values)
+        repository.insert_segments(session, trace_id, [(i.name, i.data) for i in plan.inline])
         repository.upsert_spans(
             session,
             [

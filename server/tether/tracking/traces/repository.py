@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tether.db.dialect import upsert_insert
@@ -18,6 +18,7 @@ from tether.db.models import (
     TracePromptLink,
     TraceRunLink,
     TraceSpan,
+    TraceSpanSegment,
     TraceTag,
 )
 from tether.tracking.traces.spans import SpanRef
@@ -244,6 +245,15 @@ def upsert_spans(session: Session, rows: list[dict[str, Any]]) -> None:
         )
 
 
+def insert_segments(session: Session, trace_id: str, segments: Sequence[tuple[str, bytes]]) -> None:
+    """Inline segments (`spans.InlineSegment`): (name, data) pairs, names never reused."""
+    if segments:
+        session.execute(
+            insert(TraceSpanSegment),
+            [{"segment": name, "trace_id": trace_id, "data": data} for name, data in segments],
+        )
+
+
 def span_keys(session: Session, trace_id: str, span_ids: Sequence[str]) -> dict[str, int]:
     """(span id -> stored size) of the spans of `span_ids` already indexed for the trace."""
     out: dict[str, int] = {}
@@ -285,6 +295,7 @@ def delete_traces(session: Session, trace_ids: Sequence[str]) -> None:
             (TraceMetadata, TraceMetadata.request_id),
             (Assessment, Assessment.trace_id),
             (TraceSpan, TraceSpan.trace_id),
+            (TraceSpanSegment, TraceSpanSegment.trace_id),
             (TraceRunLink, TraceRunLink.trace_id),
             (TracePromptLink, TracePromptLink.trace_id),
             (TraceInfo, TraceInfo.request_id),
