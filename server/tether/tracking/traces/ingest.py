@@ -206,20 +206,15 @@ class SpanIngest:
     def _paths(self, experiment_id: int, trace_ids: list[str]) -> dict[str, str]:
         """Where each trace's spans go: kept from its first span, else beside its artifacts."""
         with self.db.read() as session:
-            known = dict(
-                session.execute(
-                    select(TraceInfo.request_id, TraceInfo.spans_path).where(
-                        TraceInfo.request_id.in_(trace_ids)
-                    )
-                ).all()
-            )
-            experiment_of = dict(
-                session.execute(
-                    select(TraceInfo.request_id, TraceInfo.experiment_id).where(
-                        TraceInfo.request_id.in_(trace_ids)
-                    )
-                ).all()
-            )
+            known: dict[str, str | None] = {}
+            experiment_of: dict[str, int] = {}
+            for trace_id, spans_path, exp in session.execute(
+                select(TraceInfo.request_id, TraceInfo.spans_path, TraceInfo.experiment_id).where(
+                    TraceInfo.request_id.in_(trace_ids)
+                )
+            ):
+                known[trace_id] = spans_path
+                experiment_of[trace_id] = exp
             locations: dict[int, str | None] = {}
             missing: set[int] = set()
             for exp in {experiment_id, *experiment_of.values()}:
