@@ -313,13 +313,11 @@ class SpanIngest:
             )
             session.add(row)
             session.flush()
-            repository.upsert_tags(
-                session,
-                trace_id,
-                {ARTIFACT_LOCATION_TAG: trace_artifact_location(location[1], trace_id)},
-            )
+            # Upserted with the batch's own tags below (which may still override it).
+            new_tags = {ARTIFACT_LOCATION_TAG: trace_artifact_location(location[1], trace_id)}
             finalized = False
         else:
+            new_tags = {}
             # As in MLflow's log_spans: whether start_trace's times stand is only looked at when
             # the batch carries usage, cost or a session; otherwise the times always widen.
             finalized = _carries_analytics(spans) and (
@@ -342,7 +340,7 @@ class SpanIngest:
                 values["execution_time_ms"] = end - start
         if row.status in ("IN_PROGRESS", "STATE_UNSPECIFIED") and root_state:
             values["status"] = root_state
-        tags: dict[str, str] = dict(plan.resource_tags)
+        tags: dict[str, str] = {**new_tags, **plan.resource_tags}
         if root is not None:
             if row.request_preview is None and (
                 inputs := root.attributes.get(codec.INPUTS_ATTRIBUTE)
@@ -367,7 +365,6 @@ class SpanIngest:
                     tags[tag_key] = tag_value
         if row.session_id is None and (session_id := _session_id(spans)) is not None:
             values["session_id"] = session_id
-        repository.update_row(session, trace_id, values)
         repository.insert_segments(session, trace_id, [(i.name, i.data) for i in plan.inline])
         repository.upsert_spans(
             session,
@@ -406,7 +403,10 @@ class SpanIngest:
                 f"most {self.max_bytes} bytes per trace (TETHER_TRACE_MAX_BYTES). "
                 "The spans of this request were not stored."
             )
-        repository.update_row(session, trace_id, {"span_count": count, "span_bytes": size})
+        # One UPDATE for the widened times, previews, state and the new totals.
+        repository.update_row(
+            session, trace_id, {**values, "span_count": count, "span_bytes": size}
+        )
         if user_id := _user_id(spans):
             repository.insert_metadata_if_missing(session, trace_id, analytics.USER_KEY, user_id)
         tags[SPANS_LOCATION_TAG] = TRACKING_STORE
