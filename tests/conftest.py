@@ -64,6 +64,7 @@ _FIXTURE_MARKS = {
     "new_postgres_database": "postgres",
     "reference_server": "reference",
     "reference_auth_server": "reference",
+    "reference_workspaces_server": "reference",
     "reference_rest": "reference",
     "mlflow2_python": "client2",
     "mlflow2": "client2",

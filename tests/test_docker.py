@@ -34,7 +34,7 @@ from dockerfile_parse import DockerfileParser
 from support import MlflowRest, free_port, unique_name
 from support.procs import ManagedProcess
 from support.servers import STARTUP_TIMEOUT, clean_env
-from tether import __version__
+from tether import MLFLOW_VERSION, __version__
 from tether.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -314,7 +314,9 @@ def image_venv() -> Iterator[ImageVenv]:
         env = {**clean_env(), "PYTHON": sys.executable}  # python3 of the image: 3.11 here too
         result = subprocess.run(argv, cwd=src, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-        assert result.stdout.strip().endswith(f"tether, version {__version__}")
+        assert result.stdout.strip().endswith(
+            f"tether, version {__version__} (MLflow API {MLFLOW_VERSION})"
+        )
         yield ImageVenv(venv)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

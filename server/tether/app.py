@@ -56,6 +56,11 @@ from tether.tracking.traces.searching import TraceSearch
 from tether.tracking.traces.service import TraceService
 from tether.tracking.traces.spans import SpanStore
 from tether.ui import unconfigured as unconfigured_ui_endpoints
+from tether.workspaces import WORKSPACES_WITHOUT_SYNC
+from tether.workspaces import endpoints as workspace_endpoints
+from tether.workspaces.guard import WorkspaceGuard
+from tether.workspaces.middleware import WorkspaceHeader
+from tether.workspaces.service import WorkspaceService
 
 # Every route of the app (in FastAPI's matching order); the fixed paths among them are
 # dispatched directly (tether.api.dispatch).
@@ -73,6 +78,7 @@ ROUTERS = (
     trace_endpoints.ui,
     otlp.api,
     evaluation_dataset_endpoints.api,
+    workspace_endpoints.api,
     artifact_endpoints.proxy,
     artifact_endpoints.tracking,
     artifact_endpoints.ui,
@@ -96,6 +102,7 @@ class Services:
     span_ingest: SpanIngest
     trace_metrics: TraceMetrics
     deployments: DeployService
+    workspaces: WorkspaceService
 
     def registry_of_all(self) -> ServiceRegistry:
         """What endpoints look their services up in (`tether.api.deps.provider`)."""
@@ -120,7 +127,9 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
     trace_reader = TraceReader(db, backend, spans)
     artifacts = ArtifactService(db, backend)
     services = Services(
-        experiments=ExperimentService(db, settings.resolved_default_artifact_root()),
+        experiments=ExperimentService(
+            db, settings.resolved_default_artifact_root(), workspaces=settings.enable_workspaces
+        ),
         runs=RunService(db),
         metrics=MetricService(db),
         artifacts=artifacts,
@@ -138,6 +147,7 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
         ),
         trace_metrics=TraceMetrics(db),
         deployments=DeployService(db, artifacts.backend, online_arm(settings)),
+        workspaces=WorkspaceService(db),
     )
     return db, services
 
@@ -149,6 +159,8 @@ def _registry_host_policy(settings: Settings) -> HostPolicy:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    if settings.enable_workspaces and settings.azureml_workspace:
+        raise ValueError(WORKSPACES_WITHOUT_SYNC)
     db, services = build_services(settings)
 
     @asynccontextmanager
@@ -193,6 +205,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.artifact_backend = services.artifacts.backend
     app.state.sync = None
     app.state.gate = None  # authentication off: every access rule passes (tether.api.access)
+    # Workspaces on: a request names only resources of its own workspace.
+    app.state.workspace_guard = WorkspaceGuard(db) if settings.enable_workspaces else None
     routers = (*ROUTERS, *auth.routers(settings))
     app.state.deploy = None
     # Innermost: the endpoints with fixed paths skip FastAPI's routing (dispatch.py).
@@ -203,6 +217,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     artifact_endpoints.install(app)  # its refused-path handler
     openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # The request's workspace (X-MLFLOW-WORKSPACE), before any body is read.
+    app.add_middleware(
+        WorkspaceHeader, service=services.workspaces if settings.enable_workspaces else None
+    )
     # With --app-name basic-auth: sign-in (outside the API, inside the UI's Host/CORS checks)
     # and the permission gate every route's access rule is checked by.
     authentication = auth.install(app, settings, db)

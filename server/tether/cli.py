@@ -20,6 +20,7 @@ from tether.errors import MlflowError
 from tether.observability import logs, prometheus_dir
 from tether.sync import commands as sync_commands
 from tether.ui import commands as ui_commands
+from tether.workspaces import WORKSPACES_WITHOUT_SYNC
 
 
 def _export(env: dict[str, Any]) -> None:
@@ -98,6 +99,13 @@ def main() -> None:
 )
 @click.option("--azureml-endpoint", default=None, help="Override the workspace's https base URL.")
 @click.option(
+    "--enable-workspaces",
+    is_flag=True,
+    default=None,
+    help="MLflow 3.17's workspaces: experiments and models isolated per workspace, chosen by "
+    "the X-MLFLOW-WORKSPACE header (mlflow.set_workspace). Env: TETHER_ENABLE_WORKSPACES.",
+)
+@click.option(
     "--expose-prometheus",
     default=None,
     help="Serve Prometheus metrics at /metrics, keeping the workers' samples in this directory "
@@ -174,6 +182,8 @@ def serve(**options: Any) -> None:
         prometheus_dir.prepare(settings.expose_prometheus)
     _upgrade_or_exit(settings)
     _check_authentication(settings)
+    if settings.enable_workspaces and settings.azureml_workspace:
+        raise SystemExit(f"tether: {WORKSPACES_WITHOUT_SYNC}")
     # uvicorn re-raises the SIGTERM it shut down gracefully on: make that a clean exit (0),
     # not a death by signal (143), as with --workers N.
     signal.signal(signal.SIGTERM, _exit_cleanly)

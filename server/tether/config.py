@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # One request's spans of one trace up to this size go into the database, not a file.
     trace_inline_segment_bytes: int = Field(default=64 * 1024, ge=0, le=1024 * 1024)
     trace_read_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    # MLflow 3.17's workspaces (`mlflow server --enable-workspaces`; tether.workspaces): off,
+    # everything is in "default" and the X-MLFLOW-WORKSPACE header is refused, as in MLflow.
+    enable_workspaces: bool = False
     # Azure ML sync (tether.sync): off unless a workspace is given, as its azureml://
     # tracking URI or subscriptions/<sub>/resourceGroups/<rg>/workspaces/<ws>.
     azureml_workspace: str | None = None

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from support import TetherServer, unique_name
-from support.auth import ADMIN, ADMIN_PASSWORD, http
+from support.auth import create_users, grant, http
 
 USERS = ("alice", "bob", "carol", "dave")
 PASSWORDS = {name: f"{name}-password-12" for name in USERS}
@@ -27,27 +27,13 @@ def model(auth_server: TetherServer) -> Iterator[str]:
     """alice's registered model (she holds MANAGE), dave granted MANAGE, carol DENY; bob has
     the default READ."""
     url = auth_server.url
-    with http(url, ADMIN, ADMIN_PASSWORD) as admin:
-        for name in USERS:
-            answer = admin.post(
-                f"{V2}/users/create", json={"username": name, "password": PASSWORDS[name]}
-            )
-            assert answer.status_code == 200, answer.text
+    create_users(url, PASSWORDS)
     name = unique_name("deployable")
     with http(url, "alice", PASSWORDS["alice"]) as alice:
         answer = alice.post(f"{V2}/registered-models/create", json={"name": name})
         assert answer.status_code == 200, answer.text
         for user, permission in (("dave", "MANAGE"), ("carol", "DENY")):
-            answer = alice.post(
-                f"{V3}/users/permissions/grant",
-                json={
-                    "username": user,
-                    "resource_type": "registered_model",
-                    "resource_id": name,
-                    "permission": permission,
-                },
-            )
-            assert answer.status_code == 200, answer.text
+            grant(alice, user, "registered_model", name, permission)
     yield name
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from support import TetherServer, unique_name
-from support.auth import ADMIN, ADMIN_PASSWORD, http
+from support.auth import ADMIN, ADMIN_PASSWORD, create_users, grant, http
 from traces.tracediff import SpanSpec, otlp_request, trace_info
 
 USERS = ("alice", "bob", "carol", "dave", "erin")
@@ -71,12 +71,7 @@ def _only_trace(client: httpx.Client, experiment_id: str) -> str:
 @pytest.fixture(scope="module")
 def world(auth_server: TetherServer) -> Iterator[World]:
     url = auth_server.url
-    with http(url, ADMIN, ADMIN_PASSWORD) as admin:
-        for name in USERS:
-            answer = admin.post(
-                f"{V2}/users/create", json={"username": name, "password": PASSWORDS[name]}
-            )
-            assert answer.status_code == 200, answer.text
+    create_users(url, PASSWORDS)
     with http(url, "alice", PASSWORDS["alice"]) as alice:
         answer = alice.post(f"{V2}/experiments/create", json={"name": unique_name("traces")})
         experiment_id = answer.json()["experiment_id"]
@@ -86,16 +81,7 @@ def world(auth_server: TetherServer) -> Iterator[World]:
         assert answer.status_code == 200, answer.text
         trace_id = _only_trace(alice, experiment_id)
         for user, permission in (("erin", "EDIT"), ("dave", "MANAGE"), ("carol", "DENY")):
-            answer = alice.post(
-                f"{V3}/users/permissions/grant",
-                json={
-                    "username": user,
-                    "resource_type": "experiment",
-                    "resource_id": experiment_id,
-                    "permission": permission,
-                },
-            )
-            assert answer.status_code == 200, answer.text
+            grant(alice, user, "experiment", experiment_id, permission)
     yield World(url, experiment_id, run_id, trace_id)
 
 

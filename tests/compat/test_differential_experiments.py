@@ -3,16 +3,19 @@
 Deliberate deviations asserted here (MLflow's answer is an accident of its SQL store):
 - creating an experiment with a taken name: both answer 400 RESOURCE_ALREADY_EXISTS, but MLflow
   appends the raw IntegrityError (SQL text) to the message; Tether says only the first sentence.
-- renaming onto a taken name: MLflow answers 400 BAD_REQUEST with the raw SQL error, Tether
-  400 RESOURCE_ALREADY_EXISTS "Experiment(name=...) already exists.".
+- renaming onto a taken name: both answer 400 BAD_REQUEST, MLflow with the raw SQL error as
+  its message, Tether with "Experiment(name=...) already exists.".
 - experiments/search without max_results: MLflow 3.x refuses (its proto has no default, so it
   sees 0); Tether uses MLflow's documented default page size (1000).
 """
 
 from __future__ import annotations
 
+import os
+
 from compat.diff import Pair, Ref
 from support import unique_name
+from support.servers import ReferenceServer, TetherServer
 
 DOCS = " See the API docs for more information about request parameters."
 
@@ -67,6 +70,32 @@ def test_create_with_explicit_artifact_location(pair: Pair) -> None:
     exp = pair.experiment(name, artifact_location="s3://bucket/some/where")
     body = _get(pair, exp)
     assert body["experiment"]["artifact_location"] == "s3://bucket/some/where"
+
+
+def test_create_with_relative_artifact_location(
+    pair: Pair, reference_server: ReferenceServer, tether_server: TetherServer
+) -> None:
+    """A relative local location is made absolute against the server's working directory (each
+    server runs in its own temporary directory), bare or as a `file:` URI; absolute ones and
+    other schemes are kept as given."""
+    cwd = {
+        "ref": os.path.realpath(reference_server.tmpdir),
+        "tet": os.path.realpath(tether_server.tmpdir),
+    }
+    cases = {
+        "rel/dir": "{cwd}/rel/dir",
+        "./dot/dir": "{cwd}/dot/dir",
+        "file:rel/f": "file://{cwd}/rel/f",
+        "with%20space": "{cwd}/with space",
+        "/abs/olute": "/abs/olute",
+        "file:///abs/f": "file:///abs/f",
+    }
+    for given, expected in cases.items():
+        exp = pair.experiment(unique_name("diff-rel"), artifact_location=given)
+        for side in ("ref", "tet"):
+            got = pair.rest[side].get("experiments/get", {"experiment_id": exp.side(side)})
+            shown = got.json["experiment"]["artifact_location"]
+            assert shown == expected.format(cwd=cwd[side]), (side, given, shown)
 
 
 def test_unicode_name_and_tags(pair: Pair) -> None:
@@ -156,14 +185,14 @@ def test_rename_to_existing_name(pair: Pair) -> None:
     pair.experiment(taken)
     exp = pair.experiment()
     before = _get(pair, exp)
-    out = pair.send("POST", "experiments/update", {"experiment_id": exp, "new_name": taken})
-    # Deliberate deviation: MLflow leaks its IntegrityError as BAD_REQUEST.
-    assert out.ref.status == 400 and out.ref.error_code == "BAD_REQUEST"
-    assert out.tet.status == 400
-    assert out.tet_body == {
-        "error_code": "RESOURCE_ALREADY_EXISTS",
-        "message": f"Experiment(name={taken}) already exists.",
-    }
+    out = pair.same_error(
+        "POST",
+        "experiments/update",
+        {"experiment_id": exp, "new_name": taken},
+        code="BAD_REQUEST",
+        message=False,  # MLflow's is its IntegrityError's SQL text
+    )
+    assert out.tet_body["message"] == f"Experiment(name={taken}) already exists."
     assert _get(pair, exp) == before
 
 

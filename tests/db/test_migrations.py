@@ -6,9 +6,11 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from tether.db import migrate
 from tether.db.engine import Database
@@ -180,5 +182,64 @@ def test_insertion_order_migration_numbers_existing_rows_by_key(backend_uri: str
             assert value == 1.5
         migrate.upgrade(db)
         assert migrate.current_revision(db) == migrate.head_revision()
+    finally:
+        db.dispose()
+
+
+def test_workspaces_migration_puts_everything_in_default(backend_uri: str) -> None:
+    """0009 (issue 17): a store written before workspaces keeps every id, name, tag, run,
+    version and sync row, all in `default`; names become unique per workspace only."""
+    db = Database(backend_uri)
+    rows = {
+        "experiments": "SELECT experiment_id, name, artifact_location FROM experiments",
+        "experiment_tags": "SELECT experiment_id, key, value FROM experiment_tags",
+        "runs": "SELECT run_uuid, experiment_id FROM runs",
+        "registered_models": "SELECT id, name FROM registered_models",
+        "registered_model_tags": "SELECT registered_model_id, key FROM registered_model_tags",
+        "model_versions": "SELECT registered_model_id, version FROM model_versions",
+        "sync_entities": "SELECT entity_type, entity_id, cursor, status FROM sync_entities",
+    }
+    try:
+        migrate.upgrade(db, "0008")
+        with db.write() as session:
+            for statement in (
+                "INSERT INTO experiments (experiment_id, name, lifecycle_stage, artifact_location)"
+                " VALUES (7, 'kept', 'active', 'mlflow-artifacts:/7')",
+                "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (7, 'k', 'v')",
+                "INSERT INTO runs (run_uuid, experiment_id, lifecycle_stage, status)"
+                " VALUES ('" + "a" * 32 + "', 7, 'active', 'RUNNING')",
+                "INSERT INTO registered_models (id, name, creation_time) VALUES (3, 'model', 1)",
+                "INSERT INTO registered_model_tags (registered_model_id, key, value)"
+                " VALUES (3, 't', 'v')",
+                "INSERT INTO model_versions (registered_model_id, version, creation_time,"
+                " current_stage, status, deleted) VALUES (3, 1, 1, 'None', 'READY', false)",
+                "INSERT INTO sync_entities (entity_type, entity_id, cursor, metric_hwm, status,"
+                " attempts, next_attempt_at, updated_at, state)"
+                " VALUES ('experiment', '7', 41, 0, 'synced', 0, 0, 1, '{}')",
+            ):
+                session.execute(text(statement))
+        with db.read() as session:
+            before = {t: session.execute(text(q)).all() for t, q in rows.items()}
+        assert all(before.values())
+        migrate.upgrade(db)
+        with db.read() as session:
+            assert {t: session.execute(text(q)).all() for t, q in rows.items()} == before
+            for table in ("experiments", "registered_models"):
+                workspaces = session.execute(text(f"SELECT DISTINCT workspace FROM {table}"))
+                assert workspaces.scalars().all() == ["default"]
+            assert session.execute(text("SELECT name, description FROM workspaces")).all() == [
+                ("default", "Default workspace for legacy resources")
+            ]
+        with db.write() as session:  # the same name in another workspace is fine
+            session.execute(
+                text(
+                    "INSERT INTO experiments (name, lifecycle_stage, workspace)"
+                    " VALUES ('kept', 'active', 'team-a')"
+                )
+            )
+        with pytest.raises(IntegrityError), db.write() as session:
+            session.execute(
+                text("INSERT INTO experiments (name, lifecycle_stage) VALUES ('kept', 'active')")
+            )
     finally:
         db.dispose()

@@ -669,3 +669,34 @@ def test_outbox_records(tether_rest: MlflowRest, tether_store: Database) -> None
     for method, path, body in rejected:
         tether_rest.request(method, path, json=body)
     assert outbox_after(tether_store, last) == []
+
+
+# ----------------------------------------------------------------- registered from a model
+
+
+def test_registered_versions_tag(pair: ModelPair) -> None:
+    """Registering versions from a logged model lists them in its `mlflow.modelVersions` tag,
+    as the reference writes it: a JSON list with integer versions."""
+    exp = pair.experiment()
+    model = pair.model(exp)
+    name = unique_name("lm-registered")
+    out = pair.send("POST", "registered-models/create", {"name": name})
+    assert out.ref.status == out.tet.status == 200, (out.ref.json, out.tet.json)
+    location = Ref(
+        "<location>",
+        *(
+            _info(pair.rest[side].get(f"logged-models/{model.side(side)}").json)["artifact_uri"]
+            for side in ("ref", "tet")
+        ),
+    )
+    for _ in range(2):
+        out = pair.send(
+            "POST", "model-versions/create", {"name": name, "source": location, "model_id": model}
+        )
+        assert out.ref.status == out.tet.status == 200, (out.ref.json, out.tet.json)
+    body = pair.same("GET", model_path(model), status=200)
+    tags = {t["key"]: t["value"] for t in _info(body)["tags"]}
+    assert json.loads(tags["mlflow.modelVersions"]) == [
+        {"name": name, "version": 1},
+        {"name": name, "version": 2},
+    ]

@@ -220,7 +220,7 @@ def test_logged_model_source(tether_rest: MlflowRest, tether_store: Database) ->
             text("SELECT value FROM logged_model_tags WHERE model_id = :m AND key = :k"),
             {"m": model_id, "k": "mlflow.modelVersions"},
         ).scalar()
-    assert json.loads(tag) == [{"name": name, "version": "1"}, {"name": name, "version": "2"}]
+    assert json.loads(tag) == [{"name": name, "version": 1}, {"name": name, "version": 2}]
     # A source outside the logged model's location, or a run's, is refused.
     for source in (f"mlflow-artifacts:/{exp_id}/elsewhere", f"runs:/{run_id}/model"):
         response = tether_rest.post(

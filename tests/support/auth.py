@@ -96,3 +96,29 @@ def signed_in(
             os.environ.pop(name, None)
             if saved[name] is not None:
                 os.environ[name] = saved[name]  # type: ignore[assignment]
+
+
+def create_users(url: str, passwords: dict[str, str]) -> None:
+    """Create each user (name -> password) as the admin."""
+    with http(url, ADMIN, ADMIN_PASSWORD) as admin:
+        for name, password in passwords.items():
+            answer = admin.post(
+                "/api/2.0/mlflow/users/create", json={"username": name, "password": password}
+            )
+            assert answer.status_code == 200, answer.text
+
+
+def grant(
+    client: httpx.Client, user: str, resource_type: str, resource_id: str, permission: str
+) -> None:
+    """`client` (signed in as someone who may) grants `user` a permission (MLflow 3.17's API)."""
+    answer = client.post(
+        "/api/3.0/mlflow/users/permissions/grant",
+        json={
+            "username": user,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "permission": permission,
+        },
+    )
+    assert answer.status_code == 200, answer.text

@@ -10,6 +10,7 @@ import httpx
 
 API_PREFIX = "/api/2.0/mlflow"
 AJAX_PREFIX = "/ajax-api/2.0/mlflow"
+WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"
 
 
 @dataclass
@@ -41,10 +42,20 @@ class MlflowRest:
     Nothing is raised for error statuses: tests compare them.
     """
 
-    def __init__(self, base_url: str, *, prefix: str = API_PREFIX, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        prefix: str = API_PREFIX,
+        timeout: float = 60.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.prefix = prefix.rstrip("/")
-        self.client = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+        self.headers = dict(headers or {})
+        self.client = httpx.Client(
+            base_url=self.base_url, timeout=timeout, trust_env=False, headers=self.headers
+        )
 
     def url(self, path: str) -> str:
         if path.startswith("/"):
@@ -68,7 +79,13 @@ class MlflowRest:
         return self.request("DELETE", path, json=json)
 
     def with_prefix(self, prefix: str) -> MlflowRest:
-        return MlflowRest(self.base_url, prefix=prefix)
+        return MlflowRest(self.base_url, prefix=prefix, headers=self.headers)
+
+    def in_workspace(self, workspace: str) -> MlflowRest:
+        """A client sending `X-MLFLOW-WORKSPACE: <workspace>` (MLflow 3.17's workspaces)."""
+        return MlflowRest(
+            self.base_url, prefix=self.prefix, headers={**self.headers, WORKSPACE_HEADER: workspace}
+        )
 
     def close(self) -> None:
         self.client.close()

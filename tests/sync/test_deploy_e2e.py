@@ -51,6 +51,22 @@ elif action == "get":
 """
 
 
+def _create_until_azure_provisions(server: Any, ws: AzuremlWorkspace, name: str) -> int:
+    """Register a model, ask for its deployment `name`, and return once the stand-in got the
+    deployment's PUT (Azure is provisioning it): the stand-in's request mark from before."""
+    model = unique_name("clf").replace("_", "-")
+    train(server.url, model)
+    mark = ws.mark()
+    with server.rest() as rest:
+        body = {"name": name, "model_uri": f"models:/{model}/1"}
+        assert rest.post("/api/2.0/tether/deployments/create", body).status == 200
+    deadline = time.monotonic() + 120
+    while not ws.requests(mark, path=f"deployments/{name}$", method="PUT"):
+        assert time.monotonic() < deadline, "the deployment was never requested"
+        time.sleep(0.1)
+    return mark
+
+
 def test_cli_deploy_predict_delete(
     start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace, tmp_path: Path
 ) -> None:
@@ -148,16 +164,7 @@ def test_kill_9_mid_provisioning_resumes_without_a_second_create(
     ws = azureml_workspace
     ws.quirks(deployment_provisioning_seconds=6.0)
     server = start_synced_server()
-    model = unique_name("clf").replace("_", "-")
-    train(server.url, model)
-    mark = ws.mark()
-    with server.rest() as rest:
-        body = {"name": "dep-kill", "model_uri": f"models:/{model}/1"}
-        assert rest.post("/api/2.0/tether/deployments/create", body).status == 200
-    deadline = time.monotonic() + 120
-    while not ws.requests(mark, path="deployments/dep-kill$", method="PUT"):
-        assert time.monotonic() < deadline, "the deployment was never requested"
-        time.sleep(0.1)
+    mark = _create_until_azure_provisions(server, ws, "dep-kill")
     server.process.proc.kill()  # kill -9 while Azure provisions
     server.process.proc.wait(10)
     server.stop()
@@ -365,16 +372,7 @@ def test_delete_while_creating_wins(
     ws = azureml_workspace
     ws.quirks(deployment_provisioning_seconds=4.0)
     server = start_synced_server()
-    model = unique_name("clf").replace("_", "-")
-    train(server.url, model)
-    mark = ws.mark()
-    with server.rest() as rest:
-        body = {"name": "dep-race", "model_uri": f"models:/{model}/1"}
-        assert rest.post("/api/2.0/tether/deployments/create", body).status == 200
-    deadline = time.monotonic() + 120
-    while not ws.requests(mark, path="deployments/dep-race$", method="PUT"):
-        assert time.monotonic() < deadline, "the deployment was never requested"
-        time.sleep(0.1)
+    _create_until_azure_provisions(server, ws, "dep-race")
     with server.rest() as rest:
         assert rest.post("/api/2.0/tether/deployments/delete", {"name": "dep-race"}).status == 200
     deadline = time.monotonic() + 120

@@ -297,8 +297,18 @@ def admit(request: Request, rule: Rule | None) -> None:
         gate.admit(request, rule)
 
 
+class WorkspaceCheck(Protocol):
+    """Refuses resources of another workspace (`tether.workspaces.guard`)."""
+
+    async def check(self, request: Request, rule: Rule | None, message: Any) -> None: ...
+
+
 async def check(request: Request, rule: Rule | None, message: Any) -> None:
-    """The router's check: nothing when authentication is off."""
+    """The router's check: the resources the rule names are in the request's workspace
+    (with workspaces on), then the gate's (nothing when authentication is off)."""
+    workspaces: WorkspaceCheck | None = getattr(request.app.state, "workspace_guard", None)
+    if workspaces is not None:
+        await workspaces.check(request, rule, message)
     gate = gate_of(request)
     if gate is not None:
         await gate.check(request, rule, message)

@@ -190,6 +190,9 @@ def _complete(
             "content": {"application/octet-stream": {"schema": _BINARY}},
         }
     ok = responses.setdefault("200", {"description": "Successful Response"})
+    if doc.ok_status != 200:
+        ok = responses[str(doc.ok_status)] = responses.pop("200")
+        ok["description"] = HTTPStatus(doc.ok_status).phrase
     if doc.empty_response:
         ok.pop("content", None)
     elif doc.response is not None:
@@ -204,6 +207,11 @@ def _complete(
     if has_body:
         responses["413"] = {"description": _TOO_LARGE, "content": copy.deepcopy(error)}
     responses["default"] = {"description": _DEFAULT_ERROR, "content": copy.deepcopy(error)}
+    for code in doc.text_on:
+        responses[str(code)] = {
+            "description": f"{HTTPStatus(code).phrase}, as a plain-text sentence.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
     for code in doc.same_body_on:
         responses[str(code)] = {
             "description": f"{HTTPStatus(code).phrase}, with the same body.",

@@ -58,6 +58,9 @@ class RouteDoc:
     `binary_response`: the body is a raw byte stream (application/octet-stream) instead.
     `empty_response`: the 200 answer has no body at all. `same_body_on`: other statuses
     answered with the 200 body's shape rather than MLflow's error body (readiness's 503).
+    `ok_status`: the success status, when MLflow's is not 200 (201 Created, 204 No Content).
+    `text_on`: statuses answered with a plain-text sentence rather than an error body (the
+    workspace API's 503 while workspaces are off, as MLflow words it).
     """
 
     request: type[RequestModel] | None = None
@@ -66,6 +69,8 @@ class RouteDoc:
     binary_response: bool = False
     empty_response: bool = False
     same_body_on: tuple[int, ...] = ()
+    ok_status: int = 200
+    text_on: tuple[int, ...] = ()
 
 
 def route_doc(endpoint: Callable[..., Any]) -> RouteDoc | None:
@@ -126,6 +131,8 @@ class Router:
         binary_request: bool = False,
         empty_response: bool = False,
         same_body_on: tuple[int, ...] = (),
+        ok_status: int = 200,
+        text_on: tuple[int, ...] = (),
         access: Rule | None = None,
         openapi_extra: dict[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
@@ -152,6 +159,8 @@ class Router:
                     binary_response=binary,
                     empty_response=empty_response,
                     same_body_on=same_body_on,
+                    ok_status=ok_status,
+                    text_on=text_on,
                 )
             # One route per method, so each documented operation has its own operationId.
             for index, prefix in enumerate(prefixes or self.prefixes):

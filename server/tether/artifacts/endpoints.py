@@ -34,6 +34,8 @@ from tether.artifacts.http import Artifacts, streamed
 from tether.artifacts.serialize import file_info
 from tether.artifacts.service import UNSUPPORTED_PRESIGNED_DOWNLOAD
 from tether.config import Settings
+from tether.db import workspace_scope
+from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.errors import MlflowError, invalid_parameter
 from tether.storage.base import UploadedPart
 from tether.storage.paths import (
@@ -80,10 +82,39 @@ def _raw_artifact_path(request: Request, artifact_path: str) -> str:
 RawArtifactPath = Annotated[str, Depends(_raw_artifact_path)]
 
 
+def in_workspace(path: str) -> str:
+    """A proxied path inside the request's workspace (MLflow's
+    `_get_workspace_scoped_repo_path_if_enabled`): with workspaces on, every path lives under
+    `workspaces/<name>/` (added when missing; another workspace's is refused), except that
+    `default` keeps serving the legacy paths without the prefix."""
+    workspace = workspace_scope.active()
+    if workspace is None:
+        return path
+    base = f"workspaces/{workspace}"
+    if not path:
+        return base if workspace != DEFAULT_WORKSPACE else path
+    if workspace == DEFAULT_WORKSPACE and not path.startswith("workspaces/"):
+        return path
+    first, _, rest = path.partition("/")
+    if first == "workspaces":
+        named = rest.partition("/")[0]
+        if not named:
+            raise invalid_parameter(
+                "Artifact paths prefixed with 'workspaces/' must include a workspace name."
+            )
+        if named != workspace:
+            raise invalid_parameter(
+                f"Artifact path targets workspace '{named}' but the workspace specified in "
+                f"the request is '{workspace}'."
+            )
+        return path
+    return f"{base}/{path}"
+
+
 def _artifact_path(raw: RawArtifactPath) -> str:
     """The checked artifact path of the route (refused before the request body is read, as
-    MLflow's handlers check it first)."""
-    return safe_relative_path(raw)
+    MLflow's handlers check it first), inside the request's workspace."""
+    return in_workspace(safe_relative_path(raw))
 
 
 ArtifactPath = Annotated[str, Depends(_artifact_path)]
@@ -108,7 +139,7 @@ proxy = Router("artifacts", prefixes=PROXY_PREFIXES, dependencies=[Depends(_requ
 async def upload_artifact(request: Request, service: Artifacts, raw: RawArtifactPath) -> Response:
     if raw == "" or raw.endswith("/"):
         raise invalid_parameter("Artifact path must include a filename (cannot end with '/').")
-    path = safe_relative_path(raw)
+    path = in_workspace(safe_relative_path(raw))
     try:
         await service.upload(path, request.stream())
     except ClientDisconnect:
@@ -133,7 +164,7 @@ async def delete_artifact(service: Artifacts, path: ArtifactPath) -> Empty:
 async def list_artifacts(
     body: schemas.ListArtifacts, service: Artifacts
 ) -> schemas.ListProxyArtifactsResponse:
-    entries = await service.list_dir(safe_directory_path(body.path))
+    entries = await service.list_dir(in_workspace(safe_directory_path(body.path)))
     return {"files": [file_info(e, e.path) for e in entries]} if entries else {}
 
 
@@ -272,7 +303,7 @@ async def server_info(request: Request, service: Artifacts) -> schemas.ServerInf
     settings: Settings = request.app.state.settings
     return {
         "store_type": "SqlStore",
-        "workspaces_enabled": False,
+        "workspaces_enabled": settings.enable_workspaces,
         "trace_archival_enabled": False,
         "multipart_uploads_enabled": settings.serve_artifacts and service.supports_multipart,
         "multipart_downloads_enabled": False,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from tether.artifacts.schemas import ListRunArtifactsResponse
 from tether.artifacts.serialize import file_info
-from tether.db import outbox
+from tether.db import outbox, workspace_scope
 from tether.db.engine import Database
 from tether.db.models import Run
 from tether.db.outbox.records import ArtifactDelete, ArtifactPut, ArtifactRecord, EntityType
@@ -74,7 +74,7 @@ class ArtifactService:
         def load() -> str | None:
             with self.db.read() as session:
                 run = session.get(Run, run_id)
-                if run is None:
+                if run is None or not workspace_scope.holds_experiment(session, run.experiment_id):
                     raise not_found(f"Run with id={run_id} not found")
                 return run.artifact_uri
 

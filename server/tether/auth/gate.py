@@ -37,6 +37,7 @@ from tether.auth import permissions
 from tether.auth.credentials import NOT_AUTHENTICATED, Identity
 from tether.auth.permissions import EXPERIMENT, REGISTERED_MODEL, Grant
 from tether.auth.store import AuthStore
+from tether.db import workspace_scope
 from tether.db.engine import Database
 from tether.db.models import Deployment, Experiment, LoggedModel, Run, TraceInfo
 from tether.db.visibility import Readable, Visibility
@@ -234,7 +235,10 @@ class PermissionGate:
         if kind == "experiment_name":
             with self.tracking.read() as session:
                 found = session.scalar(
-                    sa.select(Experiment.experiment_id).where(Experiment.name == resource_id)
+                    sa.select(Experiment.experiment_id).where(
+                        Experiment.workspace == workspace_scope.current(),
+                        Experiment.name == resource_id,
+                    )
                 )
             if found is None:
                 raise not_found(f"Could not find experiment with name {resource_id}")

@@ -2,6 +2,11 @@
 
 Several replicas (or `--workers` processes) may start together; each takes a lock before
 migrating: a PostgreSQL advisory lock, or an exclusive file lock beside the SQLite file.
+
+On SQLite, migrations run with foreign keys off, as Alembic's batch mode requires: rebuilding a
+parent table (copy, drop, rename) would otherwise cascade the drop into its children's rows
+(0009 rebuilds `experiments`, whose tags are ON DELETE CASCADE). Afterwards
+`PRAGMA foreign_key_check` must find nothing, and foreign keys are on again.
 """
 
 from __future__ import annotations
@@ -58,11 +63,32 @@ def downgrade(db: Database, revision: str) -> None:
 
 
 def _run(db: Database, step: Callable[[Config, str], None], revision: str) -> None:
-    with _migration_lock(db) as conn:
+    with _migration_lock(db) as conn, _sqlite_foreign_keys_off(conn, db.is_sqlite):
         config = _config()
         config.attributes["connection"] = conn
         step(config, revision)
         conn.commit()
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(conn: Connection, is_sqlite: bool) -> Iterator[None]:
+    if not is_sqlite:
+        yield
+        return
+    # Outside any transaction (the pragma is a no-op inside one): straight on the DB-API
+    # connection, which runs in autocommit mode (tether.db.engine).
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows violating foreign keys: {broken[:10]}")
+    finally:
+        if conn.in_transaction():  # a failed migration: the pragma needs no open transaction
+            conn.rollback()
+        raw.execute("PRAGMA foreign_keys=ON")
 
 
 @contextmanager

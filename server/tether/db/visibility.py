@@ -5,6 +5,9 @@ into one `Readable` per resource type: either "everything except these ids" or "
 ids". A search adds `readable.clause(column)` to its WHERE, so paging stays exact (a page is
 never short because rows were dropped after the query) and nothing here knows about users.
 `None` in a `Visibility` means "everything" (an admin, or authentication off).
+
+With workspaces on, the clauses also keep the search inside the request's workspace
+(`workspace_scope`), so every search is scoped in the same place, whoever the caller is.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
+
+from tether.db import workspace_scope
+from tether.db.models import Experiment, RegisteredModel
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,25 @@ class Visibility:
     registered_models: Readable | None = None
 
     def experiment_clause(self, column: Any) -> ColumnElement[bool] | None:
-        return None if self.experiments is None else self.experiments.clause(column, int)
+        """Readable experiments (by id in `column`), of the request's workspace only."""
+        readable = None if self.experiments is None else self.experiments.clause(column, int)
+        workspace = workspace_scope.active()
+        if workspace is None:
+            return readable
+        in_workspace = column.in_(
+            sa.select(Experiment.experiment_id).where(Experiment.workspace == workspace)
+        )
+        return in_workspace if readable is None else sa.and_(readable, in_workspace)
 
     def registered_model_clause(self, column: Any) -> ColumnElement[bool] | None:
-        if self.registered_models is None:
-            return None
-        return self.registered_models.clause(column)
+        """Readable registered models (by name in `column`, a query over registered_models),
+        of the request's workspace only."""
+        readable = None if self.registered_models is None else self.registered_models.clause(column)
+        workspace = workspace_scope.active()
+        if workspace is None:
+            return readable
+        in_workspace = RegisteredModel.workspace == workspace
+        return in_workspace if readable is None else sa.and_(readable, in_workspace)
 
     def can_read_experiment(self, experiment_id: str) -> bool:
         return self.experiments is None or self.experiments.allows(experiment_id)

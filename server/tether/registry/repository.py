@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tether.db import workspace_scope
 from tether.db.dialect import upsert_insert
 from tether.db.models import (
     LoggedModelTag,
@@ -33,7 +34,10 @@ def _chunks(items: Sequence[VersionKey]) -> Iterable[Sequence[VersionKey]]:
 def model_by_name(
     session: Session, name: str, *, for_update: bool = False
 ) -> RegisteredModel | None:
-    stmt = sa.select(RegisteredModel).where(RegisteredModel.name == name)
+    """The model of that name in the request's workspace (names are unique per one)."""
+    stmt = sa.select(RegisteredModel).where(
+        RegisteredModel.workspace == workspace_scope.current(), RegisteredModel.name == name
+    )
     if for_update:
         stmt = stmt.with_for_update()
     return session.scalars(stmt).one_or_none()
@@ -108,7 +112,11 @@ def insert_model(
     session: Session, *, name: str, description: str | None, now: int
 ) -> RegisteredModel:
     row = RegisteredModel(
-        name=name, creation_time=now, last_updated_time=now, description=description
+        workspace=workspace_scope.current(),
+        name=name,
+        creation_time=now,
+        last_updated_time=now,
+        description=description,
     )
     session.add(row)
     session.flush()

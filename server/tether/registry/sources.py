@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from tether.db import workspace_scope
 from tether.db.models import LoggedModel, Run
 from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.tracking import validation as tracking_validation
@@ -273,7 +274,7 @@ def source_run(session: Session, run_id: str, source: str) -> Run:
     """The run a source names (MLflow's `_get_source_run`)."""
     tracking_validation.validate_run_id(run_id)
     run = session.get(Run, run_id)
-    if run is None:
+    if run is None or not workspace_scope.holds_experiment(session, run.experiment_id):
         raise invalid_source(source, "run_id")
     return run
 
@@ -281,7 +282,11 @@ def source_run(session: Session, run_id: str, source: str) -> Run:
 def active_logged_model(session: Session, model_id: str) -> LoggedModel:
     """A logged model as MLflow's `get_logged_model` finds it (not deleted)."""
     model = session.get(LoggedModel, model_id)
-    if model is None or model.lifecycle_stage == "deleted":
+    if (
+        model is None
+        or model.lifecycle_stage == "deleted"
+        or not workspace_scope.holds_experiment(session, model.experiment_id)
+    ):
         raise not_found(f"Logged model with ID '{model_id}' not found.")
     return model
 

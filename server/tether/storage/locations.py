@@ -10,7 +10,9 @@ is refused with 400 INVALID_PARAMETER_VALUE naming it, never a 500; and the stor
 
 from __future__ import annotations
 
+import pathlib
 import urllib.parse
+import urllib.request
 
 from tether.errors import MlflowError, invalid_parameter
 from tether.storage import paths
@@ -63,3 +65,28 @@ def _shown(uri: str) -> str:
 
 def _unusable(uri: str, reason: str) -> MlflowError:
     return invalid_parameter(f"The artifact location '{_shown(uri)}' is not usable: {reason}")
+
+
+def absolute_if_local(location: str) -> str:
+    """An experiment's `artifact_location` as MLflow's store keeps it (`resolve_uri_if_local`):
+    a relative local path, bare or `file:`, is made absolute against the server's working
+    directory; any other location is kept as given."""
+    try:
+        parsed = urllib.parse.urlsplit(location)
+        remote = parsed.scheme == "file" and _remote(parsed)
+    except ValueError:  # not a URL at all ("file://[::1/x"): kept, refused where it is used
+        return location
+    if parsed.scheme not in ("", "file") or remote:
+        return location
+    local = urllib.request.url2pathname(parsed.path if parsed.scheme == "file" else location)
+    if pathlib.PurePosixPath(local).is_absolute():
+        return location
+    absolute = pathlib.Path.cwd().joinpath(local).as_posix()
+    if parsed.scheme == "":
+        return absolute
+    return urllib.parse.urlunsplit(("file", None, absolute, parsed.query, parsed.fragment))
+
+
+def _remote(parsed: urllib.parse.SplitResult) -> bool:
+    host = parsed.hostname
+    return host is not None and not (host == "." or host.startswith(("localhost", "127.0.0.1")))

@@ -40,6 +40,7 @@ from tether.db.models.tracking import (
     RunInput,
     RunTag,
 )
+from tether.db.models.workspaces import Workspace
 
 __all__ = [
     "Assessment",
@@ -82,4 +83,5 @@ __all__ = [
     "TraceSpan",
     "TraceSpanSegment",
     "TraceTag",
+    "Workspace",
 ]

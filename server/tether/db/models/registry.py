@@ -16,16 +16,23 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tether.db.models.base import Base, BigId
+from tether.db.models.workspaces import DEFAULT_WORKSPACE, WORKSPACE_NAME_LENGTH
 
 
 class RegisteredModel(Base):
     __tablename__ = "registered_models"
+    __table_args__ = (
+        UniqueConstraint("workspace", "name", name="uq_registered_models_workspace_name"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(256), unique=True)
+    name: Mapped[str] = mapped_column(String(256))
     creation_time: Mapped[int] = mapped_column(BigInteger)
     last_updated_time: Mapped[int | None] = mapped_column(BigInteger)
     description: Mapped[str | None] = mapped_column(Text)
+    workspace: Mapped[str] = mapped_column(
+        String(WORKSPACE_NAME_LENGTH), default=DEFAULT_WORKSPACE, server_default=DEFAULT_WORKSPACE
+    )
 
 
 class RegisteredModelTag(Base):

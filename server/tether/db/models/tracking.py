@@ -16,17 +16,23 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tether.db.models.base import Base, BigId
+from tether.db.models.workspaces import DEFAULT_WORKSPACE, WORKSPACE_NAME_LENGTH
 
 
 class Experiment(Base):
     __tablename__ = "experiments"
 
+    __table_args__ = (UniqueConstraint("workspace", "name", name="uq_experiments_workspace_name"),)
+
     experiment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(500), unique=True)
+    name: Mapped[str] = mapped_column(String(500))
     artifact_location: Mapped[str | None] = mapped_column(Text)
     lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active")
     creation_time: Mapped[int | None] = mapped_column(BigInteger)
     last_update_time: Mapped[int | None] = mapped_column(BigInteger)
+    workspace: Mapped[str] = mapped_column(
+        String(WORKSPACE_NAME_LENGTH), default=DEFAULT_WORKSPACE, server_default=DEFAULT_WORKSPACE
+    )
 
 
 # Params, tags and latest metrics are listed in the order they were first written, as MLflow

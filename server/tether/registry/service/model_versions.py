@@ -10,7 +10,7 @@ from __future__ import annotations
 import urllib.parse
 
 from tether.clock import now_ms
-from tether.db import outbox
+from tether.db import outbox, workspace_scope
 from tether.db.engine import Database
 from tether.db.models import ModelVersion, Run
 from tether.db.outbox.records import (
@@ -212,7 +212,7 @@ class ModelVersionOperations:
         run_id, _, sub_path = path.partition("/")
         with self.db.read() as session:
             run = session.get(Run, run_id)
-            if run is None:
+            if run is None or not workspace_scope.holds_experiment(session, run.experiment_id):
                 raise not_found(f"Run with id={run_id} not found")
             return run.artifact_uri or "", sub_path
 

@@ -93,7 +93,8 @@ def model_uri_location(
 
 def link_logged_model(session: Session, model_id: str, name: str, version: int) -> None:
     """MLflow's `set_model_versions_tags`: the logged model lists its registered versions."""
-    entry = {"name": name, "version": str(version)}
+    # The version as MLflow's store returns it, an int: the reference writes `"version": 1`.
+    entry: dict[str, Any] = {"name": name, "version": version}
     entries: list[Any] = [entry]
     existing = repository.logged_model_tag(session, model_id, MODEL_VERSIONS_TAG)
     if existing:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from tether.db import workspace_scope
 from tether.db.dialect import upsert_insert
 from tether.db.int64 import bigint
 from tether.db.models import Dataset, Experiment, ExperimentTag, InputTag, Run, RunInput
@@ -34,7 +35,11 @@ def stage_and_location(session: Session, experiment_id: int) -> tuple[str, str |
 
 
 def get_by_name(session: Session, name: str) -> Experiment | None:
-    return session.scalars(select(Experiment).where(Experiment.name == name)).one_or_none()
+    """The experiment of that name in the request's workspace (names are unique per one)."""
+    stmt = select(Experiment).where(
+        Experiment.workspace == workspace_scope.current(), Experiment.name == name
+    )
+    return session.scalars(stmt).one_or_none()
 
 
 def get_many(session: Session, ids: Sequence[int]) -> dict[int, Experiment]:
@@ -93,6 +98,7 @@ def insert_experiment(
     experiment_id: int | None = None,
 ) -> Experiment:
     row = Experiment(
+        workspace=workspace_scope.current(),
         name=name,
         artifact_location=artifact_location,
         lifecycle_stage="active",

@@ -9,10 +9,6 @@ from tether.db.models import Experiment
 from tether.tracking.experiments.schemas import Experiment as ExperimentJson
 from tether.tracking.experiments.schemas import KeyValuePair, LifecycleStage
 
-# MLflow 3 names each experiment's workspace: always "default" without workspaces (Tether
-# has none yet).
-DEFAULT_WORKSPACE = "default"
-
 
 def key_values(pairs: Iterable[tuple[str, str | None]]) -> list[KeyValuePair]:
     return [{"key": k, "value": v} if v is not None else {"key": k} for k, v in pairs]
@@ -23,7 +19,8 @@ def experiment(row: Experiment, tags: list[tuple[str, str | None]]) -> Experimen
         "experiment_id": str(row.experiment_id),
         "name": row.name,
         "lifecycle_stage": cast(LifecycleStage, row.lifecycle_stage),
-        "workspace": DEFAULT_WORKSPACE,
+        # MLflow 3.17 names every experiment's workspace ("default" while workspaces are off).
+        "workspace": row.workspace,
     }
     if row.artifact_location is not None:
         body["artifact_location"] = row.artifact_location

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
-from tether.db import outbox
+from tether.db import outbox, workspace_scope
 from tether.db.engine import Database
-from tether.db.models import Experiment
+from tether.db.models import Experiment, Workspace
+from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.db.outbox.records import (
     ExperimentCreate,
     ExperimentDelete,
@@ -21,6 +23,7 @@ from tether.db.outbox.records import (
 from tether.db.visibility import EVERYTHING, Visibility
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id, parse_experiment_ids
+from tether.storage.locations import absolute_if_local
 from tether.tracking import validation
 from tether.tracking.experiments import repository, serialize
 from tether.tracking.experiments.schemas import DatasetSummary
@@ -53,19 +56,50 @@ def normalize_view_type(value: str | int | None) -> str:
     raise invalid_parameter(f"Invalid view type '{value}'")
 
 
+def _in_workspace(row: Experiment) -> bool:
+    """In the request's workspace (always, with workspaces off): the experiments endpoints'
+    own check, for callers outside the routes' guard (the UI's GraphQL)."""
+    active = workspace_scope.active()
+    return active is None or row.workspace == active
+
+
+def _name_taken(name: str) -> MlflowError:
+    """Renaming onto a taken name: MLflow's store hits the unique constraint and answers 400
+    BAD_REQUEST (with the SQL error as its message, which Tether does not copy)."""
+    return MlflowError(f"Experiment(name={name}) already exists.", "BAD_REQUEST")
+
+
 class ExperimentService:
-    def __init__(self, db: Database, artifact_root: str) -> None:
+    """`workspaces`: MLflow 3.17's workspaces are on (`--enable-workspaces`); then new
+    experiments go into the request's workspace (`tether.db.workspace_scope`), under its
+    `default_artifact_root` or `<artifact root>/workspaces/<name>/<id>`, as MLflow's
+    workspace-aware store puts them, and an explicit `artifact_location` is refused."""
+
+    def __init__(self, db: Database, artifact_root: str, *, workspaces: bool = False) -> None:
         self.db = db
         self.artifact_root = artifact_root
+        self.workspaces = workspaces
 
-    def _artifact_location_for(self, experiment_id: int) -> str:
-        return f"{self.artifact_root.rstrip('/')}/{experiment_id}"
+    def _artifact_location_for(
+        self, experiment_id: int, session: Session | None = None, workspace: str | None = None
+    ) -> str:
+        root = self.artifact_root.rstrip("/")
+        if self.workspaces:
+            name = workspace or workspace_scope.current()
+            own = session.get(Workspace, name) if session is not None else None
+            if own is not None and own.default_artifact_root:
+                root = own.default_artifact_root.rstrip("/")
+            else:
+                root = f"{root}/workspaces/{name}"
+        return f"{root}/{experiment_id}"
 
     def ensure_default_experiment(self) -> None:
         with self.db.write() as session:
             if repository.get(session, DEFAULT_EXPERIMENT_ID) is not None:
                 return
-            location = self._artifact_location_for(DEFAULT_EXPERIMENT_ID)
+            location = self._artifact_location_for(
+                DEFAULT_EXPERIMENT_ID, session, DEFAULT_WORKSPACE
+            )
             repository.insert_default(session, location, now_ms())
             outbox.append(
                 session,
@@ -80,7 +114,7 @@ class ExperimentService:
         exp_id = parse_experiment_id(experiment_id)
         with self.db.read() as session:
             row = repository.get(session, exp_id)
-            if row is None:
+            if row is None or not _in_workspace(row):
                 raise not_found(f"No Experiment with id={exp_id} exists")
             return serialize.experiment(row, repository.tags_for(session, [exp_id])[exp_id])
 
@@ -147,7 +181,12 @@ class ExperimentService:
     # Writes ------------------------------------------------------------------------------
 
     def create(self, name: str, artifact_location: str, tags: list[tuple[str, str]]) -> str:
+        if self.workspaces and artifact_location:
+            raise invalid_parameter(
+                "artifact_location cannot be specified when workspaces are enabled"
+            )
         validation.validate_experiment_name(name)
+        artifact_location = absolute_if_local(artifact_location) if artifact_location else ""
         for key, value in tags:
             validation.validate_experiment_tag(key, value)
         tag_map = dict(tags)
@@ -159,7 +198,7 @@ class ExperimentService:
                     session, name=name, artifact_location=artifact_location or None, now=now_ms()
                 )
                 if not artifact_location:
-                    row.artifact_location = self._artifact_location_for(row.experiment_id)
+                    row.artifact_location = self._artifact_location_for(row.experiment_id, session)
                 repository.upsert_tags(session, row.experiment_id, tag_map)
                 outbox.append(
                     session,
@@ -178,7 +217,7 @@ class ExperimentService:
     def _load(self, session: Any, experiment_id: str, stages: set[str]) -> Experiment:
         exp_id = parse_experiment_id(experiment_id)
         row = repository.get(session, exp_id)
-        if row is None or row.lifecycle_stage not in stages:
+        if row is None or row.lifecycle_stage not in stages or not _in_workspace(row):
             raise not_found(f"No Experiment with id={exp_id} exists")
         return row
 
@@ -223,12 +262,12 @@ class ExperimentService:
                     raise MlflowError("Cannot rename a non-active experiment.", "INVALID_STATE")
                 existing = repository.get_by_name(session, new_name)
                 if existing is not None and existing.experiment_id != row.experiment_id:
-                    raise already_exists(f"Experiment(name={new_name}) already exists.")
+                    raise _name_taken(new_name)
                 row.name = new_name
                 row.last_update_time = now_ms()
                 outbox.append(session, ExperimentRename(str(row.experiment_id), name=new_name))
         except IntegrityError:
-            raise already_exists(f"Experiment(name={new_name}) already exists.") from None
+            raise _name_taken(new_name) from None
 
     def set_tag(self, experiment_id: str, key: str, value: str) -> None:
         validation.validate_experiment_tag(key, value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
-from tether.db import outbox
+from tether.db import outbox, workspace_scope
 from tether.db.engine import Database
 from tether.db.models import Dataset, InputTag, Run, RunInput
 from tether.db.outbox.records import (
@@ -121,9 +121,14 @@ class RunService:
             read = repository.load_runs(
                 session, [run_id], with_outputs=True, with_model_inputs=True
             )
-        if not read.ids:
-            raise not_found(f"Run with id={run_id} not found")
-        return serialize.runs(read)[0]
+            if not read.ids:
+                raise not_found(f"Run with id={run_id} not found")
+            run = serialize.runs(read)[0]
+            # Another workspace's run does not exist here (the routes' guard checks this too;
+            # the UI's GraphQL reads runs through this method alone).
+            if not workspace_scope.holds_experiment(session, int(run["info"]["experiment_id"])):
+                raise not_found(f"Run with id={run_id} not found")
+        return run
 
     def search(
         self,
