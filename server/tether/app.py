@@ -119,7 +119,9 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
     backend = artifact_backend(settings)
     spans = SpanStore(
         backend,
+        db,
         segment_bytes=settings.trace_segment_bytes,
+        inline_bytes=settings.trace_inline_segment_bytes,
         cache_bytes=settings.trace_read_cache_bytes,
     )
     trace_reader = TraceReader(db, backend, spans)

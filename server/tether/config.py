@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     trace_max_spans: int = Field(default=100_000, ge=1)
     trace_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     trace_segment_bytes: int = Field(default=256 * 1024, ge=1024)  # span file size target
+    # One request's spans of one trace up to this size go into the database, not a file.
+    trace_inline_segment_bytes: int = Field(default=64 * 1024, ge=0, le=1024 * 1024)
     trace_read_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     # MLflow 3.17's workspaces (`mlflow server --enable-workspaces`; tether.workspaces): off,
     # everything is in "default" and the X-MLFLOW-WORKSPACE header is refused, as in MLflow.

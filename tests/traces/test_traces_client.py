@@ -36,7 +36,9 @@ STORES = [pytest.param("local", id="local"), pytest.param("azurite", id="azurite
 
 @pytest.fixture(scope="module", params=STORES)
 def store(request: pytest.FixtureRequest, make_backend_uri: Any) -> Iterator[dict[str, Any]]:
-    """A Tether server on SQLite with its artifacts in a local directory or in Azurite."""
+    """A Tether server on SQLite with its artifacts in a local directory or in Azurite. With
+    Azurite every span batch goes to a segment file (inline segments off), so both places
+    span content is kept are read by the same client flows."""
     extra: list[str] = []
     env: dict[str, str] = {}
     azurite = None
@@ -45,7 +47,7 @@ def store(request: pytest.FixtureRequest, make_backend_uri: Any) -> Iterator[dic
         azurite = request.getfixturevalue("azurite")
         container = azurite.new_container()
         extra = ["--artifacts-destination", azurite.wasbs(container, "store")]
-        env = azurite.env()
+        env = {**azurite.env(), "TETHER_TRACE_INLINE_SEGMENT_BYTES": "0"}
     server = TetherServer(make_backend_uri("sqlite"), extra_args=extra, env=env)
     try:
         yield {"server": server, "kind": request.param, "azurite": azurite, "container": container}

@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session
 
 def upsert_insert(session: Session, model: Any) -> Any:
     """An INSERT that supports ON CONFLICT clauses on the session's backend."""
-    if session.get_bind().dialect.name == "postgresql":
+    return upsert_for(session.get_bind().dialect.name, model)
+
+
+def upsert_for(dialect: str, model: Any) -> Any:
+    """An INSERT that supports ON CONFLICT clauses on the backend named `dialect`."""
+    if dialect == "postgresql":
         return pg_insert(model)
     return sqlite_insert(model)
 

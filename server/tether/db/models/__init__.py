@@ -25,6 +25,7 @@ from tether.db.models.traces import (
     TracePromptLink,
     TraceRunLink,
     TraceSpan,
+    TraceSpanSegment,
     TraceTag,
 )
 from tether.db.models.tracking import (
@@ -80,6 +81,7 @@ __all__ = [
     "TracePromptLink",
     "TraceRunLink",
     "TraceSpan",
+    "TraceSpanSegment",
     "TraceTag",
     "Workspace",
 ]

@@ -2,15 +2,27 @@
 their spans, and their links to runs and prompt versions.
 
 Table and column names follow MLflow's SQL store, so its filter grammar maps one to one.
-Span *content* is not here: it lives in the artifact store (`tether.tracking.traces.spans`);
-`trace_spans` indexes it (what span filters and metrics read, and where each span's line is).
+Span *content* lives in segments (`tether.tracking.traces.spans`): small ones in
+`trace_span_segments`, written in the transaction that indexes them, larger ones as files in
+the artifact store; `trace_spans` indexes them (what span filters and metrics read, and where
+each span's line is).
 Children carry the trace id with ON DELETE CASCADE; the services also delete them explicitly,
 so a store where foreign keys are not enforced never keeps orphans.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tether.db.models.base import Base
@@ -126,6 +138,19 @@ class TraceSpan(Base):
     segment: Mapped[str] = mapped_column(String(40))
     line: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(Integer)
+
+
+class TraceSpanSegment(Base):
+    """A small segment of span lines kept in the database (one OTLP request's spans of one
+    trace, up to `trace_inline_segment_bytes`): committed with the index rows that point to
+    it, so it costs no file write and no extra fsync. Segment names are unique."""
+
+    __tablename__ = "trace_span_segments"
+    __table_args__ = (Index("ix_trace_span_segments_trace", "trace_id"),)
+
+    segment: Mapped[str] = mapped_column(String(40), primary_key=True)
+    trace_id: Mapped[str] = mapped_column(ForeignKey("trace_info.request_id", ondelete="CASCADE"))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class TraceRunLink(Base):

@@ -52,7 +52,7 @@ from tether.tracking.traces.service import (
     note_run_has_traces,
     trace_artifact_location,
 )
-from tether.tracking.traces.spans import SpanStore
+from tether.tracking.traces.spans import InlineSegment, SpanStore
 
 # Resource `service.name`s MLflow copies onto root spans (its allowlist of known clients).
 KNOWN_SERVICE_NAMES = frozenset(
@@ -178,7 +178,8 @@ class _Plan:
     spans: list[StoredSpan]
     resource_tags: dict[str, str]
     spans_path: str = ""
-    segments: list[str] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)  # files written: discarded on failure
+    inline: list[InlineSegment] = field(default_factory=list)  # rows the transaction inserts
     placements: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -205,20 +206,15 @@ class SpanIngest:
     def _paths(self, experiment_id: int, trace_ids: list[str]) -> dict[str, str]:
         """Where each trace's spans go: kept from its first span, else beside its artifacts."""
         with self.db.read() as session:
-            known = dict(
-                session.execute(
-                    select(TraceInfo.request_id, TraceInfo.spans_path).where(
-                        TraceInfo.request_id.in_(trace_ids)
-                    )
-                ).all()
-            )
-            experiment_of = dict(
-                session.execute(
-                    select(TraceInfo.request_id, TraceInfo.experiment_id).where(
-                        TraceInfo.request_id.in_(trace_ids)
-                    )
-                ).all()
-            )
+            known: dict[str, str | None] = {}
+            experiment_of: dict[str, int] = {}
+            for trace_id, spans_path, exp in session.execute(
+                select(TraceInfo.request_id, TraceInfo.spans_path, TraceInfo.experiment_id).where(
+                    TraceInfo.request_id.in_(trace_ids)
+                )
+            ):
+                known[trace_id] = spans_path
+                experiment_of[trace_id] = exp
             locations: dict[int, str | None] = {}
             missing: set[int] = set()
             for exp in {experiment_id, *experiment_of.values()}:
@@ -261,9 +257,10 @@ class SpanIngest:
         try:
             for plan in plans:
                 plan.spans_path = paths[plan.trace_id]
-                placed = await self.store.write(plan.spans_path, [s.line for s in plan.spans])
-                plan.placements = [(p.segment, p.line) for p in placed]
-                plan.segments = list(dict.fromkeys(p.segment for p in placed))
+                written = await self.store.write(plan.spans_path, [s.line for s in plan.spans])
+                plan.placements = [(p.segment, p.line) for p in written.placements]
+                plan.segments = written.files
+                plan.inline = written.inline
             await blocking(self._index, exp_id, plans, run_id)
         except BaseException:
             for plan in plans:
@@ -316,13 +313,11 @@ class SpanIngest:
             )
             session.add(row)
             session.flush()
-            repository.upsert_tags(
-                session,
-                trace_id,
-                {ARTIFACT_LOCATION_TAG: trace_artifact_location(location[1], trace_id)},
-            )
+            # Upserted with the batch's own tags below (which may still override it).
+            new_tags = {ARTIFACT_LOCATION_TAG: trace_artifact_location(location[1], trace_id)}
             finalized = False
         else:
+            new_tags = {}
             # As in MLflow's log_spans: whether start_trace's times stand is only looked at when
             # the batch carries usage, cost or a session; otherwise the times always widen.
             finalized = _carries_analytics(spans) and (
@@ -345,7 +340,7 @@ class SpanIngest:
                 values["execution_time_ms"] = end - start
         if row.status in ("IN_PROGRESS", "STATE_UNSPECIFIED") and root_state:
             values["status"] = root_state
-        tags: dict[str, str] = dict(plan.resource_tags)
+        tags: dict[str, str] = {**new_tags, **plan.resource_tags}
         if root is not None:
             if row.request_preview is None and (
                 inputs := root.attributes.get(codec.INPUTS_ATTRIBUTE)
@@ -370,7 +365,7 @@ class SpanIngest:
                     tags[tag_key] = tag_value
         if row.session_id is None and (session_id := _session_id(spans)) is not None:
             values["session_id"] = session_id
-        repository.update_row(session, trace_id, values)
+        repository.insert_segments(session, trace_id, [(i.name, i.data) for i in plan.inline])
         repository.upsert_spans(
             session,
             [
@@ -408,7 +403,10 @@ class SpanIngest:
                 f"most {self.max_bytes} bytes per trace (TETHER_TRACE_MAX_BYTES). "
                 "The spans of this request were not stored."
             )
-        repository.update_row(session, trace_id, {"span_count": count, "span_bytes": size})
+        # One UPDATE for the widened times, previews, state and the new totals.
+        repository.update_row(
+            session, trace_id, {**values, "span_count": count, "span_bytes": size}
+        )
         if user_id := _user_id(spans):
             repository.insert_metadata_if_missing(session, trace_id, analytics.USER_KEY, user_id)
         tags[SPANS_LOCATION_TAG] = TRACKING_STORE

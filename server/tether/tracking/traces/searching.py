@@ -84,41 +84,53 @@ class TraceSearch:
         order = filters.parse_order_by(list(order_by))
         clauses = filters.parse_filter(filter_string)
         offset = parse_page_token(page_token)
-        ids, content = await blocking(
-            self._candidates, experiment_ids, clauses, order, offset, max_results
+        reads, content = await blocking(
+            self._page, experiment_ids, clauses, order, offset, max_results
         )
         if content is not None:
             ids = await self._filter_content(
                 experiment_ids, clauses, order, offset, max_results, content
             )
-        reads = await blocking(self._load, ids)
+            reads = await blocking(self._load, ids)
         token = create_page_token(offset + max_results) if len(reads) == max_results else None
         return reads, token
 
     def _statement(
-        self, experiment_ids: Sequence[int], clauses: list[filters.Clause], order: Any, dialect: str
+        self,
+        experiment_ids: Sequence[int],
+        clauses: list[filters.Clause],
+        order: Any,
+        dialect: str,
+        columns: Any = TraceInfo.request_id,
     ) -> tuple[Any, ContentCheck | None]:
         built = search.build(clauses, dialect, list(experiment_ids))
         stmt = (
-            sa.select(TraceInfo.request_id)
+            sa.select(columns)
             .where(TraceInfo.experiment_id.in_(list(experiment_ids)), *built.conditions)
             .order_by(*search.order_by(order))
         )
         return stmt, built.content
 
-    def _candidates(
+    def _page(
         self,
         experiment_ids: Sequence[int],
         clauses: list[filters.Clause],
         order: list[filters.OrderClause],
         offset: int,
         max_results: int,
-    ) -> tuple[list[str], ContentCheck | None]:
+    ) -> tuple[list[repository.TraceRead], ContentCheck | None]:
+        """The page, when the SQL decides it alone: its rows are read by the ordered query
+        itself (no second lookup by id), then their children."""
         with self.db.read() as session:
-            stmt, content = self._statement(experiment_ids, clauses, order, dialect_name(session))
+            stmt, content = self._statement(
+                experiment_ids, clauses, order, dialect_name(session), TraceInfo.__table__
+            )
             if content is not None:
                 return [], content
-            return list(session.scalars(stmt.offset(offset).limit(max_results))), None
+            rows = {
+                r.request_id: r for r in session.execute(stmt.offset(offset).limit(max_results))
+            }
+            return repository.with_children(session, list(rows.values())), None
 
     async def _filter_content(
         self,

@@ -14,8 +14,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import Row
+
 from tether.db.models import Assessment as AssessmentRow
-from tether.db.models import TraceInfo as TraceRow
 from tether.tracking.traces import analytics, schemas
 from tether.tracking.traces.times import format_duration, format_timestamp
 
@@ -26,7 +27,7 @@ _MAX_TAG_VALUE = 4096
 _JSON_FORMAT = "JSON_FORMAT"
 
 
-def trace_tags(row: TraceRow, tags: Mapping[str, str | None]) -> dict[str, str]:
+def trace_tags(row: Row[Any], tags: Mapping[str, str | None]) -> dict[str, str]:
     """A trace's tags as MLflow holds them: the name from its column, not the tag table."""
     out = {k: v or "" for k, v in tags.items() if k != TRACE_NAME_TAG}
     if row.trace_name is not None:
@@ -34,14 +35,14 @@ def trace_tags(row: TraceRow, tags: Mapping[str, str | None]) -> dict[str, str]:
     return out
 
 
-def trace_metadata(row: TraceRow, metadata: Mapping[str, str | None]) -> dict[str, str]:
+def trace_metadata(row: Row[Any], metadata: Mapping[str, str | None]) -> dict[str, str]:
     out = {k: v or "" for k, v in metadata.items() if k not in analytics.PROMOTED_KEYS}
     out.update(analytics.compatibility_metadata(row))
     return out
 
 
 def trace_info(
-    row: TraceRow,
+    row: Row[Any],
     tags: Mapping[str, str | None],
     metadata: Mapping[str, str | None],
     assessments: Sequence[AssessmentRow],
@@ -73,7 +74,7 @@ def trace_info(
 
 
 def trace_info_v2(
-    row: TraceRow, tags: Mapping[str, str | None], metadata: Mapping[str, str | None]
+    row: Row[Any], tags: Mapping[str, str | None], metadata: Mapping[str, str | None]
 ) -> schemas.TraceInfoV2:
     """MLflow's `TraceInfoV2.from_v3(...).to_proto()`: the state as a status, a missing
     execution time as 0, the v3 previews and assessments left out."""

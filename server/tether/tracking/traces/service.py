@@ -18,14 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
 from tether.db import outbox
 from tether.db.dialect import upsert_insert
 from tether.db.engine import Database
-from tether.db.models import Assessment, Run, SyncReport, TraceInfo, TraceSpan
+from tether.db.models import Assessment, Run, SyncReport, TraceInfo
 from tether.db.outbox.records import (
     TraceDelete,
     TraceDeleteAssessment,
@@ -224,11 +224,7 @@ class TraceService:
                 if info.response_preview is not None:
                     fields["response_preview"] = info.response_preview
                 repository.update_row(session, trace_id, fields)
-                session.execute(
-                    update(TraceSpan)
-                    .where(TraceSpan.trace_id == trace_id)
-                    .values(experiment_id=experiment_id)
-                )
+                repository.set_spans_experiment(session, trace_id, experiment_id)
                 repository.set_assessments_trace_time(
                     session, trace_id, request_time, experiment_id
                 )
