@@ -67,6 +67,19 @@ def _create_until_azure_provisions(server: Any, ws: AzuremlWorkspace, name: str)
     return mark
 
 
+def _until_deleted(server: Any, name: str) -> None:
+    """Wait until `name` is gone (404), DELETING meanwhile and nothing else."""
+    deadline = time.monotonic() + 120
+    while True:
+        with server.rest() as rest:
+            response = rest.get("/api/2.0/tether/deployments/get", {"name": name})
+        if response.status == 404:
+            return
+        assert response.json["deployment"]["state"] == "DELETING", response.json
+        assert time.monotonic() < deadline, response.json
+        time.sleep(0.2)
+
+
 def test_cli_deploy_predict_delete(
     start_synced_server: SyncedServerStarter, azureml_workspace: AzuremlWorkspace, tmp_path: Path
 ) -> None:
@@ -344,15 +357,7 @@ def test_kill_9_mid_deletion_resumes_and_deletes_once(
     server.stop()
     assert [e["state"] for e in ws.online()] == ["Deleting"]
     restarted = start_synced_server(server.backend_uri)
-    deadline = time.monotonic() + 120
-    while True:
-        with restarted.rest() as rest:
-            response = rest.get("/api/2.0/tether/deployments/get", {"name": "dep-del"})
-        if response.status == 404:
-            break
-        assert response.json["deployment"]["state"] == "DELETING", response.json
-        assert time.monotonic() < deadline, response.json
-        time.sleep(0.2)
+    _until_deleted(restarted, "dep-del")
     assert ws.online() == []
     deletes = ws.requests(mark, path="onlineEndpoints/dep-del$", method="DELETE")
     assert [d["status"] for d in deletes] == [202], "deleted once, then followed to the end"
@@ -375,13 +380,5 @@ def test_delete_while_creating_wins(
     _create_until_azure_provisions(server, ws, "dep-race")
     with server.rest() as rest:
         assert rest.post("/api/2.0/tether/deployments/delete", {"name": "dep-race"}).status == 200
-    deadline = time.monotonic() + 120
-    while True:
-        with server.rest() as rest:
-            response = rest.get("/api/2.0/tether/deployments/get", {"name": "dep-race"})
-        if response.status == 404:
-            break
-        assert response.json["deployment"]["state"] == "DELETING", response.json
-        assert time.monotonic() < deadline, response.json
-        time.sleep(0.2)
+    _until_deleted(server, "dep-race")
     assert ws.online() == []

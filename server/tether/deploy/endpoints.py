@@ -18,7 +18,7 @@ from tether.api.access import (
 from tether.api.deps import provider
 from tether.api.routing import Router
 from tether.deploy import schemas
-from tether.deploy.service import DeployService
+from tether.deploy.service import MODEL_URI_RE, DeployService
 from tether.threads import blocking
 
 Deploy = Annotated[DeployService, Depends(provider(DeployService))]
@@ -27,13 +27,10 @@ PREFIX = "/api/2.0/tether/deployments"
 
 
 def _model_name(body: schemas.CreateDeployment, _: object) -> str | None:
-    """NAME of `models:/NAME/VERSION` or `models:/NAME@ALIAS` (anything else: None, and the
-    service refuses the URI)."""
-    rest = body.model_uri.removeprefix("models:/")
-    if rest == body.model_uri:
-        return None
-    name = rest.rpartition("@")[0] if "@" in rest else rest.rpartition("/")[0]
-    return name or None
+    """The registered model a `model_uri` names, read as the service reads it (anything
+    else: None, and the service refuses the URI)."""
+    found = MODEL_URI_RE.match(body.model_uri)
+    return found["name"] if found else None
 
 
 # With authentication on (as the issue asks): deploying, changing and deleting need MANAGE
