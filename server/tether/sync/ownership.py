@@ -40,13 +40,14 @@ def workspaces_of(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
         found.update({("experiment", str(i)): w for i, w in rows})
     runs = by_type.get("run", set()) | by_type.get("run_artifacts", set())
     if runs:
-        run_ws = dict(
-            session.execute(
+        run_ws = {
+            i: w
+            for i, w in session.execute(
                 select(Run.run_uuid, Experiment.workspace)
                 .join(Experiment, Experiment.experiment_id == Run.experiment_id)
                 .where(Run.run_uuid.in_(runs))
-            ).tuples()
-        )
+            )
+        }
         for sync_type in ("run", "run_artifacts"):
             for run_id in by_type.get(sync_type, ()):
                 if run_id in run_ws:
