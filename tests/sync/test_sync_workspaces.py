@@ -104,9 +104,7 @@ def _source_runs(ws: AzuremlWorkspace) -> set[str]:
         return set()
     body = {"experiment_ids": ids, "max_results": 1000, "run_view_type": "ALL"}
     runs = inner.post("runs/search", body).get("runs", [])
-    return {
-        t["value"] for r in runs for t in r["data"].get("tags", []) if t["key"] == SOURCE_TAG
-    }
+    return {t["value"] for r in runs for t in r["data"].get("tags", []) if t["key"] == SOURCE_TAG}
 
 
 def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apart(
@@ -165,9 +163,11 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
     work_b.model(team, run_b)
     _until(server, "default", _converged, "default synced")
     b_done = _until(server, TEAM, _converged, "team-b synced after its bind")
-    assert b_done["binding"] == "bound" and b_done["azureml_workspace"] == "/".join(
-        (ws_b.subscription, ws_b.resource_group, ws_b.workspace_name)
-    ).lower()
+    assert (
+        b_done["binding"] == "bound"
+        and b_done["azureml_workspace"]
+        == "/".join((ws_b.subscription, ws_b.resource_group, ws_b.workspace_name)).lower()
+    )
     work_a.check(server.backend_uri, ws_a, mark_a)
     work_b.check(server.backend_uri, ws_b, mark_b)
     # Each reached only its own Azure workspace.

@@ -116,9 +116,14 @@ def _line(info: WorkspaceBindingInfo) -> str:
     behind = counts["pending"] + counts["in_flight"]
     failing = counts["failed"] + counts["dead"]
     age = sync["oldest_pending_age_seconds"]
-    where = info["azureml_workspace"] or "-"
+    if sync["binding"] != "local-only":
+        where = f" {info['target']}"
+    elif info["target"]:
+        where = f" (delivered to {info['target']} before)"
+    else:
+        where = ""
     text = (
-        f"{info['name']}: {sync['binding']} {where}  pending {behind}, failing {failing}, "
+        f"{info['name']}: {sync['binding']}{where}: pending {behind}, failing {failing}, "
         f"done {counts['synced']}, lag {'-' if age is None else f'{age:.1f} s'}"
     )
     if sync["last_error"] and failing:
