@@ -157,15 +157,16 @@ def _upsert(session: Session, rows: list[tuple[str, str, int, int]], now: int) -
     """New entities, pending from their first row (cursor 0), in their workspace."""
     if not rows:
         return 0
-    known = set(
-        session.execute(
+    known = {
+        (t, i)
+        for t, i in session.execute(
             select(SyncEntity.entity_type, SyncEntity.entity_id).where(
                 tuple_(SyncEntity.entity_type, SyncEntity.entity_id).in_(
                     [(t, i) for t, i, _, _ in rows]
                 )
             )
-        ).tuples()
-    )
+        )
+    }
     new = [r for r in rows if (r[0], r[1]) not in known]
     if not new:
         return 0

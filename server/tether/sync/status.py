@@ -336,7 +336,7 @@ def by_workspace(
         select(SyncEntity.workspace, func.min(SyncEntity.first_pending_at))
         .where(SyncEntity.status != state.SYNCED)
         .group_by(SyncEntity.workspace)
-    ).tuples()
+    )
     for name, first in oldest:
         if name in out:
             out[name]["oldest_pending_age_seconds"] = _age(now, first)
