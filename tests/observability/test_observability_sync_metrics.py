@@ -87,6 +87,10 @@ def test_throttling_retries_and_synced_entities_show_in_metrics(
     assert samples.total("tether_sync_entities", status="pending") == 0
     assert samples.total("tether_sync_entities", status="dead") == 0
     assert samples.get("tether_sync_lag_seconds") == 0
+    # Per MLflow workspace (issue 17): everything here is in `default`.
+    assert samples.get("tether_sync_workspace_entities", workspace="default", status="synced") >= 2
+    assert samples.total("tether_sync_workspace_entities", status="pending") == 0
+    assert samples.get("tether_sync_workspace_lag_seconds", workspace="default") == 0
     # Delivery: every point once, and the requests it took (create, params, points).
     assert samples.get("tether_sync_points_delivered_total", entity_type="run") == len(METRICS)
     assert samples.get("tether_sync_requests_total", entity_type="run") >= 3

@@ -43,6 +43,7 @@ from tether.config import Settings
 from tether.db.engine import Database
 from tether.observability import events, prometheus_dir
 from tether.sync import status as sync_status
+from tether.sync.schemas import WorkspaceSync
 from tether.sync.status import BUCKETS
 from tether.threads import blocking
 
@@ -179,12 +180,33 @@ class StoreCollector(Collector):
         try:
             with self.db.read() as session:
                 snap = sync_status.queue(session)
+                each = sync_status.by_workspace(session, {})
         except Exception as exc:  # the scrape still answers: database_up says why it is thin
             log.warning("metrics: cannot read the sync state: %s", exc)
             up.add_metric([], 0)
             return [up, enabled]
         up.add_metric([], 1)
-        return [up, enabled, *_sync_families(snap)]
+        return [up, enabled, *_sync_families(snap), *_workspace_families(each)]
+
+
+def _workspace_families(each: dict[str, WorkspaceSync]) -> list[Metric]:
+    """Per MLflow workspace (each syncs into its own Azure ML workspace, or is kept local)."""
+    entities = GaugeMetricFamily(
+        "tether_sync_workspace_entities",
+        "Sync queue per MLflow workspace: entities per state",
+        labels=["workspace", "status"],
+    )
+    lag = GaugeMetricFamily(
+        "tether_sync_workspace_lag_seconds",
+        "Per MLflow workspace: age of its oldest entity not yet in Azure ML (0 when none; "
+        "writes not picked up yet are in tether_outbox_oldest_unscanned_age_seconds)",
+        labels=["workspace"],
+    )
+    for name, one in sorted(each.items()):
+        for bucket in BUCKETS:
+            entities.add_metric([name, bucket], one["entities"].get(bucket, 0))
+        lag.add_metric([name], one["oldest_pending_age_seconds"] or 0.0)
+    return [entities, lag]
 
 
 def _sync_families(snap: sync_status.QueueSnapshot) -> list[Metric]:
