@@ -38,6 +38,10 @@ from tether.sync import status
 from tether.sync.azureml.workspace import parse_workspace_setting
 from tether.sync.schemas import WorkspaceBindingInfo, WorkspaceSync
 
+# A forced rebind's entities wait this long before any lane may claim them: every runtime
+# (each replica re-reads the bindings every 2 s) has stopped the old target's worker by then,
+# so none of them is delivered to the old Azure workspace after the reset.
+RESTART_GRACE_MS = 10_000
 _CREDENTIAL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -245,7 +249,8 @@ def _delivered(session: Session, workspace: str) -> bool:
 def restart(session: Session, workspace: str, now: int) -> None:
     """Every entity of the workspace from its first outbox row again (a forced rebind to
     another Azure workspace); leases are dropped, so a lane still working one for the old
-    target finds its lease gone and changes nothing."""
+    target finds its lease gone and changes nothing, and none is due before every runtime has
+    stopped the old target's worker (`RESTART_GRACE_MS`)."""
     session.execute(
         delete(SyncReport).where(
             exists().where(
@@ -267,7 +272,7 @@ def restart(session: Session, workspace: str, now: int) -> None:
             attempts=0,
             last_error=None,
             waiting_on=None,
-            next_attempt_at=0,
+            next_attempt_at=now + RESTART_GRACE_MS,
             lease_owner=None,
             lease_expires_at=None,
             first_pending_at=now,

@@ -267,7 +267,7 @@ class BackgroundSync:
         with self._lock:
             running = dict(self.workspaces)
         if not running:
-            info: WorkerInfo = {"enabled": True, "connected": False}
+            info: WorkerInfo = {"enabled": self.enabled, "connected": False}
             if self.bindings_error:
                 info["connect_error"] = self.bindings_error
             info["workspaces"] = {}
@@ -275,6 +275,12 @@ class BackgroundSync:
         each = {name: one.describe() for name, one in sorted(running.items())}
         first = each.get(DEFAULT_WORKSPACE) or next(iter(each.values()))
         return {**first, "workspaces": each}
+
+    @property
+    def enabled(self) -> bool:
+        """Syncs anything: the server has a workspace, or some workspace is bound."""
+        with self._lock:
+            return bool(self.settings.azureml_workspace or self.workspaces)
 
     # The first connected worker, for readiness (ops.readiness) -----------------------------
 
