@@ -192,6 +192,10 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
     assert down["entities"]["dead"] == 0 and any(down["entities"][b] for b in BUSY), down
     work_a.check(server.backend_uri, ws_a, mark_a)
     assert second_b not in _source_runs(ws_b)
+    with server.rest() as rest:  # the sync page shows each workspace
+        page = rest.get("/tether/")
+    assert page.status == 200 and "By workspace" in page.text, page.text
+    assert b_done["azureml_workspace"] in page.text and "ws-standin" in page.text
     workers = sync_status(server)["worker"]["workspaces"]
     assert set(workers) == {"default", TEAM} and all(w["connected"] for w in workers.values())
     assert workers["default"]["workspace"] != workers[TEAM]["workspace"]

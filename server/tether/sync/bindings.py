@@ -35,6 +35,7 @@ from tether.db.models import SyncEntity, SyncReport, Workspace, WorkspaceBinding
 from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.sync import status
+from tether.sync.azureml.credentials import TokenProvider, named_credential
 from tether.sync.azureml.workspace import parse_workspace_setting
 from tether.sync.schemas import WorkspaceBindingInfo, WorkspaceSync
 
@@ -58,6 +59,14 @@ class Target:
     @property
     def identity(self) -> str:
         return target_identity(self.azureml_workspace)
+
+
+def token_provider(target: Target) -> TokenProvider:
+    """Tokens for `target`: its named credential, else the server's own identity (a
+    credential missing from the environment raises PermanentError, naming the variables)."""
+    if target.credential:
+        return TokenProvider(named_credential(target.credential))
+    return TokenProvider()
 
 
 def target_identity(setting: str) -> str:

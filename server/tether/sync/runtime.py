@@ -15,7 +15,6 @@ from tether.storage.base import ArtifactBackend
 from tether.storage.configured import artifact_backend
 from tether.sync import bindings, state
 from tether.sync.azureml.client import AzureMLClient, RetryPolicy
-from tether.sync.azureml.credentials import TokenProvider, named_credential
 from tether.sync.azureml.errors import SyncError, TransientError
 from tether.sync.azureml.mlflow_api import AzureMLflow
 from tether.sync.azureml.throttle import Throttle
@@ -58,8 +57,7 @@ def connect(
     if target is None:
         raise ValueError("no Azure ML workspace configured (--azureml-workspace)")
     ref = parse_workspace_setting(target.azureml_workspace)
-    tokens = TokenProvider(named_credential(target.credential)) if target.credential else None
-    tokens = tokens or TokenProvider()
+    tokens = bindings.token_provider(target)
     # Short in-call waits: longer ones become the entity's backoff (lease stays short).
     retry = RetryPolicy(attempts=4, max_delay=10.0)
     if stop is not None:
