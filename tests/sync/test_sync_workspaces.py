@@ -207,3 +207,25 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
     work_a.check(server.backend_uri, ws_a, mark_a)
     assert not set(work_b.runs) & _source_runs(ws_a)
     assert not set(work_a.runs) & _source_runs(ws_b)
+
+    # Unbound over REST while the server runs: team-b is kept local again, nothing lost.
+    with server.rest() as rest:
+        unbound = rest.request("DELETE", f"/api/2.0/tether/workspaces/{TEAM}/binding")
+    assert unbound.status == 200, unbound.text
+    deadline = time.monotonic() + 60
+    while TEAM in sync_status(server)["worker"]["workspaces"]:
+        assert time.monotonic() < deadline, "team-b's worker still runs after the unbind"
+        time.sleep(0.2)
+    third_b = work_b.run(team, exp_b, points=50)
+    kept = _until(
+        server,
+        TEAM,
+        lambda b: (
+            b["binding"] == "local-only"
+            and b["outbox"]["scanned_to"] == b["outbox"]["last_id"]
+            and b["entities"]["pending"] >= 1
+        ),
+        "team-b kept local after its unbind",
+    )
+    assert not kept["entities"]["failed"] and not kept["entities"]["dead"], kept
+    assert third_b not in _source_runs(ws_b)
