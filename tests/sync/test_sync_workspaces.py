@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from observability.prom_scrape import scrape
 from support import TetherServer
 from support.rest import MlflowRest
 from sync.sync_fidelity import SOURCE_TAG, InnerMlflow
@@ -124,9 +125,16 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
         "REQUESTS_CA_BUNDLE": str(bundle),
         # team-b's own identity: a user-assigned managed identity, named by the binding.
         "TETHER_AZURE_CREDENTIAL_TEAMB_CLIENT_ID": azureml_identity.client_id,
+        "TETHER_METRICS_CACHE_SECONDS": "0",
     }
     server = start_tether_server(
-        extra_args=["--enable-workspaces", "--azureml-workspace", ws_a.arm_id],
+        extra_args=[
+            "--enable-workspaces",
+            "--azureml-workspace",
+            ws_a.arm_id,
+            "--expose-prometheus",
+            str(tmp_path / "prom"),
+        ],
         env=env,
         artifacts_destination=str(tmp_path / "artifacts"),
     )
@@ -144,7 +152,27 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
     assert local["binding"] == "local-only" and local["azureml_workspace"] is None, local
     assert not local["entities"]["failed"] and not local["entities"]["dead"], local
 
-    # Bound while the server runs: no restart.
+    # Bound while the server runs, first with a credential the server's environment lacks:
+    # that workspace says why it cannot connect (no secret is named), nothing else changes.
+    wrong = run_tether(
+        "workspaces",
+        "bind",
+        TEAM,
+        "--azureml-workspace",
+        ws_b.tracking_uri,
+        "--credential",
+        "NOPE",
+        "--backend-store-uri",
+        server.backend_uri,
+    )
+    assert wrong.returncode == 0, wrong.stderr
+    deadline = time.monotonic() + 60
+    while "TETHER_AZURE_CREDENTIAL_NOPE_CLIENT_ID" not in str(
+        sync_status(server)["worker"]["workspaces"].get(TEAM, {}).get("connect_error")
+    ):
+        assert time.monotonic() < deadline, sync_status(server)["worker"]
+        time.sleep(0.2)
+    # Then with the right one: the same Azure workspace, so a plain rebind, no restart.
     bound = run_tether(
         "workspaces",
         "bind",
@@ -199,6 +227,17 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
     workers = sync_status(server)["worker"]["workspaces"]
     assert set(workers) == {"default", TEAM} and all(w["connected"] for w in workers.values())
     assert workers["default"]["workspace"] != workers[TEAM]["workspace"]
+
+    # Prometheus tells the workspaces apart: team-b's retries are its own.
+    samples = scrape(server.url)
+    assert samples.total("tether_azureml_retries_total", workspace=TEAM) >= 1
+    for name in (TEAM, "default"):
+        delivered = samples.total("tether_sync_points_delivered_total", workspace=name)
+        assert delivered >= 300, (name, delivered)
+    behind = sum(
+        samples.get("tether_sync_workspace_entities", workspace=TEAM, status=b) for b in BUSY
+    )
+    assert behind >= 1 and samples.get("tether_sync_workspace_lag_seconds", workspace=TEAM) > 0
 
     # Back: team-b converges, nothing twice, still nothing in the other workspace.
     ws_b.clear_faults()

@@ -95,12 +95,14 @@ class Instruments:
         self.pool_overflow = _live_gauge(
             "tether_db_pool_overflow", "Connections in use beyond the pool size (max_overflow)"
         )
+        # Labelled with the MLflow workspace whose delivery counted them: each syncs into its
+        # own Azure ML workspace (tether.sync.bindings).
         self.sync = {
-            name: Counter(f"tether_{name}", text, ("entity_type",), registry=None)
+            name: Counter(f"tether_{name}", text, ("entity_type", "workspace"), registry=None)
             for name, text in _SYNC_HELP.items()
         }
         self.azure = {
-            name: Counter(f"tether_{name}", text, registry=None)
+            name: Counter(f"tether_{name}", text, ("workspace",), registry=None)
             for name, text in _AZURE_HELP.items()
         }
         self.deploy = {
@@ -115,9 +117,9 @@ class Instruments:
 
     def count(self, name: events.Event, entity_type: str | None, n: int = 1) -> None:
         if name in self.azure:
-            self.azure[name].inc(n)
+            self.azure[name].labels(events.thread_workspace()).inc(n)
         elif name in self.sync:
-            self.sync[name].labels(entity_type or "unknown").inc(n)
+            self.sync[name].labels(entity_type or "unknown", events.thread_workspace()).inc(n)
         elif name in self.deploy:  # labelled with the deployment's state
             self.deploy[name].labels(entity_type or "unknown").inc(n)
 

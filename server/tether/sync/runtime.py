@@ -11,6 +11,7 @@ from dataclasses import asdict
 from tether.config import Settings
 from tether.db.engine import Database
 from tether.db.models.workspaces import DEFAULT_WORKSPACE
+from tether.observability import events
 from tether.storage.base import ArtifactBackend
 from tether.storage.configured import artifact_backend
 from tether.sync import bindings, state
@@ -126,6 +127,7 @@ class WorkspaceSync:
                 state.release_owner(session, worker.lane_owners)
 
     def _main(self) -> None:
+        events.set_thread_workspace(self.target.workspace)  # its ARM discovery's requests
         delay = 1.0
         while not self._stop.is_set():
             try:

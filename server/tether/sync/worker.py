@@ -39,6 +39,7 @@ from sqlalchemy import select
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry
+from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.db.outbox import reader
 from tether.observability import events
 from tether.storage.base import ArtifactBackend
@@ -355,6 +356,7 @@ class SyncWorker:
             return left
 
     def _lane(self, lane: int, done: threading.Event) -> None:
+        events.set_thread_workspace(self.workspace or DEFAULT_WORKSPACE)
         while not (self.stop_event.is_set() or done.is_set()):
             try:
                 paused = self.paused_for()
