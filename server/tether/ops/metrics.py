@@ -105,6 +105,8 @@ class Instruments:
             name: Counter(f"tether_{name}", text, ("workspace",), registry=None)
             for name, text in _AZURE_HELP.items()
         }
+        for counter in self.azure.values():  # shown at 0 from the start, as before labels
+            counter.labels(events.DEFAULT_WORKSPACE)
         self.deploy = {
             name: Counter(f"tether_{name}", text, ("state",), registry=None)
             for name, text in _DEPLOY_HELP.items()
