@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from tether.db import outbox
 from tether.db.engine import Database
-from tether.db.models import TraceInfo, TraceSpan
+from tether.db.models import TraceInfo
 from tether.db.outbox.records import TraceLinkRun, TraceLogSpans
 from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id
@@ -204,24 +204,25 @@ class SpanIngest:
         self.max_bytes = max_bytes
 
     def _paths(self, experiment_id: int, trace_ids: list[str]) -> dict[str, str]:
-        """Where each trace's spans go: kept from its first span, else beside its artifacts."""
         with self.db.read() as session:
-            known: dict[str, str | None] = {}
-            experiment_of: dict[str, int] = {}
-            for trace_id, spans_path, exp in session.execute(
-                select(TraceInfo.request_id, TraceInfo.spans_path, TraceInfo.experiment_id).where(
-                    TraceInfo.request_id.in_(trace_ids)
-                )
-            ):
-                known[trace_id] = spans_path
-                experiment_of[trace_id] = exp
-            locations: dict[int, str | None] = {}
-            missing: set[int] = set()
-            for exp in {experiment_id, *experiment_of.values()}:
-                found = experiments.stage_and_location(session, exp)
-                if found is None:
-                    missing.add(exp)
-                locations[exp] = None if found is None else found[1]
+            return self._paths_in(session, experiment_id, trace_ids)
+
+    def _paths_in(
+        self, session: Session, experiment_id: int, trace_ids: list[str]
+    ) -> dict[str, str]:
+        """Where each trace's spans go: kept from its first span, else beside its artifacts."""
+        known: dict[str, str | None] = {}
+        experiment_of: dict[str, int] = {}
+        for trace_id, spans_path, exp in repository.spans_paths(session, trace_ids):
+            known[trace_id] = spans_path
+            experiment_of[trace_id] = exp
+        locations: dict[int, str | None] = {}
+        missing: set[int] = set()
+        for exp in {experiment_id, *experiment_of.values()}:
+            found = experiments.stage_and_location(session, exp)
+            if found is None:
+                missing.add(exp)
+            locations[exp] = None if found is None else found[1]
         if experiment_id in missing and any(t not in experiment_of for t in trace_ids):
             raise not_found(f"No Experiment with id={experiment_id} exists")
         paths: dict[str, str] = {}
@@ -253,6 +254,16 @@ class SpanIngest:
             _Plan(trace_id, sorted(b.spans, key=_sort_key), b.resource_tags)
             for trace_id, b in sorted(batches.items())
         ]
+        if all(self.store.fits_inline([s.line for s in p.spans]) for p in plans):
+            # The usual request (a small trace's spans): nothing goes to files, so where its
+            # files would go is settled in the indexing transaction itself (no read session
+            # before it).
+            for plan in plans:
+                written = await self.store.write("", [s.line for s in plan.spans])
+                plan.placements = [(p.segment, p.line) for p in written.placements]
+                plan.inline = written.inline
+            await blocking(self._index, exp_id, plans, run_id, True)
+            return
         paths = await blocking(self._paths, exp_id, [p.trace_id for p in plans])
         try:
             for plan in plans:
@@ -261,14 +272,21 @@ class SpanIngest:
                 plan.placements = [(p.segment, p.line) for p in written.placements]
                 plan.segments = written.files
                 plan.inline = written.inline
-            await blocking(self._index, exp_id, plans, run_id)
+            await blocking(self._index, exp_id, plans, run_id, False)
         except BaseException:
             for plan in plans:
                 await self.store.discard(plan.spans_path, plan.segments)
             raise
 
-    def _index(self, experiment_id: int, plans: list[_Plan], run_id: str | None) -> None:
+    def _index(
+        self, experiment_id: int, plans: list[_Plan], run_id: str | None, resolve: bool
+    ) -> None:
+        """`resolve`: the plans' `spans_path` are settled here (their spans are all inline)."""
         with self.db.write() as session:
+            if resolve:
+                paths = self._paths_in(session, experiment_id, [p.trace_id for p in plans])
+                for plan in plans:
+                    plan.spans_path = paths[plan.trace_id]
             completed: list[str] = []
             for plan in plans:
                 self._index_trace(session, experiment_id, plan)
@@ -295,24 +313,23 @@ class SpanIngest:
         max_end_ms = max(ends) // 1_000_000 if ends else None
         root = next((s for s in spans if s.is_root), None)
         root_state = None if root is None else ("ERROR" if root.status == "ERROR" else "OK")
-        row = repository.get(session, trace_id, for_update=True)
+        row = repository.row_for_update(session, trace_id)
         if row is None:
             location = experiments.stage_and_location(session, experiment_id)
             if location is None:
                 raise not_found(f"No Experiment with id={experiment_id} exists")
-            row = TraceInfo(
-                request_id=trace_id,
-                experiment_id=experiment_id,
-                timestamp_ms=min_start_ms,
-                execution_time_ms=(max_end_ms - min_start_ms) if max_end_ms else None,
-                status=root_state or "IN_PROGRESS",
-                client_request_id=None,
-                spans_path=plan.spans_path,
-                span_count=0,
-                span_bytes=0,
-            )
-            session.add(row)
-            session.flush()
+            new_row: dict[str, Any] = {
+                "request_id": trace_id,
+                "experiment_id": experiment_id,
+                "timestamp_ms": min_start_ms,
+                "execution_time_ms": (max_end_ms - min_start_ms) if max_end_ms else None,
+                "status": root_state or "IN_PROGRESS",
+                "spans_path": plan.spans_path,
+                "span_count": 0,
+                "span_bytes": 0,
+            }
+            repository.insert_row(session, new_row)
+            row = repository.InfoRow._make(new_row.get(c) for c in repository.InfoRow._fields)
             # Upserted with the batch's own tags below (which may still override it).
             new_tags = {ARTIFACT_LOCATION_TAG: trace_artifact_location(location[1], trace_id)}
             finalized = False
@@ -386,11 +403,7 @@ class SpanIngest:
                 for s, (segment, line) in zip(spans, plan.placements, strict=True)
             ],
         )
-        count, size = session.execute(
-            select(func.count(), func.coalesce(func.sum(TraceSpan.size), 0)).where(
-                TraceSpan.trace_id == trace_id
-            )
-        ).one()
+        count, size = repository.span_totals(session, trace_id)
         if count > self.max_spans:
             raise invalid_parameter(
                 f"Trace '{trace_id}' would hold {count} spans; this server keeps at most "

@@ -111,6 +111,10 @@ class SpanStore:
         self.cache_bytes = cache_bytes
         self.inline_bytes = inline_bytes
 
+    def fits_inline(self, lines: Sequence[bytes]) -> bool:
+        """Whether `write` keeps these lines in the database (no file, no `spans_path`)."""
+        return sum(len(line) + 1 for line in lines) <= self.inline_bytes
+
     async def write(self, spans_path: str, lines: Sequence[bytes]) -> Written:
         """Store `lines` (in their order) as new segments; where each one went. A batch that
         fits in `inline_bytes` is only prepared: the caller's transaction inserts it."""
