@@ -1,9 +1,12 @@
 """Spans received over OTLP (`/v1/traces`): decoded, stored, indexed, and folded into their
 traces as MLflow 3.17's `log_spans` does.
 
-One request's spans of one trace become segment files in the artifact store (`spans`), then
-one transaction indexes them, creates or updates the trace, checks the limits, and appends the
-outbox record; if that transaction fails the segments are deleted again. As in MLflow:
+One request's spans of one trace become a segment (`spans`): a row of the database when small
+(the usual request: decoded and indexed in one call off the event loop, its statements
+constant ones on the DBAPI cursor), else files in the artifact store written first. Then one
+transaction inserts the inline segments, indexes the spans, creates or updates the trace,
+checks the limits, and appends the outbox record; if it fails, segment files are deleted
+again. As in MLflow:
 - a trace the spans are the first to name is created in the request's experiment: its start
   and duration span its spans, its state is the root span's (IN_PROGRESS until the root
   arrives), and it gets the `mlflow.artifactLocation` tag;
@@ -244,26 +247,56 @@ class SpanIngest:
             directory = f"_tether/traces/{experiment_id}/{trace_id}"
         return f"{directory}/spans"
 
-    async def log_spans(
-        self, experiment_id: str, batches: dict[str, TraceBatch], run_id: str | None
+    async def export(
+        self,
+        experiment_id: str,
+        body: bytes,
+        content_type: str | None,
+        encoding: str | None,
+        run_id: str | None,
     ) -> None:
+        """Decode an OTLP request and store its spans (OtlpError: unreadable request). The
+        usual request (a small trace's spans: no segment file) is decoded and indexed in one
+        call off the event loop (one thread hand-off per request, not two)."""
         from tether.threads import blocking
 
+        plans = await blocking(
+            self._decode_and_index_inline, experiment_id, body, content_type, encoding, run_id
+        )
+        if plans is not None:
+            await self._log_files(parse_experiment_id(experiment_id), plans, run_id)
+
+    def _decode_and_index_inline(
+        self,
+        experiment_id: str,
+        body: bytes,
+        content_type: str | None,
+        encoding: str | None,
+        run_id: str | None,
+    ) -> list[_Plan] | None:
+        """Indexes the request when all its spans stay in the database (its segments are
+        rows: where its files would go is settled in the indexing transaction, with no read
+        session before it); else the plans, for `_log_files`."""
+        batches = decode_request(body, content_type, encoding)
         exp_id = parse_experiment_id(experiment_id)
         plans = [
             _Plan(trace_id, sorted(b.spans, key=_sort_key), b.resource_tags)
             for trace_id, b in sorted(batches.items())
         ]
-        if all(self.store.fits_inline([s.line for s in p.spans]) for p in plans):
-            # The usual request (a small trace's spans): nothing goes to files, so where its
-            # files would go is settled in the indexing transaction itself (no read session
-            # before it).
-            for plan in plans:
-                written = await self.store.write("", [s.line for s in plan.spans])
-                plan.placements = [(p.segment, p.line) for p in written.placements]
-                plan.inline = written.inline
-            await blocking(self._index, exp_id, plans, run_id, True)
-            return
+        if not all(self.store.fits_inline([s.line for s in p.spans]) for p in plans):
+            return plans
+        for plan in plans:
+            written = self.store.inline([s.line for s in plan.spans])
+            plan.placements = [(p.segment, p.line) for p in written.placements]
+            plan.inline = written.inline
+        self._index(exp_id, plans, run_id, True)
+        return None
+
+    async def _log_files(self, exp_id: int, plans: list[_Plan], run_id: str | None) -> None:
+        """A request with spans too large to stay in the database: segment files first,
+        then the transaction that indexes them (the files deleted again if it fails)."""
+        from tether.threads import blocking
+
         paths = await blocking(self._paths, exp_id, [p.trace_id for p in plans])
         try:
             for plan in plans:
