@@ -79,6 +79,10 @@ def test_update_to_a_new_version_then_scale(
     assert predictions(server.url, "dep-upd", f"models:/{model}/2")[0] == local_v2
 
     mark = ws.mark()
+    again = mlflow("update", "--name", "dep-upd", "-m", f"models:/{model}/2", url=server.url)
+    assert again.returncode == 0, again.stderr  # what serves already: nothing sent
+    nothing = mlflow("update", "--name", "dep-upd", url=server.url)
+    assert nothing.returncode != 0 and "Nothing to update" in nothing.stderr, nothing.stderr
     retype = mlflow(
         "update", "--name", "dep-upd", "-C", "instance_type=Standard_F4s_v2", url=server.url
     )

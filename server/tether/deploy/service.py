@@ -249,6 +249,9 @@ class DeployService:
                         f"Endpoint {row.endpoint!r} still has deployment {others[0]!r}: "
                         "delete it first"
                     )
+            progress = json.loads(row.progress or "{}")
+            if progress.pop("update", None) is not None:  # an update asked for is dropped
+                row.progress = json.dumps(progress, sort_keys=True)
             _restart(row, "DELETING", "delete")
             row.error = None
             return view(row)
@@ -341,7 +344,10 @@ class DeployService:
                 target["model_version"],
             ) != (row.registered_model_id, row.model_version)
             if not new_model and target["instance_count"] == row.instance_count:
-                return view(row)  # what serves already: nothing to do (a repeated update)
+                # What serves already (a repeated update, or back to the version that kept
+                # serving after a failed one): nothing to do in Azure, no failure to report.
+                row.error = row.logs = None
+                return view(row)
             target.setdefault("model_uri", row.model_uri)
             target.setdefault("registered_model_id", row.registered_model_id)
             target.setdefault("model_name", row.model_name)
