@@ -217,12 +217,15 @@ class PermissionGate:
 
     def _deployed_models(self, kind: str, resource_id: str) -> list[str | None]:
         """The registered models a live deployment (by name) or every live deployment of an
-        endpoint serves; [None] when there is none (refused, as a missing run is)."""
+        endpoint serves, in the request's workspace; [None] when there is none (refused, as a
+        missing run is)."""
         column = Deployment.name if kind == "deployment" else Deployment.endpoint
         with self.tracking.read() as session:
             found = session.scalars(
                 sa.select(Deployment.model_name).where(
-                    column == resource_id, Deployment.state != "DELETED"
+                    column == resource_id,
+                    Deployment.workspace == workspace_scope.current(),
+                    Deployment.state != "DELETED",
                 )
             ).all()
         return list(found) or [None]
