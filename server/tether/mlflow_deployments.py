@@ -124,7 +124,14 @@ class TetherDeploymentClient(BaseDeploymentClient):
     def delete_deployment(
         self, name: str, config: dict[str, Any] | None = None, endpoint: str | None = None
     ) -> None:
-        _call("POST", "delete", {"name": name})
+        # MLflow's contract: deletion is idempotent, so a deployment that is already gone
+        # (a retried delete, or one removed meanwhile) is not an error for the client.
+        try:
+            _call("POST", "delete", {"name": name})
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return
+            raise
         found = self._wait(name, {"DELETED", "FAILED"})
         if found["state"] == "FAILED":
             raise MlflowException(f"Deleting {name} failed: {found.get('error')}")

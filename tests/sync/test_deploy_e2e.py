@@ -102,6 +102,9 @@ def test_cli_deploy_predict_delete(
     assert ws.online() == []
     missing = mlflow("get", "--name", name, url=server.url)
     assert missing.returncode != 0 and "not found" in missing.stderr
+    # Deletion is idempotent (MLflow's BaseDeploymentClient contract): a retried delete passes.
+    again = mlflow("delete", "--name", name, url=server.url)
+    assert again.returncode == 0, again.stderr
 
 
 @pytest.mark.parametrize(
