@@ -39,7 +39,7 @@ class ReferenceAuthServer(MlflowServer):
 
     kind = "mlflow-auth"
 
-    def __init__(self, *, default_permission: str = "READ") -> None:
+    def __init__(self, *, default_permission: str = "READ", extra_args: Sequence[str] = ()) -> None:
         tmpdir = Path(tempfile.mkdtemp(prefix="tether-ref-auth-"))
         port = free_port()
         ini = tmpdir / "basic_auth.ini"
@@ -57,6 +57,7 @@ class ReferenceAuthServer(MlflowServer):
             str(tmpdir / "artifacts"),
             "--app-name",
             "basic-auth",
+            *extra_args,
         )
         env = clean_env(
             {
