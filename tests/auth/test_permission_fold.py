@@ -12,7 +12,7 @@ from mlflow.server.auth import requirements as mlflow_requirements
 from mlflow.server.auth.permissions import GrantLoadKey
 from mlflow.server.auth.sqlalchemy_store import RoleGrantRow
 
-from tether.auth.permissions import Grant, readable_set, resolve
+from tether.auth.permissions import Grant, may_create, readable_set, resolve
 
 LEVELS = ["READ", "USE", "EDIT", "MANAGE", "DENY"]
 
@@ -118,3 +118,37 @@ def test_prompt_grants_speak_for_the_registered_model() -> None:
     grants = [Grant("prompt", "p", "DENY"), Grant("registered_model", "p", "MANAGE")]
     assert resolve(grants, "registered_model", "p", "READ").name == "DENY"
     assert resolve([Grant("prompt", "q", "EDIT")], "registered_model", "q", "READ").name == "EDIT"
+
+
+def _mlflow_may_create(grants: list[Grant], default: str, inherits: bool) -> bool:
+    """MLflow's `validate_can_create_experiment` with workspaces on, from its own pieces:
+    `_can_create_in_workspace` then `_create_not_denied`."""
+    rows = _rows(grants)
+    if any(mlflow_requirements.is_workspace_admin_grant(r) for r in rows):
+        return True
+    held = mlflow_requirements.fold_grants_for_key(rows, GrantLoadKey("workspace", "*"))
+    if held is not None:
+        member = held.can_use
+    else:
+        member = inherits and mlflow_permissions.get_permission(default).can_use
+    if not member:
+        return False
+    requirement = mlflow_requirements.Requirement(
+        "experiment", "*", mlflow_requirements.ACTION_NOT_DENIED
+    )
+    key = GrantLoadKey("experiment", "*")
+    folded = {key: mlflow_requirements.fold_grants_for_key(rows, key)}
+    nothing = mlflow_permissions.NO_PERMISSIONS
+    return mlflow_requirements.requirement_satisfied(requirement, folded, default, nothing)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_may_create_matches_mlflow(seed: int) -> None:
+    rng = random.Random(200 + seed)
+    for _ in range(400):
+        grants = _random_grants(rng)
+        default = rng.choice(["READ", "USE", "EDIT"])
+        inherits = rng.random() < 0.5
+        absent = default if inherits else "NO_PERMISSIONS"
+        ours = may_create(grants, "experiment", default, absent, workspaces_on=True)
+        assert ours == _mlflow_may_create(grants, default, inherits), (grants, default, inherits)

@@ -632,3 +632,87 @@ def test_workspace_permissions_match_mlflow(
         if a != b
     ]
     assert not mismatches, "\n".join(mismatches)
+
+
+OPEN_DEFAULT = "grant_default_workspace_access = true"
+
+
+def _open_default_script(s: Script) -> None:
+    """`grant_default_workspace_access`: a user with no role gets the default permission in
+    `default` (and sees it listed), and still nothing elsewhere."""
+    a = ADMIN
+    exp_create = "/api/2.0/mlflow/experiments/create"
+    exp_get = "/api/2.0/mlflow/experiments/get"
+    s("create team-a", a, "POST", "/api/3.0/mlflow/workspaces", json={"name": "team-a"})
+    s(
+        "create alice",
+        a,
+        "POST",
+        "/api/2.0/mlflow/users/create",
+        json={"username": "alice", "password": PASSWORD},
+    )
+    ed = (s("admin: exp in default", a, "POST", exp_create, json={"name": "ed"}) or {}).get(
+        "experiment_id"
+    )
+    ea = (
+        s("admin: exp in team-a", a, "POST", exp_create, json={"name": "ea"}, headers=_ws("team-a"))
+        or {}
+    ).get("experiment_id")
+    s("list workspaces", "alice", "GET", "/api/3.0/mlflow/workspaces")
+    s("get ed", "alice", "GET", exp_get, params={"experiment_id": ed})
+    s(
+        "rename ed",
+        "alice",
+        "POST",
+        "/api/2.0/mlflow/experiments/update",
+        json={"experiment_id": ed, "new_name": "ed2"},
+    )
+    s(
+        "search default",
+        "alice",
+        "POST",
+        "/api/2.0/mlflow/experiments/search",
+        json={"max_results": 10},
+    )
+    s("create in default (READ cannot)", "alice", "POST", exp_create, json={"name": "x"})
+    s("get ea", "alice", "GET", exp_get, params={"experiment_id": ea}, headers=_ws("team-a"))
+    s(
+        "artifacts root of default",
+        "alice",
+        "GET",
+        "/api/2.0/mlflow-artifacts/artifacts",
+        params={"path": ""},
+    )
+    s("list users in default", "alice", "GET", "/api/2.0/mlflow/users/list")
+
+
+def test_grant_default_workspace_access_matches_mlflow(
+    backend_kind: str, make_backend_uri: BackendUriFactory, tmp_path: Any
+) -> None:
+    if backend_kind != "sqlite":
+        pytest.skip("the configuration, not the store, is under test: SQLite is enough")
+    ini = tmp_path / "auth.ini"
+    ini.write_text(f"[mlflow]\ndefault_permission = READ\n{OPEN_DEFAULT}\n")
+    tether = tether_auth_server(
+        make_backend_uri(backend_kind), extra_args=ENABLE, env={"MLFLOW_AUTH_CONFIG_PATH": str(ini)}
+    )
+    reference = ReferenceAuthServer(extra_args=ENABLE, ini_lines=[OPEN_DEFAULT])
+    try:
+        ours, theirs = Script(tether.url), Script(reference.url)
+        for script in (ours, theirs):
+            try:
+                _open_default_script(script)
+            finally:
+                script.close()
+    finally:
+        tether.stop()
+        reference.stop()
+    mismatches = [
+        f"{name}:\n    tether: {a}\n    mlflow: {b}"
+        for (name, a), (_, b) in zip(ours.out, theirs.out, strict=True)
+        if a != b
+    ]
+    assert not mismatches, "\n".join(mismatches)
+    # The option took effect (reads in default are allowed, not refused on both sides).
+    assert dict(ours.out)["get ed"]["status"] == 200
+    assert dict(ours.out)["get ea"]["status"] == 403
