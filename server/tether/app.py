@@ -147,7 +147,7 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
         ),
         trace_metrics=TraceMetrics(db),
         deployments=DeployService(db, artifacts.backend, online_arm(settings)),
-        workspaces=WorkspaceService(db),
+        workspaces=WorkspaceService(db, backend, settings.resolved_default_artifact_root()),
     )
     return db, services
 

@@ -86,5 +86,6 @@ async def update_workspace(
 async def delete_workspace(workspace_name: str, request: Request, service: Workspaces) -> Response:
     """`?mode=SET_DEFAULT|CASCADE|RESTRICT` (default RESTRICT); 204 with no body."""
     mode = request.query_params.get("mode", "RESTRICT")
-    await blocking(service.delete, workspace_name, mode)
+    leftover = await blocking(service.delete, workspace_name, mode)
+    await service.remove_artifacts(leftover)
     return Response(status_code=204)
