@@ -16,13 +16,25 @@ read, update and delete workspaces; deleting a workspace drops its roles.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import mlflow
 import pytest
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.server import get_app_client
 
 from support import BackendUriFactory, TetherServer
-from support.auth import ADMIN, ADMIN_PASSWORD, ReferenceAuthServer, http, tether_auth_server
+from support.auth import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    ReferenceAuthServer,
+    http,
+    signed_in,
+    tether_auth_server,
+)
+
+pytestmark = pytest.mark.usefixtures("clean_mlflow_client")
 
 ENABLE = ["--enable-workspaces"]
 PASSWORD = "member-password-1"
@@ -72,7 +84,7 @@ class Script:
     def __init__(self, url: str) -> None:
         self.url = url
         self.out: list[tuple[str, Any]] = []
-        self.clients = {ADMIN: http(url, ADMIN, ADMIN_PASSWORD)}
+        self.clients = {ADMIN: http(url, ADMIN, ADMIN_PASSWORD), "anonymous": http(url)}
         self.clients.update({user: http(url, user, PASSWORD) for user in USERS})
 
     def __call__(self, name: str, user: str, method: str, path: str, **kw: Any) -> Any:
@@ -88,9 +100,39 @@ class Script:
         self.out.append((name, {"status": response.status_code, "body": _normal(body)}))
         return body if response.status_code < 300 else None
 
+    def client(self, name: str, user: str, workspace: str, call: Callable[[Any], Any]) -> Any:
+        """A step through the installed `AuthServiceClient`, in `workspace` as the stock
+        client works in one (`mlflow.set_workspace`: the X-MLFLOW-WORKSPACE header)."""
+        password = ADMIN_PASSWORD if user == ADMIN else PASSWORD
+        service = get_app_client("basic-auth", tracking_uri=self.url)
+        mlflow.set_workspace(workspace)
+        try:
+            with signed_in(user, password):
+                found = call(service)
+        except MlflowException as exc:
+            code = exc.error_code if isinstance(exc, RestException) else None
+            if code is None and "error code 403" in str(exc):
+                code = "PERMISSION_DENIED"
+            self.out.append((name, {"error": code or f"unexpected: {exc}"}))
+            return None
+        finally:
+            mlflow.set_workspace(None)
+        self.out.append((name, {"ok": _normal(_jsonable(found))}))
+        return found
+
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if hasattr(value, "__dict__"):
+        return {k.lstrip("_"): _jsonable(v) for k, v in vars(value).items()}
+    return value
 
 
 def _run(url: str) -> list[tuple[str, Any]]:
@@ -133,6 +175,18 @@ def _script(s: Script) -> None:
     ed = (s("admin: exp in default", a, "POST", exp_create, json={"name": "ed"}) or {}).get(
         "experiment_id"
     )
+
+    # The header is judged before the credentials, as on the reference.
+    for user in ("anonymous", "dave"):
+        for workspace in ("nope-ws", "Bad_Name", "team-a"):
+            s(
+                f"{user} in {workspace}",
+                user,
+                "POST",
+                exp_search,
+                json=search,
+                headers=_ws(workspace),
+            )
 
     # No role anywhere: nothing visible, nothing allowed, in default as elsewhere.
     s("no role: list workspaces", "alice", "GET", wss)
@@ -594,6 +648,66 @@ def _script(s: Script) -> None:
         headers=_ws("team-a"),
     )
 
+    # The same through the stock AuthServiceClient, working in team-b.
+    role = s.client(
+        "client: role in team-b",
+        "bob",
+        "team-b",
+        lambda c: c.create_role(name="readers", workspace="team-b"),
+    )
+    role = s.client(
+        "client: admin's role in team-b",
+        a,
+        "team-b",
+        lambda c: c.create_role(name="readers", workspace="team-b"),
+    )
+    role_id = getattr(role, "id", 0)
+    s.client(
+        "client: workspace USE",
+        a,
+        "team-b",
+        lambda c: c.add_role_permission(role_id, "workspace", "*", "USE"),
+    )
+    s.client(
+        "client: workspace READ is refused",
+        a,
+        "team-b",
+        lambda c: c.add_role_permission(role_id, "workspace", "*", "READ"),
+    )
+    s.client("client: assign dave", a, "team-b", lambda c: c.assign_role("dave", role_id))
+    s.client("client: dave's roles", a, "team-b", lambda c: c.list_user_roles("dave"))
+    s.client(
+        "client: grant dave m1 (team-b's)",
+        a,
+        "team-b",
+        lambda c: c.grant_user_permission("dave", "registered_model", "m1", "EDIT"),
+    )
+    for workspace in ("team-b", "team-a"):
+        s.client(
+            f"client: dave on m1 in {workspace}",
+            a,
+            workspace,
+            lambda c: c.get_user_permission("dave", "registered_model", "m1"),
+        )
+    s("member of team-b: list workspaces", "dave", "GET", wss)
+    s(
+        "member of team-b: update its m1",
+        "dave",
+        "PATCH",
+        f"{models}/update",
+        json={"name": "m1", "description": "by dave"},
+        headers=_ws("team-b"),
+    )
+    s(
+        "member of team-b: update team-a's m1",
+        "dave",
+        "PATCH",
+        f"{models}/update",
+        json={"name": "m1", "description": "by dave"},
+        headers=_ws("team-a"),
+    )
+    s.client("client: list team-b's roles", "dave", "team-b", lambda c: c.list_roles("team-b"))
+
     # Deleting a workspace drops its roles (and every grant in them).
     s("delete team-b", a, "DELETE", f"{wss}/team-b", params={"mode": "CASCADE"})
     s("roles after team-b is gone", a, "GET", f"{roles}/list")
@@ -632,6 +746,13 @@ def test_workspace_permissions_match_mlflow(
         if a != b
     ]
     assert not mismatches, "\n".join(mismatches)
+    # The script reached what it is about (not refusals on both sides).
+    answers = dict(ours)
+    assert answers["member: create in team-a"]["status"] == 200
+    assert answers["client: admin's role in team-b"].get("ok")
+    assert answers["client: dave on m1 in team-b"]["ok"]["permission"] == "EDIT"
+    assert answers["client: dave on m1 in team-a"]["ok"]["permission"] == "NO_PERMISSIONS"
+    assert answers["member of team-b: update its m1"]["status"] == 200
 
 
 OPEN_DEFAULT = "grant_default_workspace_access = true"
