@@ -61,6 +61,7 @@ from tether.workspaces import endpoints as workspace_endpoints
 from tether.workspaces.guard import WorkspaceGuard
 from tether.workspaces.middleware import WorkspaceHeader
 from tether.workspaces.service import WorkspaceService
+from tether.workspaces.store_uri import check as check_workspace_store
 
 # Every route of the app (in FastAPI's matching order); the fixed paths among them are
 # dispatched directly (tether.api.dispatch).
@@ -148,7 +149,7 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
         ),
         trace_metrics=TraceMetrics(db),
         deployments=DeployService(db, artifacts.backend, online_arm(settings)),
-        workspaces=WorkspaceService(db),
+        workspaces=WorkspaceService(db, backend, settings.resolved_default_artifact_root()),
     )
     return db, services
 
@@ -160,6 +161,11 @@ def _registry_host_policy(settings: Settings) -> HostPolicy:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    check_workspace_store(  # raises (a ValueError) for a workspace store Tether cannot use
+        settings.workspace_store_uri,
+        settings.resolved_backend_store_uri(),
+        settings.enable_workspaces,
+    )
     db, services = build_services(settings)
 
     @asynccontextmanager

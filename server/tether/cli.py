@@ -106,6 +106,14 @@ def main() -> None:
     "the X-MLFLOW-WORKSPACE header (mlflow.set_workspace). Env: TETHER_ENABLE_WORKSPACES.",
 )
 @click.option(
+    "--workspace-store-uri",
+    envvar="MLFLOW_WORKSPACE_STORE_URI",
+    default=None,
+    help="As mlflow server's: where workspaces are kept. Tether keeps them in the backend "
+    "store, so this may only name the backend store (anything else is refused, saying why); "
+    "ignored without --enable-workspaces. Env: TETHER_WORKSPACE_STORE_URI.",
+)
+@click.option(
     "--expose-prometheus",
     default=None,
     help="Serve Prometheus metrics at /metrics, keeping the workers' samples in this directory "
@@ -182,6 +190,7 @@ def serve(**options: Any) -> None:
         prometheus_dir.prepare(settings.expose_prometheus)
     _upgrade_or_exit(settings)
     _check_authentication(settings)
+    _check_workspace_store(settings)
     # uvicorn re-raises the SIGTERM it shut down gracefully on: make that a clean exit (0),
     # not a death by signal (143), as with --workers N.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -260,6 +269,21 @@ def db_upgrade(backend_store_uri: str | None) -> None:
     _export({"backend_store_uri": backend_store_uri})
     _upgrade_or_exit(Settings())
     click.echo("database is up to date")
+
+
+def _check_workspace_store(settings: Settings) -> None:
+    from tether.workspaces import store_uri
+
+    try:
+        warning = store_uri.check(
+            settings.workspace_store_uri,
+            settings.resolved_backend_store_uri(),
+            settings.enable_workspaces,
+        )
+    except store_uri.WorkspaceStoreError as exc:
+        raise SystemExit(f"tether: {exc}") from None
+    if warning:
+        click.echo(warning, err=True)
 
 
 def _upgrade_or_exit(settings: Settings) -> None:

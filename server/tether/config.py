@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # MLflow 3.17's workspaces (`mlflow server --enable-workspaces`; tether.workspaces): off,
     # everything is in "default" and the X-MLFLOW-WORKSPACE header is refused, as in MLflow.
     enable_workspaces: bool = False
+    # MLflow's --workspace-store-uri: accepted only when it names the backend store
+    # (tether.workspaces.store_uri says why).
+    workspace_store_uri: str | None = None
     # Azure ML sync (tether.sync): off unless a workspace is given, as its azureml://
     # tracking URI or subscriptions/<sub>/resourceGroups/<rg>/workspaces/<ws>.
     azureml_workspace: str | None = None

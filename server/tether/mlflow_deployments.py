@@ -105,16 +105,33 @@ class TetherDeploymentClient(BaseDeploymentClient):
         config: dict[str, Any] | None = None,
         endpoint: str | None = None,
     ) -> dict[str, Any]:
-        raise MlflowException(
-            "Updating a deployment in place is not supported by the tether target: create a "
-            "second deployment on the endpoint (--endpoint) and move traffic with "
-            "update-endpoint."
-        )
+        """A new model version (`model_uri`) and/or `instance_count` in place; returns when
+        Azure ML serves it. A failed update leaves the previous deployment serving."""
+        if flavor not in (None, "python_function"):
+            raise MlflowException(f"Only the python_function flavor deploys (got {flavor}).")
+        body: dict[str, Any] = {"name": name, "config": _flat(config)}
+        if model_uri:
+            body["model_uri"] = model_uri
+        _call("POST", "update", body)
+        done = self._finished(self._wait(name, {"READY", "FAILED", "DELETED"}))
+        if done.get("error"):
+            raise MlflowException(
+                f"Deployment {name}: {done['error']}"
+                + (f"\n{done['logs']}" if done.get("logs") else "")
+            )
+        return done
 
     def delete_deployment(
         self, name: str, config: dict[str, Any] | None = None, endpoint: str | None = None
     ) -> None:
-        _call("POST", "delete", {"name": name})
+        # MLflow's contract: deletion is idempotent, so a deployment that is already gone
+        # (a retried delete, or one removed meanwhile) is not an error for the client.
+        try:
+            _call("POST", "delete", {"name": name})
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return
+            raise
         found = self._wait(name, {"DELETED", "FAILED"})
         if found["state"] == "FAILED":
             raise MlflowException(f"Deleting {name} failed: {found.get('error')}")
@@ -191,6 +208,8 @@ def target_help() -> str:
         "Deploy models registered in Tether to Azure ML managed online endpoints. Set "
         "MLFLOW_TRACKING_URI to the Tether server; target URI: tether. Config (-C): "
         "instance_type (default Standard_DS3_v2), instance_count (default 1), keep_failed. "
+        "update -m models:/NAME/VERSION and/or -C instance_count=N changes a deployment in "
+        "place (the instance type is fixed at creation). "
         "Without --endpoint a new endpoint named after the deployment takes 100% of traffic; "
         "with --endpoint the deployment joins a Tether endpoint at 0% until update-endpoint "
         "-C traffic='{\"name\": 100}'. Instances are billed while they exist."

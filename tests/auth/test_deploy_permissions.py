@@ -67,7 +67,12 @@ def test_deploying_needs_manage_on_the_model(
 
 
 def test_a_deployment_that_does_not_exist_is_no_oracle(auth_server: TetherServer) -> None:
-    for call in (f"GET {DEPLOY}/get", f"POST {DEPLOY}/predict", f"POST {DEPLOY}/delete"):
+    for call in (
+        f"GET {DEPLOY}/get",
+        f"POST {DEPLOY}/predict",
+        f"POST {DEPLOY}/delete",
+        f"POST {DEPLOY}/update",
+    ):
         got = _each(auth_server.url, call, {"name": "nothing-here", "inputs": {}})
         assert got == dict.fromkeys(USERS, DENIED), call
     got = _each(

@@ -118,10 +118,11 @@ EXPECTED = {
     ("POST", "/api/3.0/mlflow/users/permissions/grant"): "signed_in",
     ("POST", "/api/3.0/mlflow/roles/create"): "signed_in",
     ("POST", "/api/2.0/tether/tokens/create"): "signed_in",
-    # Only admins create, change and delete workspaces (issue 17).
-    ("GET", "/api/3.0/mlflow/workspaces"): "signed_in",
+    # Only admins create, read one, change and delete workspaces; a user lists those they
+    # have a role in (MLflow 3.17's basic-auth app with workspaces on, issue 17).
+    ("GET", "/api/3.0/mlflow/workspaces"): "signed_in listing workspace",
     ("POST", "/api/3.0/mlflow/workspaces"): "admin",
-    ("GET", "/ajax-api/3.0/mlflow/workspaces/{workspace_name}"): "signed_in",
+    ("GET", "/ajax-api/3.0/mlflow/workspaces/{workspace_name}"): "admin",
     ("PATCH", "/api/3.0/mlflow/workspaces/{workspace_name}"): "admin",
     ("DELETE", "/api/3.0/mlflow/workspaces/{workspace_name}"): "admin",
 }

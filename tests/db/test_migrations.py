@@ -247,8 +247,8 @@ def test_workspaces_migration_puts_everything_in_default(backend_uri: str) -> No
 
 
 def test_bindings_migration_keeps_sync_state_and_rekeys_workspace_files(backend_uri: str) -> None:
-    """0011 (issue 17, phase 2): a store at 0010 keeps every sync entity as it was (in
-    `default`, nothing to re-send); a file written under `workspaces/<name>/` by 0010's release
+    """0012 (issue 17, phase 2): a store at 0011 keeps every sync entity as it was (in
+    `default`, nothing to re-send); a file written under `workspaces/<name>/` by 0011's release
     (keyed by its path, never synced) is re-keyed to its run and discovered from there."""
     from tether.sync import discovery
 
@@ -257,7 +257,7 @@ def test_bindings_migration_keeps_sync_state_and_rekeys_workspace_files(backend_
     path = f"workspaces/team-x/8/{run}/artifacts/out/f.txt"
     entities = "SELECT entity_type, entity_id, cursor, azure_id, status FROM sync_entities"
     try:
-        migrate.upgrade(db, "0010")
+        migrate.upgrade(db, "0011")
         with db.write() as session:
             for statement, values in (
                 ("INSERT INTO workspaces (name) VALUES ('team-x')", {}),

@@ -8,7 +8,8 @@ Routes (under the workspace scope, ARM family, bearer auth and faults as every A
 - `PUT|GET|PATCH|DELETE onlineEndpoints/{ep}`, `GET onlineEndpoints`, `POST …/listKeys`,
   `POST …/token` (D§1, D§3);
 - `PUT|GET|PATCH|DELETE onlineEndpoints/{ep}/deployments/{dep}`, `GET …/deployments`,
-  `POST …/deployments/{dep}/getLogs` (D§1, D§4);
+  `POST …/deployments/{dep}/getLogs` (D§1, D§4); a PUT of an existing deployment updates it
+  (same instance type only: create-only in the spec, D§1), a PATCH of its `sku` scales it;
 - `GET /subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/{loc}/
   mfeOperationsStatus/{id}` (status body) and `…/mfeOperationResults/{id}` (202 while running,
   200 when done) (D§2).
@@ -332,7 +333,10 @@ class OnlineEndpoints:
                 return f"properties.{key} must be an object."
             for dep in values:
                 found = endpoint.deployments.get(str(dep).lower())
-                if found is None or found.state not in ("Succeeded", "Updating", "Scaling"):
+                serving = found is not None and found.model is not None  # a failed update's too
+                if not serving and (
+                    found is None or found.state not in ("Succeeded", "Updating", "Scaling")
+                ):
                     return f"Deployment {dep!r} in {key} does not exist or is not ready."
             total = sum(int(v) for v in values.values())
             if key == "traffic" and values and total not in (0, 100):
@@ -344,15 +348,44 @@ class OnlineEndpoints:
     def patch(
         self, resource: Endpoint | Deployment, body: dict[str, Any], endpoint: Endpoint
     ) -> Response:
-        """D§1: the stable PATCH bodies hold tags (+ identity / sku)."""
-        if self._busy(resource.op):
+        """D§1: the stable PATCH bodies hold tags (+ identity / sku). A deployment's new
+        capacity is a long-running operation: 202 + Location + Retry-After (D§1, D§2), the
+        deployment `Scaling` meanwhile, the quota checked as for a PUT."""
+        if self._busy(resource.op) or resource.state == "Deleting":
             return self._conflict(resource.name)
+        if isinstance(resource, Deployment) and isinstance(body.get("sku"), dict):
+            return self.scale(resource, body["sku"], body)
         for key in ("tags", "sku", "identity"):
             if key in body:
                 resource.body[key] = body[key]
         if isinstance(resource, Deployment):
             return errors.json_response(self._deployment_json(endpoint, resource))
         return errors.json_response(self._endpoint_json(resource))
+
+    def scale(self, deployment: Deployment, sku: dict[str, Any], body: dict[str, Any]) -> Response:
+        capacity = sku.get("capacity", (deployment.body.get("sku") or {}).get("capacity", 1))
+        if not isinstance(capacity, int) or capacity < 1 or capacity > 50:
+            return _bad_request("sku.capacity (instance count) must be 1-50.")
+        instance_type = deployment.body["properties"]["instanceType"]
+        needed = math.ceil(1.2 * capacity) * SKU_CORES[instance_type]
+        refused = self._over_quota(instance_type, needed, deployment)
+        if refused is not None:
+            return refused
+        if "tags" in body:
+            deployment.body["tags"] = body["tags"]
+        deployment.body["sku"] = {**(deployment.body.get("sku") or {}), **sku}
+        if deployment.state != "Failed":  # scaling a failed deployment does not mend it [INF]
+            deployment.state = "Scaling"
+        was = deployment.state
+        deployment.cores = needed
+
+        def scaled() -> tuple[str, None]:
+            if was == "Scaling":
+                deployment.state = "Succeeded"
+            return "Succeeded", None
+
+        deployment.op = self._new_op("odidp", self.quirks.update_seconds, scaled)
+        return Response(status_code=202, headers=self._location_headers(deployment.op))
 
     def credentials(self, endpoint: Endpoint, what: str) -> Response:
         mode = endpoint.body["properties"]["authMode"]
@@ -409,6 +442,13 @@ class OnlineEndpoints:
         capacity = sku.get("capacity", 1)
         if not isinstance(capacity, int) or capacity < 1 or capacity > 50:
             return _bad_request("sku.capacity (instance count) must be 1-50.")
+        if deployment is not None and instance_type != deployment.body["properties"].get(
+            "instanceType"
+        ):
+            return _bad_request(  # D§1: instanceType is create-only; wording [INF]
+                f"Updating the instance type of deployment {deployment.name} is not supported; "
+                "create a new deployment."
+            )
         if instance_type not in SKU_CORES:
             return _bad_request(  # wording [INF] (D§2: unconfirmed for an invalid SKU name)
                 f"The specified instance type {instance_type} is not supported for managed "
@@ -421,33 +461,9 @@ class OnlineEndpoints:
                 f"properties.model must be a model version's ARM id (got {model_id!r})."
             )
         needed = math.ceil(1.2 * capacity) * SKU_CORES[instance_type]  # D§2 quota formula
-        usage = sum(
-            d.cores
-            for e in self.endpoints.values()
-            for d in e.deployments.values()
-            if d is not deployment
-        )
-        quota = self.quirks.vcpu_quota
-        if usage + needed > quota:
-            inner = (
-                '{"errors":{"VmSize":["Not enough quota available for '
-                f"{instance_type} in SubscriptionId {self.standin.config.subscription}. "
-                f"Current usage/limit: {usage}/{quota}. Additional needed: {needed} Please see "
-                'troubleshooting guide, available here: https://aka.ms/oe-tsg#error-outofquota"]},'
-                '"title":"One or more validation errors occurred.","status":400}'
-            )
-            return errors.json_response(
-                {
-                    "error": {
-                        "code": "BadRequest",
-                        "message": "The request is invalid.",
-                        "details": [
-                            {"code": "InferencingClientCreateDeploymentFailed", "message": inner}
-                        ],
-                    }
-                },
-                400,
-            )
+        refused = self._over_quota(instance_type, needed, deployment)
+        if refused is not None:
+            return refused
         outcome = await self._prepare(endpoint.name, name, match["name"], match["version"])
         created = deployment is None
         if deployment is None:
@@ -459,6 +475,7 @@ class OnlineEndpoints:
         }
         deployment.body.setdefault("properties", {})["instanceType"] = instance_type
         deployment.state = "Creating" if created else "Updating"
+        previous = deployment.cores  # an update's old instances serve until it succeeds [INF]
         deployment.cores = needed
         deployment.logs = outcome["logs"]
         dep = deployment
@@ -467,7 +484,9 @@ class OnlineEndpoints:
             if outcome["error"] is None:
                 dep.state, dep.model = "Succeeded", outcome["model"]
                 return "Succeeded", None
-            dep.state, dep.cores = "Failed", 0
+            # A failed create has no instance; a failed update keeps the previous model and
+            # instances serving (the spec and state show the failed update) [INF].
+            dep.state, dep.cores = "Failed", previous
             return "Failed", outcome["error"]
 
         deployment.op = self._new_op("odidp", self.quirks.deployment_provisioning_seconds, finish)
@@ -475,6 +494,40 @@ class OnlineEndpoints:
             self._deployment_json(endpoint, deployment),
             201 if created else 200,
             self._async_headers(deployment.op),
+        )
+
+    def _over_quota(
+        self, instance_type: str, needed: int, deployment: Deployment | None
+    ) -> Response | None:
+        """D§2: the synchronous 400 of a deployment that would exceed the vCPU quota (the
+        deployment's own current cores are given back first: its instances are replaced)."""
+        usage = sum(
+            d.cores
+            for e in self.endpoints.values()
+            for d in e.deployments.values()
+            if d is not deployment
+        )
+        quota = self.quirks.vcpu_quota
+        if usage + needed <= quota:
+            return None
+        inner = (
+            '{"errors":{"VmSize":["Not enough quota available for '
+            f"{instance_type} in SubscriptionId {self.standin.config.subscription}. "
+            f"Current usage/limit: {usage}/{quota}. Additional needed: {needed} Please see "
+            'troubleshooting guide, available here: https://aka.ms/oe-tsg#error-outofquota"]},'
+            '"title":"One or more validation errors occurred.","status":400}'
+        )
+        return errors.json_response(
+            {
+                "error": {
+                    "code": "BadRequest",
+                    "message": "The request is invalid.",
+                    "details": [
+                        {"code": "InferencingClientCreateDeploymentFailed", "message": inner}
+                    ],
+                }
+            },
+            400,
         )
 
     def delete_deployment(self, endpoint: Endpoint, deployment: Deployment) -> Response:

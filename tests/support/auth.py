@@ -39,7 +39,13 @@ class ReferenceAuthServer(MlflowServer):
 
     kind = "mlflow-auth"
 
-    def __init__(self, *, default_permission: str = "READ") -> None:
+    def __init__(
+        self,
+        *,
+        default_permission: str = "READ",
+        extra_args: Sequence[str] = (),
+        ini_lines: Sequence[str] = (),
+    ) -> None:
         tmpdir = Path(tempfile.mkdtemp(prefix="tether-ref-auth-"))
         port = free_port()
         ini = tmpdir / "basic_auth.ini"
@@ -48,7 +54,7 @@ class ReferenceAuthServer(MlflowServer):
             f"default_permission = {default_permission}\n"
             f"database_uri = sqlite:///{tmpdir / 'auth.db'}\n"
             f"admin_username = {ADMIN}\n"
-            f"admin_password = {ADMIN_PASSWORD}\n"
+            f"admin_password = {ADMIN_PASSWORD}\n" + "".join(f"{line}\n" for line in ini_lines)
         )
         argv = mlflow_server_argv(
             f"sqlite:///{tmpdir / 'mlflow.db'}",
@@ -57,6 +63,7 @@ class ReferenceAuthServer(MlflowServer):
             str(tmpdir / "artifacts"),
             "--app-name",
             "basic-auth",
+            *extra_args,
         )
         env = clean_env(
             {

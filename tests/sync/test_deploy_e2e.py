@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from support import unique_name
-from sync.sync_deploy import GOOD_PIP, mlflow, run, train, wait_state
+from sync.sync_deploy import CLIENT, CRASHY, GOOD_PIP, mlflow, run, train, wait_state
 from sync.sync_servers import SyncedServerStarter, run_tether
 
 if TYPE_CHECKING:
@@ -24,31 +24,6 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True),
 ]
-
-CRASHY = """
-import sys, mlflow
-class Crashy(mlflow.pyfunc.PythonModel):
-    def load_context(self, context):
-        raise RuntimeError("cannot load the weights")
-    def predict(self, context, model_input):
-        return model_input
-with mlflow.start_run():
-    mlflow.pyfunc.log_model(name="model", python_model=Crashy(), registered_model_name=sys.argv[1],
-                            pip_requirements=["mlflow<3", "azureml-ai-monitoring"])
-"""
-CLIENT = """
-import json, sys, mlflow, numpy as np, pandas as pd
-from mlflow.deployments import get_deploy_client
-name, model, action = sys.argv[1:4]
-client = get_deploy_client("tether")
-rows = pd.DataFrame([[0.5, 1.0], [2.5, 0.0], [3.0, 1.0]], columns=["0", "1"])
-if action == "predict":
-    got = client.predict(name, rows)["predictions"]
-    local = mlflow.pyfunc.load_model(model).predict(rows.to_numpy())
-    print(json.dumps({"remote": got, "local": local.tolist()}))
-elif action == "get":
-    print(json.dumps(client.get_deployment(name)))
-"""
 
 
 def _create_until_azure_provisions(server: Any, ws: AzuremlWorkspace, name: str) -> int:
@@ -127,6 +102,9 @@ def test_cli_deploy_predict_delete(
     assert ws.online() == []
     missing = mlflow("get", "--name", name, url=server.url)
     assert missing.returncode != 0 and "not found" in missing.stderr
+    # Deletion is idempotent (MLflow's BaseDeploymentClient contract): a retried delete passes.
+    again = mlflow("delete", "--name", name, url=server.url)
+    assert again.returncode == 0, again.stderr
 
 
 @pytest.mark.parametrize(

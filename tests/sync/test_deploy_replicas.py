@@ -1,5 +1,6 @@
 """Two `tether serve` replicas on one PostgreSQL store: each deployment is driven by one of
-them at a time (leased rows), so every endpoint and deployment is created exactly once."""
+them at a time (leased rows), so every endpoint and deployment is created exactly once, and
+every update is sent exactly once."""
 
 from __future__ import annotations
 
@@ -41,3 +42,15 @@ def test_two_replicas_create_each_resource_once(
         for tail in (f"onlineEndpoints/{name}$", f"deployments/{name}$"):
             created = [r for r in ws.requests(mark, path=tail, method="PUT") if r["status"] == 201]
             assert len(created) == 1, (tail, created)
+
+    train(first.url, model, flip=True)  # version 2
+    mark = ws.mark()
+    for i, name in enumerate(names):
+        with (second if i % 2 else first).rest() as rest:
+            body = {"name": name, "model_uri": f"models:/{model}/2"}
+            assert rest.post("/api/2.0/tether/deployments/update", body).status == 200
+    for name in names:
+        found = wait_state(first, name, {"READY", "FAILED"})
+        assert (found["state"], found["model_version"]) == ("READY", "2"), found
+        sent = ws.requests(mark, path=f"deployments/{name}$", method="PUT")
+        assert [r["status"] for r in sent] == [200], (name, sent)

@@ -109,3 +109,37 @@ def test_delete_by_age_removes_the_oldest_first(limited: Any) -> None:
         },
     )
     assert sorted(t["trace_id"] for t in found.json()["traces"]) == sorted(ids[2:])
+
+
+def _put_artifact(http: httpx.Client, path: str, content: Any) -> httpx.Response:
+    return http.put(f"/api/2.0/mlflow-artifacts/artifacts/{path}", content=content)
+
+
+@pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True)
+def test_trace_data_uploaded_through_the_proxy_is_bounded_by_the_size_limit(limited: Any) -> None:
+    """A 2.x client uploads `traces.json` to the trace's artifact location through the proxy:
+    the trace size limit bounds it (announced or counted), nothing is stored when refused;
+    other artifacts are not bounded by it."""
+    http, experiment_id = limited
+    trace_dir = f"{experiment_id}/traces/{new_trace_id()}/artifacts"
+
+    announced = _put_artifact(http, f"{trace_dir}/traces.json", b"x" * 5000)
+    assert announced.status_code == 400, announced.text
+    assert announced.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "(TETHER_TRACE_MAX_BYTES)" in announced.json()["message"]
+
+    def chunked() -> Any:  # no Content-Length: counted as it arrives
+        for _ in range(5):
+            yield b"y" * 1000
+
+    counted = _put_artifact(http, f"{trace_dir}/traces.json", chunked())
+    assert counted.status_code == 400, counted.text
+    assert "(TETHER_TRACE_MAX_BYTES)" in counted.json()["message"]
+    missing = http.get(f"/api/2.0/mlflow-artifacts/artifacts/{trace_dir}/traces.json")
+    assert missing.status_code == 404
+
+    assert _put_artifact(http, f"{trace_dir}/traces.json", b"z" * 4000).status_code == 200
+    stored = http.get(f"/api/2.0/mlflow-artifacts/artifacts/{trace_dir}/traces.json")
+    assert stored.content == b"z" * 4000
+    run_file = f"{experiment_id}/{'a' * 32}/artifacts/traces/big.json"
+    assert _put_artifact(http, run_file, b"r" * 5000).status_code == 200

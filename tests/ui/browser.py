@@ -155,8 +155,17 @@ class Browser:
 
 
 @contextmanager
-def chromium(base_url: str, viewport: dict[str, int] = DESKTOP) -> Iterator[Browser]:
+def chromium(
+    base_url: str,
+    viewport: dict[str, int] = DESKTOP,
+    credentials: tuple[str, str] | None = None,
+) -> Iterator[Browser]:
+    """A fresh browser profile; `credentials`: (username, password) it answers the server's
+    basic-auth challenge with."""
     profile = tempfile.mkdtemp(prefix="tether-chromium-")
+    login = (
+        None if credentials is None else {"username": credentials[0], "password": credentials[1]}
+    )
     try:
         with sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
@@ -167,6 +176,7 @@ def chromium(base_url: str, viewport: dict[str, int] = DESKTOP) -> Iterator[Brow
                 viewport=viewport,  # type: ignore[arg-type]
                 locale="en-US",
                 timezone_id="UTC",
+                http_credentials=login,  # type: ignore[arg-type]
             )
             try:
                 yield Browser(context, base_url)

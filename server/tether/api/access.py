@@ -85,11 +85,18 @@ KINDS = (
 class Effect:
     """What the permission store must record once the endpoint succeeded: `grant_creator`
     (MANAGE for the caller on the resource the answer names), `forget` (drop every grant on
-    the deleted resource), `rename` (move grants to the new name)."""
+    the deleted resource), `rename` (move grants to the new name), `workspace_created`
+    (seed the new workspace's roles), `workspace_deleted` (drop the workspace's roles)."""
 
     kind: str
     resource_type: str
     locate: Callable[[Any, Any], Any]  # (message, answer) -> id, or (old, new) for rename
+    path_param: str | None = None  # the id is this path parameter instead
+
+    def located(self, message: Any, answer: Any, path_params: Mapping[str, Any]) -> Any:
+        if self.path_param is not None:
+            return path_params.get(self.path_param)
+        return self.locate(message, answer)
 
 
 @dataclass(frozen=True)
@@ -266,6 +273,15 @@ def rename(resource_type: str, old: str = "name", new: str = "new_name") -> Effe
     )
 
 
+def workspace_created(locate: Callable[[Any, Any], Any]) -> Effect:
+    return Effect("workspace_created", "workspace", locate)
+
+
+def workspace_deleted(param: str) -> Effect:
+    """The workspace named by the path parameter `param` was deleted."""
+    return Effect("workspace_deleted", "workspace", lambda *_: None, path_param=param)
+
+
 # The gate ---------------------------------------------------------------------------------
 
 
@@ -304,14 +320,16 @@ class WorkspaceCheck(Protocol):
 
 
 async def check(request: Request, rule: Rule | None, message: Any) -> None:
-    """The router's check: the resources the rule names are in the request's workspace
-    (with workspaces on), then the gate's (nothing when authentication is off)."""
-    workspaces: WorkspaceCheck | None = getattr(request.app.state, "workspace_guard", None)
-    if workspaces is not None:
-        await workspaces.check(request, rule, message)
+    """The router's check: the gate's (nothing when authentication is off), then the
+    resources the rule names are in the request's workspace (with workspaces on). In that
+    order because MLflow's auth runs before its handlers: a non-admin naming another
+    workspace's resource is refused (403) before anyone could answer that it is missing."""
     gate = gate_of(request)
     if gate is not None:
         await gate.check(request, rule, message)
+    workspaces: WorkspaceCheck | None = getattr(request.app.state, "workspace_guard", None)
+    if workspaces is not None:
+        await workspaces.check(request, rule, message)
 
 
 VISIBILITY_KEY = "tether.visibility"

@@ -139,14 +139,40 @@ proxy = Router("artifacts", prefixes=PROXY_PREFIXES, dependencies=[Depends(_requ
 async def upload_artifact(request: Request, service: Artifacts, raw: RawArtifactPath) -> Response:
     if raw == "" or raw.endswith("/"):
         raise invalid_parameter("Artifact path must include a filename (cannot end with '/').")
-    path = in_workspace(safe_relative_path(raw))
+    relative = safe_relative_path(raw)
+    path = in_workspace(relative)
+    chunks: AsyncIterator[bytes] = request.stream()
+    if _TRACE_ARTIFACT.match(relative):
+        settings: Settings = request.app.state.settings
+        chunks = _trace_artifact_bounded(request, relative, chunks, settings.trace_max_bytes)
     try:
-        await service.upload(path, request.stream())
+        await service.upload(path, chunks)
     except ClientDisconnect:
         # Nothing was stored (a previous version stays); nobody is left to answer.
         log.warning("upload of %r aborted: the client disconnected", path)
         return Response(status_code=400)
     return Response(status_code=200)
+
+
+# A trace's artifact location through the proxy (`<experiment id>/traces/<trace id>/artifacts/`,
+# the `mlflow.artifactLocation` tag): where MLflow 2.x clients upload a trace's `traces.json`.
+# Bounded by the trace size limit, as span batches received over OTLP are.
+_TRACE_ARTIFACT = re.compile(r"^[^/]+/traces/[^/]+/artifacts/")
+
+
+def _trace_artifact_bounded(
+    request: Request, path: str, chunks: AsyncIterator[bytes], limit: int
+) -> AsyncIterator[bytes]:
+    """`chunks`, refused (400, nothing stored: the store's write is all or nothing) once they
+    pass `limit` bytes, or before any is read when Content-Length announces more."""
+    message = (
+        f"Trace artifact '{path}' holds more than {limit} bytes; this server keeps at most "
+        f"{limit} bytes per trace (TETHER_TRACE_MAX_BYTES). Nothing was stored."
+    )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise invalid_parameter(message)
+    return _at_most(chunks, limit, message)
 
 
 @proxy.get("/artifacts/{artifact_path:path}", access=READ.on(PROXY_PATH))
@@ -275,12 +301,14 @@ async def upload_run_artifact(
     return Response(status_code=200, media_type="application/json")  # empty, as MLflow
 
 
-async def _at_most(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+async def _at_most(
+    chunks: AsyncIterator[bytes], limit: int, message: str = _TOO_LARGE
+) -> AsyncIterator[bytes]:
     total = 0
     async for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise invalid_parameter(_TOO_LARGE)
+            raise invalid_parameter(message)
         yield chunk
 
 

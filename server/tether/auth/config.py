@@ -3,10 +3,13 @@
 An existing MLflow auth configuration works as it is: the ini file named by
 `MLFLOW_AUTH_CONFIG_PATH` (or `TETHER_AUTH_CONFIG_PATH`), section `[mlflow]`:
 `default_permission`, `admin_username`, `admin_password`, `database_uri`,
-`auth_cache_ttl_seconds`; and `MLFLOW_AUTH_ADMIN_USERNAME` / `MLFLOW_AUTH_ADMIN_PASSWORD`,
-which win over the file when set (even empty, as in MLflow). `TETHER_AUTH_ADMIN_*` and
-`TETHER_AUTH_DEFAULT_PERMISSION` win over both. The user store lives in Tether's own
-database unless the file names another (`database_uri`).
+`auth_cache_ttl_seconds`, `grant_default_workspace_access` (with workspaces on: users with no
+role in the `default` workspace get the default permission there); and
+`MLFLOW_AUTH_ADMIN_USERNAME` / `MLFLOW_AUTH_ADMIN_PASSWORD`, which win over the file when set
+(even empty, as in MLflow). `TETHER_AUTH_ADMIN_*` and `TETHER_AUTH_DEFAULT_PERMISSION` win
+over both. `MLFLOW_RBAC_SEED_DEFAULT_ROLES` (default on) seeds the `admin` and `user` roles
+into each new workspace, as MLflow does. The user store lives in Tether's own database unless
+the file names another (`database_uri`).
 
 There is no default admin password: the first admin is created from configuration at the
 first start, and with none configured Tether refuses to start (`BootstrapError`).
@@ -44,6 +47,8 @@ class AuthConfig:
     max_failures_per_client: int = 50
     failure_window_seconds: float = 300.0
     entra: EntraConfig | None = None
+    grant_default_workspace_access: bool = False
+    seed_default_roles: bool = True
 
 
 def enabled(settings: Settings) -> bool:
@@ -74,6 +79,11 @@ def load(settings: Settings, environ: Mapping[str, str] | None = None) -> AuthCo
         raise ConfigError(
             f"default_permission {default!r} is not one of READ, USE, EDIT, MANAGE, NO_PERMISSIONS"
         )
+    try:
+        open_default = _boolean(ini.get("grant_default_workspace_access"), False)
+        seed = _boolean(env.get("MLFLOW_RBAC_SEED_DEFAULT_ROLES"), True)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     cache = settings.auth_cache_seconds
     if cache is None and ini.get("auth_cache_ttl_seconds"):
         cache = float(ini["auth_cache_ttl_seconds"])
@@ -94,7 +104,23 @@ def load(settings: Settings, environ: Mapping[str, str] | None = None) -> AuthCo
         max_failures_per_client=settings.auth_max_failures_per_client,
         failure_window_seconds=settings.auth_failure_window_seconds,
         entra=entra_config(settings),
+        grant_default_workspace_access=open_default,
+        seed_default_roles=seed,
     )
+
+
+_BOOLEANS = {"1": True, "yes": True, "true": True, "on": True}
+_BOOLEANS.update({"0": False, "no": False, "false": False, "off": False})
+
+
+def _boolean(value: str | None, fallback: bool) -> bool:
+    """configparser's booleans (and MLflow's environment variables'), case-insensitive."""
+    if value is None or not value.strip():
+        return fallback
+    found = _BOOLEANS.get(value.strip().lower())
+    if found is None:
+        raise ValueError(f"{value!r} is not a boolean (true/false, yes/no, on/off, 1/0)")
+    return found
 
 
 def _read_ini(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:

@@ -6,6 +6,12 @@ Who may call what is MLflow's: admins everything; a user reads and changes their
 (their own password only with `current_password`); granting or revoking on a resource needs
 MANAGE on it; roles need an admin or an admin of the role's workspace (a `workspace`/`*`/
 MANAGE grant). Tokens: a user creates, lists and revokes their own; an admin anyone's.
+
+With workspaces on, the per-user grant API works in the request's workspace
+(X-MLFLOW-WORKSPACE): grants are written to and read from the user's own role there, and a
+resource is judged only if it is in that workspace (else NO_PERMISSIONS), as MLflow 3.17's
+`_get_active_workspace_name` and `_resolve_user_permission_for_resource`. Listing users then
+needs membership (a workspace grant) in the request's workspace.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from tether.auth.gate import PermissionGate, identity_of, permission_denied
 from tether.auth.permissions import WORKSPACE
 from tether.auth.store import AuthStore
 from tether.clock import now_ms
+from tether.db import workspace_scope
 from tether.errors import MlflowError, invalid_parameter
 from tether.threads import blocking
 
@@ -96,10 +103,38 @@ async def get_user(body: schemas.Username, auth: Auth, me: Me) -> schemas.UserRe
     return {"user": user.to_json()}
 
 
+def _member(auth: AuthState, me: Identity) -> bool:
+    """May create in the request's workspace: MLflow's `validate_can_list_users` (always
+    with workspaces off)."""
+    workspace = workspace_scope.active()
+    gate = auth.gate
+    default = gate.default_for(me)
+    grants = gate.grants_for(me, workspace)
+    absent = gate.absent(default, workspace)
+    if workspace is None:
+        return True
+    held = permissions.workspace_grant(grants)
+    return permissions.get(held or absent).can_use or permissions.is_workspace_admin(grants)
+
+
 @users.get("/users/list", access=CHECKED_HERE)
 async def list_users(auth: Auth, me: Me) -> schemas.ListUsersResponse:
+    _require(me.is_admin or await blocking(_member, auth, me))
     listed = await blocking(auth.store.list_users_with_roles)
-    return {"users": [{**u.to_json(), "roles": roles_} for u, roles_ in listed]}
+    # Each user's roles as far as the caller may see them (MLflow's `list_users`): all to an
+    # admin and of oneself, else those in the workspaces the caller administers.
+    admin_of = None if me.is_admin else await blocking(auth.store.admin_workspaces, me.user_id)
+    return {
+        "users": [
+            {
+                **u.to_json(),
+                "roles": roles_
+                if admin_of is None or u.username == me.username
+                else [r for r in roles_ if r["workspace"] in admin_of],
+            }
+            for u, roles_ in listed
+        ]
+    }
 
 
 @users.get("/users/current", access=CHECKED_HERE)
@@ -175,6 +210,20 @@ async def list_permissions(
     return {"is_admin": is_admin, "permissions": rows}
 
 
+def _resolve(
+    auth: AuthState, user_id: int, default: str, resource_type: str, resource_id: str
+) -> permissions.Permission:
+    """A user's permission on a resource as the gate judges it, in the request's workspace
+    (a resource of another workspace, or none: no permission)."""
+    workspace = workspace_scope.active()
+    grants = auth.store.grants_of(user_id, workspace_scope.current())
+    absent = auth.gate.absent(default, workspace)
+    outside = workspace is not None and resource_id != "*"
+    if outside and not auth.gate.in_workspace(resource_type, resource_id, str(workspace)):
+        return permissions.NO_PERMISSIONS
+    return permissions.resolve(grants, resource_type, resource_id, default, absent)
+
+
 def _can_manage(auth: AuthState, me: Identity, resource_type: str, resource_id: str) -> bool:
     """MANAGE on the resource (a wildcard grant: admin or workspace admin), as MLflow."""
     if resource_type == WORKSPACE:
@@ -183,17 +232,23 @@ def _can_manage(auth: AuthState, me: Identity, resource_type: str, resource_id: 
     if me.is_admin:
         return True
     if resource_id == "*":
-        return _is_workspace_admin(auth, me, permissions.DEFAULT_WORKSPACE)
-    grants = auth.store.grants_of(me.user_id)
+        return _is_workspace_admin(auth, me, workspace_scope.current())
     default = auth.gate.default_for(me)
-    return permissions.resolve(grants, resource_type, resource_id, default).can_manage
+    return _resolve(auth, me.user_id, default, resource_type, resource_id).can_manage
 
 
 @users3.post("/users/permissions/grant", access=CHECKED_HERE)
 async def grant_permission(body: schemas.GrantPermission, auth: Auth, me: Me) -> Empty:
     rtype, rid = body.resource_type or "", body.resource_id or ""
     _require(await blocking(_can_manage, auth, me, rtype, rid))
-    await blocking(auth.store.grant, body.username or "", rtype, rid, body.permission or "")
+    await blocking(
+        auth.store.grant,
+        body.username or "",
+        rtype,
+        rid,
+        body.permission or "",
+        workspace_scope.current(),
+    )
     log.info(
         "%r granted %s on %s %r to %r", me.username, body.permission, rtype, rid, body.username
     )
@@ -204,7 +259,7 @@ async def grant_permission(body: schemas.GrantPermission, auth: Auth, me: Me) ->
 async def revoke_permission(body: schemas.ResourcePermission, auth: Auth, me: Me) -> Empty:
     rtype, rid = body.resource_type or "", body.resource_id or ""
     _require(await blocking(_can_manage, auth, me, rtype, rid))
-    await blocking(auth.store.revoke, body.username or "", rtype, rid)
+    await blocking(auth.store.revoke, body.username or "", rtype, rid, workspace_scope.current())
     log.info("%r revoked %s %r from %r", me.username, rtype, rid, body.username)
     return {}
 
@@ -218,10 +273,7 @@ def _effective(auth: AuthState, username: str, resource_type: str, resource_id: 
             "delete_workspace_permission for workspace-wide grants."
         )
     permissions.validate_resource_type(resource_type)
-    grants = auth.store.grants_of(user.id)
-    return permissions.resolve(
-        grants, resource_type, resource_id, auth.gate.default_permission
-    ).name
+    return _resolve(auth, user.id, auth.gate.default_permission, resource_type, resource_id).name
 
 
 @users3.get("/users/permissions/get", access=CHECKED_HERE)
@@ -234,7 +286,7 @@ async def get_permission(
     _require(
         me.is_admin
         or me.username == username
-        or await blocking(_is_workspace_admin, auth, me, permissions.DEFAULT_WORKSPACE)
+        or await blocking(_is_workspace_admin, auth, me, workspace_scope.current())
     )
     name = await blocking(
         _effective, auth, username, body.resource_type or "", body.resource_id or ""

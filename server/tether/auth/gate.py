@@ -10,7 +10,15 @@ refused (403) rather than reported missing, so answers are no oracle for what ex
 experiment id is judged as it is (an absent one with the default permission), as in MLflow.
 
 A listing rule leaves the caller's `Visibility` on the request for the endpoint's SQL.
-A route without any rule is refused to all but admins (fail closed), with a warning.
+A route without any rule is refused to all but admins (fail closed), with a warning. A
+creating rule (one whose effect grants the creator MANAGE) needs `permissions.may_create`.
+
+With workspaces on (MLflow 3.17's `--enable-workspaces` with basic-auth), the grants that
+count are those of the caller's roles in the request's workspace, and a grant that is absent
+means no access (unless `grant_default_workspace_access` opens `default`); a resource the
+request names must be in the request's workspace, and one that is not, or does not exist, is
+refused (403) to non-admins, as MLflow's resolver denies a resource whose workspace it cannot
+resolve (admins then get the workspace guard's 404).
 """
 
 from __future__ import annotations
@@ -35,11 +43,19 @@ from tether.api.access import (
 )
 from tether.auth import permissions
 from tether.auth.credentials import NOT_AUTHENTICATED, Identity
-from tether.auth.permissions import EXPERIMENT, REGISTERED_MODEL, Grant
+from tether.auth.permissions import EXPERIMENT, NO_PERMISSIONS, REGISTERED_MODEL, WORKSPACE, Grant
 from tether.auth.store import AuthStore
 from tether.db import workspace_scope
 from tether.db.engine import Database
-from tether.db.models import Deployment, Experiment, LoggedModel, Run, TraceInfo
+from tether.db.models import (
+    Deployment,
+    Experiment,
+    LoggedModel,
+    RegisteredModel,
+    Run,
+    TraceInfo,
+)
+from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.db.visibility import Readable, Visibility
 from tether.errors import MlflowError, not_found
 from tether.threads import blocking
@@ -48,7 +64,8 @@ log = logging.getLogger("tether.auth")
 
 IDENTITY_KEY = "tether.identity"
 _NEEDS_LOOKUP = object()
-_EXPERIMENT_PATH = re.compile(r"^(\d+)(?:/|$)")
+# MLflow's `_EXPERIMENT_ID_PATTERN`: non-default workspaces prefix `workspaces/<name>/`.
+_EXPERIMENT_PATH = re.compile(r"^(?:workspaces/[^/]+/)?(\d+)(?:/|$)")
 # What decides for a resource kind: its row's experiment (never changes, so it is cached).
 _EXPERIMENT_OF: dict[str, tuple[Any, Any]] = {
     "run": (Run.experiment_id, Run.run_uuid),
@@ -89,10 +106,20 @@ class _Lru:
 
 
 class PermissionGate:
-    def __init__(self, store: AuthStore, tracking: Database, default_permission: str) -> None:
+    def __init__(
+        self,
+        store: AuthStore,
+        tracking: Database,
+        default_permission: str,
+        *,
+        workspaces: bool = False,
+        grant_default_workspace_access: bool = False,
+    ) -> None:
         self.store = store
         self.tracking = tracking
         self.default_permission = default_permission
+        self.workspaces = workspaces
+        self.grant_default_workspace_access = grant_default_workspace_access
         self._caches = {kind: _Lru() for kind in _EXPERIMENT_OF}
 
     # tether.api.access.Gate --------------------------------------------------------------
@@ -116,12 +143,17 @@ class PermissionGate:
             raise permission_denied()
         if rule.action is Action.ADMIN:
             raise permission_denied()
-        if not rule.targets and not rule.lists:
+        creates = rule.effect is not None and rule.effect.kind == "grant_creator"
+        if not rule.targets and not rule.lists and not creates:
             return  # signed in is all it takes (the endpoint may check more itself)
-        # The grants came with the sign-in and a run's experiment is cached after its first
-        # lookup: most checks need no query and run right here, off the thread pool.
+        # Without workspaces the grants came with the sign-in and a run's experiment is cached
+        # after its first lookup: most checks need no query and run right here, off the
+        # thread pool. With workspaces on, the workspace's grants and where each resource is
+        # are read (resources move to `default` when their workspace is deleted: no cache).
         path_params = RequestParams(request)
-        allowed = self._decide(identity, rule, message, path_params, lookups=False)
+        allowed: bool | Visibility | object = _NEEDS_LOOKUP
+        if workspace_scope.active() is None:
+            allowed = self._decide(identity, rule, message, path_params, lookups=False)
         if allowed is _NEEDS_LOOKUP:
             allowed = await blocking(self._decide, identity, rule, message, path_params)
         if isinstance(allowed, Visibility):
@@ -134,21 +166,50 @@ class PermissionGate:
         identity = identity_of(request)
         if effect is None:
             return
-        located = effect.locate(message, answer)
+        located = effect.located(message, answer, request.path_params)
+        workspace = workspace_scope.current()
         if effect.kind == "grant_creator" and identity is not None and located:
             await blocking(
-                self.store.grant_creator, identity.user_id, effect.resource_type, str(located)
+                self.store.grant_creator,
+                identity.user_id,
+                effect.resource_type,
+                str(located),
+                workspace,
             )
         elif effect.kind == "forget" and located:
-            await blocking(self.store.forget, effect.resource_type, str(located))
+            await blocking(self.store.forget, effect.resource_type, str(located), workspace)
         elif effect.kind == "rename" and located and all(located):
             old, new = located
-            await blocking(self.store.rename, effect.resource_type, str(old), str(new))
+            await blocking(self.store.rename, effect.resource_type, str(old), str(new), workspace)
+        elif effect.kind == "workspace_created" and located:
+            if self.seed_roles:
+                await blocking(self.store.seed_workspace_roles, str(located))
+        elif effect.kind == "workspace_deleted" and located:
+            await blocking(self.store.drop_workspace, str(located))
 
     # Decisions (in a worker thread) ----------------------------------------------------
 
+    seed_roles: bool = True  # MLFLOW_RBAC_SEED_DEFAULT_ROLES (set by `install`)
+
     def default_for(self, identity: Identity) -> str:
         return identity.default_permission or self.default_permission
+
+    def absent(self, default: str, workspace: str | None) -> str:
+        """What a caller with no grant on a resource gets in `workspace` (None: workspaces
+        off): the default permission, or with workspaces on nothing, unless the operator
+        opened the default workspace (MLflow's `_absent_permission`)."""
+        if workspace is None:
+            return default
+        if self.grant_default_workspace_access and workspace == DEFAULT_WORKSPACE:
+            return default
+        return NO_PERMISSIONS.name
+
+    def grants_for(self, identity: Identity, workspace: str | None) -> list[Grant]:
+        """The caller's grants in `workspace` (None: workspaces off, the default one's).
+        The default workspace's came with the sign-in; another's is a query."""
+        if workspace is None or workspace == DEFAULT_WORKSPACE:
+            return list(identity.grants)
+        return self.store.grants_of(identity.user_id, workspace)
 
     def _decide(
         self,
@@ -160,9 +221,20 @@ class PermissionGate:
     ) -> bool | Visibility | object:
         """Allowed, refused, or the caller's Visibility; `_NEEDS_LOOKUP` when a resource's
         experiment is not cached and `lookups` (a query: not on the event loop) is off."""
-        grants = list(identity.grants)
+        workspace = workspace_scope.active()
+        grants = self.grants_for(identity, workspace)
         default = self.default_for(identity)
+        absent = self.absent(default, workspace)
         action = rule.action.value
+        effect = rule.effect
+        if (
+            effect is not None
+            and effect.kind == "grant_creator"
+            and not permissions.may_create(
+                grants, effect.resource_type, default, absent, workspace is not None
+            )
+        ):
+            return False
         for target in rule.targets:
             anchors = self._anchors(target, message, path_params, lookups)
             if anchors is None:
@@ -171,16 +243,33 @@ class PermissionGate:
                 if resource is None:
                     return False
                 kind, resource_id = resource
-                if not permissions.resolve(grants, kind, resource_id, default).allows(action):
+                if kind == WORKSPACE:
+                    # The workspace grant as it is, not floored (MLflow's artifact proxy).
+                    held = permissions.workspace_grant(grants)
+                    permission = permissions.get(held or absent)
+                else:
+                    permission = permissions.resolve(grants, kind, resource_id, default, absent)
+                if not permission.allows(action):
                     return False
+        if rule.lists == (WORKSPACE,):
+            return Visibility(workspaces=frozenset(self.listable_workspaces(identity)))
         if rule.lists:
-            return self.visibility(grants, default, rule.lists)
+            return self.visibility(grants, default, rule.lists, absent)
         return True
 
-    def visibility(self, grants: list[Grant], default: str, types: tuple[str, ...]) -> Visibility:
+    def listable_workspaces(self, identity: Identity) -> set[str]:
+        """The workspaces a non-admin sees listed (MLflow's `filter_list_workspaces`)."""
+        found = self.store.accessible_workspaces(identity.user_id)
+        if self.grant_default_workspace_access:
+            found.add(DEFAULT_WORKSPACE)
+        return found
+
+    def visibility(
+        self, grants: list[Grant], default: str, types: tuple[str, ...], absent: str | None = None
+    ) -> Visibility:
         readable: dict[str, Readable | None] = {}
         for resource_type in types:
-            found = permissions.readable_set(grants, resource_type, default)
+            found = permissions.readable_set(grants, resource_type, default, absent)
             readable[resource_type] = None if found is None else Readable(*found)
         return Visibility(readable.get(EXPERIMENT), readable.get(REGISTERED_MODEL))
 
@@ -189,12 +278,67 @@ class PermissionGate:
     ) -> list[tuple[str, str] | None] | None:
         """(resource type, id) whose permission decides, per id the request names; None for
         a resource that does not exist (refused). None overall: a lookup is needed."""
+        anchors = self._anchors_anywhere(target, message, path_params, lookups)
+        workspace = workspace_scope.active()
+        if anchors is None or workspace is None:
+            return anchors
+        return self._in_workspace(anchors, workspace)
+
+    def in_workspace(self, resource_type: str, resource_id: str, workspace: str) -> bool:
+        """Whether the experiment (by id) or registered model / prompt (by name) is in
+        `workspace`."""
+        kind = EXPERIMENT if resource_type == EXPERIMENT else REGISTERED_MODEL
+        return self._in_workspace([(kind, resource_id)], workspace) != [None]
+
+    def _in_workspace(
+        self, anchors: list[tuple[str, str] | None], workspace: str
+    ) -> list[tuple[str, str] | None]:
+        """Each anchor, or None when it is not in `workspace` (or does not exist)."""
+        experiments = {
+            int(i) for k, i in filter(None, anchors) if k == EXPERIMENT and i.isdecimal()
+        }
+        models = {i for k, i in filter(None, anchors) if k == REGISTERED_MODEL}
+        with self.tracking.read() as session:
+            experiments_here = {
+                str(found)
+                for found in session.scalars(
+                    sa.select(Experiment.experiment_id).where(
+                        Experiment.experiment_id.in_(experiments),
+                        Experiment.workspace == workspace,
+                    )
+                )
+            }
+            models_here = set(
+                session.scalars(
+                    sa.select(RegisteredModel.name).where(
+                        RegisteredModel.name.in_(models), RegisteredModel.workspace == workspace
+                    )
+                )
+            )
+        checked: list[tuple[str, str] | None] = []
+        for anchor in anchors:
+            if anchor is None or anchor[0] == WORKSPACE:
+                checked.append(anchor)
+            elif anchor[0] == EXPERIMENT:
+                checked.append(anchor if anchor[1] in experiments_here else None)
+            else:
+                checked.append(anchor if anchor[1] in models_here else None)
+        return checked
+
+    def _anchors_anywhere(
+        self, target: Target, message: Any, path_params: Mapping[str, Any], lookups: bool
+    ) -> list[tuple[str, str] | None] | None:
         ids = target.ids(message, path_params)
         if target.kind == "artifact_path":
             path = ids[0] if ids else ""
             match = _EXPERIMENT_PATH.match(path.lstrip("/"))
-            # Outside any experiment's folder only the default permission speaks (MLflow).
-            return [(EXPERIMENT, match.group(1) if match else "*")]
+            if match:
+                return [(EXPERIMENT, match.group(1))]
+            # Outside any experiment's folder the default permission speaks without
+            # workspaces, the caller's workspace grant with them (MLflow).
+            if workspace_scope.active() is None:
+                return [(EXPERIMENT, "*")]
+            return [(WORKSPACE, "*")]
         if target.kind == "registered_model":
             return [(REGISTERED_MODEL, name) for name in ids]
         if target.kind in ("deployment", "deployment_endpoint"):
@@ -217,12 +361,15 @@ class PermissionGate:
 
     def _deployed_models(self, kind: str, resource_id: str) -> list[str | None]:
         """The registered models a live deployment (by name) or every live deployment of an
-        endpoint serves; [None] when there is none (refused, as a missing run is)."""
+        endpoint serves, in the request's workspace; [None] when there is none (refused, as a
+        missing run is)."""
         column = Deployment.name if kind == "deployment" else Deployment.endpoint
         with self.tracking.read() as session:
             found = session.scalars(
                 sa.select(Deployment.model_name).where(
-                    column == resource_id, Deployment.state != "DELETED"
+                    column == resource_id,
+                    Deployment.workspace == workspace_scope.current(),
+                    Deployment.state != "DELETED",
                 )
             ).all()
         return list(found) or [None]

@@ -72,7 +72,14 @@ def install(app: FastAPI, settings: Settings, db: Database) -> Installed | None:
         config.failure_window_seconds,
     )
     entra = EntraValidator(config.entra, store) if config.entra is not None else None
-    gate = PermissionGate(store, db, config.default_permission)
+    gate = PermissionGate(
+        store,
+        db,
+        config.default_permission,
+        workspaces=settings.enable_workspaces,
+        grant_default_workspace_access=config.grant_default_workspace_access,
+    )
+    gate.seed_roles = config.seed_default_roles
     app.state.gate = gate
     app.state.auth = AuthState(store, gate, cache)
     app.add_middleware(Authentication, authenticator=Authenticator(store, cache, limiter, entra))

@@ -3,9 +3,21 @@
 A grant is `(resource_type, resource_pattern, permission)`; the pattern is an id or `*`.
 For one resource, every grant of the caller whose pattern matches folds into one: an explicit
 DENY wins, otherwise the highest level, floored at the default permission (a positive grant
-never lowers what everyone gets). No matching grant: the default permission. A workspace
-admin grant (`workspace`, `*`, MANAGE) gives MANAGE on everything. (MLflow's
-`requirements.fold_grants_for_key`, `floor_positive_permission`, `is_workspace_admin_grant`.)
+never lowers what everyone gets). No matching grant: the `absent` permission, which is the
+default permission while workspaces are off; with workspaces on it is NO_PERMISSIONS (a user
+has no access in a workspace where no role of theirs says so), unless the operator opted the
+`default` workspace into `grant_default_workspace_access`. A workspace admin grant
+(`workspace`, `*`, MANAGE) gives MANAGE on everything in its workspace. (MLflow's
+`requirements.fold_grants_for_key`, `floor_positive_permission`, `is_workspace_admin_grant`,
+`_absent_permission`.)
+
+The workspace grant (`workspace`, `*`, USE|MANAGE) is also what lets a user create
+experiments and registered models in a workspace (`may_create`) and, in listings only, the
+fallback for a resource the user holds no grant of its own type on (`readable_set`): MLflow
+3.17 lists with that fallback but judges a point read without it, so a workspace USE member
+lists every experiment of the workspace yet reads only those granted or their own. Tether
+keeps that asymmetry because the reference has it (its docstring of
+`_role_based_read_predicate` calls it out).
 """
 
 from __future__ import annotations
@@ -122,13 +134,44 @@ def fold(permissions: Iterable[str]) -> str | None:
     return best
 
 
-def effective(folded: str | None, default: str) -> Permission:
-    """The permission a folded grant (or none) gives, with `default` as floor and fallback."""
+def effective(folded: str | None, default: str, absent: str | None = None) -> Permission:
+    """The permission a folded grant (or none) gives, with `default` as floor; `absent`
+    (default: `default`) when there is none."""
     if folded is None:
-        return get(default)
+        return get(absent or default)
     if folded in ("DENY", "NO_PERMISSIONS"):
         return get(folded)
     return get(higher(folded, default))
+
+
+def workspace_grant(grants: Iterable[Grant]) -> str | None:
+    """The caller's workspace-wide grant (folded), None when they hold none."""
+    return fold(g.permission for g in grants if g.resource_type == WORKSPACE and g.pattern == "*")
+
+
+def may_create(
+    grants: Iterable[Grant],
+    resource_type: str,
+    default: str,
+    absent: str | None,
+    workspaces_on: bool,
+) -> bool:
+    """Whether the caller may create a resource of `resource_type` in the workspace the
+    grants are of: with workspaces on, a workspace grant that can use (USE or MANAGE), or
+    none and an `absent` permission (the default workspace's opt-in) that can; always with
+    workspaces off. Either way an explicit (`resource_type`, `*`, DENY) refuses (MLflow's
+    `_can_create_in_workspace` and `_create_not_denied`)."""
+    grants = list(grants)
+    if is_workspace_admin(grants):
+        return True
+    if workspaces_on:
+        held = workspace_grant(grants)
+        allowed = get(held).can_use if held is not None else get(absent or default).can_use
+        if not allowed:
+            return False
+    types = types_for(resource_type)
+    wildcard = [g.permission for g in grants if g.resource_type in types and g.pattern == "*"]
+    return fold(wildcard) != "DENY"
 
 
 def types_for(resource_type: str) -> tuple[str, ...]:
@@ -140,9 +183,13 @@ def types_for(resource_type: str) -> tuple[str, ...]:
 
 
 def resolve(
-    grants: Iterable[Grant], resource_type: str, resource_id: str, default: str
+    grants: Iterable[Grant],
+    resource_type: str,
+    resource_id: str,
+    default: str,
+    absent: str | None = None,
 ) -> Permission:
-    """The caller's permission on one resource."""
+    """The caller's permission on one resource (`absent`: see the module docstring)."""
     grants = list(grants)
     if is_workspace_admin(grants):
         return MANAGE
@@ -150,21 +197,25 @@ def resolve(
     matching = [
         g.permission for g in grants if g.resource_type in types and g.pattern in ("*", resource_id)
     ]
-    return effective(fold(matching), default)
+    return effective(fold(matching), default, absent)
 
 
 def readable_set(
-    grants: Iterable[Grant], resource_type: str, default: str
+    grants: Iterable[Grant], resource_type: str, default: str, absent: str | None = None
 ) -> tuple[bool, frozenset[str]] | None:
     """(readable by default, the ids that differ) for one resource type; None: everything
     (a workspace admin). Computed in memory from the caller's grants, so a search can turn it
-    into one SQL condition (`tether.db.visibility.Readable`)."""
+    into one SQL condition (`tether.db.visibility.Readable`). A resource with no grant of its
+    own type falls back to the workspace grant, then to `absent` (MLflow's listing rule)."""
     grants = list(grants)
     if is_workspace_admin(grants):
         return None
     types = types_for(resource_type)
     wildcard = [g.permission for g in grants if g.resource_type in types and g.pattern == "*"]
-    base = effective(fold(wildcard), default).can_read
+    fallback = workspace_grant(grants)
+    if fallback is not None:
+        absent = "NO_PERMISSIONS" if fallback == "DENY" else higher(fallback, default)
+    base = effective(fold(wildcard), default, absent).can_read
     exact: dict[str, list[str]] = {}
     for g in grants:
         if g.resource_type in types and g.pattern != "*":
@@ -172,6 +223,6 @@ def readable_set(
     exceptions = frozenset(
         resource_id
         for resource_id, names in exact.items()
-        if effective(fold([*names, *wildcard]), default).can_read != base
+        if effective(fold([*names, *wildcard]), default, absent).can_read != base
     )
     return base, exceptions

@@ -40,6 +40,17 @@ from tether.db.models import AuthRole, AuthRolePermission, AuthToken, AuthUser, 
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 
 _SYNTHETIC_PREFIX = "__user_"
+# MLflow 3.17's `_DEFAULT_WORKSPACE_ROLES`, with its descriptions.
+SEEDED_ROLES = (
+    ("admin", "MANAGE", "Full MANAGE authority over the workspace."),
+    (
+        "user",
+        "USE",
+        "Read every resource in the workspace and create new experiments and registered "
+        "models; the creator-as-owner mechanism grants MANAGE on what you create, with no "
+        "write or delete access to resources owned by other users.",
+    ),
+)
 _SYNTHETIC = re.compile(r"^__user_\d+__$")
 TOKEN_PREFIX = "tether_pat_"
 
@@ -219,13 +230,13 @@ class AuthStore:
 
     # Grants ----------------------------------------------------------------------------
 
-    def grants_of(self, user_id: int) -> list[Grant]:
-        """The user's grants in the default workspace (every grant Tether honours)."""
+    def grants_of(self, user_id: int, workspace: str = DEFAULT_WORKSPACE) -> list[Grant]:
+        """The user's grants in `workspace` (through every role of theirs there)."""
         with self.db.read() as session:
-            return self._grants(session, user_id)
+            return self._grants(session, user_id, workspace)
 
     @staticmethod
-    def _grants(session: Session, user_id: int) -> list[Grant]:
+    def _grants(session: Session, user_id: int, workspace: str = DEFAULT_WORKSPACE) -> list[Grant]:
         stmt = (
             sa.select(
                 AuthRolePermission.resource_type,
@@ -234,19 +245,18 @@ class AuthStore:
             )
             .join(AuthRole, AuthRole.id == AuthRolePermission.role_id)
             .join(AuthUserRole, AuthUserRole.role_id == AuthRole.id)
-            .where(AuthUserRole.user_id == user_id, AuthRole.workspace == DEFAULT_WORKSPACE)
+            .where(AuthUserRole.user_id == user_id, AuthRole.workspace == workspace)
         )
         return [Grant(t, p, n) for t, p, n in fetch_tuples(session, stmt)]
 
-    def _synthetic_role(self, session: Session, user_id: int) -> AuthRole:
+    def _synthetic_role(self, session: Session, user_id: int, workspace: str) -> AuthRole:
+        """The user's own role in `workspace` (`__user_<id>__`), where per-user grants live."""
         name = synthetic_role_name(user_id)
         role = session.scalars(
-            sa.select(AuthRole).where(
-                AuthRole.workspace == DEFAULT_WORKSPACE, AuthRole.name == name
-            )
+            sa.select(AuthRole).where(AuthRole.workspace == workspace, AuthRole.name == name)
         ).first()
         if role is None:
-            role = AuthRole(name=name, workspace=DEFAULT_WORKSPACE, description=None)
+            role = AuthRole(name=name, workspace=workspace, description=None)
             session.add(role)
             session.flush()
         assigned = session.scalar(
@@ -271,8 +281,16 @@ class AuthStore:
             )
         ).first()
 
-    def grant(self, username: str, resource_type: str, pattern: str, permission: str) -> None:
-        """`users/permissions/grant`: RESOURCE_ALREADY_EXISTS when the user has one already."""
+    def grant(
+        self,
+        username: str,
+        resource_type: str,
+        pattern: str,
+        permission: str,
+        workspace: str = DEFAULT_WORKSPACE,
+    ) -> None:
+        """`users/permissions/grant` (in the request's workspace): RESOURCE_ALREADY_EXISTS
+        when the user has one already."""
         _reject_workspace(resource_type)
         validate_grant(resource_type, pattern, permission)
         duplicate = already_exists(
@@ -282,7 +300,7 @@ class AuthStore:
         try:
             with self.db.write() as session:
                 user = self._load(session, username)
-                role = self._synthetic_role(session, user.id)
+                role = self._synthetic_role(session, user.id, workspace)
                 if self._own_grant(session, role.id, resource_type, pattern) is not None:
                     raise duplicate
                 session.add(
@@ -297,10 +315,13 @@ class AuthStore:
         except IntegrityError:
             raise duplicate from None
 
-    def grant_creator(self, user_id: int, resource_type: str, pattern: str) -> None:
-        """MANAGE for the creator of an experiment or registered model (an upsert)."""
+    def grant_creator(
+        self, user_id: int, resource_type: str, pattern: str, workspace: str = DEFAULT_WORKSPACE
+    ) -> None:
+        """MANAGE for the creator of an experiment or registered model (an upsert), in the
+        workspace it was created in."""
         with self.db.write() as session:
-            role = self._synthetic_role(session, user_id)
+            role = self._synthetic_role(session, user_id, workspace)
             existing = self._own_grant(session, role.id, resource_type, pattern)
             if existing is None:
                 session.add(
@@ -314,14 +335,16 @@ class AuthStore:
             else:
                 existing.permission = "MANAGE"
 
-    def revoke(self, username: str, resource_type: str, pattern: str) -> None:
+    def revoke(
+        self, username: str, resource_type: str, pattern: str, workspace: str = DEFAULT_WORKSPACE
+    ) -> None:
         _reject_workspace(resource_type)
         validate_resource_type(resource_type)
         with self.db.write() as session:
             user = self._load(session, username)
             role = session.scalars(
                 sa.select(AuthRole).where(
-                    AuthRole.workspace == DEFAULT_WORKSPACE,
+                    AuthRole.workspace == workspace,
                     AuthRole.name == synthetic_role_name(user.id),
                 )
             ).first()
@@ -335,15 +358,18 @@ class AuthStore:
                 )
             session.delete(row)
 
-    def _synthetic_role_ids(self, session: Session) -> list[int]:
-        rows = session.execute(sa.select(AuthRole.id, AuthRole.name))
+    def _synthetic_role_ids(self, session: Session, workspace: str) -> list[int]:
+        rows = session.execute(
+            sa.select(AuthRole.id, AuthRole.name).where(AuthRole.workspace == workspace)
+        )
         return [rid for rid, name in rows if _SYNTHETIC.match(name)]
 
-    def forget(self, resource_type: str, pattern: str) -> None:
-        """Drop the per-user grants on a deleted resource (a later one of the same name must
-        not inherit them); roles made by admins are left alone, as in MLflow."""
+    def forget(self, resource_type: str, pattern: str, workspace: str = DEFAULT_WORKSPACE) -> None:
+        """Drop the per-user grants on a deleted resource of `workspace` (a later one of the
+        same name must not inherit them; the same name in another workspace is another
+        resource); roles made by admins are left alone, as in MLflow."""
         with self.db.write() as session:
-            role_ids = self._synthetic_role_ids(session)
+            role_ids = self._synthetic_role_ids(session, workspace)
             if role_ids:
                 session.execute(
                     sa.delete(AuthRolePermission).where(
@@ -353,9 +379,11 @@ class AuthStore:
                     )
                 )
 
-    def rename(self, resource_type: str, old: str, new: str) -> None:
+    def rename(
+        self, resource_type: str, old: str, new: str, workspace: str = DEFAULT_WORKSPACE
+    ) -> None:
         with self.db.write() as session:
-            role_ids = self._synthetic_role_ids(session)
+            role_ids = self._synthetic_role_ids(session, workspace)
             if role_ids:
                 session.execute(
                     sa.update(AuthRolePermission)
@@ -608,6 +636,65 @@ class AuthStore:
                 .distinct()
             )
             return set(rows)
+
+    def accessible_workspaces(self, user_id: int) -> set[str]:
+        """Workspaces the user sees in the workspace list (MLflow's
+        `list_accessible_workspace_names`): any role assigned to them there made by an admin,
+        or their own role there when it holds a workspace-wide grant (per-resource grants
+        alone do not make a workspace visible)."""
+        with self.db.read() as session:
+            assigned = session.execute(
+                sa.select(AuthRole.id, AuthRole.workspace, AuthRole.name)
+                .join(AuthUserRole, AuthUserRole.role_id == AuthRole.id)
+                .where(AuthUserRole.user_id == user_id)
+            ).all()
+            found = {ws for _, ws, name in assigned if not _SYNTHETIC.match(name)}
+            own = [role_id for role_id, _, name in assigned if _SYNTHETIC.match(name)]
+            if own:
+                rows = session.execute(
+                    sa.select(AuthRole.workspace)
+                    .join(AuthRolePermission, AuthRolePermission.role_id == AuthRole.id)
+                    .where(
+                        AuthRole.id.in_(own),
+                        AuthRolePermission.resource_type == WORKSPACE,
+                        AuthRolePermission.resource_pattern == "*",
+                        AuthRolePermission.permission.in_(("USE", "MANAGE")),
+                    )
+                )
+                found.update(rows.scalars())
+            return found
+
+    def seed_workspace_roles(self, workspace: str) -> None:
+        """The roles MLflow 3.17 seeds into a new workspace (`MLFLOW_RBAC_SEED_DEFAULT_ROLES`,
+        on by default): `admin` (workspace MANAGE) and `user` (workspace USE), for an admin to
+        assign. One transaction; a name already taken is left as it is."""
+        with self.db.write() as session:
+            for name, permission, description in SEEDED_ROLES:
+                taken = session.scalar(
+                    sa.select(AuthRole.id).where(
+                        AuthRole.workspace == workspace, AuthRole.name == name
+                    )
+                )
+                if taken is not None:
+                    continue
+                role = AuthRole(name=name, workspace=workspace, description=description)
+                session.add(role)
+                session.flush()
+                session.add(
+                    AuthRolePermission(
+                        role_id=role.id,
+                        resource_type=WORKSPACE,
+                        resource_pattern="*",
+                        permission=permission,
+                    )
+                )
+
+    def drop_workspace(self, workspace: str) -> None:
+        """Every role of a deleted workspace, with its grants and assignments (MLflow's
+        `delete_workspace_permissions_for_workspace` and `delete_roles_for_workspace`)."""
+        with self.db.write() as session:
+            ids = session.scalars(sa.select(AuthRole.id).where(AuthRole.workspace == workspace))
+            self._delete_roles(session, list(ids))
 
     def present_workspaces(self, user_id: int) -> set[str]:
         with self.db.read() as session:

@@ -38,6 +38,15 @@ class Statement:
             cursor.close()
         return row
 
+    def all(self, session: Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row, as the DBAPI returns them."""
+        cursor = self._cursor(session, params)
+        try:
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        finally:
+            cursor.close()
+        return rows
+
     def scalar(self, session: Session, params: Mapping[str, Any]) -> Any:
         row = self.first(session, params)
         return None if row is None else row[0]

@@ -54,6 +54,7 @@ class Readable:
 class Visibility:
     experiments: Readable | None = None
     registered_models: Readable | None = None
+    workspaces: frozenset[str] | None = None  # the workspaces the caller may list
 
     def experiment_clause(self, column: Any) -> ColumnElement[bool] | None:
         """Readable experiments (by id in `column`), of the request's workspace only."""
@@ -81,6 +82,9 @@ class Visibility:
 
     def can_read_registered_model(self, name: str) -> bool:
         return self.registered_models is None or self.registered_models.allows(name)
+
+    def can_list_workspace(self, name: str) -> bool:
+        return self.workspaces is None or name in self.workspaces
 
 
 EVERYTHING = Visibility()

@@ -3,7 +3,7 @@
 Everything goes through the sync package's `AzureMLClient`: bearer tokens refreshed on 401,
 429/503 retried with `Retry-After`, no blind resend of an ambiguous write (PUT and DELETE are
 idempotent in ARM, so they are retried). Long-running operations (D§2) are not waited for
-here: `put` returns the `Azure-AsyncOperation` URL, `delete` the `Location` URL, and the
+here: `put` returns the `Azure-AsyncOperation` URL, `delete` and `patch` the `Location` URL, and the
 driver polls them one request per step, so no lease is held through a sleep.
 """
 
@@ -77,6 +77,14 @@ class OnlineArm:
             if exc.status == 404:
                 return None
             raise
+        return response.headers.get("Location") if response.status_code == 202 else None
+
+    def patch(self, tail: str, body: dict[str, Any]) -> str | None:
+        """PATCH a resource (D§1: tags, identity, sku); the Location URL to poll when ARM
+        answers 202, None when it is done at once (200)."""
+        response = self.client.exchange(
+            "PATCH", self._url(tail), json=body, params=_params(), idempotent=True
+        )
         return response.headers.get("Location") if response.status_code == 202 else None
 
     def post(self, tail: str, body: dict[str, Any] | None = None) -> Any:

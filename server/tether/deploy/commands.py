@@ -28,18 +28,23 @@ def deployments(backend_store_uri: str | None, show_all: bool, as_json: bool) ->
     except MlflowError as exc:
         raise click.UsageError(exc.message) from None
     try:
-        rows = DeployService(db, artifact_backend(settings)).list(include_deleted=show_all)
+        rows = DeployService(db, artifact_backend(settings)).list(
+            include_deleted=show_all, every_workspace=True
+        )
     finally:
         db.dispose()
     if as_json:
         click.echo(json.dumps({"deployments": rows}, indent=2))
         return
     now = now_ms()
-    click.echo(f"{'NAME':24} {'STATE':12} {'MODEL':32} {'INSTANCES':26} {'AGE':>8}  ERROR")
+    click.echo(
+        f"{'NAME':24} {'WORKSPACE':16} {'STATE':12} {'MODEL':32} {'INSTANCES':26} {'AGE':>8}  ERROR"
+    )
     for d in rows:
         age = f"{(now - d['created_at']) / 60000:.0f}m"
         sizing = f"{d['instance_count']} x {d['instance_type']}"
         error = (d.get("error") or "").replace("\n", " ")[:80]
         click.echo(
-            f"{d['name']:24} {d['state']:12} {d['model_uri'][:32]:32} {sizing:26} {age:>8}  {error}"
+            f"{d['name']:24} {d['workspace'][:16]:16} {d['state']:12} {d['model_uri'][:32]:32} "
+            f"{sizing:26} {age:>8}  {error}"
         )

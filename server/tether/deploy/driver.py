@@ -1,10 +1,13 @@
 """The deployment driver: follows each deployment row to its end, one ARM step at a time.
 
 States (users see them): PENDING_SYNC -> CREATING -> READY | FAILED; READY -> UPDATING ->
-READY (traffic); any -> DELETING -> DELETED. `step` is the place inside a state:
+READY (traffic, scale); READY -> PENDING_SYNC -> UPDATING -> READY (a new model version);
+any -> DELETING -> DELETED. `step` is the place inside a state:
 
   sync -> endpoint -> endpoint_wait -> deployment -> deployment_wait -> traffic ->
   traffic_wait -> ready;   failure: cleanup -> cleanup_wait -> (FAILED);
+  update: update_sync -> update -> update_wait -> update_done;  scale -> scale_wait ->
+  update_done;  failure: (READY, the previous deployment serving, with the reason);
   delete: delete -> delete_wait -> (DELETED)
 
 Invariants:
@@ -13,6 +16,10 @@ Invariants:
 - the step is committed after each ARM call, and before a create the resource is looked up
   first: a resource carrying this row's REQUEST_TAG is ours and is waited for, never created
   again (a restart after kill -9 resumes polling); one carrying another tag is refused;
+- an update's target is `progress["update"]`; before its PUT (PATCH) the deployment is read,
+  and one already showing the target is our request sent before a restart: waited for, never
+  sent again. Azure ML keeps the previous deployment serving when an update fails, so a
+  failed update leaves the row READY with the previous model and the reason in `error`;
 - waits are never slept with the lease held: the row is released with `next_attempt_at`
   (the operation's Retry-After, else POLL_S), transient ARM failures with a backoff.
 """
@@ -198,6 +205,21 @@ class DeployDriver:
             # Deleting failed for good: keep the row visible with the reason; `delete` again.
             self._save(row.id, state="FAILED", error=reason[:4000])
             return
+        target = progress.pop("update", None)
+        if target is not None:  # an update: Azure ML keeps the previous deployment serving
+            progress.pop("op", None)
+            progress.pop("location", None)
+            what = (
+                f"to {target['model_uri']}"
+                if target["model_uri"] != row.model_uri
+                else f"to {target['instance_count']} instances"
+            )
+            reason = (
+                f"Updating {what} failed: {reason}. The previous deployment still serves "
+                f"({row.model_uri} on {row.instance_count} x {row.instance_type})."
+            )
+            self._save(row.id, state="READY", step="ready", progress=progress, error=reason[:4000])
+            return
         if row.state == "UPDATING":
             progress.pop("op", None)
             self._save(row.id, state="READY", step="ready", progress=progress, error=reason)
@@ -247,13 +269,25 @@ class DeployDriver:
 
     def _do_sync(self, row: Deployment, progress: dict[str, Any]) -> None:
         """PENDING_SYNC: the version's Azure id comes from the sync state, never guessed."""
+        model_id = self._azure_model_id(row.registered_model_id, row.model_version, row.model_uri)
+        first = "endpoint" if row.owns_endpoint else "check_endpoint"
+        self._save(row.id, state="CREATING", step=first, azure_model_id=model_id, error=None)
+
+    def _still_registered(self, model_id: int, version: int, uri: str) -> None:
+        """Fail fast (before anything billable) when the version was deleted meanwhile."""
         with self.db.read() as session:
-            mv = session.get(ModelVersion, (row.registered_model_id, row.model_version))
-            entity = session.get(
-                SyncEntity, ("model_version", f"{row.registered_model_id}/{row.model_version}")
-            )
+            mv = session.get(ModelVersion, (model_id, version))
             if mv is None or mv.deleted:
-                raise PermanentError(f"model version {row.model_uri} was deleted meanwhile")
+                raise PermanentError(
+                    f"model version {uri} was deleted after the deployment was requested; "
+                    "nothing was deployed"
+                )
+
+    def _azure_model_id(self, model_id: int, version: int, uri: str) -> str:
+        """The ARM id of the synced Azure model version; Wait while it is being synced."""
+        self._still_registered(model_id, version, uri)
+        with self.db.read() as session:
+            entity = session.get(SyncEntity, ("model_version", f"{model_id}/{version}"))
             if entity is None or entity.status != "synced" or not entity.azure_id:
                 if entity is not None and entity.status == "dead":
                     raise PermanentError(
@@ -265,9 +299,7 @@ class DeployDriver:
             raise PermanentError(
                 "the model version is not in Azure ML (its files are not in a run's artifacts)"
             )
-        model_id = self.arm.model_id(state["name"], entity.azure_id)
-        first = "endpoint" if row.owns_endpoint else "check_endpoint"
-        self._save(row.id, state="CREATING", step=first, azure_model_id=model_id, error=None)
+        return self.arm.model_id(state["name"], entity.azure_id)
 
     def _tags(self, row: Deployment) -> dict[str, str]:
         return {MANAGED_TAG: "true", REQUEST_TAG: row.id, "tether.model": row.model_uri}
@@ -317,6 +349,7 @@ class DeployDriver:
             return None  # polled through the resource's provisioningState
 
     def _do_endpoint_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
+        self._still_registered(row.registered_model_id, row.model_version, row.model_uri)
         self._wait_op(row, progress, "deployment", self._ep(row))
 
     def _do_deployment(self, row: Deployment, progress: dict[str, Any]) -> None:
@@ -326,22 +359,33 @@ class DeployDriver:
                 raise PermanentError(f"deployment {row.name} exists on {row.endpoint} already")
             self._save(row.id, step="deployment_wait")
             return
-        body = {
+        # The version may have been deleted while the endpoint was provisioning: the
+        # deployment would only fail in Azure after billing starts (ModelRegistryError, D§2).
+        self._still_registered(row.registered_model_id, row.model_version, row.model_uri)
+        body = self._deployment_body(
+            row, row.model_uri, str(row.azure_model_id), row.instance_count
+        )
+        progress["op"] = self._put_once(row, self._dep(row), body)
+        self._save(row.id, step="deployment_wait", progress=progress)
+
+    def _deployment_body(
+        self, row: Deployment, model_uri: str, model_id: str, count: int
+    ) -> dict[str, Any]:
+        """The no-code deployment (D§1): no environment, no scoring code."""
+        return {
             "location": self._region(),
-            "tags": self._tags(row),
-            "sku": {"name": "Default", "capacity": row.instance_count},
+            "tags": {**self._tags(row), "tether.model": model_uri},
+            "sku": {"name": "Default", "capacity": count},
             "properties": {
                 "endpointComputeType": "Managed",
                 "instanceType": row.instance_type,
-                "model": row.azure_model_id,
+                "model": model_id,
                 "requestSettings": {
                     "requestTimeout": "PT60S",
                     "maxConcurrentRequestsPerInstance": 1,
                 },
             },
         }
-        progress["op"] = self._put_once(row, self._dep(row), body)
-        self._save(row.id, step="deployment_wait", progress=progress)
 
     def _do_deployment_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
         try:
@@ -395,6 +439,121 @@ class DeployDriver:
             raise PermanentError(f"endpoint {row.endpoint} has no scoringUri")
         self._save(row.id, state="READY", step="ready", scoring_uri=uri, error=None, attempts=0)
         log.info("deploy: %s is READY at %s", row.name, uri)
+
+    # ------------------------------------------------------------------------ update
+
+    def _do_update_sync(self, row: Deployment, progress: dict[str, Any]) -> None:
+        """An update's PENDING_SYNC: the new version's Azure id, as for a create."""
+        target = progress["update"]
+        target["azure_model_id"] = self._azure_model_id(
+            target["registered_model_id"], target["model_version"], target["model_uri"]
+        )
+        self._save(row.id, state="UPDATING", step="update", progress=progress, error=None)
+
+    def _do_update(self, row: Deployment, progress: dict[str, Any]) -> None:
+        """PUT the deployment with the target model (and count). One that shows the target
+        already is ours, sent before a restart: followed, never sent again."""
+        target = progress["update"]
+        found = self._found_deployment(row)
+        if _shows(found, target):
+            self._save(row.id, step="update_wait")
+            return
+        if _busy(found):
+            raise Wait(self.poll_s)  # another operation (a traffic change) runs on it
+        if target["model_uri"] != row.model_uri:
+            self._still_registered(
+                target["registered_model_id"], target["model_version"], target["model_uri"]
+            )
+        body = self._deployment_body(
+            row, target["model_uri"], target["azure_model_id"], target["instance_count"]
+        )
+        self._mark_sent(row, progress)
+        try:
+            progress["op"] = self.arm.put(self._dep(row), body)
+        except PermanentError as exc:
+            if exc.status != 409:  # 409: an operation runs on the endpoint: later
+                raise
+            raise Wait(self.poll_s) from None
+        self._save(row.id, step="update_wait", progress=progress)
+
+    def _do_update_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
+        try:
+            self._wait_op(row, progress, "update_done", self._dep(row))
+        except PermanentError as exc:
+            logs = self._logs(row)
+            self._save(row.id, logs=logs)
+            raise PermanentError(f"{exc.reason}{_log_hint(logs)}") from None
+
+    def _do_scale(self, row: Deployment, progress: dict[str, Any]) -> None:
+        """A new instance count only: PATCH the deployment's sku (D§1: the stable PATCH body
+        holds tags and sku), followed by Location polling (D§2)."""
+        target = progress["update"]
+        found = self._found_deployment(row)
+        model = str((found.get("properties") or {}).get("model", ""))
+        if model.lower() != str(row.azure_model_id).lower():
+            # A failed update left another model in Azure's spec: PUT the whole deployment.
+            self._save(row.id, step="update")
+            return
+        if _shows(found, target):
+            self._save(row.id, step="update_wait")
+            return
+        if _busy(found):
+            raise Wait(self.poll_s)
+        sku = {"name": "Default", "capacity": target["instance_count"]}
+        self._mark_sent(row, progress)
+        try:
+            progress["location"] = self.arm.patch(self._dep(row), {"sku": sku})
+        except PermanentError as exc:
+            if exc.status != 409:
+                raise
+            raise Wait(self.poll_s) from None
+        self._save(row.id, step="scale_wait", progress=progress)
+
+    def _do_scale_wait(self, row: Deployment, progress: dict[str, Any]) -> None:
+        url = progress.get("location")
+        if not url:
+            self._wait_op(row, progress, "update_done", self._dep(row))
+            return
+        poll = self.arm.location(url)
+        if not poll.done:
+            raise Wait(poll.retry_after or self.poll_s)
+        if poll.failed:
+            raise PermanentError(poll.error or "scaling failed")
+        progress.pop("location", None)
+        self._save(row.id, step="update_done", progress=progress, attempts=0)
+
+    def _do_update_done(self, row: Deployment, progress: dict[str, Any]) -> None:
+        """Azure ML serves the target: the row describes it from now on."""
+        target = progress.pop("update")
+        self._save(
+            row.id,
+            state="READY",
+            step="ready",
+            progress=progress,
+            model_uri=target["model_uri"],
+            registered_model_id=target["registered_model_id"],
+            model_name=target["model_name"],
+            model_version=target["model_version"],
+            instance_count=target["instance_count"],
+            azure_model_id=target["azure_model_id"],
+            error=None,
+            attempts=0,
+        )
+        log.info("deploy: %s now serves %s", row.name, target["model_uri"])
+
+    def _mark_sent(self, row: Deployment, progress: dict[str, Any]) -> None:
+        """Committed before the PUT (PATCH): after a restart, a deployment that shows the
+        target and Failed is this update's failure, not an older one to send again."""
+        progress["update"]["sent"] = True
+        self._save(row.id, progress=progress)
+
+    def _found_deployment(self, row: Deployment) -> dict[str, Any]:
+        found = self.arm.get(self._dep(row))
+        if found is None or (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
+            raise PermanentError(
+                f"deployment {row.name} is no longer in Azure ML on endpoint {row.endpoint}"
+            )
+        return found
 
     # ------------------------------------------------------------ cleanup and delete
 
@@ -463,6 +622,22 @@ class DeployDriver:
                     self._save(row.id, step=again, progress=progress)
                 raise Wait(self.poll_s)
         progress.pop("location", None)
+
+
+def _shows(found: dict[str, Any], target: dict[str, Any]) -> bool:
+    """Whether an Azure deployment's spec is the update's target (model and count), and not
+    the failure of an earlier update to the same target (this one not sent yet)."""
+    props = found.get("properties") or {}
+    model = str(props.get("model", ""))
+    count = (found.get("sku") or {}).get("capacity")
+    failed = str(props.get("provisioningState", "")).lower() in ("failed", "canceled")
+    same = model.lower() == str(target["azure_model_id"]).lower()
+    return same and count == target["instance_count"] and (not failed or bool(target.get("sent")))
+
+
+def _busy(found: dict[str, Any]) -> bool:
+    state = str((found.get("properties") or {}).get("provisioningState", "")).lower()
+    return state in ("creating", "updating", "scaling", "deleting")
 
 
 def _sentence(reason: str) -> str:

@@ -26,15 +26,16 @@ api = Router("deployments")
 PREFIX = "/api/2.0/tether/deployments"
 
 
-def _model_name(body: schemas.CreateDeployment, _: object) -> str | None:
+def _model_name(body: schemas.CreateDeployment | schemas.UpdateDeployment, _: object) -> str | None:
     """The registered model a `model_uri` names, read as the service reads it (anything
-    else: None, and the service refuses the URI)."""
-    found = MODEL_URI_RE.match(body.model_uri)
+    else: None, and the service refuses the URI; no model_uri: no model named)."""
+    found = MODEL_URI_RE.match(body.model_uri or "")
     return found["name"] if found else None
 
 
 # With authentication on (as the issue asks): deploying, changing and deleting need MANAGE
 # on the registered model, reading and predicting READ; a listing shows what may be read.
+# An update needs MANAGE on the model served now and on the one it is to serve.
 _DEPLOYED_MODEL = registered_models(_model_name, "model_uri's model")
 
 
@@ -66,6 +67,14 @@ async def delete_deployment(
     body: schemas.DeploymentName, service: Deploy
 ) -> schemas.DeploymentResponse:
     return {"deployment": await blocking(service.delete, body.name)}
+
+
+@api.post(f"{PREFIX}/update", access=MANAGE.on(deployment()).and_on(_DEPLOYED_MODEL))
+async def update_deployment(
+    body: schemas.UpdateDeployment, service: Deploy
+) -> schemas.DeploymentResponse:
+    found = await service.update(body.name, body.model_uri, dict(body.config))
+    return {"deployment": found}
 
 
 @api.post(f"{PREFIX}/update-endpoint", access=MANAGE.on(deployment_endpoint()))

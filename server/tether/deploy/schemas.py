@@ -17,6 +17,12 @@ class CreateDeployment(RequestModel):
     endpoint: Str | None = None  # an endpoint Tether created; None: a new one called `name`
 
 
+class UpdateDeployment(RequestModel):
+    name: Str
+    model_uri: Str | None = None  # None: the model served now (a new instance count only)
+    config: dict[str, Str] = {}
+
+
 class DeploymentName(RequestModel):
     name: Str
 
@@ -35,13 +41,20 @@ class Predict(RequestModel):
     inputs: Any  # `input_data` as Azure's MLflow scoring takes it (split orientation)
 
 
+class UpdateTarget(TypedDict):
+    model_uri: str
+    instance_count: int
+
+
 class DeploymentView(TypedDict):
     name: str
+    workspace: str  # the MLflow workspace it was requested in ("default" without workspaces)
     endpoint: str
     model_uri: str
     model_name: str
     model_version: str
     state: str  # PENDING_SYNC | CREATING | READY | UPDATING | FAILED | DELETING | DELETED
+    # model_uri, model_*, instance_*: what serves; during an update, `update` is the target
     instance_type: str
     instance_count: int
     owns_endpoint: bool
@@ -52,6 +65,7 @@ class DeploymentView(TypedDict):
     error: NotRequired[str]
     logs: NotRequired[str]
     traffic: NotRequired[dict[str, int]]
+    update: NotRequired[UpdateTarget]
 
 
 class DeploymentResponse(TypedDict):

@@ -5,8 +5,14 @@ Invariants:
   row exists; a refused request changes nothing;
 - accepting a request is one transaction that inserts its row (PENDING_SYNC): the driver
   (driver.py) follows it from there, across restarts;
-- a live name (any state but DELETED) is unique; a deployment on an endpoint Tether did not
-  create for it must be on an endpoint another Tether deployment created (MANAGED_TAG);
+- a live name (any state but DELETED) is unique across the server, as Azure endpoint names
+  are per region; a deployment on an endpoint Tether did not create for it must be on an
+  endpoint another Tether deployment of the same workspace created (MANAGED_TAG);
+- a deployment belongs to the MLflow workspace it was requested in (`workspace_scope`): its
+  model_uri resolves there, and only requests of that workspace see, change or call it;
+- an update is recorded in the transaction that accepts it (`progress["update"]`, the target)
+  while the columns keep describing what serves; the driver copies the target over once
+  Azure ML has rolled it out, and drops it on failure (the previous deployment serves on);
 - users never see endpoint keys: `predict` fetches them server-side.
 """
 
@@ -22,9 +28,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
+from tether.db import workspace_scope
 from tether.db.engine import Database
 from tether.db.models import Deployment, ModelVersion, RegisteredModel, RegisteredModelAlias
-from tether.db.visibility import EVERYTHING, Visibility, conditions
+from tether.db.visibility import EVERYTHING, Visibility
 from tether.deploy import preflight
 from tether.deploy.arm import OnlineArm
 from tether.deploy.schemas import DeploymentView
@@ -36,6 +43,8 @@ from tether.sync.azureml.errors import SyncError
 from tether.threads import blocking
 
 LIVE = ("PENDING_SYNC", "CREATING", "READY", "UPDATING", "FAILED", "DELETING")
+# States in which a deployment serves (an update's PENDING_SYNC: the previous model serves).
+SERVING = ("READY", "UPDATING", "PENDING_SYNC")
 MODEL_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?$")
 MAX_FILE = 1 << 20  # MLmodel and conda.yaml are small; a bigger one is not read whole
 
@@ -67,21 +76,14 @@ class DeployService:
         preflight.check_name(name)
         if endpoint is not None:
             preflight.check_name(endpoint, "endpoint")
+        _known_keys(config, {"instance_type", "instance_count", "keep_failed"})
         instance_type = config.get("instance_type") or preflight.DEFAULT_INSTANCE_TYPE
-        try:
-            instance_count = int(config.get("instance_count") or 1)
-        except ValueError:
-            raise invalid_parameter("instance_count must be an integer") from None
+        instance_count = _count(config.get("instance_count"), 1)
         preflight.check_sizing(instance_type, instance_count)
-        unknown = set(config) - {"instance_type", "instance_count", "keep_failed"}
-        if unknown:
-            raise invalid_parameter(f"Unknown config keys {sorted(unknown)}")
-        model_id, model_name, version, location = await blocking(self._resolve_model, model_uri)
-        mlmodel, conda = await self._model_files(location)
-        if mlmodel is not None or location is not None:
-            preflight.check_model(mlmodel, conda, model_uri)
+        model_id, model_name, version = await self._checked_model(model_uri)
         row = Deployment(
             id=uuid.uuid4().hex,
+            workspace=workspace_scope.current(),
             name=name,
             endpoint=endpoint or name,
             owns_endpoint=endpoint is None,
@@ -100,6 +102,15 @@ class DeployService:
         )
         return await blocking(self._insert, row)
 
+    async def _checked_model(self, model_uri: str) -> tuple[int, str, int]:
+        """The registered model id, name and version `model_uri` names in the request's
+        workspace, after the preflight checks of its files."""
+        model_id, model_name, version, location = await blocking(self._resolve_model, model_uri)
+        mlmodel, conda = await self._model_files(location)
+        if mlmodel is not None or location is not None:
+            preflight.check_model(mlmodel, conda, model_uri)
+        return model_id, model_name, version
+
     def _resolve_model(self, uri: str) -> tuple[int, str, int, str | None]:
         match = MODEL_URI_RE.match(uri)
         if match is None:
@@ -108,7 +119,10 @@ class DeployService:
             )
         with self.db.read() as session:
             model = session.execute(
-                select(RegisteredModel).where(RegisteredModel.name == match["name"])
+                select(RegisteredModel).where(
+                    RegisteredModel.workspace == workspace_scope.current(),
+                    RegisteredModel.name == match["name"],
+                )
             ).scalar_one_or_none()
             if model is None:
                 raise not_found(f"Registered Model with name={match['name']} not found")
@@ -147,8 +161,15 @@ class DeployService:
         now = now_ms()
         row.created_at = row.updated_at = now
         with self.db.write() as session:
-            if _live(session, row.name) is not None:
+            named = _live(session, row.name, None)
+            if named is not None and named.workspace == row.workspace:
                 raise already_exists(f"Deployment {row.name!r} already exists")
+            if named is not None:
+                raise already_exists(
+                    f"Deployment name {row.name!r} is taken in another workspace: deployment "
+                    "names are unique across the server (Azure ML endpoint names are unique per "
+                    "region); choose another name"
+                )
             if row.owns_endpoint:
                 taken = session.execute(
                     select(Deployment.name).where(
@@ -161,8 +182,9 @@ class DeployService:
                 owner = session.execute(
                     select(Deployment.name).where(
                         Deployment.endpoint == row.endpoint,
+                        Deployment.workspace == row.workspace,
                         Deployment.owns_endpoint.is_(True),
-                        Deployment.state.in_(("READY", "UPDATING")),
+                        Deployment.state.in_(SERVING),
                     )
                 ).first()
                 if owner is None:
@@ -185,12 +207,20 @@ class DeployService:
         *,
         include_deleted: bool = False,
         readable: Visibility = EVERYTHING,
+        every_workspace: bool = False,
     ) -> list[DeploymentView]:
-        """Oldest first; only the deployments of registered models `readable` lets through."""
+        """Oldest first; only the deployments of registered models `readable` lets through,
+        of the request's workspace (`every_workspace`: all, for `tether deployments` and the
+        sync page)."""
         with self.db.read() as session:
-            query = select(Deployment).where(
-                *conditions(readable.registered_model_clause(Deployment.model_name))
-            )
+            query = select(Deployment)
+            if not every_workspace:
+                query = query.where(Deployment.workspace == workspace_scope.current())
+            clause = readable.registered_model_clause(RegisteredModel.name)
+            if clause is not None:
+                query = query.where(
+                    Deployment.registered_model_id.in_(select(RegisteredModel.id).where(clause))
+                )
             if not include_deleted:
                 query = query.where(Deployment.state != "DELETED")
             if endpoint:
@@ -219,6 +249,9 @@ class DeployService:
                         f"Endpoint {row.endpoint!r} still has deployment {others[0]!r}: "
                         "delete it first"
                     )
+            progress = json.loads(row.progress or "{}")
+            if progress.pop("update", None) is not None:  # an update asked for is dropped
+                row.progress = json.dumps(progress, sort_keys=True)
             _restart(row, "DELETING", "delete")
             row.error = None
             return view(row)
@@ -231,6 +264,7 @@ class DeployService:
             owner = session.execute(
                 select(Deployment).where(
                     Deployment.endpoint == endpoint,
+                    Deployment.workspace == workspace_scope.current(),
                     Deployment.owns_endpoint.is_(True),
                     Deployment.state.in_(LIVE),
                 )
@@ -242,7 +276,9 @@ class DeployService:
             ready = set(
                 session.execute(
                     select(Deployment.name).where(
-                        Deployment.endpoint == endpoint, Deployment.state == "READY"
+                        Deployment.endpoint == endpoint,
+                        Deployment.workspace == owner.workspace,
+                        Deployment.state == "READY",
                     )
                 ).scalars()
             )
@@ -258,6 +294,77 @@ class DeployService:
             _restart(owner, "UPDATING", "traffic")
             return view(owner)
 
+    # ------------------------------------------------------------------------- update
+
+    async def update(
+        self, name: str, model_uri: str | None, config: dict[str, str]
+    ) -> DeploymentView:
+        """Ask for a new model version and/or instance count in place (the driver does it).
+        Checked as a create is; the instance type is Azure's to fix at creation (D§1)."""
+        self._require_online()
+        _known_keys(config, {"instance_type", "instance_count"})
+        if model_uri is None and not config:
+            raise invalid_parameter(
+                "Nothing to update: give a model_uri (-m models:/NAME/VERSION) and/or "
+                "config instance_count (-C instance_count=N)."
+            )
+        current = await blocking(self.get, name)
+        instance_type = config.get("instance_type") or current["instance_type"]
+        if instance_type != current["instance_type"]:
+            raise invalid_parameter(
+                f"instance_type cannot change in place: Azure ML fixes a deployment's instance "
+                f"type when it is created ({name!r} runs on {current['instance_type']}). Create "
+                f"a deployment with the new type on the endpoint (--endpoint "
+                f"{current['endpoint']}) and move traffic with update-endpoint."
+            )
+        instance_count = _count(config.get("instance_count"), current["instance_count"])
+        preflight.check_sizing(instance_type, instance_count)
+        target: dict[str, Any] = {"instance_count": instance_count}
+        if model_uri is not None:
+            model_id, model_name, version = await self._checked_model(model_uri)
+            target.update(
+                model_uri=model_uri,
+                registered_model_id=model_id,
+                model_name=model_name,
+                model_version=version,
+            )
+        return await blocking(self._record_update, name, target)
+
+    def _record_update(self, name: str, target: dict[str, Any]) -> DeploymentView:
+        with self.db.write() as session:
+            row = _require(session, name)
+            if row.state != "READY":
+                raise MlflowError(
+                    f"Deployment {name!r} is {row.state}, not READY: update it when the "
+                    "running operation has ended",
+                    "INVALID_STATE",
+                )
+            new_model = "model_version" in target and (
+                target["registered_model_id"],
+                target["model_version"],
+            ) != (row.registered_model_id, row.model_version)
+            if not new_model and target["instance_count"] == row.instance_count:
+                # What serves already (a repeated update, or back to the version that kept
+                # serving after a failed one): nothing to do in Azure, no failure to report.
+                row.error = row.logs = None
+                return view(row)
+            target.setdefault("model_uri", row.model_uri)
+            target.setdefault("registered_model_id", row.registered_model_id)
+            target.setdefault("model_name", row.model_name)
+            target.setdefault("model_version", row.model_version)
+            if not new_model:
+                target["model_uri"] = row.model_uri
+                target["azure_model_id"] = row.azure_model_id
+            progress = json.loads(row.progress or "{}")
+            progress["update"] = target
+            row.progress = json.dumps(progress, sort_keys=True)
+            row.error = row.logs = None
+            if new_model:  # the new version is synced to Azure ML first, as for a create
+                _restart(row, "PENDING_SYNC", "update_sync")
+            else:
+                _restart(row, "UPDATING", "scale")
+            return view(row)
+
     # ------------------------------------------------------------------------ predict
 
     def predict(self, name: str, inputs: Any) -> Any:
@@ -265,7 +372,7 @@ class DeployService:
         online = self._require_online()
         with self.db.read() as session:
             row = _require(session, name)
-            if row.state not in ("READY", "UPDATING") or not row.scoring_uri:
+            if row.state not in SERVING or not row.scoring_uri:
                 raise MlflowError(f"Deployment {name!r} is {row.state}, not READY", "INVALID_STATE")
             endpoint, uri, dep = row.endpoint, row.scoring_uri, row.name
         try:
@@ -300,17 +407,34 @@ class DeployService:
         return response.json()
 
 
-def _live(session: Session, name: str) -> Deployment | None:
-    return session.execute(
-        select(Deployment).where(Deployment.name == name, Deployment.state != "DELETED")
-    ).scalar_one_or_none()
+def _live(session: Session, name: str, workspace: str | None) -> Deployment | None:
+    """The live deployment `name` of `workspace` (None: of any workspace)."""
+    query = select(Deployment).where(Deployment.name == name, Deployment.state != "DELETED")
+    if workspace is not None:
+        query = query.where(Deployment.workspace == workspace)
+    return session.execute(query).scalar_one_or_none()
 
 
 def _require(session: Session, name: str) -> Deployment:
-    row = _live(session, name)
+    """The request's workspace's live deployment `name`; one of another workspace is answered
+    as one that does not exist."""
+    row = _live(session, name, workspace_scope.current())
     if row is None:
         raise not_found(f"Deployment {name!r} not found")
     return row
+
+
+def _known_keys(config: dict[str, str], known: set[str]) -> None:
+    unknown = set(config) - known
+    if unknown:
+        raise invalid_parameter(f"Unknown config keys {sorted(unknown)}")
+
+
+def _count(given: str | None, default: int) -> int:
+    try:
+        return int(given or default)
+    except ValueError:
+        raise invalid_parameter("instance_count must be an integer") from None
 
 
 def _restart(row: Deployment, state: str, step: str) -> None:
@@ -322,6 +446,7 @@ def _restart(row: Deployment, state: str, step: str) -> None:
 def view(row: Deployment) -> DeploymentView:
     found: DeploymentView = {
         "name": row.name,
+        "workspace": row.workspace,
         "endpoint": row.endpoint,
         "model_uri": row.model_uri,
         "model_name": row.model_name,
@@ -334,13 +459,19 @@ def view(row: Deployment) -> DeploymentView:
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
-    if row.scoring_uri and row.state in ("READY", "UPDATING"):
+    if row.scoring_uri and row.state in SERVING:
         found["scoring_uri"] = row.scoring_uri
     if row.error:
         found["error"] = row.error
     if row.logs:
         found["logs"] = row.logs
-    traffic = json.loads(row.progress or "{}").get("traffic")
-    if traffic:
-        found["traffic"] = traffic
+    progress = json.loads(row.progress or "{}")
+    if progress.get("traffic"):
+        found["traffic"] = progress["traffic"]
+    if progress.get("update"):
+        target = progress["update"]
+        found["update"] = {
+            "model_uri": target["model_uri"],
+            "instance_count": target["instance_count"],
+        }
     return found

@@ -79,6 +79,8 @@ class AzureTuning:
 
 
 # Azure Blob Storage's limits on a blob name ("Naming and referencing containers, blobs").
+# Blobs deleted per step of a tree delete: bounds memory, whatever the tree's size.
+_DELETE_BATCH = 1000
 _BLOB_NAME_MAX = 1024
 _BLOB_SEGMENTS_MAX = 254
 
@@ -225,21 +227,26 @@ class AzureBlobBackend:
         if not path:
             raise invalid_parameter("Refusing to delete the whole artifact store")
         name = self._name(path)
+        semaphore = asyncio.Semaphore(self.tuning.upload_concurrency)
+
+        async def delete_one(blob_name: str) -> None:
+            async with semaphore:
+                with contextlib.suppress(ResourceNotFoundError):
+                    await self._container.delete_blob(blob_name)
+
+        # Streamed: each listing batch is deleted before the next is read, so a tree of any
+        # size (a whole workspace's artifacts) is never held in memory.
+        deleted = 0
+        batch: list[str] = []
         with _storage_errors(f"delete '{path}'"):
-            names = [
-                blob.name
-                async for blob in self._container.list_blobs(name_starts_with=name)
-                if blob.name == name or blob.name.startswith(name + "/")
-            ]
-            semaphore = asyncio.Semaphore(self.tuning.upload_concurrency)
-
-            async def delete_one(blob_name: str) -> None:
-                async with semaphore:
-                    with contextlib.suppress(ResourceNotFoundError):
-                        await self._container.delete_blob(blob_name)
-
-            await asyncio.gather(*(delete_one(n) for n in names))
-        return bool(names)
+            async for blob in self._container.list_blobs(name_starts_with=name):
+                if blob.name == name or blob.name.startswith(name + "/"):
+                    batch.append(blob.name)
+                if len(batch) >= _DELETE_BATCH:
+                    await asyncio.gather(*(delete_one(n) for n in batch))
+                    deleted, batch = deleted + len(batch), []
+            await asyncio.gather(*(delete_one(n) for n in batch))
+        return bool(deleted + len(batch))
 
     # Reads -------------------------------------------------------------------------------
 

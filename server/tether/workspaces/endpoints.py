@@ -1,8 +1,11 @@
 """HTTP endpoints of MLflow 3.17's workspace API (/api/3.0/mlflow/workspaces).
 
 Served only with workspaces on: without them the middleware answers these paths as
-`mlflow server` does (`tether.workspaces.middleware`). Only admins create, update and delete
-workspaces; any signed-in user lists them and reads one.
+`mlflow server` does (`tether.workspaces.middleware`). With authentication, as MLflow 3.17's
+basic-auth app: only admins create, read one, update and delete workspaces (reading one is
+refused to everyone else by the reference server too: its validator for the path with a
+parameter is never matched); a signed-in user lists the workspaces they have a role in. A new
+workspace gets MLflow's seeded `admin` and `user` roles; a deleted one loses all its roles.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
-from tether.api.access import ADMIN, SIGNED_IN
+from tether.api.access import ADMIN, SIGNED_IN, Visible, workspace_created, workspace_deleted
 from tether.api.deps import provider
 from tether.api.responses import JsonResponse
 from tether.api.routing import MLFLOW3_PREFIXES, Router
@@ -28,14 +31,24 @@ api = Router("workspaces", prefixes=MLFLOW3_PREFIXES)
 OFF = (503,)
 
 
-@api.get("/workspaces", access=SIGNED_IN, text_on=OFF)
-async def list_workspaces(service: Workspaces) -> schemas.ListWorkspacesResponse:
-    workspaces = await blocking(service.list)
+LISTS_WORKSPACES = SIGNED_IN.listing("workspace")
+CREATES_WORKSPACE = ADMIN.then(workspace_created(lambda message, _: message.name))
+DELETES_WORKSPACE = ADMIN.then(workspace_deleted("workspace_name"))
+
+
+@api.get("/workspaces", access=LISTS_WORKSPACES, text_on=OFF)
+async def list_workspaces(service: Workspaces, visible: Visible) -> schemas.ListWorkspacesResponse:
+    found = await blocking(service.list)
+    workspaces = [w for w in found if visible.can_list_workspace(w["name"])]
     return {"workspaces": workspaces} if workspaces else {}
 
 
 @api.post(
-    "/workspaces", access=ADMIN, response=schemas.WorkspaceResponse, ok_status=201, text_on=OFF
+    "/workspaces",
+    access=CREATES_WORKSPACE,
+    response=schemas.WorkspaceResponse,
+    ok_status=201,
+    text_on=OFF,
 )
 async def create_workspace(body: schemas.CreateWorkspace, service: Workspaces) -> Response:
     created = await blocking(
@@ -44,7 +57,7 @@ async def create_workspace(body: schemas.CreateWorkspace, service: Workspaces) -
     return JsonResponse({"workspace": created}, status_code=201)  # MLflow answers 201
 
 
-@api.get("/workspaces/{workspace_name}", access=SIGNED_IN, text_on=OFF)
+@api.get("/workspaces/{workspace_name}", access=ADMIN, text_on=OFF)
 async def get_workspace(workspace_name: str, service: Workspaces) -> schemas.WorkspaceResponse:
     return {"workspace": await blocking(service.get, workspace_name)}
 
@@ -64,10 +77,15 @@ async def update_workspace(
 
 
 @api.delete(
-    "/workspaces/{workspace_name}", access=ADMIN, empty_response=True, ok_status=204, text_on=OFF
+    "/workspaces/{workspace_name}",
+    access=DELETES_WORKSPACE,
+    empty_response=True,
+    ok_status=204,
+    text_on=OFF,
 )
 async def delete_workspace(workspace_name: str, request: Request, service: Workspaces) -> Response:
     """`?mode=SET_DEFAULT|CASCADE|RESTRICT` (default RESTRICT); 204 with no body."""
     mode = request.query_params.get("mode", "RESTRICT")
-    await blocking(service.delete, workspace_name, mode)
+    leftover = await blocking(service.delete, workspace_name, mode)
+    await service.remove_artifacts(leftover)
     return Response(status_code=204)

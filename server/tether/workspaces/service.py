@@ -5,10 +5,22 @@ Delete modes, over the workspace's experiments and registered models (runs, logg
 model versions and the rest belong to those): RESTRICT refuses while any exist; SET_DEFAULT
 moves them to `default` unless a name is taken there (all conflicts are listed); CASCADE
 deletes them, with everything under them, in the same transaction. Ids never change.
+
+CASCADE also tells the sync what went, in that transaction, as a deletion in Tether tells it
+today: an `ExperimentDelete` (with its active runs) for each experiment not already deleted
+(Azure ML keeps a deleted experiment, as for any experiment deleted in Tether) and a
+`RegisteredModelDelete` for each registered model (Azure ML deletes it, as for any model
+deleted in Tether). Rows already pending for them stay and are delivered first, as for any
+deleted entity. Then, once committed, their artifacts are removed from the store
+(`remove_artifacts`): each experiment's artifact location and the workspace's own prefix
+(`workspaces/<name>/` under the artifact root), streamed by the backend, off the event loop.
+A location outside the store (another bucket) is left alone.
 """
 
 from __future__ import annotations
 
+import builtins
+import logging
 import os
 import re
 import urllib.parse
@@ -17,11 +29,17 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tether.db import outbox
 from tether.db.engine import Database
 from tether.db.models import Experiment, RegisteredModel, Run, TraceInfo, Workspace
 from tether.db.models.workspaces import DEFAULT_WORKSPACE
+from tether.db.outbox.records import ExperimentDelete, RegisteredModelDelete
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
+from tether.storage import locations
+from tether.storage.base import ArtifactBackend
 from tether.workspaces.schemas import Workspace as WorkspaceJson
+
+log = logging.getLogger("tether.workspaces")
 
 _PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _RESERVED = frozenset({"workspaces", "api", "ajax-api", "static-files"})
@@ -87,8 +105,18 @@ def _not_found(name: str) -> MlflowError:
 
 
 class WorkspaceService:
-    def __init__(self, db: Database) -> None:
+    """`backend` and `artifact_root` (the server's default artifact root): where a deleted
+    workspace's artifacts are (CASCADE); without a backend they are left in place."""
+
+    def __init__(
+        self,
+        db: Database,
+        backend: ArtifactBackend | None = None,
+        artifact_root: str | None = None,
+    ) -> None:
         self.db = db
+        self.backend = backend
+        self.store_root = artifact_root
 
     def list(self) -> list[WorkspaceJson]:
         with self.db.read() as session:
@@ -149,7 +177,9 @@ class WorkspaceService:
             session.flush()
             return serialize(row)
 
-    def delete(self, name: str, mode: str) -> None:
+    def delete(self, name: str, mode: str) -> builtins.list[str]:
+        """Delete the workspace; the store paths of the artifacts CASCADE left to remove
+        (`remove_artifacts`, once this has returned: the deletion is committed)."""
         if name == DEFAULT_WORKSPACE:
             raise invalid_parameter(
                 f"The '{DEFAULT_WORKSPACE}' workspace is reserved and cannot be deleted"
@@ -159,6 +189,7 @@ class WorkspaceService:
             raise invalid_parameter(
                 f"Invalid deletion mode '{mode}'. Must be one of: {', '.join(DELETE_MODES)}"
             )
+        leftover: builtins.list[str] = []
         with self.db.write() as session:
             row = self._load(session, name)
             if mode == "RESTRICT":
@@ -172,8 +203,50 @@ class WorkspaceService:
                         .values(workspace=DEFAULT_WORKSPACE)
                     )
             else:
+                leftover = self._artifact_paths(session, name)
+                _tell_sync(session, name)
                 _delete_contents(session, name)
             session.delete(row)
+        return leftover
+
+    def _artifact_paths(self, session: Session, name: str) -> builtins.list[str]:
+        """The store paths of the workspace's experiments' artifacts and its own prefix
+        (deduplicated, outermost first: one under another needs no delete of its own)."""
+        if self.backend is None:
+            return []
+        uris = list(
+            session.scalars(
+                sa.select(Experiment.artifact_location).where(Experiment.workspace == name)
+            )
+        )
+        if self.store_root:
+            uris.append(f"{self.store_root.rstrip('/')}/workspaces/{name}")
+        found: builtins.list[str] = []
+        for uri in uris:
+            if not uri:
+                continue
+            try:
+                path = locations.resolve(self.backend, uri)
+            except MlflowError:  # outside the store, or unusable: nothing of ours there
+                continue
+            if path:
+                found.append(path)
+        kept: builtins.list[str] = []
+        for path in sorted(set(found), key=lambda p: (p.count("/"), p)):
+            if not any(path.startswith(parent + "/") for parent in kept):
+                kept.append(path)
+        return kept
+
+    async def remove_artifacts(self, paths: builtins.list[str]) -> None:
+        """Remove what `delete` named. A failure is logged with the paths left, never raised:
+        the workspace is already gone."""
+        if self.backend is None:
+            return
+        for path in paths:
+            try:
+                await self.backend.delete(path)
+            except Exception:
+                log.exception("could not remove the deleted workspace's artifacts at %r", path)
 
     @staticmethod
     def _load(session: Session, name: str) -> Workspace:
@@ -213,6 +286,27 @@ def _check_default_conflicts(session: Session, name: str) -> None:
             f"conflicts:\n{details}\nRename or remove the conflicting resources before retrying.",
             "INVALID_STATE",
         )
+
+
+def _tell_sync(session: Session, name: str) -> None:
+    """The outbox rows a deletion in Tether appends, for everything CASCADE deletes."""
+    experiments = session.execute(
+        sa.select(Experiment.experiment_id).where(
+            Experiment.workspace == name, Experiment.lifecycle_stage == "active"
+        )
+    ).scalars()
+    for experiment_id in list(experiments):
+        runs = session.scalars(
+            sa.select(Run.run_uuid)
+            .where(Run.experiment_id == experiment_id, Run.lifecycle_stage == "active")
+            .order_by(Run.run_uuid)
+        )
+        outbox.append(session, ExperimentDelete(str(experiment_id), run_ids=tuple(runs)))
+    models = session.execute(
+        sa.select(RegisteredModel.id, RegisteredModel.name).where(RegisteredModel.workspace == name)
+    )
+    for model_id, model_name in list(models):
+        outbox.append(session, RegisteredModelDelete(str(model_id), name=model_name))
 
 
 def _delete_contents(session: Session, name: str) -> None:

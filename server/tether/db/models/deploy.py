@@ -6,6 +6,8 @@ durable work item (no outbox row: nothing here is mirrored, the driver acts on t
 and `progress` (JSON) are the driver's place inside it, committed before and after every ARM
 call, so a restarted driver resumes where the last one stopped. A lease (`lease_owner` until
 `lease_expires_at`, epoch ms) gives one driver a row at a time, as `sync_entities`.
+`workspace` is the MLflow workspace the request was made in (`default` with workspaces off):
+only requests of that workspace see the row, yet a live name is unique across workspaces.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tether.db.models.base import Base
+from tether.db.models.workspaces import DEFAULT_WORKSPACE, WORKSPACE_NAME_LENGTH
 
 
 class Deployment(Base):
@@ -21,6 +24,9 @@ class Deployment(Base):
     __table_args__ = (Index("ix_deployments_due", "state", "next_attempt_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace: Mapped[str] = mapped_column(
+        String(WORKSPACE_NAME_LENGTH), default=DEFAULT_WORKSPACE, server_default=DEFAULT_WORKSPACE
+    )
     # Unique among live deployments: enforced by the service (a DELETED name may return).
     name: Mapped[str] = mapped_column(String(64), index=True)
     endpoint: Mapped[str] = mapped_column(String(64))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import operator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -95,9 +96,17 @@ def columns_from_metadata(metadata: dict[str, str]) -> dict[str, Any]:
     return columns
 
 
+_PROMOTED_COLUMNS = ("session_id", *TOKEN_COLUMNS.values(), *COST_COLUMNS.values())
+_promoted_values = operator.attrgetter(*_PROMOTED_COLUMNS)
+
+
 def compatibility_metadata(row: Any) -> dict[str, str]:
     """The promoted metadata rebuilt from a `trace_info` row's columns."""
     metadata: dict[str, str] = {}
+    # Most traces carry none of them: one pass over the columns answers that (a search page
+    # serializes every trace's metadata through here).
+    if _promoted_values(row).count(None) == len(_PROMOTED_COLUMNS):
+        return metadata
     if row.session_id is not None:
         metadata[SESSION_KEY] = row.session_id
     usage = {

@@ -1,9 +1,12 @@
 """Spans received over OTLP (`/v1/traces`): decoded, stored, indexed, and folded into their
 traces as MLflow 3.17's `log_spans` does.
 
-One request's spans of one trace become segment files in the artifact store (`spans`), then
-one transaction indexes them, creates or updates the trace, checks the limits, and appends the
-outbox record; if that transaction fails the segments are deleted again. As in MLflow:
+One request's spans of one trace become a segment (`spans`): a row of the database when small
+(the usual request: decoded and indexed in one call off the event loop, its statements
+constant ones on the DBAPI cursor), else files in the artifact store written first. Then one
+transaction inserts the inline segments, indexes the spans, creates or updates the trace,
+checks the limits, and appends the outbox record; if it fails, segment files are deleted
+again. As in MLflow:
 - a trace the spans are the first to name is created in the request's experiment: its start
   and duration span its spans, its state is the root span's (IN_PROGRESS until the root
   arrives), and it gets the `mlflow.artifactLocation` tag;
@@ -35,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from tether.db import outbox
 from tether.db.engine import Database
-from tether.db.models import TraceInfo, TraceSpan
+from tether.db.models import TraceInfo
 from tether.db.outbox.records import TraceLinkRun, TraceLogSpans
 from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id
@@ -204,24 +207,25 @@ class SpanIngest:
         self.max_bytes = max_bytes
 
     def _paths(self, experiment_id: int, trace_ids: list[str]) -> dict[str, str]:
-        """Where each trace's spans go: kept from its first span, else beside its artifacts."""
         with self.db.read() as session:
-            known: dict[str, str | None] = {}
-            experiment_of: dict[str, int] = {}
-            for trace_id, spans_path, exp in session.execute(
-                select(TraceInfo.request_id, TraceInfo.spans_path, TraceInfo.experiment_id).where(
-                    TraceInfo.request_id.in_(trace_ids)
-                )
-            ):
-                known[trace_id] = spans_path
-                experiment_of[trace_id] = exp
-            locations: dict[int, str | None] = {}
-            missing: set[int] = set()
-            for exp in {experiment_id, *experiment_of.values()}:
-                found = experiments.stage_and_location(session, exp)
-                if found is None:
-                    missing.add(exp)
-                locations[exp] = None if found is None else found[1]
+            return self._paths_in(session, experiment_id, trace_ids)
+
+    def _paths_in(
+        self, session: Session, experiment_id: int, trace_ids: list[str]
+    ) -> dict[str, str]:
+        """Where each trace's spans go: kept from its first span, else beside its artifacts."""
+        known: dict[str, str | None] = {}
+        experiment_of: dict[str, int] = {}
+        for trace_id, spans_path, exp in repository.spans_paths(session, trace_ids):
+            known[trace_id] = spans_path
+            experiment_of[trace_id] = exp
+        locations: dict[int, str | None] = {}
+        missing: set[int] = set()
+        for exp in {experiment_id, *experiment_of.values()}:
+            found = experiments.stage_and_location(session, exp)
+            if found is None:
+                missing.add(exp)
+            locations[exp] = None if found is None else found[1]
         if experiment_id in missing and any(t not in experiment_of for t in trace_ids):
             raise not_found(f"No Experiment with id={experiment_id} exists")
         paths: dict[str, str] = {}
@@ -243,16 +247,56 @@ class SpanIngest:
             directory = f"_tether/traces/{experiment_id}/{trace_id}"
         return f"{directory}/spans"
 
-    async def log_spans(
-        self, experiment_id: str, batches: dict[str, TraceBatch], run_id: str | None
+    async def export(
+        self,
+        experiment_id: str,
+        body: bytes,
+        content_type: str | None,
+        encoding: str | None,
+        run_id: str | None,
     ) -> None:
+        """Decode an OTLP request and store its spans (OtlpError: unreadable request). The
+        usual request (a small trace's spans: no segment file) is decoded and indexed in one
+        call off the event loop (one thread hand-off per request, not two)."""
         from tether.threads import blocking
 
+        plans = await blocking(
+            self._decode_and_index_inline, experiment_id, body, content_type, encoding, run_id
+        )
+        if plans is not None:
+            await self._log_files(parse_experiment_id(experiment_id), plans, run_id)
+
+    def _decode_and_index_inline(
+        self,
+        experiment_id: str,
+        body: bytes,
+        content_type: str | None,
+        encoding: str | None,
+        run_id: str | None,
+    ) -> list[_Plan] | None:
+        """Indexes the request when all its spans stay in the database (its segments are
+        rows: where its files would go is settled in the indexing transaction, with no read
+        session before it); else the plans, for `_log_files`."""
+        batches = decode_request(body, content_type, encoding)
         exp_id = parse_experiment_id(experiment_id)
         plans = [
             _Plan(trace_id, sorted(b.spans, key=_sort_key), b.resource_tags)
             for trace_id, b in sorted(batches.items())
         ]
+        if not all(self.store.fits_inline([s.line for s in p.spans]) for p in plans):
+            return plans
+        for plan in plans:
+            written = self.store.inline([s.line for s in plan.spans])
+            plan.placements = [(p.segment, p.line) for p in written.placements]
+            plan.inline = written.inline
+        self._index(exp_id, plans, run_id, True)
+        return None
+
+    async def _log_files(self, exp_id: int, plans: list[_Plan], run_id: str | None) -> None:
+        """A request with spans too large to stay in the database: segment files first,
+        then the transaction that indexes them (the files deleted again if it fails)."""
+        from tether.threads import blocking
+
         paths = await blocking(self._paths, exp_id, [p.trace_id for p in plans])
         try:
             for plan in plans:
@@ -261,14 +305,21 @@ class SpanIngest:
                 plan.placements = [(p.segment, p.line) for p in written.placements]
                 plan.segments = written.files
                 plan.inline = written.inline
-            await blocking(self._index, exp_id, plans, run_id)
+            await blocking(self._index, exp_id, plans, run_id, False)
         except BaseException:
             for plan in plans:
                 await self.store.discard(plan.spans_path, plan.segments)
             raise
 
-    def _index(self, experiment_id: int, plans: list[_Plan], run_id: str | None) -> None:
+    def _index(
+        self, experiment_id: int, plans: list[_Plan], run_id: str | None, resolve: bool
+    ) -> None:
+        """`resolve`: the plans' `spans_path` are settled here (their spans are all inline)."""
         with self.db.write() as session:
+            if resolve:
+                paths = self._paths_in(session, experiment_id, [p.trace_id for p in plans])
+                for plan in plans:
+                    plan.spans_path = paths[plan.trace_id]
             completed: list[str] = []
             for plan in plans:
                 self._index_trace(session, experiment_id, plan)
@@ -295,24 +346,23 @@ class SpanIngest:
         max_end_ms = max(ends) // 1_000_000 if ends else None
         root = next((s for s in spans if s.is_root), None)
         root_state = None if root is None else ("ERROR" if root.status == "ERROR" else "OK")
-        row = repository.get(session, trace_id, for_update=True)
+        row = repository.row_for_update(session, trace_id)
         if row is None:
             location = experiments.stage_and_location(session, experiment_id)
             if location is None:
                 raise not_found(f"No Experiment with id={experiment_id} exists")
-            row = TraceInfo(
-                request_id=trace_id,
-                experiment_id=experiment_id,
-                timestamp_ms=min_start_ms,
-                execution_time_ms=(max_end_ms - min_start_ms) if max_end_ms else None,
-                status=root_state or "IN_PROGRESS",
-                client_request_id=None,
-                spans_path=plan.spans_path,
-                span_count=0,
-                span_bytes=0,
-            )
-            session.add(row)
-            session.flush()
+            new_row: dict[str, Any] = {
+                "request_id": trace_id,
+                "experiment_id": experiment_id,
+                "timestamp_ms": min_start_ms,
+                "execution_time_ms": (max_end_ms - min_start_ms) if max_end_ms else None,
+                "status": root_state or "IN_PROGRESS",
+                "spans_path": plan.spans_path,
+                "span_count": 0,
+                "span_bytes": 0,
+            }
+            repository.insert_row(session, new_row)
+            row = repository.InfoRow._make(new_row.get(c) for c in repository.InfoRow._fields)
             # Upserted with the batch's own tags below (which may still override it).
             new_tags = {ARTIFACT_LOCATION_TAG: trace_artifact_location(location[1], trace_id)}
             finalized = False
@@ -386,11 +436,7 @@ class SpanIngest:
                 for s, (segment, line) in zip(spans, plan.placements, strict=True)
             ],
         )
-        count, size = session.execute(
-            select(func.count(), func.coalesce(func.sum(TraceSpan.size), 0)).where(
-                TraceSpan.trace_id == trace_id
-            )
-        ).one()
+        count, size = repository.span_totals(session, trace_id)
         if count > self.max_spans:
             raise invalid_parameter(
                 f"Trace '{trace_id}' would hold {count} spans; this server keeps at most "

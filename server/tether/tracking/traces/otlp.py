@@ -18,8 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from tether.api.access import EDIT, experiments, header
 from tether.api.deps import provider
 from tether.api.routing import Router
-from tether.threads import blocking
-from tether.tracking.traces.ingest import OtlpError, SpanIngest, decode_request
+from tether.tracking.traces.ingest import OtlpError, SpanIngest
 
 Ingest = Annotated[SpanIngest, Depends(provider(SpanIngest))]
 
@@ -70,13 +69,13 @@ async def export_traces(request: Request, ingest: Ingest) -> Response:
         return JSONResponse({"detail": [{**missing, "input": None}]}, status_code=422)
     body = await request.body()
     try:
-        batches = await blocking(
-            decode_request,
+        await ingest.export(
+            experiment_id,
             body,
             request.headers.get("content-type"),
             request.headers.get("content-encoding"),
+            request.headers.get(RUN_HEADER),
         )
     except OtlpError as exc:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
-    await ingest.log_spans(experiment_id, batches, request.headers.get(RUN_HEADER))
     return Response(b"", media_type="application/x-protobuf")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, Table, delete, func, insert, select, update
+import orjson
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from tether.db.dialect import in_list, upsert_for, upsert_insert
+from tether.db.dialect import in_list, upsert_insert
+from tether.db.engine import fetch_tuples
 from tether.db.models import (
     Assessment,
     TraceInfo,
@@ -22,6 +24,7 @@ from tether.db.models import (
     TraceSpanSegment,
     TraceTag,
 )
+from tether.db.raw import Statement
 from tether.search.sql import dialect_name
 from tether.tracking.traces.spans import SpanRef
 
@@ -33,6 +36,17 @@ def _table(model: Any) -> Table:
 
 
 _INFO = _table(TraceInfo)
+_ASSESSMENTS = _table(Assessment)
+
+# Rows are read as the DBAPI returns them, as named tuples with the columns as attributes
+# (what `serialize` reads): SQLAlchemy's Row objects and ORM entities cost more than the
+# queries on a search page (every column here needs no type processing: str, int, float; a
+# Boolean is 0/1 on SQLite, which `serialize` reads with bool()).
+_named_tuple: Any = namedtuple  # built from the tables' columns: typed as Any
+InfoRow: Any = _named_tuple("InfoRow", [c.name for c in _INFO.columns])
+AssessmentRow: Any = _named_tuple("AssessmentRow", [c.name for c in _ASSESSMENTS.columns])
+_INFO_COLUMNS = ", ".join(c.name for c in _INFO.columns)
+_ASSESSMENT_COLUMNS = ", ".join(c.name for c in _ASSESSMENTS.columns)
 
 # Children are read for this many traces per query: a search page is at most 500 traces.
 _CHUNK = 500
@@ -40,13 +54,65 @@ _CHUNK = 500
 
 @dataclass
 class TraceRead:
-    """One trace with its children, as loaded: `row` is a Core row of `trace_info` (its
-    columns as attributes; building ORM objects took ~1/3 of a 100-trace page)."""
+    """One trace with its children, as loaded: `row` is an `InfoRow` of `trace_info`."""
 
-    row: Row[Any]
+    row: Any
     tags: dict[str, str | None] = field(default_factory=dict)
     metadata: dict[str, str | None] = field(default_factory=dict)
-    assessments: list[Assessment] = field(default_factory=list)
+    assessments: list[Any] = field(default_factory=list)  # AssessmentRow, oldest first
+
+
+class _ByIds:
+    """A constant statement over a list of trace ids bound as one parameter (`:ids`): a JSON
+    array read by `json_each` on SQLite, an array with `= ANY` on PostgreSQL (as
+    `dialect.in_list`), run on the DBAPI cursor (`tether.db.raw`)."""
+
+    def __init__(self, sql: str) -> None:
+        self._sqlite = Statement(sql.format(ids="(SELECT value FROM json_each(:ids))"))
+        self._postgresql = Statement(sql.format(ids="ANY(:ids)").replace("IN ANY", "= ANY"))
+
+    def all(self, session: Session, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        if dialect_name(session) == "postgresql":
+            return self._postgresql.all(session, {"ids": list(ids)})
+        return self._sqlite.all(session, {"ids": orjson.dumps(list(ids)).decode()})
+
+
+_INFO_ONE = Statement(f"SELECT {_INFO_COLUMNS} FROM trace_info WHERE request_id = :id")
+_TAGS_ONE = Statement("SELECT key, value FROM trace_tags WHERE request_id = :id")
+_METADATA_ONE = Statement("SELECT key, value FROM trace_request_metadata WHERE request_id = :id")
+_ASSESSMENTS_ONE = Statement(
+    f"SELECT {_ASSESSMENT_COLUMNS} FROM assessments WHERE trace_id = :id"
+    " ORDER BY created_timestamp, assessment_id"
+)
+_TAGS_MANY = _ByIds("SELECT request_id, key, value FROM trace_tags WHERE request_id IN {ids}")
+_METADATA_MANY = _ByIds(
+    "SELECT request_id, key, value FROM trace_request_metadata WHERE request_id IN {ids}"
+)
+_ASSESSMENTS_MANY = _ByIds(
+    f"SELECT {_ASSESSMENT_COLUMNS} FROM assessments WHERE trace_id IN {{ids}}"
+    " ORDER BY created_timestamp, assessment_id"
+)
+
+
+_INFO_LOCKED = Statement(
+    select(_INFO).where(_INFO.c.request_id == bindparam("id")).with_for_update()
+)
+_INSERT_INFO = Statement(
+    f"INSERT INTO trace_info ({_INFO_COLUMNS})"
+    f" VALUES ({', '.join(':' + c.name for c in _INFO.columns)})"
+)
+
+
+def row_for_update(session: Session, trace_id: str) -> Any:
+    """The trace's `InfoRow` (None: no such trace), locked until the transaction ends on
+    PostgreSQL (SQLite's writer holds the whole database already)."""
+    found = _INFO_LOCKED.first(session, {"id": trace_id})
+    return None if found is None else InfoRow._make(found)
+
+
+def insert_row(session: Session, values: Mapping[str, Any]) -> None:
+    """A new `trace_info` row: one constant INSERT of every column (unnamed ones NULL)."""
+    _INSERT_INFO.run(session, {c: values.get(c) for c in InfoRow._fields})
 
 
 def get(session: Session, trace_id: str, *, for_update: bool = False) -> TraceInfo | None:
@@ -66,49 +132,69 @@ def existing(session: Session, trace_ids: Sequence[str]) -> set[str]:
     return found
 
 
+_SPANS_PATHS = _ByIds(
+    "SELECT request_id, spans_path, experiment_id FROM trace_info WHERE request_id IN {ids}"
+)
+
+
+def spans_paths(session: Session, trace_ids: Sequence[str]) -> list[tuple[str, str | None, int]]:
+    """(trace id, spans path, experiment id) of the traces of `trace_ids` that exist."""
+    return [(t, p, int(e)) for t, p, e in _SPANS_PATHS.all(session, trace_ids)]
+
+
+def load_one(session: Session, trace_id: str) -> TraceRead | None:
+    """One trace with its children: four constant statements on the cursor."""
+    found = _INFO_ONE.first(session, {"id": trace_id})
+    if found is None:
+        return None
+    params = {"id": trace_id}
+    return TraceRead(
+        InfoRow._make(found),
+        dict(_TAGS_ONE.all(session, params)),
+        dict(_METADATA_ONE.all(session, params)),
+        [AssessmentRow._make(a) for a in _ASSESSMENTS_ONE.all(session, params)],
+    )
+
+
 def load(
     session: Session, trace_ids: Sequence[str], experiment_ids: Sequence[int] | None = None
 ) -> list[TraceRead]:
     """The traces of `trace_ids` that exist (within `experiment_ids` if given), in that order,
     with their tags, metadata and assessments."""
-    rows: dict[str, Row[Any]] = {}
+    if len(trace_ids) == 1 and experiment_ids is None:
+        one = load_one(session, trace_ids[0])
+        return [] if one is None else [one]
+    rows: dict[str, Any] = {}
     for start in range(0, len(trace_ids), _CHUNK):
         chunk = list(trace_ids[start : start + _CHUNK])
         stmt = select(_INFO).where(in_list(session, _INFO.c.request_id, chunk))
         if experiment_ids is not None:
             stmt = stmt.where(_INFO.c.experiment_id.in_(list(experiment_ids)))
-        for row in session.execute(stmt):
+        for found in fetch_tuples(session, stmt):
+            row = InfoRow._make(found)
             rows[row.request_id] = row
     return with_children(session, [rows[t] for t in dict.fromkeys(trace_ids) if t in rows])
 
 
-def with_children(session: Session, rows: Sequence[Row[Any]]) -> list[TraceRead]:
-    """`trace_info` rows (distinct) with their tags, metadata and assessments, in order. Each
-    child table is one statement per chunk with the ids as one parameter (`in_list`: compiled
-    once, whatever the page size)."""
+def info_rows(session: Session, stmt: Any) -> list[Any]:
+    """The `InfoRow`s a select of every `trace_info` column returns."""
+    return [InfoRow._make(found) for found in fetch_tuples(session, stmt)]
+
+
+def with_children(session: Session, rows: Sequence[Any]) -> list[TraceRead]:
+    """`InfoRow`s (distinct) with their tags, metadata and assessments, in order: each child
+    table is one constant statement per chunk with the ids as one parameter."""
     reads = [TraceRead(row) for row in rows]
     by_id = {r.row.request_id: r for r in reads}
     ids = list(by_id)
-    tags, metadata = _table(TraceTag).c, _table(TraceMetadata).c
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        for trace_id, key, value in session.execute(
-            select(tags.request_id, tags.key, tags.value).where(
-                in_list(session, tags.request_id, chunk)
-            )
-        ):
+        for trace_id, key, value in _TAGS_MANY.all(session, chunk):
             by_id[trace_id].tags[key] = value
-        for trace_id, key, value in session.execute(
-            select(metadata.request_id, metadata.key, metadata.value).where(
-                in_list(session, metadata.request_id, chunk)
-            )
-        ):
+        for trace_id, key, value in _METADATA_MANY.all(session, chunk):
             by_id[trace_id].metadata[key] = value
-        for assessment in session.scalars(
-            select(Assessment)
-            .where(in_list(session, Assessment.trace_id, chunk))
-            .order_by(Assessment.created_timestamp, Assessment.assessment_id)
-        ):
+        for found in _ASSESSMENTS_MANY.all(session, chunk):
+            assessment = AssessmentRow._make(found)
             by_id[assessment.trace_id].assessments.append(assessment)
     return reads
 
@@ -119,48 +205,50 @@ def tag_value(session: Session, trace_id: str, key: str) -> str | None:
     )
 
 
+_METADATA_VALUE = Statement(
+    "SELECT value FROM trace_request_metadata WHERE request_id = :id AND key = :key"
+)
+
+
 def metadata_value(session: Session, trace_id: str, key: str) -> str | None:
-    return session.scalar(
-        select(TraceMetadata.value).where(
-            TraceMetadata.request_id == trace_id, TraceMetadata.key == key
-        )
-    )
+    value: str | None = _METADATA_VALUE.scalar(session, {"id": trace_id, "key": key})
+    return value
+
+
+# The writes of a trace's ingest and start are constant statements on the DBAPI cursor
+# (`tether.db.raw`), several rows at once by executemany: SQLAlchemy's execution path cost
+# more than SQLite takes to run them (~25 statements per logged trace, bench/RESULTS.md).
+_PAIRS_UPSERT = "INSERT INTO {table} (request_id, key, value) VALUES (:request_id, :key, :value)"
+_UPSERT_TAG = Statement(
+    _PAIRS_UPSERT.format(table="trace_tags")
+    + " ON CONFLICT (request_id, key) DO UPDATE SET value = excluded.value"
+)
+_UPSERT_METADATA = Statement(
+    _PAIRS_UPSERT.format(table="trace_request_metadata")
+    + " ON CONFLICT (request_id, key) DO UPDATE SET value = excluded.value"
+)
+_INSERT_METADATA_IF_MISSING = Statement(
+    _PAIRS_UPSERT.format(table="trace_request_metadata")
+    + " ON CONFLICT (request_id, key) DO NOTHING"
+)
 
 
 def upsert_tags(session: Session, trace_id: str, tags: Mapping[str, str]) -> None:
-    _upsert_pairs(session, TraceTag, trace_id, tags)
+    _UPSERT_TAG.executemany(
+        session, [{"request_id": trace_id, "key": k, "value": v} for k, v in tags.items()]
+    )
 
 
 def upsert_metadata(session: Session, trace_id: str, metadata: Mapping[str, str]) -> None:
     # Sorted keys: concurrent writers of one trace take PostgreSQL's row locks in one order.
-    _upsert_pairs(session, TraceMetadata, trace_id, dict(sorted(metadata.items())))
+    _UPSERT_METADATA.executemany(
+        session,
+        [{"request_id": trace_id, "key": k, "value": v} for k, v in sorted(metadata.items())],
+    )
 
 
 def insert_metadata_if_missing(session: Session, trace_id: str, key: str, value: str) -> None:
-    stmt = upsert_insert(session, TraceMetadata).values(request_id=trace_id, key=key, value=value)
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["request_id", "key"]))
-
-
-def _upsert_pairs(session: Session, model: Any, trace_id: str, pairs: Mapping[str, str]) -> None:
-    if not pairs:
-        return
-    session.execute(
-        _pairs_upsert(dialect_name(session), _table(model)),
-        [{"request_id": trace_id, "key": k, "value": v} for k, v in pairs.items()],
-    )
-
-
-# The upserts below are built once per table and executed with a list of rows (executemany):
-# one statement shape, compiled once. A multi-row VALUES list has a shape per row count, which
-# SQLAlchemy compiled afresh on every request (~1/4 of a logged trace's time in process).
-
-
-@functools.cache
-def _pairs_upsert(dialect: str, table: Table) -> Any:
-    stmt = upsert_for(dialect, table)
-    return stmt.on_conflict_do_update(
-        index_elements=["request_id", "key"], set_={"value": stmt.excluded.value}
-    )
+    _INSERT_METADATA_IF_MISSING.run(session, {"request_id": trace_id, "key": key, "value": value})
 
 
 def delete_tag(session: Session, trace_id: str, key: str) -> int:
@@ -171,10 +259,19 @@ def delete_tag(session: Session, trace_id: str, key: str) -> int:
 
 
 def update_row(session: Session, trace_id: str, values: Mapping[str, Any]) -> None:
-    """A Core UPDATE of the table (the ORM's would also look for the row in the session to
-    update it there: twice the time). Callers do not read the row's object after it."""
+    """UPDATE of the named columns (the statement of each set of columns built once).
+    Callers do not read the row's ORM object after it."""
     if values:
-        session.execute(update(_INFO).where(_INFO.c.request_id == trace_id).values(values))
+        _update_statement(tuple(values)).run(session, {**values, "_id": trace_id})
+
+
+@functools.lru_cache(maxsize=256)  # column sets are the code's, never the client's
+def _update_statement(columns: tuple[str, ...]) -> Statement:
+    unknown = set(columns) - set(InfoRow._fields)
+    if unknown:
+        raise ValueError(f"not columns of trace_info: {sorted(unknown)}")
+    assignments = ", ".join(f"{c} = :{c}" for c in columns)
+    return Statement(f"UPDATE trace_info SET {assignments} WHERE request_id = :_id")
 
 
 # Assessments ----------------------------------------------------------------------------------
@@ -197,14 +294,17 @@ def set_assessment_valid(
     return int(session.execute(stmt.values(valid=valid)).rowcount)  # type: ignore[attr-defined]
 
 
+_SET_ASSESSMENTS_TRACE_TIME = Statement(
+    "UPDATE assessments SET trace_timestamp_ms = :timestamp_ms, experiment_id = :experiment_id"
+    " WHERE trace_id = :id"
+)
+
+
 def set_assessments_trace_time(
     session: Session, trace_id: str, timestamp_ms: int, experiment_id: int
 ) -> None:
-    table = _table(Assessment)
-    session.execute(
-        update(table)
-        .where(table.c.trace_id == trace_id)
-        .values(trace_timestamp_ms=timestamp_ms, experiment_id=experiment_id)
+    _SET_ASSESSMENTS_TRACE_TIME.run(
+        session, {"id": trace_id, "timestamp_ms": timestamp_ms, "experiment_id": experiment_id}
     )
 
 
@@ -260,35 +360,46 @@ _SPAN_COLUMNS = (
 )
 
 
+_UPSERT_SPAN = Statement(
+    "INSERT INTO trace_spans (trace_id, span_id, "
+    + ", ".join(_SPAN_COLUMNS)
+    + ") VALUES (:trace_id, :span_id, "
+    + ", ".join(":" + c for c in _SPAN_COLUMNS)
+    + ") ON CONFLICT (trace_id, span_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _SPAN_COLUMNS)
+)
+_INSERT_SEGMENT = Statement(
+    "INSERT INTO trace_span_segments (segment, trace_id, data) VALUES (:segment, :trace_id, :data)"
+)
+_SET_SPANS_EXPERIMENT = Statement(
+    "UPDATE trace_spans SET experiment_id = :experiment_id WHERE trace_id = :id"
+)
+_SPAN_TOTALS = Statement(
+    "SELECT count(*), coalesce(sum(size), 0) FROM trace_spans WHERE trace_id = :id"
+)
+
+
 def upsert_spans(session: Session, rows: list[dict[str, Any]]) -> None:
     """Index rows; a span sent again points to its latest line."""
-    if rows:
-        session.execute(_spans_upsert(dialect_name(session)), rows)
-
-
-@functools.cache
-def _spans_upsert(dialect: str) -> Any:
-    stmt = upsert_for(dialect, _table(TraceSpan))
-    return stmt.on_conflict_do_update(
-        index_elements=["trace_id", "span_id"],
-        set_={c: getattr(stmt.excluded, c) for c in _SPAN_COLUMNS},
-    )
+    _UPSERT_SPAN.executemany(session, rows)
 
 
 def insert_segments(session: Session, trace_id: str, segments: Sequence[tuple[str, bytes]]) -> None:
     """Inline segments (`spans.InlineSegment`): (name, data) pairs, names never reused."""
-    if segments:
-        session.execute(
-            insert(_table(TraceSpanSegment)),
-            [{"segment": name, "trace_id": trace_id, "data": data} for name, data in segments],
-        )
+    _INSERT_SEGMENT.executemany(
+        session, [{"segment": name, "trace_id": trace_id, "data": data} for name, data in segments]
+    )
 
 
 def set_spans_experiment(session: Session, trace_id: str, experiment_id: int) -> None:
-    table = _table(TraceSpan)
-    session.execute(
-        update(table).where(table.c.trace_id == trace_id).values(experiment_id=experiment_id)
-    )
+    _SET_SPANS_EXPERIMENT.run(session, {"id": trace_id, "experiment_id": experiment_id})
+
+
+def span_totals(session: Session, trace_id: str) -> tuple[int, int]:
+    """(spans, bytes of span lines) indexed for the trace."""
+    found = _SPAN_TOTALS.first(session, {"id": trace_id})
+    assert found is not None  # an aggregate always answers a row
+    return int(found[0]), int(found[1])
 
 
 def span_keys(session: Session, trace_id: str, span_ids: Sequence[str]) -> dict[str, int]:

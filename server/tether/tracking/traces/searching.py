@@ -128,7 +128,8 @@ class TraceSearch:
             if content is not None:
                 return [], content
             rows = {
-                r.request_id: r for r in session.execute(stmt.offset(offset).limit(max_results))
+                r.request_id: r
+                for r in repository.info_rows(session, stmt.offset(offset).limit(max_results))
             }
             return repository.with_children(session, list(rows.values())), None
 

@@ -25,7 +25,7 @@ from tether.clock import now_ms
 from tether.db import outbox
 from tether.db.dialect import upsert_insert
 from tether.db.engine import Database
-from tether.db.models import Assessment, Run, SyncReport, TraceInfo
+from tether.db.models import Assessment, Run, SyncReport
 from tether.db.outbox.records import (
     TraceDelete,
     TraceDeleteAssessment,
@@ -194,7 +194,7 @@ class TraceService:
         request_time = info.request_time or 0
         with self.db.write() as session:
             artifact_root = check_experiment(session, experiment_id)
-            row = repository.get(session, trace_id, for_update=True)
+            row = repository.row_for_update(session, trace_id)
             fields: dict[str, Any] = {
                 "experiment_id": experiment_id,
                 "timestamp_ms": request_time,
@@ -204,18 +204,18 @@ class TraceService:
                 **columns,
             }
             if row is None:
-                session.add(
-                    TraceInfo(
-                        request_id=trace_id,
-                        trace_name=name,
-                        request_preview=info.request_preview,
-                        response_preview=info.response_preview,
-                        span_count=0,
-                        span_bytes=0,
+                repository.insert_row(
+                    session,
+                    {
+                        "request_id": trace_id,
+                        "trace_name": name,
+                        "request_preview": info.request_preview,
+                        "response_preview": info.response_preview,
+                        "span_count": 0,
+                        "span_bytes": 0,
                         **fields,
-                    )
+                    },
                 )
-                session.flush()
             else:
                 if TRACE_NAME_TAG in tags:
                     fields["trace_name"] = name
@@ -224,7 +224,9 @@ class TraceService:
                 if info.response_preview is not None:
                     fields["response_preview"] = info.response_preview
                 repository.update_row(session, trace_id, fields)
-                repository.set_spans_experiment(session, trace_id, experiment_id)
+                if row.span_count and row.experiment_id != experiment_id:
+                    # Index rows carry the experiment their trace had when they arrived.
+                    repository.set_spans_experiment(session, trace_id, experiment_id)
                 repository.set_assessments_trace_time(
                     session, trace_id, request_time, experiment_id
                 )
@@ -240,7 +242,11 @@ class TraceService:
             )
             if run_id := metadata.get(analytics.SOURCE_RUN_KEY):
                 note_run_has_traces(session, [run_id])
-        return self.get_info(trace_id)
+            # The answer is read in the same transaction (the state it commits), on the
+            # writer's connection: no second session and connection per request.
+            read = repository.load_one(session, trace_id)
+        assert read is not None  # written above
+        return serialize.trace_info(read.row, read.tags, read.metadata, read.assessments)
 
     def start_v2(
         self,
@@ -258,20 +264,19 @@ class TraceService:
         request_id = uuid.uuid4().hex
         with self.db.write() as session:
             artifact_root = check_experiment(session, exp_id)
-            session.add(
-                TraceInfo(
-                    request_id=request_id,
-                    experiment_id=exp_id,
-                    timestamp_ms=timestamp_ms or 0,
-                    execution_time_ms=None,
-                    status="IN_PROGRESS",
-                    trace_name=name,
-                    span_count=0,
-                    span_bytes=0,
+            repository.insert_row(
+                session,
+                {
+                    "request_id": request_id,
+                    "experiment_id": exp_id,
+                    "timestamp_ms": timestamp_ms or 0,
+                    "status": "IN_PROGRESS",
+                    "trace_name": name,
+                    "span_count": 0,
+                    "span_bytes": 0,
                     **columns,
-                )
+                },
             )
-            session.flush()
             tag_rows = {k: v for k, v in tags.items() if k != TRACE_NAME_TAG}
             tag_rows[ARTIFACT_LOCATION_TAG] = trace_artifact_location(artifact_root, request_id)
             repository.upsert_tags(session, request_id, tag_rows)
@@ -294,7 +299,7 @@ class TraceService:
         columns = _promoted_columns(request_metadata)
         state = "STATE_UNSPECIFIED" if status == "TRACE_STATUS_UNSPECIFIED" else status
         with self.db.write() as session:
-            row = repository.get(session, request_id, for_update=True)
+            row = repository.row_for_update(session, request_id)
             if row is None:
                 raise trace_not_found(request_id)
             fields: dict[str, Any] = {

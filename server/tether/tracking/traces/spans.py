@@ -111,15 +111,23 @@ class SpanStore:
         self.cache_bytes = cache_bytes
         self.inline_bytes = inline_bytes
 
+    def fits_inline(self, lines: Sequence[bytes]) -> bool:
+        """Whether `write` keeps these lines in the database (no file, no `spans_path`)."""
+        return sum(len(line) + 1 for line in lines) <= self.inline_bytes
+
+    def inline(self, lines: Sequence[bytes]) -> Written:
+        """`lines` as one inline segment, which the caller's transaction inserts."""
+        name = INLINE_PREFIX + _new_segment_name()
+        data = b"\n".join(lines) + b"\n"
+        return Written(
+            [Placement(name, i) for i in range(len(lines))], [], [InlineSegment(name, data)]
+        )
+
     async def write(self, spans_path: str, lines: Sequence[bytes]) -> Written:
         """Store `lines` (in their order) as new segments; where each one went. A batch that
         fits in `inline_bytes` is only prepared: the caller's transaction inserts it."""
-        data = b"\n".join(lines) + b"\n"
-        if len(data) <= self.inline_bytes:
-            name = INLINE_PREFIX + _new_segment_name()
-            return Written(
-                [Placement(name, i) for i in range(len(lines))], [], [InlineSegment(name, data)]
-            )
+        if self.fits_inline(lines):
+            return self.inline(lines)
         placements = await self._write_files(spans_path, lines)
         return Written(placements, list(dict.fromkeys(p.segment for p in placements)), [])
 

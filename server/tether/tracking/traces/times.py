@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -44,9 +45,21 @@ def parse_timestamp(text: str) -> int:
 
 def format_timestamp(millis: int) -> str:
     seconds, ms = divmod(millis, 1000)
-    moment = _EPOCH + timedelta(seconds=seconds)
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if millis >= 0:
+        # Every trace of a search page goes through here: the date of a day is computed once
+        # (cached), the time of day with integer arithmetic (~4x faster than strftime).
+        day, rest = divmod(seconds, 86_400)
+        hours, rest = divmod(rest, 3600)
+        base = f"{_date(day)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    else:  # as datetime writes them (years before 1000 unpadded)
+        base = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{ms:03d}Z" if ms else f"{base}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(day: int) -> str:
+    """`YYYY-MM-DD` of a day since the epoch (>= 0)."""
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
 
 
 def parse_duration(text: str) -> int:

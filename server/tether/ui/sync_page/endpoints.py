@@ -54,7 +54,7 @@ async def sync_page(
 
     loaded = await blocking(read)
     deploy: DeployService = request.app.state.services.get(DeployService)
-    deployments = await blocking(deploy.list)
+    deployments = await blocking(lambda: deploy.list(every_workspace=True))
     body = page.render(
         loaded,
         enabled=bool(settings.azureml_workspace),

@@ -7,8 +7,8 @@ under `workspaces/<name>/` by 0009's release were keyed by their path (entity ty
 `artifacts` and `models` discovery cursors go back to the first of them, so discovery finds
 them (a re-scan is idempotent: entities already known keep their cursors).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07 20:00:00.000000
 """
 
@@ -19,8 +19,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
