@@ -35,6 +35,7 @@ from tether.registry import endpoints as registry_endpoints
 from tether.registry.service import RegistryService
 from tether.registry.sources import HostPolicy
 from tether.storage.configured import artifact_backend
+from tether.sync import binding_endpoints
 from tether.sync import endpoints as sync_endpoints
 from tether.sync.runtime import BackgroundSync
 from tether.threads import blocking
@@ -56,7 +57,6 @@ from tether.tracking.traces.searching import TraceSearch
 from tether.tracking.traces.service import TraceService
 from tether.tracking.traces.spans import SpanStore
 from tether.ui import unconfigured as unconfigured_ui_endpoints
-from tether.workspaces import WORKSPACES_WITHOUT_SYNC
 from tether.workspaces import endpoints as workspace_endpoints
 from tether.workspaces.guard import WorkspaceGuard
 from tether.workspaces.middleware import WorkspaceHeader
@@ -68,6 +68,7 @@ from tether.workspaces.store_uri import check as check_workspace_store
 ROUTERS = (
     health.api,
     sync_endpoints.api,
+    binding_endpoints.api,
     deploy_endpoints.api,
     experiment_endpoints.api,
     run_endpoints.api,
@@ -160,8 +161,6 @@ def _registry_host_policy(settings: Settings) -> HostPolicy:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    if settings.enable_workspaces and settings.azureml_workspace:
-        raise ValueError(WORKSPACES_WITHOUT_SYNC)
     check_workspace_store(  # raises (a ValueError) for a workspace store Tether cannot use
         settings.workspace_store_uri,
         settings.resolved_backend_store_uri(),
@@ -181,9 +180,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # +10% log-batch throughput).
         gc.collect()
         gc.freeze()
-        if settings.azureml_workspace:  # Azure ML sync runs beside the API, in this process
+        # Azure ML sync runs beside the API, in this process: for `default` when the server
+        # has a workspace, for any workspace bound while it runs (tether workspaces bind).
+        if settings.azureml_workspace or settings.enable_workspaces:
             app.state.sync = BackgroundSync(settings, db)
             app.state.sync.start()
+        if settings.azureml_workspace:
             app.state.deploy = BackgroundDeploy(settings, db)
             app.state.deploy.start()
         yield

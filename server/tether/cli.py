@@ -18,9 +18,9 @@ from tether.config import Settings
 from tether.deploy import commands as deploy_commands
 from tether.errors import MlflowError
 from tether.observability import logs, prometheus_dir
+from tether.sync import binding_commands
 from tether.sync import commands as sync_commands
 from tether.ui import commands as ui_commands
-from tether.workspaces import WORKSPACES_WITHOUT_SYNC
 
 
 def _export(env: dict[str, Any]) -> None:
@@ -190,8 +190,6 @@ def serve(**options: Any) -> None:
         prometheus_dir.prepare(settings.expose_prometheus)
     _upgrade_or_exit(settings)
     _check_authentication(settings)
-    if settings.enable_workspaces and settings.azureml_workspace:
-        raise SystemExit(f"tether: {WORKSPACES_WITHOUT_SYNC}")
     _check_workspace_store(settings)
     # uvicorn re-raises the SIGTERM it shut down gracefully on: make that a clean exit (0),
     # not a death by signal (143), as with --workers N.
@@ -377,6 +375,7 @@ def auth_set_password(backend_store_uri: str | None, username: str, password: st
 
 
 main.add_command(sync_commands.sync)
+main.add_command(binding_commands.workspaces)
 main.add_command(deploy_commands.deployments)
 main.add_command(ui_commands.ui)
 

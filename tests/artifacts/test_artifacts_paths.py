@@ -207,6 +207,13 @@ def test_sync_entities() -> None:
     assert sync_entity("misc/file.txt") == ("artifact", "misc/file.txt")
     kind, key = sync_entity("x/" * 40)
     assert kind == "artifact" and len(key) == 64
+    # A workspace's experiments live under `workspaces/<name>/` (issue 17): same owners.
+    assert sync_entity(f"workspaces/team-b/7/{run}/artifacts/m/x.pkl") == ("run", run)
+    assert sync_entity("workspaces/team-b/7/models/m-9/artifacts/MLmodel") == (
+        "logged_model",
+        "m-9",
+    )
+    assert sync_entity("workspaces/team-b/notes.txt") == ("artifact", "workspaces/team-b/notes.txt")
 
 
 # Bounds: a path's length and number of segments ----------------------------------------------

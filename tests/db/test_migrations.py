@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -241,5 +242,77 @@ def test_workspaces_migration_puts_everything_in_default(backend_uri: str) -> No
             session.execute(
                 text("INSERT INTO experiments (name, lifecycle_stage) VALUES ('kept', 'active')")
             )
+    finally:
+        db.dispose()
+
+
+def test_bindings_migration_keeps_sync_state_and_rekeys_workspace_files(backend_uri: str) -> None:
+    """0012 (issue 17, phase 2): a store at 0011 keeps every sync entity as it was (in
+    `default`, nothing to re-send); a file written under `workspaces/<name>/` by 0011's release
+    (keyed by its path, never synced) is re-keyed to its run and discovered from there."""
+    from tether.sync import discovery
+
+    db = Database(backend_uri)
+    run = "b" * 32
+    path = f"workspaces/team-x/8/{run}/artifacts/out/f.txt"
+    entities = "SELECT entity_type, entity_id, cursor, azure_id, status FROM sync_entities"
+    try:
+        migrate.upgrade(db, "0011")
+        with db.write() as session:
+            for statement, values in (
+                ("INSERT INTO workspaces (name) VALUES ('team-x')", {}),
+                (
+                    "INSERT INTO experiments (experiment_id, name, lifecycle_stage, workspace)"
+                    " VALUES (8, 'x', 'active', 'team-x')",
+                    {},
+                ),
+                (
+                    "INSERT INTO runs (run_uuid, experiment_id, lifecycle_stage, status)"
+                    " VALUES (:run, 8, 'active', 'RUNNING')",
+                    {"run": run},
+                ),
+                (
+                    "INSERT INTO sync_outbox (id, created_at, entity_type, entity_id, op, payload)"
+                    " VALUES (40, 1, 'experiment', '7', 'experiment_create', '{}')",
+                    {},
+                ),
+                (
+                    "INSERT INTO sync_outbox (id, created_at, entity_type, entity_id, op, payload)"
+                    " VALUES (41, 1, 'artifact', :id, 'artifact_put', :payload)",
+                    {"id": path[:64], "payload": json.dumps({"path": path, "size": 3})},
+                ),
+                (
+                    "INSERT INTO sync_entities (entity_type, entity_id, azure_id, cursor,"
+                    " metric_hwm, status, attempts, next_attempt_at, updated_at, state)"
+                    " VALUES ('experiment', '7', 'az-7', 40, 0, 'synced', 0, 0, 1, '{}')",
+                    {},
+                ),
+            ):
+                session.execute(text(statement), values)
+            for capability in ("tracking", "artifacts", "models"):
+                for end in ("safe", "high"):
+                    discovery.set_meta(session, f"discovery.{capability}.{end}", "41")
+        with db.read() as session:
+            before = session.execute(text(entities)).all()
+        migrate.upgrade(db)
+        with db.read() as session:
+            assert session.execute(text(entities)).all() == before
+            assert session.execute(text("SELECT workspace FROM sync_entities")).scalars().all() == [
+                "default"
+            ]
+            rekeyed = session.execute(
+                text("SELECT entity_type, entity_id FROM sync_outbox WHERE id = 41")
+            ).one()
+            assert tuple(rekeyed) == ("run", run)
+        with db.write() as session:
+            assert discovery.discover(session, lookback_ms=0) == 1
+        with db.read() as session:
+            rows = session.execute(
+                text(entities.replace("FROM", ", workspace FROM") + " ORDER BY entity_type")
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            ("experiment", "7", 40, "az-7", "synced", "default"),
+            ("run_artifacts", run, 0, None, "pending", "team-x"),
+        ]
     finally:
         db.dispose()

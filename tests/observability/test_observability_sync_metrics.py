@@ -75,21 +75,41 @@ def test_throttling_retries_and_synced_entities_show_in_metrics(
     assert [rule["hits"] for rule in ws.fault_rules()] == [THROTTLES]
 
     samples = scrape(server.url)
-    assert samples.get("tether_azureml_throttled_total") == THROTTLES
-    assert samples.get("tether_azureml_retries_total") >= THROTTLES - 1  # the in-call ones
-    assert samples.get("tether_azureml_requests_total") > THROTTLES
-    assert samples.get("tether_sync_failures_total", entity_type="run") >= 1
-    assert samples.get("tether_sync_dead_letters_total", entity_type="run") == 0
+    assert samples.get("tether_azureml_throttled_total", workspace="default") == THROTTLES
+    assert (
+        samples.get("tether_azureml_retries_total", workspace="default") >= THROTTLES - 1
+    )  # the in-call ones
+    assert samples.get("tether_azureml_requests_total", workspace="default") > THROTTLES
+    assert samples.get("tether_sync_failures_total", entity_type="run", workspace="default") >= 1
+    assert (
+        samples.get("tether_sync_dead_letters_total", entity_type="run", workspace="default") == 0
+    )
     for entity_type in ("experiment", "run"):
-        assert samples.get("tether_sync_entities_synced_total", entity_type=entity_type) >= 1
-        assert samples.get("tether_sync_rows_applied_total", entity_type=entity_type) >= 1
+        assert (
+            samples.get(
+                "tether_sync_entities_synced_total", entity_type=entity_type, workspace="default"
+            )
+            >= 1
+        )
+        assert (
+            samples.get(
+                "tether_sync_rows_applied_total", entity_type=entity_type, workspace="default"
+            )
+            >= 1
+        )
         assert samples.get("tether_sync_entities", entity_type=entity_type, status="synced") >= 1
     assert samples.total("tether_sync_entities", status="pending") == 0
     assert samples.total("tether_sync_entities", status="dead") == 0
     assert samples.get("tether_sync_lag_seconds") == 0
+    # Per MLflow workspace (issue 17): everything here is in `default`.
+    assert samples.get("tether_sync_workspace_entities", workspace="default", status="synced") >= 2
+    assert samples.total("tether_sync_workspace_entities", status="pending") == 0
+    assert samples.get("tether_sync_workspace_lag_seconds", workspace="default") == 0
     # Delivery: every point once, and the requests it took (create, params, points).
-    assert samples.get("tether_sync_points_delivered_total", entity_type="run") == len(METRICS)
-    assert samples.get("tether_sync_requests_total", entity_type="run") >= 3
+    assert samples.get(
+        "tether_sync_points_delivered_total", entity_type="run", workspace="default"
+    ) == len(METRICS)
+    assert samples.get("tether_sync_requests_total", entity_type="run", workspace="default") >= 3
     assert samples.get("tether_sync_enabled") == 1
 
     ready = httpx.get(f"{server.url}/ready", timeout=30, trust_env=False)

@@ -3,8 +3,8 @@ was requested in. Another workspace neither lists, reads, calls, updates nor del
 model_uri resolves in the request's workspace, and a name stays taken across the server
 (Azure ML endpoint names are unique per region).
 
-Workspaces cannot be combined with `--azureml-workspace` yet (per-workspace Azure ML bindings
-are issue 17's phase 2), so this app is built in-process with workspaces on and its deployment
+The deployment driver does not use the per-workspace Azure ML bindings yet (tether.sync.bindings
+has `azure_target_for`), so this app is built in-process with workspaces on and its deployment
 service given an ARM client for a workspace nobody serves: no driver runs, nothing is called
 in Azure, and the requests end as PENDING_SYNC rows. That is the deployments API's scoping,
 which is what this tests; the Azure side is tested in tests/sync/test_deploy_*.py.

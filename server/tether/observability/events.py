@@ -1,12 +1,14 @@
 """Counting hooks for the sync worker and the Azure ML client.
 
-They call `count(...)` where they already bump their own stats; nothing happens unless
+They call `count(...)` where they already bump their own stats (the sink labels each event
+with the calling thread's MLflow workspace: `set_thread_workspace`); nothing happens unless
 `--expose-prometheus` installed a sink (tether.ops.metrics), so the sync code does
 not depend on prometheus-client and pays one global lookup per event when metrics are off.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Literal
 
@@ -31,6 +33,21 @@ Event = Literal[
 Sink = Callable[[Event, str | None, int], None]
 
 _sink: Sink | None = None
+_thread = threading.local()
+DEFAULT_WORKSPACE = "default"  # MLflow's default workspace (tether.db.models.workspaces)
+
+
+def set_thread_workspace(workspace: str) -> None:
+    """The MLflow workspace this thread delivers for (a sync worker's lanes, its connect
+    thread): the `workspace` label of the events it counts."""
+    _thread.workspace = workspace
+
+
+def thread_workspace() -> str:
+    """This thread's workspace; `default` for threads that never set one (the deployment
+    driver, a worker without bindings)."""
+    workspace: str = getattr(_thread, "workspace", DEFAULT_WORKSPACE)
+    return workspace
 
 
 def count(event: Event, entity_type: str | None = None, n: int = 1) -> None:

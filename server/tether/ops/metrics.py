@@ -43,6 +43,7 @@ from tether.config import Settings
 from tether.db.engine import Database
 from tether.observability import events, prometheus_dir
 from tether.sync import status as sync_status
+from tether.sync.schemas import WorkspaceSync
 from tether.sync.status import BUCKETS
 from tether.threads import blocking
 
@@ -94,14 +95,18 @@ class Instruments:
         self.pool_overflow = _live_gauge(
             "tether_db_pool_overflow", "Connections in use beyond the pool size (max_overflow)"
         )
+        # Labelled with the MLflow workspace whose delivery counted them: each syncs into its
+        # own Azure ML workspace (tether.sync.bindings).
         self.sync = {
-            name: Counter(f"tether_{name}", text, ("entity_type",), registry=None)
+            name: Counter(f"tether_{name}", text, ("entity_type", "workspace"), registry=None)
             for name, text in _SYNC_HELP.items()
         }
         self.azure = {
-            name: Counter(f"tether_{name}", text, registry=None)
+            name: Counter(f"tether_{name}", text, ("workspace",), registry=None)
             for name, text in _AZURE_HELP.items()
         }
+        for counter in self.azure.values():  # shown at 0 from the start, as before labels
+            counter.labels(events.DEFAULT_WORKSPACE)
         self.deploy = {
             name: Counter(f"tether_{name}", text, ("state",), registry=None)
             for name, text in _DEPLOY_HELP.items()
@@ -114,9 +119,9 @@ class Instruments:
 
     def count(self, name: events.Event, entity_type: str | None, n: int = 1) -> None:
         if name in self.azure:
-            self.azure[name].inc(n)
+            self.azure[name].labels(events.thread_workspace()).inc(n)
         elif name in self.sync:
-            self.sync[name].labels(entity_type or "unknown").inc(n)
+            self.sync[name].labels(entity_type or "unknown", events.thread_workspace()).inc(n)
         elif name in self.deploy:  # labelled with the deployment's state
             self.deploy[name].labels(entity_type or "unknown").inc(n)
 
@@ -179,12 +184,33 @@ class StoreCollector(Collector):
         try:
             with self.db.read() as session:
                 snap = sync_status.queue(session)
+                each = sync_status.by_workspace(session, {})
         except Exception as exc:  # the scrape still answers: database_up says why it is thin
             log.warning("metrics: cannot read the sync state: %s", exc)
             up.add_metric([], 0)
             return [up, enabled]
         up.add_metric([], 1)
-        return [up, enabled, *_sync_families(snap)]
+        return [up, enabled, *_sync_families(snap), *_workspace_families(each)]
+
+
+def _workspace_families(each: dict[str, WorkspaceSync]) -> list[Metric]:
+    """Per MLflow workspace (each syncs into its own Azure ML workspace, or is kept local)."""
+    entities = GaugeMetricFamily(
+        "tether_sync_workspace_entities",
+        "Sync queue per MLflow workspace: entities per state",
+        labels=["workspace", "status"],
+    )
+    lag = GaugeMetricFamily(
+        "tether_sync_workspace_lag_seconds",
+        "Per MLflow workspace: age of its oldest entity not yet in Azure ML (0 when none; "
+        "writes not picked up yet are in tether_outbox_oldest_unscanned_age_seconds)",
+        labels=["workspace"],
+    )
+    for name, one in sorted(each.items()):
+        for bucket in BUCKETS:
+            entities.add_metric([name, bucket], one["entities"].get(bucket, 0))
+        lag.add_metric([name], one["oldest_pending_age_seconds"] or 0.0)
+    return [entities, lag]
 
 
 def _sync_families(snap: sync_status.QueueSnapshot) -> list[Metric]:

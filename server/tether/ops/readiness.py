@@ -94,7 +94,7 @@ class Readiness:
 
     async def sync_state(self, *, database_ok: bool) -> schemas.SyncReadiness:
         background = self.sync()
-        if background is None:
+        if background is None or not background.enabled:  # nothing bound: all kept local
             return {"enabled": False}
         state = azureml_reachability(background)
         if database_ok:

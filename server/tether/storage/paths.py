@@ -132,15 +132,27 @@ def uri_to_path(uri: str) -> str:
     return safe_directory_path(parsed.path.lstrip("/"))
 
 
+WORKSPACES_DIR = "workspaces"  # `workspaces/<name>/`: a workspace's prefix in the artifact root
+
+
+def owner_relative(path: str) -> str:
+    """`workspaces/<name>/<rest>` -> `<rest>`; any other path as it is (the `default`
+    workspace's experiments, and every experiment while workspaces are off, are at the root)."""
+    parts = path.split("/", 2)
+    if len(parts) == 3 and parts[0] == WORKSPACES_DIR and parts[1]:
+        return parts[2]
+    return path
+
+
 def sync_entity(path: str) -> tuple[str, str]:
     """The outbox entity an artifact path belongs to.
 
-    `<exp>/<run_id>/artifacts/...` -> ("run", run_id);
-    `<exp>/models/<model_id>/artifacts/...` -> ("logged_model", model_id);
+    `[workspaces/<name>/]<exp>/<run_id>/artifacts/...` -> ("run", run_id);
+    `[workspaces/<name>/]<exp>/models/<model_id>/artifacts/...` -> ("logged_model", model_id);
     anything else -> ("artifact", path), or the path's sha256 when it is longer than the
     outbox's 64-character entity id (the payload always carries the full path).
     """
-    parts = path.split("/")
+    parts = owner_relative(path).split("/")
     if len(parts) >= 4 and parts[1] == "models" and parts[3] == "artifacts":
         return "logged_model", parts[2]
     if len(parts) >= 3 and parts[2] == "artifacts" and parts[1] != "models":

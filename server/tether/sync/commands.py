@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,8 +14,9 @@ from sqlalchemy.exc import DBAPIError
 
 from tether.config import Settings
 from tether.db.engine import Database
+from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.errors import MlflowError
-from tether.sync import state, status
+from tether.sync import bindings, state, status
 from tether.sync.azureml.errors import SyncError
 from tether.sync.schemas import EntityDetail, Lag, SyncSummary
 from tether.sync.state import Key
@@ -68,34 +70,74 @@ def sync() -> None:
 @click.option("--azureml-endpoint", default=None, help="Env TETHER_AZUREML_ENDPOINT.")
 @click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
 def run(timeout: float | None, **options: Any) -> None:
-    """Sync until nothing is due. Exit 0: all synced; 3: failures in backoff remain (run
-    again later); 4: dead letters (see `tether sync status`, then `tether sync retry`)."""
+    """Sync until nothing is due: `default` into --azureml-workspace, every bound workspace
+    into its own (`tether workspaces bind`), each with its own lanes, at the same time.
+    Exit 0: all synced; 3: failures in backoff remain (run again later); 4: dead letters (see
+    `tether sync status`, then `tether sync retry`); 1: a workspace was unreachable."""
     from tether.db import migrate
-    from tether.storage.configured import artifact_backend
-    from tether.sync.runtime import connect, worker_config
+    from tether.sync import bindings
+    from tether.sync.runtime import connect, files_backend, worker_config
     from tether.sync.worker import SyncWorker, drain_exit_code
 
     settings = _settings(**options)
-    if not settings.azureml_workspace:
-        raise click.UsageError("no workspace: pass --azureml-workspace or TETHER_AZUREML_WORKSPACE")
     with _database(settings) as db:
         migrate.upgrade(db)
-        try:
-            api = connect(settings)
-        except (SyncError, MlflowError) as exc:
-            click.echo(f"error: cannot reach the workspace: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-        worker = SyncWorker(db, api, worker_config(settings), artifacts=artifact_backend(settings))
-        try:
-            counts = worker.drain(timeout_s=timeout)
-        finally:
-            worker.close()
-    click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
-    sys.exit(drain_exit_code(counts))
+        with db.read() as session:
+            targets = bindings.active_targets(session, settings)
+        if not targets:
+            raise click.UsageError(
+                "no workspace: pass --azureml-workspace or TETHER_AZUREML_WORKSPACE, or bind "
+                "one (tether workspaces bind)"
+            )
+        results: dict[str, dict[str, int] | str] = {}
+
+        def drain(target: bindings.Target) -> None:
+            try:
+                api = connect(settings, target=target)
+            except (SyncError, MlflowError) as exc:
+                results[target.workspace] = f"cannot reach the workspace: {exc}"
+                return
+            worker = SyncWorker(
+                db,
+                api,
+                worker_config(settings),
+                artifacts=files_backend(settings, target),
+                workspace=target.workspace,
+            )
+            try:
+                results[target.workspace] = worker.drain(timeout_s=timeout)
+            finally:
+                worker.close()
+
+        threads = [threading.Thread(target=drain, args=(t,)) for t in targets.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    codes = []
+    for name, result in sorted(results.items()):
+        prefix = "" if len(results) == 1 and name == DEFAULT_WORKSPACE else f"{name}: "
+        if isinstance(result, str):
+            click.echo(f"error: {prefix}{result}", err=True)
+            codes.append(EXIT_ERROR)
+            continue
+        click.echo(prefix + " ".join(f"{k}={v}" for k, v in result.items()))
+        codes.append(drain_exit_code(result))
+    # The worst: unreachable (1) before dead letters (4) before retry later (3).
+    for code in (EXIT_ERROR, EXIT_DEAD, EXIT_RETRY_LATER):
+        if code in codes:
+            sys.exit(code)
+    sys.exit(EXIT_OK)
 
 
 @sync.command("status")
 @backend_option
+@click.option(
+    "--azureml-workspace",
+    default=None,
+    help="The server's own Azure ML workspace, to show `default` as bound (env "
+    "TETHER_AZUREML_WORKSPACE).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The JSON of the HTTP status route.")
 @click.option("--entity", default=None, help="One entity in detail: TYPE:ID, e.g. run:<id>.")
 def status_command(as_json: bool, entity: str | None, **options: Any) -> None:
@@ -109,6 +151,10 @@ def status_command(as_json: bool, entity: str | None, **options: Any) -> None:
         try:
             detail = status.entity_detail(session, key) if key else None
             summary = None if key else status.summary(session)
+            if summary is not None:
+                summary["workspaces"] = status.by_workspace(
+                    session, bindings.kinds(session, settings)
+                )
         except DBAPIError as exc:  # e.g. a store from before sync existed
             click.echo(
                 f"error: cannot read the sync state ({exc.orig}); run `tether db upgrade`", err=True
@@ -182,6 +228,7 @@ def _summary_text(body: SyncSummary) -> str:
     if kept["traces"]:
         lines.append(f"kept in Tether (Azure ML does not accept them): {kept['traces']} trace(s)")
     lines.extend(_lag_lines(body["lag"]))
+    lines.extend(_workspace_lines(body))
     for error in body["errors"]:
         if error["status"] == "failed":
             when = f"{error['attempts']} attempt(s), next in {error['next_attempt_in_seconds']} s"
@@ -189,6 +236,23 @@ def _summary_text(body: SyncSummary) -> str:
             when = f"waits for {error['waiting_on']}" if error["waiting_on"] else "retry by command"
         lines.append(f"{error['entity']}: {error['status']} ({when}): {error['last_error']}")
     return "\n".join(lines)
+
+
+def _workspace_lines(body: SyncSummary) -> list[str]:
+    each = body.get("workspaces") or {}
+    if not each or list(each) == [DEFAULT_WORKSPACE]:
+        return []  # one workspace: the totals above are its
+    lines = ["workspaces:"]
+    for name, one in each.items():
+        counts = one["entities"]
+        age = one["oldest_pending_age_seconds"]
+        where = f" {one['azureml_workspace']}" if one["azureml_workspace"] else ""
+        lines.append(
+            f"  {name} ({one['binding']}{where}): pending {counts['pending']}, in flight "
+            f"{counts['in_flight']}, failed {counts['failed']}, dead {counts['dead']}, synced "
+            f"{counts['synced']}, oldest pending {'-' if age is None else f'{age:.1f} s'}"
+        )
+    return lines
 
 
 def _lag_lines(lag: Lag) -> list[str]:

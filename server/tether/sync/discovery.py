@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from tether.clock import now_ms
 from tether.db.dialect import upsert_insert
 from tether.db.models import OutboxEntry, SyncEntity, SyncMeta
+from tether.sync import ownership
 from tether.sync.handlers.run_data import FLUSH_OPS
 from tether.sync.sources import (
     CAPABILITIES,
@@ -153,9 +154,23 @@ def caught_up(session: Session) -> bool:
 
 
 def _upsert(session: Session, rows: list[tuple[str, str, int, int]], now: int) -> int:
-    """New entities, pending from their first row (cursor 0)."""
+    """New entities, pending from their first row (cursor 0), in their workspace."""
     if not rows:
         return 0
+    known = {
+        (t, i)
+        for t, i in session.execute(
+            select(SyncEntity.entity_type, SyncEntity.entity_id).where(
+                tuple_(SyncEntity.entity_type, SyncEntity.entity_id).in_(
+                    [(t, i) for t, i, _, _ in rows]
+                )
+            )
+        )
+    }
+    new = [r for r in rows if (r[0], r[1]) not in known]
+    if not new:
+        return 0
+    owners = ownership.workspaces_of(session, [(t, i) for t, i, _, _ in new])
     stmt = upsert_insert(session, SyncEntity).values(
         [
             {
@@ -169,8 +184,9 @@ def _upsert(session: Session, rows: list[tuple[str, str, int, int]], now: int) -
                 "first_pending_at": oldest,
                 "updated_at": now,
                 "state": "{}",
+                "workspace": owners[(t, i)],
             }
-            for t, i, _, oldest in rows
+            for t, i, _, oldest in new
         ]
     )
     inserted = session.execute(

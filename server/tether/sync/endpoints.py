@@ -1,5 +1,6 @@
 """`GET /api/2.0/tether/sync/status[?entity=TYPE:ID]`: what `tether sync status --json` shows,
-plus this process's worker (`worker`: enabled, connected, counters)."""
+plus this process's worker (`worker`: enabled, connected, counters; `worker.workspaces`: one per
+bound workspace) and each workspace's state (`workspaces`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tether.api.access import ADMIN
 from tether.api.routing import Router
 from tether.db.engine import Database
 from tether.errors import invalid_parameter, not_found
-from tether.sync import status
+from tether.sync import bindings, status
 from tether.sync.schemas import EntityDetail, SyncStatus, SyncStatusQuery, SyncSummary, WorkerInfo
 from tether.sync.state import Key
 from tether.threads import blocking
@@ -37,9 +38,13 @@ async def sync_status(body: SyncStatusQuery, request: Request) -> SyncStatus | E
             raise not_found(f"No sync state for {body.entity}")
         return found
 
+    settings = request.app.state.settings
+
     def summary() -> SyncSummary:
         with db.read() as session:
-            return status.summary(session)
+            found = status.summary(session)
+            found["workspaces"] = status.by_workspace(session, bindings.kinds(session, settings))
+            return found
 
     counts = await blocking(summary)
     return {**counts, "worker": worker}

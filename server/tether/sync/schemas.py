@@ -3,7 +3,7 @@ prints: the same summary and entity detail, without this process's `worker`)."""
 
 from __future__ import annotations
 
-from typing import NotRequired
+from typing import ClassVar, NotRequired
 
 from typing_extensions import TypedDict
 
@@ -76,6 +76,53 @@ class KeptInTether(TypedDict):
     traces: int  # MLflow traces (their spans, tags and assessments with them)
 
 
+class WorkspaceSync(TypedDict):
+    """One MLflow workspace: where it syncs to and how far it is.
+
+    `binding`: `server` (`default`, bound by --azureml-workspace), `bound` (tether workspaces
+    bind) or `local-only` (kept in Tether, not an error: its entities wait, pending, until it
+    is bound)."""
+
+    binding: str
+    azureml_workspace: str | None  # the Azure ML workspace (subscription/resource group/name)
+    entities: dict[str, int]  # bucket -> count, as the store-wide `entities`
+    oldest_pending_age_seconds: float | None
+    last_error: str | None  # the latest failed or dead entity's reason
+
+
+class WorkspaceBindingInfo(TypedDict):
+    """`tether workspaces list --json` and `/api/2.0/tether/workspaces[/<name>]`: a workspace,
+    its binding (`sync.binding`: server, bound or local-only) and its sync state."""
+
+    name: str
+    azureml_workspace: str | None  # as given (tracking URI or ARM id); null: local-only
+    target: str | None  # subscription/resource group/workspace, also kept after an unbind
+    azureml_endpoint: str | None
+    artifacts_destination: str | None
+    credential: str | None  # a name (TETHER_AZURE_CREDENTIAL_<NAME>_*), never a secret
+    sync: WorkspaceSync
+
+
+class ListWorkspaceBindings(TypedDict):
+    workspaces: list[WorkspaceBindingInfo]
+
+
+class BindWorkspace(RequestModel):
+    """`PUT|POST /api/2.0/tether/workspaces/<name>/binding`."""
+
+    required: ClassVar[tuple[str, ...]] = ("azureml_workspace",)
+    azureml_workspace: Str
+    azureml_endpoint: Str | None = None
+    artifacts_destination: Str | None = None
+    credential: Str | None = None
+    force: bool = False
+
+
+class BindResponse(TypedDict):
+    workspace: WorkspaceBindingInfo
+    restarted: bool  # a forced rebind to another Azure workspace: delivery starts over
+
+
 class SyncSummary(TypedDict):
     entities: dict[str, int]  # bucket (pending, in_flight, synced, failed, dead) -> count
     waiting_on_dependency: int
@@ -86,6 +133,9 @@ class SyncSummary(TypedDict):
     kept_in_tether: KeptInTether
     errors: list[EntityBrief]  # the latest failed and dead entities
     lag: Lag
+    # Per MLflow workspace (every workspace, and any that sync entities name); the counts
+    # above are store-wide, local-only workspaces' entities included.
+    workspaces: NotRequired[dict[str, WorkspaceSync]]
 
 
 Counters = dict[str, int | float | str | None]
@@ -104,6 +154,9 @@ class WorkerInfo(TypedDict):
     paused_for_seconds: NotRequired[float]
     lanes: NotRequired[int]  # concurrent delivery lanes (TETHER_SYNC_CONCURRENCY)
     throttle: NotRequired[Counters]  # the shared throttle: AIMD window, in flight, probing
+    # Per bound MLflow workspace: its own worker (lanes, Azure client, token, throttle); the
+    # fields above are `default`'s (or, without it, the first bound workspace's).
+    workspaces: NotRequired[dict[str, WorkerInfo]]
 
 
 class SyncStatus(SyncSummary):

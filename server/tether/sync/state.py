@@ -104,20 +104,31 @@ def _mine(key: Key, owner: str) -> Any:
     return _pk(key) & (SyncEntity.lease_owner == owner)
 
 
-def claim(session: Session, owner: str, lease_ms: int, now: int | None = None) -> Claimed | None:
-    """Lease the next due entity nobody holds: experiments first, least recently worked next.
+def claim(
+    session: Session,
+    owner: str,
+    lease_ms: int,
+    now: int | None = None,
+    *,
+    workspace: str | None = None,
+) -> Claimed | None:
+    """Lease the next due entity nobody holds: experiments first, least recently worked next;
+    with `workspace`, only that MLflow workspace's (each bound workspace has its own lanes).
 
     On PostgreSQL `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass over each other's
     candidate; SQLite's single writer (BEGIN IMMEDIATE) serializes claims anyway.
     """
     now = now_ms() if now is None else now
+    where = [
+        SyncEntity.status.in_((PENDING, FAILED)),
+        SyncEntity.next_attempt_at <= now,
+        or_(SyncEntity.lease_owner.is_(None), SyncEntity.lease_expires_at < now),
+    ]
+    if workspace is not None:
+        where.append(SyncEntity.workspace == workspace)
     row = session.execute(
         select(SyncEntity)
-        .where(
-            SyncEntity.status.in_((PENDING, FAILED)),
-            SyncEntity.next_attempt_at <= now,
-            or_(SyncEntity.lease_owner.is_(None), SyncEntity.lease_expires_at < now),
-        )
+        .where(*where)
         .order_by(_PRIORITY, SyncEntity.updated_at, SyncEntity.entity_id)
         .limit(1)
         .with_for_update(skip_locked=True)

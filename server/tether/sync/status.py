@@ -29,9 +29,16 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
-from tether.db.models import OutboxEntry, SyncEntity, SyncReport, TraceInfo
+from tether.db.models import OutboxEntry, SyncEntity, SyncReport, TraceInfo, Workspace
 from tether.sync import delivery, discovery, state
-from tether.sync.schemas import EntityBrief, EntityDetail, Lag, RunLag, SyncSummary
+from tether.sync.schemas import (
+    EntityBrief,
+    EntityDetail,
+    Lag,
+    RunLag,
+    SyncSummary,
+    WorkspaceSync,
+)
 from tether.sync.sources import CAPABILITIES, rows_of
 from tether.sync.state import Key
 
@@ -273,15 +280,90 @@ def entity_detail(session: Session, key: Key, now: int | None = None) -> EntityD
     }
 
 
-def due_soon(session: Session, within_ms: int, now: int | None = None) -> int:
-    """Entities a drain should still wait for: pending or failed, due within `within_ms`."""
-    now = now_ms() if now is None else now
-    return int(
-        session.execute(
-            select(func.count()).where(
-                SyncEntity.status.in_((state.PENDING, state.FAILED)),
-                SyncEntity.next_attempt_at <= now + within_ms,
-            )
-        ).scalar()
-        or 0
+def bucket_counts(
+    session: Session, workspaces: list[str], now: int | None = None
+) -> dict[str, int]:
+    """Bucket -> count over the entities of `workspaces` (what `tether sync run` reports)."""
+    counts = dict.fromkeys(BUCKETS, 0)
+    for _, bucket, n in _workspace_buckets(session, now_ms() if now is None else now, workspaces):
+        counts[bucket] += n
+    return counts
+
+
+def _workspace_buckets(
+    session: Session, now: int, workspaces: list[str] | None = None
+) -> list[tuple[str, str, int]]:
+    leased = and_(SyncEntity.lease_owner.is_not(None), SyncEntity.lease_expires_at >= now)
+    bucket = case((leased, "in_flight"), else_=SyncEntity.status)
+    query = select(SyncEntity.workspace, bucket, func.count()).group_by(
+        SyncEntity.workspace, bucket
     )
+    if workspaces is not None:
+        query = query.where(SyncEntity.workspace.in_(workspaces))
+    return [(w, str(b), int(n)) for w, b, n in session.execute(query)]
+
+
+def by_workspace(
+    session: Session, bound: dict[str, tuple[str, str]], now: int | None = None
+) -> dict[str, WorkspaceSync]:
+    """Every workspace's sync state. `bound`: workspace -> (how it is bound: `server` or
+    `bound`, its Azure ML workspace); the others are local-only."""
+    now = now_ms() if now is None else now
+    names = set(session.scalars(select(Workspace.name))) | set(bound)
+    out: dict[str, WorkspaceSync] = {}
+    for name in sorted(names):
+        kind, identity = bound.get(name, ("local-only", None))
+        out[name] = {
+            "binding": kind,
+            "azureml_workspace": identity,
+            "entities": dict.fromkeys(BUCKETS, 0),
+            "oldest_pending_age_seconds": None,
+            "last_error": None,
+        }
+    for name, bucket, n in _workspace_buckets(session, now):
+        entry = out.setdefault(
+            name,
+            {
+                "binding": "local-only",
+                "azureml_workspace": None,
+                "entities": dict.fromkeys(BUCKETS, 0),
+                "oldest_pending_age_seconds": None,
+                "last_error": None,
+            },
+        )
+        entry["entities"][bucket] = n
+    oldest = session.execute(
+        select(SyncEntity.workspace, func.min(SyncEntity.first_pending_at))
+        .where(SyncEntity.status != state.SYNCED)
+        .group_by(SyncEntity.workspace)
+    )
+    for name, first in oldest:
+        if name in out:
+            out[name]["oldest_pending_age_seconds"] = _age(now, first)
+    for name in out:
+        out[name]["last_error"] = session.execute(
+            select(SyncEntity.last_error)
+            .where(
+                SyncEntity.workspace == name,
+                SyncEntity.status.in_((state.FAILED, state.DEAD)),
+                SyncEntity.last_error.is_not(None),
+            )
+            .order_by(SyncEntity.updated_at.desc())
+            .limit(1)
+        ).scalar()
+    return out
+
+
+def due_soon(
+    session: Session, within_ms: int, now: int | None = None, *, workspace: str | None = None
+) -> int:
+    """Entities a drain should still wait for: pending or failed, due within `within_ms`
+    (of one workspace when given)."""
+    now = now_ms() if now is None else now
+    where = [
+        SyncEntity.status.in_((state.PENDING, state.FAILED)),
+        SyncEntity.next_attempt_at <= now + within_ms,
+    ]
+    if workspace is not None:
+        where.append(SyncEntity.workspace == workspace)
+    return int(session.execute(select(func.count()).where(*where)).scalar() or 0)

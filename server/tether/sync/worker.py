@@ -39,6 +39,7 @@ from sqlalchemy import select
 from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import OutboxEntry
+from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.db.outbox import reader
 from tether.observability import events
 from tether.storage.base import ArtifactBackend
@@ -122,9 +123,16 @@ class SyncWorker:
         owner: str | None = None,
         artifacts: ArtifactBackend | None = None,
         stop_event: threading.Event | None = None,
+        workspace: str | None = None,
+        discovers: bool = True,
     ) -> None:
         self.db = db
         self.api = api
+        # The MLflow workspace whose entities this worker delivers (None: every entity, for a
+        # store without bindings). `discovers` false: someone else (the runtime) discovers
+        # and wakes this worker (`wake`).
+        self.workspace = workspace
+        self.discovers = discovers
         self.files = Files(artifacts)
         self.blobs = BlobStore()
         self.config = config or WorkerConfig()
@@ -164,7 +172,7 @@ class SyncWorker:
             return False
         owner = self.lane_owners[lane]
         with self.db.write() as session:
-            claimed = state.claim(session, owner, self.config.lease_ms)
+            claimed = state.claim(session, owner, self.config.lease_ms, workspace=self.workspace)
         if claimed is None:
             return False
         self._notify()  # there was work: another idle lane may find more
@@ -327,6 +335,10 @@ class SyncWorker:
         with self._wake:
             self._wake.notify()
 
+    def wake(self) -> None:
+        """New work may be due (discovery by the runtime found some)."""
+        self._notify()
+
     def _due_at(self, until_ms: int) -> None:
         """An entity put back until `until_ms` (epoch): a lane looks again then."""
         due = time.monotonic() + max(0, until_ms - now_ms()) / 1000
@@ -344,6 +356,7 @@ class SyncWorker:
             return left
 
     def _lane(self, lane: int, done: threading.Event) -> None:
+        events.set_thread_workspace(self.workspace or DEFAULT_WORKSPACE)
         while not (self.stop_event.is_set() or done.is_set()):
             try:
                 paused = self.paused_for()
@@ -395,7 +408,8 @@ class SyncWorker:
         try:
             while not self.stop_event.is_set():
                 try:
-                    self.discover()
+                    if self.discovers:
+                        self.discover()
                 except Exception:  # the database may be briefly unreachable: keep going
                     log.exception("sync: discovery error")
                 self.stop_event.wait(min(self.config.poll_s, self._wake_due()))
@@ -433,7 +447,8 @@ class SyncWorker:
                     self.discover(force=True)
                     with self.db.read() as session:
                         finished = (
-                            discovery.caught_up(session) and status.due_soon(session, wait_ms) == 0
+                            discovery.caught_up(session)
+                            and status.due_soon(session, wait_ms, workspace=self.workspace) == 0
                         )
                     if finished and self._idle():
                         break
@@ -442,7 +457,10 @@ class SyncWorker:
             self._stop_lanes(done, lanes)
             self.release_all()
         with self.db.read() as session:
-            counts: dict[str, int] = status.summary(session)["entities"]
+            if self.workspace is None:
+                counts: dict[str, int] = status.summary(session)["entities"]
+            else:
+                counts = status.bucket_counts(session, [self.workspace])
         return counts
 
     def _idle(self) -> bool:

@@ -40,7 +40,7 @@ from tether.db.models.tracking import (
     RunInput,
     RunTag,
 )
-from tether.db.models.workspaces import Workspace
+from tether.db.models.workspaces import Workspace, WorkspaceBinding
 
 __all__ = [
     "Assessment",
@@ -84,4 +84,5 @@ __all__ = [
     "TraceSpanSegment",
     "TraceTag",
     "Workspace",
+    "WorkspaceBinding",
 ]

@@ -32,10 +32,15 @@ class SyncEntity(Base):
     (runs); `state` holds small handler bookkeeping as JSON (tag keys sent, params count, a
     create-in-flight marker). A lease (`lease_owner` until `lease_expires_at`, epoch ms) gives
     one worker the entity at a time; `waiting_on` names the entity this one waits for.
+    `workspace` is the MLflow workspace the entity belongs to, set when it is discovered: its
+    Azure ML workspace is that workspace's binding (tether.sync.bindings).
     """
 
     __tablename__ = "sync_entities"
-    __table_args__ = (Index("ix_sync_entities_claim", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_sync_entities_claim", "status", "next_attempt_at"),
+        Index("ix_sync_entities_workspace_claim", "workspace", "status", "next_attempt_at"),
+    )
 
     entity_type: Mapped[str] = mapped_column(String(32), primary_key=True)
     entity_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -52,6 +57,7 @@ class SyncEntity(Base):
     first_pending_at: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(Text, default="{}")
+    workspace: Mapped[str] = mapped_column(String(63), default="default", server_default="default")
 
 
 class SyncMeta(Base):

@@ -8,7 +8,7 @@ workspace of their experiment or registered model. Names are unique per workspac
 
 from __future__ import annotations
 
-from sqlalchemy import String, Text
+from sqlalchemy import BigInteger, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tether.db.models.base import Base
@@ -26,3 +26,30 @@ class Workspace(Base):
     name: Mapped[str] = mapped_column(String(WORKSPACE_NAME_LENGTH), primary_key=True)
     description: Mapped[str | None] = mapped_column(Text)
     default_artifact_root: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkspaceBinding(Base):
+    """A workspace's Azure ML workspace (`tether workspaces bind`; `default`'s is the server's
+    `--azureml-workspace` and never a row here).
+
+    `target` is the Azure workspace's identity (`subscription/resource group/name`, lower
+    case): what was delivered to. Unbinding keeps the row with `bound` false, so binding again
+    to a different Azure workspace is noticed (refused unless forced: see tether.sync.bindings).
+    `credential` names a credential the server takes from its environment
+    (`TETHER_AZURE_CREDENTIAL_<NAME>_*`); no secret is ever stored here.
+    """
+
+    __tablename__ = "workspace_bindings"
+
+    workspace: Mapped[str] = mapped_column(
+        String(WORKSPACE_NAME_LENGTH),
+        ForeignKey("workspaces.name", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    azureml_workspace: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(String(300))
+    azureml_endpoint: Mapped[str | None] = mapped_column(Text)
+    artifacts_destination: Mapped[str | None] = mapped_column(Text)
+    credential: Mapped[str | None] = mapped_column(String(64))
+    bound: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[int] = mapped_column(BigInteger)

@@ -9,13 +9,15 @@ from collections.abc import Callable
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import (
+    CertificateCredential,
     ChainedTokenCredential,
+    ClientSecretCredential,
     EnvironmentCredential,
     ManagedIdentityCredential,
     WorkloadIdentityCredential,
 )
 
-from tether.sync.azureml.errors import TransientError
+from tether.sync.azureml.errors import PermanentError, TransientError
 
 ARM_SCOPE = "https://management.azure.com/.default"
 
@@ -33,6 +35,30 @@ def default_credential() -> TokenCredential:
         chain.append(EnvironmentCredential())
     chain.append(ManagedIdentityCredential(client_id=os.environ.get("AZURE_CLIENT_ID")))
     return chain[0] if len(chain) == 1 else ChainedTokenCredential(*chain)
+
+
+def named_credential(name: str) -> Callable[[], TokenCredential]:
+    """A workspace binding's own identity (`--credential NAME`), from the server's environment:
+    `TETHER_AZURE_CREDENTIAL_<NAME>_TENANT_ID` and `_CLIENT_ID` with `_CLIENT_SECRET` or
+    `_CLIENT_CERTIFICATE_PATH` (a service principal), or `_CLIENT_ID` alone (a user-assigned
+    managed identity). The secret stays in the environment: never in the database, never in
+    a log or an error (which name the variables, not their values)."""
+    prefix = f"TETHER_AZURE_CREDENTIAL_{name.upper()}_"
+
+    def env(key: str) -> str | None:
+        return os.environ.get(prefix + key) or None
+
+    client_id, tenant_id = env("CLIENT_ID"), env("TENANT_ID")
+    secret, certificate = env("CLIENT_SECRET"), env("CLIENT_CERTIFICATE_PATH")
+    if client_id is None:
+        raise PermanentError(f"credential {name!r} is not configured: set {prefix}CLIENT_ID")
+    if (secret or certificate) and tenant_id is None:
+        raise PermanentError(f"credential {name!r} has a secret but no {prefix}TENANT_ID")
+    if secret is not None and tenant_id is not None:
+        return lambda: ClientSecretCredential(tenant_id, client_id, secret)
+    if certificate is not None and tenant_id is not None:
+        return lambda: CertificateCredential(tenant_id, client_id, certificate_path=certificate)
+    return lambda: ManagedIdentityCredential(client_id=client_id)
 
 
 class TokenProvider:

@@ -22,6 +22,7 @@ from tether.db.models import OutboxEntry
 from tether.db.outbox import DecodeError
 from tether.db.outbox.reader import RUN_FILES
 from tether.db.outbox.records import ArtifactDelete, ArtifactOp, ArtifactPut, ArtifactRecord
+from tether.storage import paths
 from tether.sync.azureml.run_history import MAX_PATHS_PER_BATCH
 from tether.sync.handlers import uploads
 from tether.sync.handlers.base import Context, Row
@@ -29,8 +30,9 @@ from tether.sync.sources import rows_of
 
 
 def run_relative(store_path: str) -> str:
-    """`<exp>/<run>/artifacts/<rel>` -> `<rel>` (what the outbox's `artifact_*` rows carry)."""
-    parts = store_path.split("/")
+    """`[workspaces/<name>/]<exp>/<run>/artifacts/<rel>` -> `<rel>` (what the outbox's
+    `artifact_*` rows carry)."""
+    parts = paths.owner_relative(store_path).split("/")
     return "/".join(parts[3:]) if len(parts) > 3 and parts[2] == "artifacts" else ""
 
 

@@ -29,7 +29,7 @@ def azure_source(ctx: Context, record: ModelVersionCreate) -> str | None:
     location = ctx.files.resolve(record.storage_location or source)
     if location is not None:
         kind, run_id = paths.sync_entity(location)
-        parts = location.split("/")
+        parts = paths.owner_relative(location).split("/")
         if kind == "run" and len(parts) > 3:
             return _in_run(ctx, run_id, "/".join(parts[3:]))
     ctx.report(

@@ -17,7 +17,8 @@ from tether.api.access import ADMIN, guard
 from tether.db.engine import Database
 from tether.deploy.service import DeployService
 from tether.errors import invalid_parameter
-from tether.sync import state
+from tether.sync import bindings, state
+from tether.sync import status as sync_status
 from tether.sync.state import Key
 from tether.threads import blocking
 from tether.ui.sync_page import data, page
@@ -42,15 +43,18 @@ async def sync_page(
     if status is not None and status not in data.BUCKETS:
         raise invalid_parameter(f"status must be one of {', '.join(data.BUCKETS)}")
     db: Database = request.app.state.db
+    settings = request.app.state.settings
 
     def read() -> data.Page:
         with db.read() as session:
-            return data.load(session, status, experiment or None)
+            loaded = data.load(session, status, experiment or None)
+            bound = bindings.kinds(session, settings)
+            loaded.summary["workspaces"] = sync_status.by_workspace(session, bound)
+            return loaded
 
     loaded = await blocking(read)
     deploy: DeployService = request.app.state.services.get(DeployService)
     deployments = await blocking(lambda: deploy.list(every_workspace=True))
-    settings = request.app.state.settings
     body = page.render(
         loaded,
         enabled=bool(settings.azureml_workspace),

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 
 from tether.clock import now_ms
 from tether.deploy.schemas import DeploymentView
+from tether.sync.schemas import SyncSummary
 from tether.ui.sync_page.data import BUCKETS, Listing, Page, Row
 from tether.ui.sync_page.studio import Studio
 
@@ -196,6 +197,28 @@ def _filters(status: str | None, experiment: str | None) -> str:
     return '<p class="filters">Show: ' + " ".join(links) + "</p>"
 
 
+def _workspaces(summary: SyncSummary) -> str:
+    """One row per MLflow workspace (its own Azure ML workspace, or kept local); nothing
+    while `default` is the only one."""
+    each = summary.get("workspaces") or {}
+    if list(each) in ([], ["default"]):
+        return ""
+    rows = "".join(
+        "<tr>"
+        + _cell("Workspace", escape(name))
+        + _cell("Azure ML", escape(one["azureml_workspace"] or "kept in Tether only"))
+        + "".join(_cell(b.replace("_", " "), str(one["entities"].get(b, 0))) for b in BUCKETS)
+        + _cell("Oldest unsynced write", _age(one["oldest_pending_age_seconds"]))
+        + "</tr>"
+        for name, one in each.items()
+    )
+    head = "".join(f"<th>{escape(b.replace('_', ' '))}</th>" for b in BUCKETS)
+    return (
+        "<h2>By workspace</h2><table><thead><tr><th>Workspace</th><th>Azure ML</th>"
+        f"{head}<th>Oldest unsynced write</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
 def render(
     page: Page,
     *,
@@ -279,6 +302,7 @@ def render(
 {banner}
 <p>{state}</p>
 <div class="facts">{facts}</div>
+{_workspaces(summary)}
 <h2>By type</h2>
 {by_type_table}
 <h2>Deployments to online endpoints</h2>

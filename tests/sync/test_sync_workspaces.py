@@ -1,0 +1,270 @@
+"""Each MLflow workspace tethered to its own Azure ML workspace (issue 17, phase 2).
+
+`tether serve --enable-workspaces --azureml-workspace A` delivers `default` into stand-in A;
+`team-b` is bound to stand-in B with `tether workspaces bind` while the server runs (no
+restart), with its own named credential. A workload in each workspace lands exactly once in
+its own Azure workspace and its own Blob container, and never in the other's. Then B goes
+down (its gateway answers 503 to everything): `default`'s new work still converges, exactly,
+while team-b's waits (failing, never dead); once B is back, team-b converges with nothing
+sent twice. Waits are on conditions (status polled with generous deadlines), never sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+
+from observability.prom_scrape import scrape
+from support import TetherServer
+from support.rest import MlflowRest
+from sync.sync_fidelity import SOURCE_TAG, InnerMlflow
+from sync.sync_servers import run_tether, sync_env, sync_status
+from sync.sync_workload import Workload
+
+if TYPE_CHECKING:
+    from standin.identity import ManagedIdentityEndpoint
+    from standin.workspace import AzuremlWorkspace
+    from support import TetherServerStarter
+
+pytestmark = pytest.mark.timeout(600)
+TEAM = "team-b"
+BUSY = ("pending", "in_flight", "failed", "dead")
+
+
+@pytest.fixture(scope="module")
+def team_b_workspace(
+    request: pytest.FixtureRequest, azureml_identity: ManagedIdentityEndpoint
+) -> Iterator[AzuremlWorkspace]:
+    """A second stand-in Azure ML workspace (its own MLflow, own Blob container)."""
+    from standin.workspace import AzuremlWorkspace
+    from support.azurite import ACCOUNT, ACCOUNT_KEY
+
+    def blob() -> tuple[str, tuple[str, str]]:
+        azurite = request.getfixturevalue("azurite")
+        return azurite.blob_endpoint, (ACCOUNT, ACCOUNT_KEY)
+
+    workspace = AzuremlWorkspace(
+        azureml_identity,
+        shared_blob=blob,
+        resource_group="rg-team-b",
+        workspace="ws-team-b",
+    )
+    try:
+        yield workspace
+    finally:
+        workspace.stop()
+
+
+class InWorkspace:
+    """A server whose REST client sends X-MLFLOW-WORKSPACE (what `mlflow.set_workspace`
+    does), for the workload helpers."""
+
+    def __init__(self, server: TetherServer, workspace: str) -> None:
+        self.server = server
+        self.workspace = workspace
+
+    def rest(self, prefix: str | None = None) -> MlflowRest:
+        with self.server.rest(prefix) as plain:
+            return plain.in_workspace(self.workspace)
+
+
+def _status(server: TetherServer, workspace: str) -> dict[str, Any]:
+    body = sync_status(server)
+    one: dict[str, Any] = body["workspaces"][workspace]
+    return {**one, "outbox": body["outbox"]}
+
+
+def _until(
+    server: TetherServer, workspace: str, check: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while True:
+        body = _status(server, workspace)
+        if check(body):
+            return body
+        assert time.monotonic() < deadline, f"{what}: {json.dumps(body)}"
+        time.sleep(0.2)
+
+
+def _converged(body: dict[str, Any]) -> bool:
+    scanned = body["outbox"]["scanned_to"] == body["outbox"]["last_id"]
+    return scanned and not any(body["entities"][b] for b in BUSY) and body["entities"]["synced"]
+
+
+def _source_runs(ws: AzuremlWorkspace) -> set[str]:
+    """Every local run id the stand-in holds a copy of (its `tether.source_run_id` tags)."""
+    inner = InnerMlflow(ws.mlflow_url)
+    experiments = inner.post("experiments/search", {"max_results": 1000}).get("experiments", [])
+    ids = [e["experiment_id"] for e in experiments]
+    if not ids:
+        return set()
+    body = {"experiment_ids": ids, "max_results": 1000, "run_view_type": "ALL"}
+    runs = inner.post("runs/search", body).get("runs", [])
+    return {t["value"] for r in runs for t in r["data"].get("tags", []) if t["key"] == SOURCE_TAG}
+
+
+def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apart(
+    start_tether_server: TetherServerStarter,
+    azureml_workspace: AzuremlWorkspace,
+    team_b_workspace: AzuremlWorkspace,
+    azureml_identity: ManagedIdentityEndpoint,
+    tmp_path: Path,
+) -> None:
+    ws_a, ws_b = azureml_workspace, team_b_workspace
+    # The server trusts both stand-ins' CAs (each has its own).
+    bundle = tmp_path / "cas.pem"
+    bundle.write_text(Path(ws_a.ca_bundle).read_text() + Path(ws_b.ca_file).read_text())
+    env = {
+        **sync_env(ws_a, azureml_identity),
+        "SSL_CERT_FILE": str(bundle),
+        "REQUESTS_CA_BUNDLE": str(bundle),
+        # team-b's own identity: a user-assigned managed identity, named by the binding.
+        "TETHER_AZURE_CREDENTIAL_TEAMB_CLIENT_ID": azureml_identity.client_id,
+        "TETHER_METRICS_CACHE_SECONDS": "0",
+    }
+    server = start_tether_server(
+        extra_args=[
+            "--enable-workspaces",
+            "--azureml-workspace",
+            ws_a.arm_id,
+            "--expose-prometheus",
+            str(tmp_path / "prom"),
+        ],
+        env=env,
+        artifacts_destination=str(tmp_path / "artifacts"),
+    )
+    mark_a, mark_b = ws_a.mark(), ws_b.mark()
+    with server.rest("/api/3.0/mlflow") as rest:
+        created = rest.post("workspaces", {"name": TEAM})
+    assert created.status == 201, created.text
+    team = cast(TetherServer, InWorkspace(server, TEAM))
+
+    # team-b's work before it is bound: kept local, and said so.
+    work_a, work_b = Workload(), Workload()
+    exp_a, exp_b = work_a.experiment(server), work_b.experiment(team)
+    run_b = work_b.run(team, exp_b, points=300)
+    local = _until(server, TEAM, lambda b: b["entities"]["pending"] >= 2, "team-b kept local")
+    assert local["binding"] == "local-only" and local["azureml_workspace"] is None, local
+    assert not local["entities"]["failed"] and not local["entities"]["dead"], local
+
+    # Bound while the server runs, first with a credential the server's environment lacks:
+    # that workspace says why it cannot connect (no secret is named), nothing else changes.
+    wrong = run_tether(
+        "workspaces",
+        "bind",
+        TEAM,
+        "--azureml-workspace",
+        ws_b.tracking_uri,
+        "--credential",
+        "NOPE",
+        "--backend-store-uri",
+        server.backend_uri,
+    )
+    assert wrong.returncode == 0, wrong.stderr
+    deadline = time.monotonic() + 60
+    while "TETHER_AZURE_CREDENTIAL_NOPE_CLIENT_ID" not in str(
+        sync_status(server)["worker"]["workspaces"].get(TEAM, {}).get("connect_error")
+    ):
+        assert time.monotonic() < deadline, sync_status(server)["worker"]
+        time.sleep(0.2)
+    # Then with the right one: the same Azure workspace, so a plain rebind, no restart.
+    bound = run_tether(
+        "workspaces",
+        "bind",
+        TEAM,
+        "--azureml-workspace",
+        ws_b.tracking_uri,
+        "--credential",
+        "TEAMB",
+        "--backend-store-uri",
+        server.backend_uri,
+    )
+    assert bound.returncode == 0, bound.stderr
+    run_a = work_a.run(server, exp_a, points=400)
+    work_a.files_of(server, run_a, 2)
+    work_b.files_of(team, run_b, 2)
+    work_b.model(team, run_b)
+    _until(server, "default", _converged, "default synced")
+    b_done = _until(server, TEAM, _converged, "team-b synced after its bind")
+    assert (
+        b_done["binding"] == "bound"
+        and b_done["azureml_workspace"]
+        == "/".join((ws_b.subscription, ws_b.resource_group, ws_b.workspace_name)).lower()
+    )
+    work_a.check(server.backend_uri, ws_a, mark_a)
+    work_b.check(server.backend_uri, ws_b, mark_b)
+    # Each reached only its own Azure workspace.
+    assert set(work_a.runs) <= _source_runs(ws_a) and not set(work_b.runs) & _source_runs(ws_a)
+    assert set(work_b.runs) <= _source_runs(ws_b) and not set(work_a.runs) & _source_runs(ws_b)
+
+    # team-b's Azure workspace down: default keeps converging, exactly.
+    ws_b.faults(path=".*", action="status", status=503, times=None)
+    work_b.log(team, run_b, 500)
+    second_b = work_b.run(team, exp_b, points=200)
+    work_a.log(server, run_a, 600)
+    second_a = work_a.run(server, exp_a, points=300)
+    work_a.files_of(server, second_a, 2)
+    _until(
+        server,
+        TEAM,
+        lambda b: b["entities"]["failed"] >= 1 and "503" in (b["last_error"] or ""),
+        "team-b's outage is shown",
+    )
+    _until(server, "default", _converged, "default converges while team-b is down")
+    down = _status(server, TEAM)
+    assert down["entities"]["dead"] == 0 and any(down["entities"][b] for b in BUSY), down
+    work_a.check(server.backend_uri, ws_a, mark_a)
+    assert second_b not in _source_runs(ws_b)
+    with server.rest() as rest:  # the sync page shows each workspace
+        page = rest.get("/tether/")
+    assert page.status == 200 and "By workspace" in page.text, page.text
+    assert b_done["azureml_workspace"] in page.text and "ws-standin" in page.text
+    workers = sync_status(server)["worker"]["workspaces"]
+    assert set(workers) == {"default", TEAM} and all(w["connected"] for w in workers.values())
+    assert workers["default"]["workspace"] != workers[TEAM]["workspace"]
+
+    # Prometheus tells the workspaces apart: team-b's retries are its own.
+    samples = scrape(server.url)
+    assert samples.total("tether_azureml_retries_total", workspace=TEAM) >= 1
+    for name in (TEAM, "default"):
+        delivered = samples.total("tether_sync_points_delivered_total", workspace=name)
+        assert delivered >= 300, (name, delivered)
+    behind = sum(
+        samples.get("tether_sync_workspace_entities", workspace=TEAM, status=b) for b in BUSY
+    )
+    assert behind >= 1 and samples.get("tether_sync_workspace_lag_seconds", workspace=TEAM) > 0
+
+    # Back: team-b converges, nothing twice, still nothing in the other workspace.
+    ws_b.clear_faults()
+    _until(server, TEAM, _converged, "team-b converges once its workspace is back")
+    work_b.check(server.backend_uri, ws_b, mark_b)
+    work_a.check(server.backend_uri, ws_a, mark_a)
+    assert not set(work_b.runs) & _source_runs(ws_a)
+    assert not set(work_a.runs) & _source_runs(ws_b)
+
+    # Unbound over REST while the server runs: team-b is kept local again, nothing lost.
+    with server.rest() as rest:
+        unbound = rest.request("DELETE", f"/api/2.0/tether/workspaces/{TEAM}/binding")
+    assert unbound.status == 200, unbound.text
+    deadline = time.monotonic() + 60
+    while TEAM in sync_status(server)["worker"]["workspaces"]:
+        assert time.monotonic() < deadline, "team-b's worker still runs after the unbind"
+        time.sleep(0.2)
+    third_b = work_b.run(team, exp_b, points=50)
+    kept = _until(
+        server,
+        TEAM,
+        lambda b: (
+            b["binding"] == "local-only"
+            and b["outbox"]["scanned_to"] == b["outbox"]["last_id"]
+            and b["entities"]["pending"] >= 1
+        ),
+        "team-b kept local after its unbind",
+    )
+    assert not kept["entities"]["failed"] and not kept["entities"]["dead"], kept
+    assert third_b not in _source_runs(ws_b)
