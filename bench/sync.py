@@ -16,6 +16,12 @@ Workloads (see bench/README.md, "Sync"):
   Tether restarted with sync on: points/s, requests per 1,000 points, Tether's RSS growth
   during the drain, against the stand-in's own ceiling measured in the same run (the same
   stand-in driven directly with 250-point batches at the same concurrency, before and after).
+- `noisy-neighbour` (issue 17): `tether serve --enable-workspaces`, `default` bound to the
+  stand-in, `team-b` bound (`tether workspaces bind`) to a second stand-in that answers 503 to
+  everything for `--outage-seconds` (180) while both teams run the steady load. Reports
+  default's lag exactly as `steady` does (same target), team-b's undelivered entities during
+  the outage, then team-b's convergence once its workspace is back, and lost / sent twice in
+  both workspaces.
 """
 
 from __future__ import annotations
@@ -45,8 +51,16 @@ CEILING_BATCH = 250
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--only", default="steady,throttled,backlog", help="workloads to run")
+    p.add_argument(
+        "--only", default="steady,throttled,backlog,noisy-neighbour", help="workloads to run"
+    )
     p.add_argument("--seconds", type=float, default=60.0, help="steady/throttled load duration")
+    p.add_argument(
+        "--outage-seconds",
+        type=float,
+        default=180.0,
+        help="noisy-neighbour: team-b's outage, and both teams' load, lasts this long",
+    )
     p.add_argument("--latency-ms", type=float, default=100.0, help="stand-in latency per request")
     p.add_argument("--backlog-points", type=int, default=1_000_000)
     p.add_argument("--ceiling-points", type=int, default=250_000, help="per ceiling measurement")
@@ -69,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                     results[name] = team_load(ws, identity, store, args, name == "throttled")
                 elif name == "backlog":
                     results[name] = backlog(ws, identity, store, args)
+                elif name == "noisy-neighbour":
+                    results[name] = noisy_neighbour(ws, identity, store, args)
                 else:
                     raise SystemExit(f"unknown workload {name!r}")
             finally:
@@ -184,6 +200,113 @@ def _inner_counts(ws: Any, azure: dict[str, str]) -> dict[str, int]:
                 n += len(body.get("metrics", []))
             out[run] = n
     return out
+
+
+# Noisy neighbour: team-b's Azure workspace down ---------------------------------------------------
+
+TEAM = "team-b"
+
+
+def noisy_neighbour(
+    ws: Any, identity: Any, store: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    with load.second_standin(identity, ws, args.latency_ms) as ws_b:
+        # The server trusts both stand-ins' CAs (each has its own).
+        bundle = store / "cas.pem"
+        bundle.write_text(Path(ws.ca_bundle).read_text() + Path(ws_b.ca_file).read_text())
+        trust = {"SSL_CERT_FILE": str(bundle), "REQUESTS_CA_BUNDLE": str(bundle)}
+        server = load.tether(store, ws, identity, env=trust, args=["--enable-workspaces"])
+        try:
+            return _outage(server, ws, ws_b, store, args)
+        finally:
+            server.stop()
+            ws_b.clear_faults()
+
+
+def _outage(
+    server: Any, ws_a: Any, ws_b: Any, store: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    load.add_workspace(server.url, store, TEAM, ws_b)
+    runs = {"default": load.new_runs(server.url, 4, "team"), TEAM: []}
+    runs[TEAM] = load.new_runs(server.url, 4, TEAM, workspace=TEAM)
+    load.wait_synced(server.url)  # both teams' runs exist in their workspaces before B fails
+    azure = {team: load.azure_ids(server.url, ids) for team, ids in runs.items()}
+    ws_b.faults(path=".*", action="status", status=503, times=None)
+    marks = {"default": ws_a.mark(), TEAM: ws_b.mark()}
+    steps = int(args.outage_seconds * 5)
+    acks = {"default": load.Acks(), TEAM: load.Acks()}
+    t0 = time.time() + 0.5
+    clients = [
+        threading.Thread(
+            target=load.training_client,
+            args=(server.url, run, i % 2 == 1, steps, 5.0, t0, acks[team]),
+            kwargs={"workspace": None if team == "default" else team},
+        )
+        for team, ids in runs.items()
+        for i, run in enumerate(ids)
+    ]
+    with (
+        load.Deliveries(ws_a, marks["default"]) as got_a,
+        load.Deliveries(ws_b, marks[TEAM]) as got_b,
+        load.WorkspaceSampler(server.url, TEAM) as team_b,
+    ):
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        load_end = time.time()
+        total_a, total_b = acks["default"].total(), acks[TEAM].total()
+        all_in = load.until(
+            f"default's acknowledged points in its workspace ({total_a})",
+            lambda: got_a.total() >= total_a,
+            timeout=300,
+        )
+        during = [s for s in team_b.samples if t0 <= s[0] <= load_end]
+        down_counts = ws_b.counts(marks[TEAM])
+        delivered_b_in_outage = got_b.total()
+        back = time.time()
+        ws_b.clear_faults()
+        converged = load.until(
+            f"team-b's acknowledged points in its workspace ({total_b})",
+            lambda: got_b.total() >= total_b,
+            timeout=1800,
+            poll=0.5,
+        )
+        load.wait_synced(server.url, timeout=1800)
+    lags = load.lag_series(acks["default"], got_a, azure["default"], t0, load_end)
+    inner_a = sum(_inner_counts(ws_a, azure["default"]).values())
+    inner_b = sum(_inner_counts(ws_b, azure[TEAM]).values())
+    counts_a = ws_a.counts(marks["default"])
+    elapsed = load_end - t0
+    return {
+        "outage_seconds": round(back - t0, 1),
+        "load_seconds": round(elapsed, 2),
+        "points_default": total_a,
+        "points_team_b": total_b,
+        "client_errors": acks["default"].errors + acks[TEAM].errors,
+        "acked_points_per_second": round((total_a + total_b) / elapsed, 1),
+        "lag_p50": round(load.percentile(lags, 0.5), 2),
+        "lag_p95": round(load.percentile(lags, 0.95), 2),
+        "lag_max": round(max(lags), 2) if lags else None,
+        "all_in_after_load_seconds": round(all_in - load_end, 2),
+        "default_metric_requests": counts_a["metric_requests"],
+        "default_metric_request_bound": math.ceil(total_a / 250) + 4 * math.ceil(elapsed),
+        "team_b_requests_during_outage": down_counts["requests"],
+        "team_b_503_answers": down_counts["unavailable"],
+        "team_b_points_delivered_during_outage": delivered_b_in_outage,
+        "team_b_waiting_entities_max": max((s[1] for s in during), default=None),
+        "team_b_waiting_entities_at_end": during[-1][1] if during else None,
+        "team_b_dead_max": max((s[2] for s in during), default=None),
+        "team_b_oldest_pending_at_end_seconds": during[-1][3] if during else None,
+        "team_b_converged_after_back_seconds": round(converged - back, 2),
+        "lost_default": total_a - min(got_a.total(), total_a),
+        "duplicates_default": got_a.total() - total_a,
+        "lost_team_b": total_b - min(got_b.total(), total_b),
+        "duplicates_team_b": got_b.total() - total_b,
+        "inner_points_default": inner_a,
+        "inner_points_team_b": inner_b,
+        "tether_rss_mb": round(server.rss_kb() / 1024, 1),
+    }
 
 
 # Backlog drain -----------------------------------------------------------------------------------
@@ -370,6 +493,47 @@ def _backlog_table(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _noisy_table(r: dict[str, Any]) -> list[str]:
+    acked = f"{r['acked_points_per_second']}/s over {r['load_seconds']} s"
+    points = f"default {r['points_default']:,}, team-b {r['points_team_b']:,}"
+    lag = f"{r['lag_p50']} / {r['lag_p95']} / {r['lag_max']} s"
+    requests = f"{r['default_metric_requests']:,} (bound {r['default_metric_request_bound']:,})"
+    outage = (
+        f"{r['team_b_requests_during_outage']:,} requests, {r['team_b_503_answers']:,} 503s, "
+        f"{r['team_b_points_delivered_during_outage']} points delivered"
+    )
+    waiting = (
+        f"max {r['team_b_waiting_entities_max']}, at the end {r['team_b_waiting_entities_at_end']}"
+        f" (oldest {r['team_b_oldest_pending_at_end_seconds']} s); dead {r['team_b_dead_max']}"
+    )
+    lost = (
+        f"default {r['lost_default']} / {r['duplicates_default']}, "
+        f"team-b {r['lost_team_b']} / {r['duplicates_team_b']}"
+    )
+    inner = f"default {r['inner_points_default']:,}, team-b {r['inner_points_team_b']:,}"
+    return [
+        "### noisy-neighbour",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        _row("team-b's workspace down (503 to everything)", f"{r['outage_seconds']} s"),
+        _row("points acknowledged", f"{points} ({acked}, {r['client_errors']} errors)"),
+        _row("default: lag p50 / p95 / max", lag, "p95 <= 5 s (steady's)"),
+        _row("default: everything in, after the load ended", f"{r['all_in_after_load_seconds']} s"),
+        _row("default: metric requests", requests, "<= ceil(points/250) + 1 per run per s"),
+        _row("team-b's Azure requests during the outage", outage),
+        _row("team-b entities waiting (pending/in flight/failed)", waiting, "dead 0"),
+        _row(
+            "team-b: everything in, after its workspace was back",
+            f"{r['team_b_converged_after_back_seconds']} s",
+        ),
+        _row("lost / sent twice", lost, "0 / 0"),
+        _row("points in each workspace's store", inner),
+        _row("Tether RSS after", f"{r['tether_rss_mb']} MB"),
+        "",
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     start = tuple(round(x, 2) for x in results["load_average_start"])
     end = tuple(round(x, 2) for x in results["load_average_end"])
@@ -379,6 +543,8 @@ def markdown(results: dict[str, Any]) -> str:
             lines += _team_table(name, results[name])
     if results.get("backlog"):
         lines += _backlog_table(results["backlog"])
+    if results.get("noisy-neighbour"):
+        lines += _noisy_table(results["noisy-neighbour"])
     return "\n".join(lines)
 
 

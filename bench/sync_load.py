@@ -12,6 +12,7 @@ import bisect
 import math
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -34,6 +35,12 @@ from standin.workspace import AzuremlWorkspace  # noqa: E402
 API = "/api/2.0/mlflow"
 STATUS = "/api/2.0/tether/sync/status"
 METRICS_PER_STEP = 10
+WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"  # what `mlflow.set_workspace(...)` makes the client send
+
+
+def in_workspace(workspace: str | None) -> dict[str, str]:
+    """Request headers that address `workspace` (none: the server's default)."""
+    return {WORKSPACE_HEADER: workspace} if workspace else {}
 
 
 @contextmanager
@@ -51,14 +58,34 @@ def standin(latency_ms: float) -> Iterator[tuple[ManagedIdentityEndpoint, Azurem
         identity.stop()
 
 
+@contextmanager
+def second_standin(
+    identity: ManagedIdentityEndpoint, first: AzuremlWorkspace, latency_ms: float
+) -> Iterator[AzuremlWorkspace]:
+    """Another team's Azure ML workspace: its own MLflow and Blob container (in `first`'s
+    Azurite), the same identity endpoint and latency."""
+    ws = AzuremlWorkspace(
+        identity,
+        blob_endpoint=first.blob_endpoint,
+        quirks={"latency_ms": float(latency_ms), "log_request_bodies": False},
+        resource_group="rg-team-b",
+        workspace="ws-team-b",
+    )
+    try:
+        yield ws
+    finally:
+        ws.stop()
+
+
 def tether(
     store: Path,
     ws: AzuremlWorkspace | None,
     identity: ManagedIdentityEndpoint | None,
     env: dict[str, str] | None = None,
+    args: list[str] | None = None,
 ) -> Server:
     """`tether serve` on the store in `store` (kept across restarts), syncing into `ws` when
-    given. Started (ready) on return."""
+    given, with `args` added. Started (ready) on return."""
     logs = Path(os.path.join(store, f"run-{time.time_ns()}"))
     logs.mkdir(parents=True)
     port = free_port()
@@ -75,14 +102,39 @@ def tether(
         "127.0.0.1",
         "--port",
         str(port),
+        *(args or []),
     ]
-    extra = {"TETHER_ACCESS_LOG": "false", **(env or {})}
+    extra = {"TETHER_ACCESS_LOG": "false"}
     if ws is not None and identity is not None:
         argv += ["--azureml-workspace", ws.arm_id]
         extra.update({**identity.env, **ws.env, "TETHER_AZUREML_ARM_ENDPOINT": ws.arm_endpoint})
+    extra.update(env or {})  # last: a caller's CA bundle replaces the workspace's
     server = Server("tether", argv, clean_env(extra), port, logs)
     server.start()
     return server
+
+
+def add_workspace(base: str, store: Path, name: str, ws: AzuremlWorkspace) -> None:
+    """Create MLflow workspace `name` on the running server (REST, as the 3.17 client does) and
+    bind it to `ws` with `tether workspaces bind` on the same store (no restart)."""
+    response = httpx.post(f"{base}/api/3.0/mlflow/workspaces", json={"name": name}, timeout=30.0)
+    response.raise_for_status()
+    subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "tether"),
+            "workspaces",
+            "bind",
+            name,
+            "--azureml-workspace",
+            ws.tracking_uri,
+            "--backend-store-uri",
+            f"sqlite:///{store / 'tether.db'}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        env=clean_env({}),
+    )
 
 
 def post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -92,8 +144,8 @@ def post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any
     return result
 
 
-def new_runs(base: str, n: int, prefix: str) -> list[str]:
-    with httpx.Client(base_url=base, timeout=60.0) as client:
+def new_runs(base: str, n: int, prefix: str, workspace: str | None = None) -> list[str]:
+    with httpx.Client(base_url=base, timeout=60.0, headers=in_workspace(workspace)) as client:
         exp = post(client, "experiments/create", {"name": f"{prefix}-{time.time_ns()}"})
         return [
             post(client, "runs/create", {"experiment_id": exp["experiment_id"]})["run"]["info"][
@@ -145,13 +197,20 @@ class Acks:
 
 
 def training_client(
-    base: str, run_id: str, per_metric: bool, steps: int, rate: float, t0: float, acks: Acks
+    base: str,
+    run_id: str,
+    per_metric: bool,
+    steps: int,
+    rate: float,
+    t0: float,
+    acks: Acks,
+    workspace: str | None = None,
 ) -> None:
     """A training loop: `steps` steps at `rate` per second, 10 metrics each, as one log-batch
-    (`log_metrics`) or as one log-metric per metric (`log_metric`)."""
+    (`log_metrics`) or as one log-metric per metric (`log_metric`), in `workspace`."""
     mine = acks.by_run.setdefault(run_id, [])
     done = 0
-    with httpx.Client(base_url=base, timeout=60.0) as client:
+    with httpx.Client(base_url=base, timeout=60.0, headers=in_workspace(workspace)) as client:
         for step in range(steps):
             wait = t0 + step / rate - time.time()
             if wait > 0:
@@ -340,6 +399,38 @@ class StatusSampler:
                 continue
             shown = lag["oldest_undelivered_write_age_seconds"]
             self.samples.append((time.time(), shown, lag["points_per_second"]))
+
+
+class WorkspaceSampler:
+    """One workspace's row of `tether sync status`, once a second: (time, entities not yet
+    delivered (pending + in flight + failed), dead, oldest pending age in seconds)."""
+
+    def __init__(self, base: str, workspace: str) -> None:
+        self.base = base
+        self.workspace = workspace
+        self.samples: list[tuple[float, int, int, float | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> WorkspaceSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                row = sync_status(self.base)["workspaces"][self.workspace]
+            except httpx.HTTPError:
+                continue
+            n = row["entities"]
+            waiting = n["pending"] + n["in_flight"] + n["failed"]
+            self.samples.append(
+                (time.time(), waiting, n["dead"], row["oldest_pending_age_seconds"])
+            )
 
 
 def median(values: list[float]) -> float:
