@@ -1,6 +1,6 @@
 """Sync benchmark (issue 11): Tether delivering into the stand-in workspace under load.
 
-    .venv/bin/python -m bench.sync                      # the three workloads, full size
+    .venv/bin/python -m bench.sync                      # the four workloads, full size
     .venv/bin/python -m bench.sync --only steady --seconds 20 --json /tmp/sync.json
 
 Workloads (see bench/README.md, "Sync"):
