@@ -6,12 +6,14 @@ in an MLflow workspace goes to the Azure ML workspace that workspace is bound to
 `ArmRouter`, as management.azure.com routes by scope). A model registered and deployed in
 team-b with the stock client (MLFLOW_WORKSPACE) gets its endpoint in B only, answers as the
 local model does, and is deleted cleanly; A sees no online-endpoint request at all. A deploy
-request in an unbound workspace is refused, and nothing is created anywhere.
+request in an unbound workspace is refused, and nothing is created anywhere. Unbound while it
+serves, the deployment is left alone (a delete waits, saying why) until team-b is bound again.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +35,7 @@ pytestmark = [
     pytest.mark.parametrize("backend_kind", ["sqlite"], indirect=True),
 ]
 TEAM, LOCAL = "team-b", "team-local"
+DEPLOY = "/api/2.0/tether/deployments"
 
 
 @pytest.fixture
@@ -120,6 +123,24 @@ def test_a_workspace_deploys_into_its_bound_azure_workspace_only(
     unseen = mlflow("get", "--name", name, url=server.url)  # `default` does not see it
     assert unseen.returncode != 0 and "not found" in unseen.stderr
 
+    # Unbound meanwhile, the deployment stays where it is: a delete waits, with the reason,
+    # and touches nothing until the workspace is bound again (no restart either way).
+    mark_b = ws_b.mark()
+    with server.rest() as rest:
+        assert rest.delete(f"/api/2.0/tether/workspaces/{TEAM}/binding").status == 200
+        team = rest.in_workspace(TEAM)
+        assert team.post(f"{DEPLOY}/delete", {"name": name}).status == 200
+        deadline = time.monotonic() + 60
+        while "is not bound to an Azure ML workspace" not in str(
+            (held := team.get(f"{DEPLOY}/get", {"name": name}).json["deployment"]).get("error")
+        ):
+            assert time.monotonic() < deadline, held
+            time.sleep(0.2)
+        assert held["state"] == "DELETING", held
+        assert [e["name"] for e in ws_b.online()] == [name]
+        assert ws_b.requests(mark_b, path="onlineEndpoints") == []
+        again = rest.post(f"/api/2.0/tether/workspaces/{TEAM}/binding", binding)
+        assert again.status == 200, again.text
     deleted = mlflow("delete", "--name", name, url=server.url, workspace=TEAM)
     assert deleted.returncode == 0, deleted.stderr
     assert ws_b.online() == []
