@@ -57,6 +57,7 @@ log = logging.getLogger("tether.deploy")
 ACTIVE = ("PENDING_SYNC", "CREATING", "UPDATING", "DELETING")
 POLL_S = 2.0
 HOLD_S = 10.0  # a row held for its workspace's binding looks again this often
+HELD = "waiting: "  # the start of a held row's reason
 LEASE_MS = 60_000
 LOG_TAIL = 100
 
@@ -190,7 +191,9 @@ class DeployDriver:
             handler(row, progress)
         except Wait as wait:
             self.stats.waits += 1
-            held = {} if wait.reason is None else {"error": wait.reason[:4000]}
+            # A failure's reason stays while its cleanup is held (as while it is retried).
+            shown = wait.reason is not None and not row.step.startswith("cleanup")
+            held = {"error": str(wait.reason)[:4000]} if shown else {}
             self._save(row_id, next_attempt_at=now_ms() + int(wait.seconds * 1000), **held)
             return False
         except TransientError as exc:
@@ -258,19 +261,21 @@ class DeployDriver:
         except PermanentError as exc:  # the binding's named credential is not configured
             raise Wait(
                 HOLD_S,
-                f"waiting: cannot connect to workspace {row.workspace!r}'s Azure ML: {exc.reason}",
+                f"{HELD}cannot connect to workspace {row.workspace!r}'s Azure ML: {exc.reason}",
             ) from None
         if bound is None:
-            raise Wait(HOLD_S, f"waiting: {unbound_error(row.workspace).message}")
+            raise Wait(HOLD_S, f"{HELD}{unbound_error(row.workspace).message}")
         pinned = progress.get("azure_target")
         if pinned is not None and pinned != bound.target.identity:
             raise Wait(
                 HOLD_S,
-                f"waiting: this deployment is in Azure ML workspace {pinned}, but workspace "
+                f"{HELD}this deployment is in Azure ML workspace {pinned}, but workspace "
                 f"{row.workspace!r} is now bound to {bound.target.identity}; bind it to "
                 f"{pinned} again to go on",
             )
         self.arm, self._target = bound.arm, bound.target
+        if row.error and row.error.startswith(HELD):
+            self._save(row.id, error=None)  # the binding is back: no longer held
 
     def _online(self) -> OnlineArm:
         assert self.arm is not None, "set by _bind before every step"
@@ -356,7 +361,7 @@ class DeployDriver:
             where = synced_to.identity if synced_to is not None else "no Azure ML workspace"
             raise Wait(
                 HOLD_S,
-                f"waiting: model version {uri} belongs to workspace {entity.workspace!r} "
+                f"{HELD}model version {uri} belongs to workspace {entity.workspace!r} "
                 f"({where}), not to {self._target.identity} where this deployment goes",
             )
         if state.get("skipped") or not state.get("name"):
