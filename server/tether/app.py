@@ -27,8 +27,9 @@ from tether.config import Settings
 from tether.db import migrate
 from tether.db.engine import Database
 from tether.deploy import endpoints as deploy_endpoints
-from tether.deploy.runtime import BackgroundDeploy, online_arm
+from tether.deploy.runtime import BackgroundDeploy
 from tether.deploy.service import DeployService
+from tether.deploy.targets import OnlineArms
 from tether.ops import health
 from tether.ops.install import install as install_observability
 from tether.registry import endpoints as registry_endpoints
@@ -148,7 +149,7 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
             max_bytes=settings.trace_max_bytes,
         ),
         trace_metrics=TraceMetrics(db),
-        deployments=DeployService(db, artifacts.backend, online_arm(settings)),
+        deployments=DeployService(db, artifacts.backend, OnlineArms(settings)),
         workspaces=WorkspaceService(db, backend, settings.resolved_default_artifact_root()),
     )
     return db, services
@@ -185,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.azureml_workspace or settings.enable_workspaces:
             app.state.sync = BackgroundSync(settings, db)
             app.state.sync.start()
-        if settings.azureml_workspace:
+            # Deployments go to each workspace's Azure ML (a bind takes effect at once).
             app.state.deploy = BackgroundDeploy(settings, db)
             app.state.deploy.start()
         yield

@@ -53,3 +53,27 @@ def tether(
     """Tether's services on a fresh SQLite store, syncing into the stand-in workspace."""
     with open_tether(tmp_path, azureml_workspace, azureml_identity, monkeypatch) as tether:
         yield tether
+
+
+@pytest.fixture(scope="module")
+def team_b_workspace(
+    request: pytest.FixtureRequest, azureml_identity: ManagedIdentityEndpoint
+) -> Iterator[AzuremlWorkspace]:
+    """A second stand-in Azure ML workspace (its own MLflow, own Blob container)."""
+    from standin.workspace import AzuremlWorkspace
+    from support.azurite import ACCOUNT, ACCOUNT_KEY
+
+    def blob() -> tuple[str, tuple[str, str]]:
+        azurite = request.getfixturevalue("azurite")
+        return azurite.blob_endpoint, (ACCOUNT, ACCOUNT_KEY)
+
+    workspace = AzuremlWorkspace(
+        azureml_identity,
+        shared_blob=blob,
+        resource_group="rg-team-b",
+        workspace="ws-team-b",
+    )
+    try:
+        yield workspace
+    finally:
+        workspace.stop()

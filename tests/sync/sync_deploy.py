@@ -103,10 +103,12 @@ def wait_state(server: Any, name: str, states: set[str], timeout: float = 150) -
         time.sleep(0.2)
 
 
-def predictions(url: str, name: str, model_uri: str) -> tuple[Any, Any]:
+def predictions(
+    url: str, name: str, model_uri: str, workspace: str | None = None
+) -> tuple[Any, Any]:
     """(what deployment `name` answers through the plugin, what `model_uri` predicts locally)
-    for the same three rows."""
-    got = run([sys.executable, "-c", CLIENT, name, model_uri, "predict"], url)
+    for the same three rows, in `workspace` (MLFLOW_WORKSPACE) when given."""
+    got = run([sys.executable, "-c", CLIENT, name, model_uri, "predict"], url, workspace=workspace)
     assert got.returncode == 0, got.stderr
     answer = json.loads(got.stdout.strip().splitlines()[-1])
     return answer["remote"], answer["local"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,30 +34,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(600)
 TEAM = "team-b"
 BUSY = ("pending", "in_flight", "failed", "dead")
-
-
-@pytest.fixture(scope="module")
-def team_b_workspace(
-    request: pytest.FixtureRequest, azureml_identity: ManagedIdentityEndpoint
-) -> Iterator[AzuremlWorkspace]:
-    """A second stand-in Azure ML workspace (its own MLflow, own Blob container)."""
-    from standin.workspace import AzuremlWorkspace
-    from support.azurite import ACCOUNT, ACCOUNT_KEY
-
-    def blob() -> tuple[str, tuple[str, str]]:
-        azurite = request.getfixturevalue("azurite")
-        return azurite.blob_endpoint, (ACCOUNT, ACCOUNT_KEY)
-
-    workspace = AzuremlWorkspace(
-        azureml_identity,
-        shared_blob=blob,
-        resource_group="rg-team-b",
-        workspace="ws-team-b",
-    )
-    try:
-        yield workspace
-    finally:
-        workspace.stop()
 
 
 class InWorkspace:

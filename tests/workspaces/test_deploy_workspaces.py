@@ -3,11 +3,12 @@ was requested in. Another workspace neither lists, reads, calls, updates nor del
 model_uri resolves in the request's workspace, and a name stays taken across the server
 (Azure ML endpoint names are unique per region).
 
-The deployment driver does not use the per-workspace Azure ML bindings yet (tether.sync.bindings
-has `azure_target_for`), so this app is built in-process with workspaces on and its deployment
-service given an ARM client for a workspace nobody serves: no driver runs, nothing is called
-in Azure, and the requests end as PENDING_SYNC rows. That is the deployments API's scoping,
-which is what this tests; the Azure side is tested in tests/sync/test_deploy_*.py.
+A workspace deploys into the Azure ML workspace it is bound to, so the two teams are bound
+(to an Azure workspace nobody serves, with a credential the environment lacks: nothing is
+called in Azure, the driver holds the rows and the requests stay PENDING_SYNC). That is the
+deployments API's scoping, which is what this tests; `default` is unbound here (no
+--azureml-workspace), so a deployment requested in it is refused. The Azure side, each
+workspace's deployments in its own Azure workspace, is tested in tests/sync/test_deploy_*.py.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from support import MlflowRest, free_port, unique_name
 from sync.sync_deploy import mlflow, train
 from tether.app import create_app
 from tether.config import Settings
-from tether.deploy.runtime import online_arm
-from tether.deploy.service import DeployService
 
 DEPLOY = "/api/2.0/tether/deployments"
 HEADER = "X-MLFLOW-WORKSPACE"
@@ -37,8 +36,6 @@ UNSERVED = "subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
     app: FastAPI = create_app(Settings(data_dir=tmp_path, enable_workspaces=True))
-    service: DeployService = app.state.services.get(DeployService)
-    service.online = online_arm(Settings(azureml_workspace=UNSERVED))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -59,6 +56,9 @@ def test_a_deployment_is_seen_only_in_its_workspace(url: str) -> None:
         for team in (team_a, team_b):
             made = rest.post("/api/3.0/mlflow/workspaces", {"name": team})
             assert made.status == 201, made.text
+            binding = {"azureml_workspace": UNSERVED, "credential": "NOPE"}
+            bound = rest.post(f"/api/2.0/tether/workspaces/{team}/binding", binding)
+            assert bound.status == 200, bound.text
     model = unique_name("clf").replace("_", "-")
     train(url, model, workspace=team_a)
     train(url, model, workspace=team_b)  # the same name in the other workspace
@@ -76,6 +76,17 @@ def test_a_deployment_is_seen_only_in_its_workspace(url: str) -> None:
         assert created.json["deployment"]["workspace"] == team_a
         assert [d["name"] for d in a.get(f"{DEPLOY}/list").json["deployments"]] == ["dep-ws"]
         assert a.get(f"{DEPLOY}/get", {"name": "dep-ws"}).status == 200
+
+        # `default` is bound to no Azure ML workspace here: it has nowhere to deploy to.
+        train(url, model)
+        unbound = default.post(
+            f"{DEPLOY}/create", {"name": "dep-default", "model_uri": f"models:/{model}/1"}
+        )
+        assert unbound.status == 400, unbound.text
+        assert unbound.json["error_code"] == "INVALID_STATE"
+        message = unbound.json["message"]
+        assert "Workspace 'default' is not bound to an Azure ML workspace" in message
+        assert "--azureml-workspace" in message
 
         for outside in (b, default):
             assert outside.get(f"{DEPLOY}/list").json["deployments"] == []

@@ -21,7 +21,13 @@ Invariants:
   sent again. Azure ML keeps the previous deployment serving when an update fails, so a
   failed update leaves the row READY with the previous model and the reason in `error`;
 - waits are never slept with the lease held: the row is released with `next_attempt_at`
-  (the operation's Retry-After, else POLL_S), transient ARM failures with a backoff.
+  (the operation's Retry-After, else POLL_S), transient ARM failures with a backoff;
+- a row goes to the Azure ML workspace its MLflow workspace is bound to (deploy.targets),
+  read at every step. The first step pins that target's identity (`progress["azure_target"]`):
+  a row whose workspace is unbound, or bound to another Azure workspace since, is held (its
+  reason in `error`) and touches no Azure workspace until the binding is back; the model
+  version's Azure id is used only when its sync entity's workspace is bound to that target
+  (an Azure id is valid only in the Azure workspace it was synced to).
 """
 
 from __future__ import annotations
@@ -41,12 +47,17 @@ from tether.clock import now_ms
 from tether.db.engine import Database
 from tether.db.models import Deployment, ModelVersion, SyncEntity
 from tether.deploy.arm import MANAGED_TAG, REQUEST_TAG, OnlineArm, Poll
+from tether.deploy.targets import OnlineArms, unbound_error
 from tether.observability import events
+from tether.sync import bindings
 from tether.sync.azureml.errors import PermanentError, TransientError
+from tether.sync.bindings import Target
 
 log = logging.getLogger("tether.deploy")
 ACTIVE = ("PENDING_SYNC", "CREATING", "UPDATING", "DELETING")
 POLL_S = 2.0
+HOLD_S = 10.0  # a row held for its workspace's binding looks again this often
+HELD = "waiting: "  # the start of a held row's reason
 LEASE_MS = 60_000
 LOG_TAIL = 100
 
@@ -57,9 +68,11 @@ class _LeaseLost(Exception):
 
 @dataclass
 class Wait(Exception):
-    """Look again later (an operation running, the model version not synced yet)."""
+    """Look again later (an operation running, the model version not synced yet); with a
+    `reason`, the row shows it in `error` meanwhile."""
 
     seconds: float
+    reason: str | None = None
 
 
 @dataclass
@@ -72,14 +85,16 @@ class DriverStats:
 
 
 class DeployDriver:
-    def __init__(self, db: Database, arm: OnlineArm, *, poll_s: float = POLL_S) -> None:
+    def __init__(self, db: Database, arms: OnlineArms, *, poll_s: float = POLL_S) -> None:
         self.db = db
-        self.arm = arm
+        self.arms = arms
+        self.arm: OnlineArm | None = None  # the row's workspace's, set by each step
+        self._target: Target | None = None
         self.poll_s = poll_s
         self.owner = f"deploy:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = DriverStats()
         self.stop_event = threading.Event()
-        self._location: str | None = None
+        self._locations: dict[Target, str] = {}
         self._state = ""  # the state of the row being stepped, as loaded
 
     # ------------------------------------------------------------------ loop and lease
@@ -171,11 +186,15 @@ class DeployDriver:
         progress: dict[str, Any] = json.loads(row.progress or "{}")
         self.stats.steps += 1
         try:
+            self._bind(row, progress)
             handler = getattr(self, f"_do_{row.step}")
             handler(row, progress)
         except Wait as wait:
             self.stats.waits += 1
-            self._save(row_id, next_attempt_at=now_ms() + int(wait.seconds * 1000))
+            # A failure's reason stays while its cleanup is held (as while it is retried).
+            shown = wait.reason is not None and not row.step.startswith("cleanup")
+            held = {"error": str(wait.reason)[:4000]} if shown else {}
+            self._save(row_id, next_attempt_at=now_ms() + int(wait.seconds * 1000), **held)
             return False
         except TransientError as exc:
             self.stats.transient_failures += 1
@@ -233,10 +252,41 @@ class DeployDriver:
             progress=progress,
         )
 
+    def _bind(self, row: Deployment, progress: dict[str, Any]) -> None:
+        """Point `arm` at the Azure ML workspace of the row's MLflow workspace; hold the row
+        (Wait with the reason) while there is none, or another than the one it was pinned to."""
+        self.arm = self._target = None
+        try:
+            bound = self.arms.of(self.db, row.workspace)
+        except PermanentError as exc:  # the binding's named credential is not configured
+            raise Wait(
+                HOLD_S,
+                f"{HELD}cannot connect to workspace {row.workspace!r}'s Azure ML: {exc.reason}",
+            ) from None
+        if bound is None:
+            raise Wait(HOLD_S, f"{HELD}{unbound_error(row.workspace).message}")
+        pinned = progress.get("azure_target")
+        if pinned is not None and pinned != bound.target.identity:
+            raise Wait(
+                HOLD_S,
+                f"{HELD}this deployment is in Azure ML workspace {pinned}, but workspace "
+                f"{row.workspace!r} is now bound to {bound.target.identity}; bind it to "
+                f"{pinned} again to go on",
+            )
+        self.arm, self._target = bound.arm, bound.target
+        if row.error and row.error.startswith(HELD):
+            self._save(row.id, error=None)  # the binding is back: no longer held
+
+    def _online(self) -> OnlineArm:
+        assert self.arm is not None, "set by _bind before every step"
+        return self.arm
+
     def _region(self) -> str:
-        if self._location is None:
-            self._location = self.arm.workspace_location()
-        return self._location
+        assert self._target is not None
+        location = self._locations.get(self._target)
+        if location is None:
+            location = self._locations[self._target] = self._online().workspace_location()
+        return location
 
     def _ep(self, row: Deployment) -> str:
         return f"/onlineEndpoints/{row.endpoint}"
@@ -249,9 +299,9 @@ class DeployDriver:
         resource's provisioningState."""
         url = progress.get("op")
         if url:
-            poll = self.arm.operation(url)
+            poll = self._online().operation(url)
         else:
-            found = self.arm.get(tail)
+            found = self._online().get(tail)
             state = str(((found or {}).get("properties") or {}).get("provisioningState", ""))
             if found is None:
                 raise PermanentError(f"{tail} disappeared while it was being created")
@@ -271,7 +321,16 @@ class DeployDriver:
         """PENDING_SYNC: the version's Azure id comes from the sync state, never guessed."""
         model_id = self._azure_model_id(row.registered_model_id, row.model_version, row.model_uri)
         first = "endpoint" if row.owns_endpoint else "check_endpoint"
-        self._save(row.id, state="CREATING", step=first, azure_model_id=model_id, error=None)
+        assert self._target is not None
+        progress.setdefault("azure_target", self._target.identity)  # where it is created
+        self._save(
+            row.id,
+            state="CREATING",
+            step=first,
+            azure_model_id=model_id,
+            error=None,
+            progress=progress,
+        )
 
     def _still_registered(self, model_id: int, version: int, uri: str) -> None:
         """Fail fast (before anything billable) when the version was deleted meanwhile."""
@@ -295,17 +354,27 @@ class DeployDriver:
                     )
                 raise Wait(self.poll_s / 2)
             state = json.loads(entity.state or "{}")
+            synced_to = bindings.azure_target_for(session, entity.workspace, self.arms.settings)
+        assert self._target is not None
+        if synced_to is None or synced_to.identity != self._target.identity:
+            # An Azure id is valid only in the Azure workspace it was synced to.
+            where = synced_to.identity if synced_to is not None else "no Azure ML workspace"
+            raise Wait(
+                HOLD_S,
+                f"{HELD}model version {uri} belongs to workspace {entity.workspace!r} "
+                f"({where}), not to {self._target.identity} where this deployment goes",
+            )
         if state.get("skipped") or not state.get("name"):
             raise PermanentError(
                 "the model version is not in Azure ML (its files are not in a run's artifacts)"
             )
-        return self.arm.model_id(state["name"], entity.azure_id)
+        return self._online().model_id(state["name"], entity.azure_id)
 
     def _tags(self, row: Deployment) -> dict[str, str]:
         return {MANAGED_TAG: "true", REQUEST_TAG: row.id, "tether.model": row.model_uri}
 
     def _do_check_endpoint(self, row: Deployment, progress: dict[str, Any]) -> None:
-        found = self.arm.get(self._ep(row))
+        found = self._online().get(self._ep(row))
         if found is None or (found.get("tags") or {}).get(MANAGED_TAG) != "true":
             raise PermanentError(
                 f"endpoint {row.endpoint} does not exist or was not created by Tether"
@@ -313,7 +382,7 @@ class DeployDriver:
         self._save(row.id, step="deployment")
 
     def _do_endpoint(self, row: Deployment, progress: dict[str, Any]) -> None:
-        found = self.arm.get(self._ep(row))
+        found = self._online().get(self._ep(row))
         if found is not None:
             if (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
                 raise PermanentError(
@@ -339,11 +408,11 @@ class DeployDriver:
         """PUT a new resource. A 409 after a resend (the first answer lost, its operation now
         running) is our own PUT when the resource carries this row's tag: wait for it."""
         try:
-            return self.arm.put(tail, body)
+            return self._online().put(tail, body)
         except PermanentError as exc:
             if exc.status != 409:
                 raise
-            found = self.arm.get(tail)
+            found = self._online().get(tail)
             if found is None or (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
                 raise
             return None  # polled through the resource's provisioningState
@@ -353,7 +422,7 @@ class DeployDriver:
         self._wait_op(row, progress, "deployment", self._ep(row))
 
     def _do_deployment(self, row: Deployment, progress: dict[str, Any]) -> None:
-        found = self.arm.get(self._dep(row))
+        found = self._online().get(self._dep(row))
         if found is not None:
             if (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
                 raise PermanentError(f"deployment {row.name} exists on {row.endpoint} already")
@@ -401,7 +470,7 @@ class DeployDriver:
         parts = []
         for container in ("StorageInitializer", "InferenceServer"):
             try:
-                got = self.arm.post(
+                got = self._online().post(
                     f"{self._dep(row)}/getLogs", {"containerType": container, "tail": LOG_TAIL}
                 )
             except (PermanentError, TransientError):
@@ -412,7 +481,7 @@ class DeployDriver:
 
     def _do_traffic(self, row: Deployment, progress: dict[str, Any]) -> None:
         """Traffic by GET, edit, full PUT (D§1: not PATCH)."""
-        found = self.arm.get(self._ep(row))
+        found = self._online().get(self._ep(row))
         if found is None:
             raise PermanentError(f"endpoint {row.endpoint} disappeared")
         traffic = progress.get("traffic") or {row.name: 100}
@@ -425,7 +494,7 @@ class DeployDriver:
             if k in ("authMode", "description", "properties", "mirrorTraffic")
         }
         body["properties"] = {**props, "traffic": traffic}
-        progress["op"] = self.arm.put(self._ep(row), body)
+        progress["op"] = self._online().put(self._ep(row), body)
         progress["traffic"] = traffic
         self._save(row.id, step="traffic_wait", progress=progress)
 
@@ -433,7 +502,7 @@ class DeployDriver:
         self._wait_op(row, progress, "ready", self._ep(row))
 
     def _do_ready(self, row: Deployment, progress: dict[str, Any]) -> None:
-        found = self.arm.get(self._ep(row))
+        found = self._online().get(self._ep(row))
         uri = ((found or {}).get("properties") or {}).get("scoringUri")
         if not uri:
             raise PermanentError(f"endpoint {row.endpoint} has no scoringUri")
@@ -469,7 +538,7 @@ class DeployDriver:
         )
         self._mark_sent(row, progress)
         try:
-            progress["op"] = self.arm.put(self._dep(row), body)
+            progress["op"] = self._online().put(self._dep(row), body)
         except PermanentError as exc:
             if exc.status != 409:  # 409: an operation runs on the endpoint: later
                 raise
@@ -502,7 +571,7 @@ class DeployDriver:
         sku = {"name": "Default", "capacity": target["instance_count"]}
         self._mark_sent(row, progress)
         try:
-            progress["location"] = self.arm.patch(self._dep(row), {"sku": sku})
+            progress["location"] = self._online().patch(self._dep(row), {"sku": sku})
         except PermanentError as exc:
             if exc.status != 409:
                 raise
@@ -514,7 +583,7 @@ class DeployDriver:
         if not url:
             self._wait_op(row, progress, "update_done", self._dep(row))
             return
-        poll = self.arm.location(url)
+        poll = self._online().location(url)
         if not poll.done:
             raise Wait(poll.retry_after or self.poll_s)
         if poll.failed:
@@ -548,7 +617,7 @@ class DeployDriver:
         self._save(row.id, progress=progress)
 
     def _found_deployment(self, row: Deployment) -> dict[str, Any]:
-        found = self.arm.get(self._dep(row))
+        found = self._online().get(self._dep(row))
         if found is None or (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
             raise PermanentError(
                 f"deployment {row.name} is no longer in Azure ML on endpoint {row.endpoint}"
@@ -568,7 +637,7 @@ class DeployDriver:
 
     def _do_delete(self, row: Deployment, progress: dict[str, Any]) -> None:
         if not row.owns_endpoint:
-            found = self.arm.get(self._ep(row))
+            found = self._online().get(self._ep(row))
             traffic = dict(((found or {}).get("properties") or {}).get("traffic") or {})
             if traffic.get(row.name):
                 raise PermanentError(
@@ -587,7 +656,7 @@ class DeployDriver:
         None: nothing to poll a Location for (gone, not ours, or already being deleted; then
         `_wait_gone` watches the resource itself)."""
         tail = self._tail(row)
-        found = self.arm.get(tail)
+        found = self._online().get(tail)
         if found is None:
             return None
         if (found.get("tags") or {}).get(REQUEST_TAG) != row.id:
@@ -596,7 +665,7 @@ class DeployDriver:
         if state.lower() == "deleting":  # our DELETE went out before a restart
             return None
         try:
-            return self.arm.delete(tail)
+            return self._online().delete(tail)
         except PermanentError as exc:
             if exc.status != 409:  # 409: an operation runs (our resent DELETE): wait
                 raise
@@ -608,13 +677,13 @@ class DeployDriver:
     def _wait_gone(self, row: Deployment, progress: dict[str, Any]) -> None:
         url = progress.get("location")
         if url:
-            poll = self.arm.location(url)
+            poll = self._online().location(url)
             if not poll.done:
                 raise Wait(poll.retry_after or self.poll_s)
             if poll.failed:
                 raise PermanentError(poll.error or "deletion failed")
         else:
-            found = self.arm.get(self._tail(row))
+            found = self._online().get(self._tail(row))
             if found is not None and (found.get("tags") or {}).get(REQUEST_TAG) == row.id:
                 state = str((found.get("properties") or {}).get("provisioningState", ""))
                 if state.lower() != "deleting":  # a create still ran when we asked: ask again

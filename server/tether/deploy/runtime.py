@@ -1,4 +1,5 @@
-"""Wiring: settings -> ARM client for online endpoints -> the driver thread of `tether serve`."""
+"""Wiring: settings -> the ARM clients of the bound workspaces -> the driver thread of
+`tether serve`."""
 
 from __future__ import annotations
 
@@ -7,41 +8,22 @@ import threading
 
 from tether.config import Settings
 from tether.db.engine import Database
-from tether.deploy.arm import OnlineArm
 from tether.deploy.driver import DeployDriver
-from tether.sync.azureml.client import AzureMLClient, RetryPolicy
-from tether.sync.azureml.credentials import TokenProvider
-from tether.sync.azureml.errors import TransientError
-from tether.sync.azureml.workspace import parse_workspace_setting
+from tether.deploy.targets import OnlineArms
 
 log = logging.getLogger("tether.deploy")
 
 
-def online_arm(settings: Settings, stop: threading.Event | None = None) -> OnlineArm | None:
-    """The workspace's ARM surface for online endpoints; None without a workspace."""
-    if not settings.azureml_workspace:
-        return None
-    ref = parse_workspace_setting(settings.azureml_workspace)
-    retry = RetryPolicy(attempts=4, max_delay=10.0)  # longer waits: the row's next attempt
-    if stop is not None:
-        retry.sleep = lambda seconds: _wait_unless_stopped(stop, seconds)
-    client = AzureMLClient(TokenProvider(), retry=retry, timeout=60.0)
-    return OnlineArm(client, settings.azureml_arm_endpoint, ref)
-
-
-def _wait_unless_stopped(stop: threading.Event, seconds: float) -> None:
-    if stop.wait(seconds):
-        raise TransientError("the deployment driver is stopping")
-
-
 class BackgroundDeploy:
-    """The driver thread: started with the server when a workspace is configured."""
+    """The driver thread: started with the server whenever a workspace can be bound (the
+    server's --azureml-workspace, or workspaces on). It idles cheaply (one indexed SELECT a
+    poll) while no deployment is active; each row goes to its workspace's binding, read at
+    every step, so a bind takes effect without a restart."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self._stop = threading.Event()
-        arm = online_arm(settings, self._stop)
-        assert arm is not None
-        self.driver = DeployDriver(db, arm, poll_s=settings.deploy_poll_seconds)
+        arms = OnlineArms(settings, self._stop)
+        self.driver = DeployDriver(db, arms, poll_s=settings.deploy_poll_seconds)
         self.driver.stop_event = self._stop
         self._thread = threading.Thread(target=self._main, name="tether-deploy", daemon=True)
 

@@ -13,7 +13,10 @@ Invariants:
 - an update is recorded in the transaction that accepts it (`progress["update"]`, the target)
   while the columns keep describing what serves; the driver copies the target over once
   Azure ML has rolled it out, and drops it on failure (the previous deployment serves on);
-- users never see endpoint keys: `predict` fetches them server-side.
+- users never see endpoint keys: `predict` fetches them server-side;
+- a workspace deploys into the Azure ML workspace it is bound to (deploy.targets): a create
+  or update in an unbound workspace is refused (INVALID_STATE) before anything is recorded,
+  and `predict` asks that Azure workspace for the endpoint's key.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ from tether.db.engine import Database
 from tether.db.models import Deployment, ModelVersion, RegisteredModel, RegisteredModelAlias
 from tether.db.visibility import EVERYTHING, Visibility
 from tether.deploy import preflight
-from tether.deploy.arm import OnlineArm
 from tether.deploy.schemas import DeploymentView
+from tether.deploy.targets import OnlineArms, unbound_error
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
 from tether.storage import locations
 from tether.storage.base import ArtifactBackend
 from tether.sync.azureml.client import tls_trust
 from tether.sync.azureml.errors import SyncError
+from tether.sync.bindings import Target
 from tether.threads import blocking
 
 LIVE = ("PENDING_SYNC", "CREATING", "READY", "UPDATING", "FAILED", "DELETING")
@@ -51,28 +55,31 @@ MAX_FILE = 1 << 20  # MLmodel and conda.yaml are small; a bigger one is not read
 
 class DeployService:
     def __init__(
-        self, db: Database, backend: ArtifactBackend, online: OnlineArm | None = None
+        self, db: Database, backend: ArtifactBackend, arms: OnlineArms | None = None
     ) -> None:
         self.db = db
         self.backend = backend
-        self.online = online
-        self._keys: dict[str, str] = {}
+        self.arms = arms  # None: reads only (`tether deployments`)
+        self._keys: dict[tuple[str, str], str] = {}  # (Azure workspace, endpoint) -> key
 
-    def _require_online(self) -> OnlineArm:
-        if self.online is None:
-            raise MlflowError(
-                "Deployments need an Azure ML workspace: start the server with "
-                "--azureml-workspace.",
-                "INVALID_STATE",  # 400: the server, not the request, lacks it (never a 5xx)
-            )
-        return self.online
+    def _require_bound(self) -> Target:
+        """The request's workspace's Azure ML target; INVALID_STATE (400: the workspace, not
+        the request, lacks it; never a 5xx) when it is not bound."""
+        workspace = workspace_scope.current()
+        if self.arms is None:
+            raise unbound_error(workspace)
+        return self.arms.require(self.db, workspace)
+
+    def _arms(self) -> OnlineArms:
+        assert self.arms is not None, "a service without ARM clients only reads"
+        return self.arms
 
     # ------------------------------------------------------------------------- create
 
     async def create(
         self, name: str, model_uri: str, config: dict[str, str], endpoint: str | None
     ) -> DeploymentView:
-        self._require_online()
+        await blocking(self._require_bound)
         preflight.check_name(name)
         if endpoint is not None:
             preflight.check_name(endpoint, "endpoint")
@@ -301,7 +308,6 @@ class DeployService:
     ) -> DeploymentView:
         """Ask for a new model version and/or instance count in place (the driver does it).
         Checked as a create is; the instance type is Azure's to fix at creation (D§1)."""
-        self._require_online()
         _known_keys(config, {"instance_type", "instance_count"})
         if model_uri is None and not config:
             raise invalid_parameter(
@@ -309,6 +315,7 @@ class DeployService:
                 "config instance_count (-C instance_count=N)."
             )
         current = await blocking(self.get, name)
+        await blocking(self._require_bound)  # unbound since its creation: nowhere to update
         instance_type = config.get("instance_type") or current["instance_type"]
         if instance_type != current["instance_type"]:
             raise invalid_parameter(
@@ -369,18 +376,20 @@ class DeployService:
 
     def predict(self, name: str, inputs: Any) -> Any:
         """POST `input_data` to the deployment through its endpoint's key (D§3)."""
-        online = self._require_online()
         with self.db.read() as session:
             row = _require(session, name)
             if row.state not in SERVING or not row.scoring_uri:
                 raise MlflowError(f"Deployment {name!r} is {row.state}, not READY", "INVALID_STATE")
             endpoint, uri, dep = row.endpoint, row.scoring_uri, row.name
+        target = self._require_bound()  # the key is asked of the workspace's Azure ML
+        cached = (target.identity, endpoint)
         try:
-            key = self._keys.get(endpoint)
+            online = self._arms().arm(target)  # SyncError: its credential is not configured
+            key = self._keys.get(cached)
             for attempt in range(2):
                 if key is None:
                     key = str(online.post(f"/onlineEndpoints/{endpoint}/listKeys")["primaryKey"])
-                    self._keys[endpoint] = key
+                    self._keys[cached] = key
                 response = httpx.post(
                     uri,
                     json={"input_data": inputs},
