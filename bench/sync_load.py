@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -374,16 +374,16 @@ class RssSampler:
             self.samples.append(self.server.rss_kb() / 1024)
 
 
-class StatusSampler:
-    """What `tether sync status` showed, once a second: (time, lag shown, points/s shown)."""
+class _Sampler:
+    """Reads `tether sync status` once a second on a thread, keeping what `sample` takes."""
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.samples: list[tuple[float, float | None, float]] = []
+        self.samples: list[Any] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> StatusSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -394,43 +394,36 @@ class StatusSampler:
     def _loop(self) -> None:
         while not self._stop.wait(1.0):
             try:
-                lag = sync_status(self.base)["lag"]
+                status = sync_status(self.base)
             except httpx.HTTPError:
                 continue
-            shown = lag["oldest_undelivered_write_age_seconds"]
-            self.samples.append((time.time(), shown, lag["points_per_second"]))
+            self.samples.append(self.sample(status))
+
+    def sample(self, status: dict[str, Any]) -> Any:
+        raise NotImplementedError
 
 
-class WorkspaceSampler:
-    """One workspace's row of `tether sync status`, once a second: (time, entities not yet
-    delivered (pending + in flight + failed), dead, oldest pending age in seconds)."""
+class StatusSampler(_Sampler):
+    """What `tether sync status` showed: (time, lag shown, points/s shown)."""
+
+    def sample(self, status: dict[str, Any]) -> tuple[float, float | None, float]:
+        lag = status["lag"]
+        return (time.time(), lag["oldest_undelivered_write_age_seconds"], lag["points_per_second"])
+
+
+class WorkspaceSampler(_Sampler):
+    """One workspace's row of `tether sync status`: (time, entities not yet delivered
+    (pending + in flight + failed), dead, oldest pending age in seconds)."""
 
     def __init__(self, base: str, workspace: str) -> None:
-        self.base = base
+        super().__init__(base)
         self.workspace = workspace
-        self.samples: list[tuple[float, int, int, float | None]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> WorkspaceSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                row = sync_status(self.base)["workspaces"][self.workspace]
-            except httpx.HTTPError:
-                continue
-            n = row["entities"]
-            waiting = n["pending"] + n["in_flight"] + n["failed"]
-            self.samples.append(
-                (time.time(), waiting, n["dead"], row["oldest_pending_age_seconds"])
-            )
+    def sample(self, status: dict[str, Any]) -> tuple[float, int, int, float | None]:
+        row = status["workspaces"][self.workspace]
+        n = row["entities"]
+        waiting = n["pending"] + n["in_flight"] + n["failed"]
+        return (time.time(), waiting, n["dead"], row["oldest_pending_age_seconds"])
 
 
 def median(values: list[float]) -> float:

@@ -298,23 +298,29 @@ class PermissionGate:
             int(i) for k, i in filter(None, anchors) if k == EXPERIMENT and i.isdecimal()
         }
         models = {i for k, i in filter(None, anchors) if k == REGISTERED_MODEL}
-        with self.tracking.read() as session:
-            experiments_here = {
-                str(found)
-                for found in session.scalars(
-                    sa.select(Experiment.experiment_id).where(
-                        Experiment.experiment_id.in_(experiments),
-                        Experiment.workspace == workspace,
+        experiments_here: set[str] = set()
+        models_here: set[str] = set()
+        if experiments or models:  # a workspace-wide anchor alone needs no query
+            with self.tracking.read() as session:
+                if experiments:
+                    experiments_here = {
+                        str(found)
+                        for found in session.scalars(
+                            sa.select(Experiment.experiment_id).where(
+                                Experiment.experiment_id.in_(experiments),
+                                Experiment.workspace == workspace,
+                            )
+                        )
+                    }
+                if models:
+                    models_here = set(
+                        session.scalars(
+                            sa.select(RegisteredModel.name).where(
+                                RegisteredModel.name.in_(models),
+                                RegisteredModel.workspace == workspace,
+                            )
+                        )
                     )
-                )
-            }
-            models_here = set(
-                session.scalars(
-                    sa.select(RegisteredModel.name).where(
-                        RegisteredModel.name.in_(models), RegisteredModel.workspace == workspace
-                    )
-                )
-            )
         checked: list[tuple[str, str] | None] = []
         for anchor in anchors:
             if anchor is None or anchor[0] == WORKSPACE:

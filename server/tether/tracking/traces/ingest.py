@@ -44,6 +44,7 @@ from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.search.experiment_ids import parse_experiment_id
 from tether.storage.base import ArtifactBackend
 from tether.storage.locations import resolve
+from tether.threads import blocking
 from tether.tracking import validation
 from tether.tracking.experiments import repository as experiments
 from tether.tracking.traces import analytics, codec, repository
@@ -258,8 +259,6 @@ class SpanIngest:
         """Decode an OTLP request and store its spans (OtlpError: unreadable request). The
         usual request (a small trace's spans: no segment file) is decoded and indexed in one
         call off the event loop (one thread hand-off per request, not two)."""
-        from tether.threads import blocking
-
         plans = await blocking(
             self._decode_and_index_inline, experiment_id, body, content_type, encoding, run_id
         )
@@ -295,8 +294,6 @@ class SpanIngest:
     async def _log_files(self, exp_id: int, plans: list[_Plan], run_id: str | None) -> None:
         """A request with spans too large to stay in the database: segment files first,
         then the transaction that indexes them (the files deleted again if it fails)."""
-        from tether.threads import blocking
-
         paths = await blocking(self._paths, exp_id, [p.trace_id for p in plans])
         try:
             for plan in plans:
