@@ -253,3 +253,13 @@ def test_a_bound_workspace_writes_and_reads_only_its_own_container(
     assert _download(after, "after.txt", tmp_path) == b"written after the bind"
     assert _download(late, "late.txt", tmp_path) == b"after the unbind"
     assert os.environ.get("TETHER_AZURE_CREDENTIAL_TEAMB_STORAGE_CONNECTION_STRING") is None
+
+    # Deleted with CASCADE: its files go from every location it had (the binding row goes
+    # with the workspace; the cleanup that follows still reaches the container).
+    assert any(n.startswith(f"store/workspaces/{TEAM}/") for n in server_blobs())
+    with httpx.Client(base_url=server.url, timeout=120) as http:
+        gone = http.delete(f"/api/3.0/mlflow/workspaces/{TEAM}", params={"mode": "CASCADE"})
+    assert gone.status_code == 204, gone.text
+    assert team_blobs() == []
+    assert not [n for n in server_blobs() if n.startswith(f"store/workspaces/{TEAM}/")]
+    assert any(n.endswith(f"{default_run}/artifacts/default.txt") for n in server_blobs())

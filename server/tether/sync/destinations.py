@@ -94,7 +94,13 @@ def opener(settings: Settings) -> Opener:
             try:
                 env, credential = named_blob_access(destination.credential)
             except PermanentError as exc:
-                raise invalid_parameter(f"The artifacts destination's {exc.reason}") from None
+                # The server's configuration, not the request: unavailable until it is fixed
+                # (a bind refuses it with 400: `verify`).
+                raise MlflowError(
+                    f"The artifacts destination's {exc.reason} (or its STORAGE_CONNECTION_"
+                    "STRING / STORAGE_ACCESS_KEY)",
+                    "TEMPORARILY_UNAVAILABLE",
+                ) from None
         return create_backend(
             destination.uri,
             chunk_size=settings.artifact_chunk_size,
