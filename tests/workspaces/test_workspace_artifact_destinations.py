@@ -160,6 +160,14 @@ def test_a_bound_workspace_writes_and_reads_only_its_own_container(
         )
         assert rest_bad.status_code == 400, rest_bad.text
         assert rest_bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        # Shared with the server's store (the same prefix, or the container holding it): a
+        # CASCADE delete of the workspace would empty it, so it is refused.
+        for shared in (server_store, azurite.wasbs(server_container)):
+            clash = http.put(
+                f"/api/2.0/tether/workspaces/{TEAM}/binding",
+                json={"azureml_workspace": A_URI, "artifacts_destination": shared},
+            )
+            assert clash.status_code == 400 and "overlaps" in clash.text, clash.text
         info = http.get(f"/api/2.0/tether/workspaces/{TEAM}").json()
     assert info["sync"]["binding"] == "local-only" and info["artifacts_destination"] is None
     assert team_blobs() == []

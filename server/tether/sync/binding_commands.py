@@ -66,7 +66,7 @@ def bind(
         try:
             if artifacts_destination is not None:
                 artifacts_destination = destinations.normalized(artifacts_destination)
-                destinations.verify(settings, artifacts_destination, credential)
+                destinations.verify(settings, db, name, artifacts_destination, credential)
             with db.write() as session:
                 row, fresh = bindings.bind(
                     session,

@@ -59,7 +59,7 @@ async def _bind(workspace_name: str, body: BindWorkspace, request: Request) -> B
         destination = body.artifacts_destination
         if destination is not None:  # checked before anything is written
             destination = destinations.normalized(destination)
-            destinations.verify(settings, destination, body.credential)
+            destinations.verify(settings, db, workspace_name, destination, body.credential)
         with db.write() as session:
             _, fresh = bindings.bind(
                 session,

@@ -20,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
 
 from sqlalchemy import or_, select
 
@@ -29,6 +32,7 @@ from tether.db.engine import Database
 from tether.db.models import Workspace, WorkspaceBinding
 from tether.errors import MlflowError, invalid_parameter, not_found
 from tether.storage import ArtifactBackend, create_backend
+from tether.storage.azure_blob import WasbsUri
 from tether.storage.configured import artifact_backend, azure_tuning
 from tether.storage.locations import absolute_if_local
 from tether.storage.routed import (
@@ -122,15 +126,70 @@ def normalized(destination: str) -> str:
     return absolute_if_local(destination.strip())
 
 
-def verify(settings: Settings, destination: str, credential: str | None) -> None:
-    """Refuse (400) a destination the server could not use: unsupported, a credential the
-    environment lacks, or a store that does not answer (its readiness check). Blocking: runs
-    its own event loop (call it off the server's)."""
+def _place(uri: str) -> tuple[str, str]:
+    """(store, path inside it) of a destination URI, to tell overlapping ones apart."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "wasbs":
+        wasbs = WasbsUri.parse(uri)
+        return f"wasbs:{wasbs.container}@{wasbs.account}.{wasbs.suffix}", wasbs.path
+    local = urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else uri
+    return "file", Path(local).resolve().as_posix().strip("/")
+
+
+def _overlap(a: str, b: str) -> bool:
+    (store_a, path_a), (store_b, path_b) = _place(a), _place(b)
+    if store_a != store_b:
+        return False
+    return (
+        not path_a
+        or not path_b
+        or path_a == path_b
+        or f"{path_a}/".startswith(f"{path_b}/")
+        or f"{path_b}/".startswith(f"{path_a}/")
+    )
+
+
+def _check_apart(settings: Settings, db: Database, workspace: str, destination: str) -> None:
+    """A destination is a store of the workspace's own: deleting the workspace (CASCADE)
+    empties it, so it may not overlap the server's store or another workspace's destination
+    (current or previous)."""
+    others = [("the server's artifact store", settings.resolved_artifacts_destination())]
+    with db.read() as session:
+        for row in session.scalars(select(WorkspaceBinding)):
+            if row.workspace != workspace:
+                for one in (current_of(row), *previous_of(row)):
+                    if one is not None:
+                        others.append((f"workspace '{row.workspace}'s destination", one.uri))
+    for what, uri in others:
+        try:
+            clash = _overlap(destination, uri)
+        except (MlflowError, ValueError, OSError):
+            continue  # a location that is not a store (mlflow-artifacts:): nothing shared
+        if clash:
+            raise invalid_parameter(
+                f"The artifacts destination '{destination}' overlaps {what} ('{uri}'): a "
+                "workspace's destination must be a store (container or prefix) of its own"
+            )
+
+
+def verify(
+    settings: Settings, db: Database, workspace: str, destination: str, credential: str | None
+) -> None:
+    """Refuse (400) a destination the server could not use: unsupported, shared with another
+    store (`_check_apart`), a credential the environment lacks, or a store that does not
+    answer (its readiness check). Blocking: runs its own event loop (call it off the
+    server's)."""
     if destination.startswith("mlflow-artifacts:"):
         raise invalid_parameter(
             f"Unsupported artifacts destination '{destination}': a workspace's destination is "
             "its own store (a local path, file:// or wasbs:// URI), not a path of this server's"
         )
+    try:
+        _check_apart(settings, db, workspace, destination)
+    except (ValueError, OSError) as exc:
+        raise invalid_parameter(
+            f"The artifacts destination '{destination}' cannot be used: {type(exc).__name__}"
+        ) from None
 
     async def check() -> None:
         backend = opener(settings)(Destination(destination, credential))
