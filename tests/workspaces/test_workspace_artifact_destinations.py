@@ -25,6 +25,7 @@ import httpx
 import mlflow
 import pytest
 from azure.storage.blob import BlobServiceClient
+from mlflow import MlflowClient
 
 from support import TetherServer, unique_name
 from sync.sync_servers import run_tether
@@ -114,6 +115,7 @@ def test_a_bound_workspace_writes_and_reads_only_its_own_container(
     env = {
         **azurite.env(),
         "TETHER_AZURE_CREDENTIAL_TEAMB_STORAGE_CONNECTION_STRING": team_azurite.connection_string,
+        "TETHER_TRACE_INLINE_SEGMENT_BYTES": "0",  # span files, not rows: they are routed too
     }
     server_store = azurite.wasbs(server_container, "store")
     server = start_tether_server(
@@ -194,6 +196,22 @@ def test_a_bound_workspace_writes_and_reads_only_its_own_container(
     assert _download(after, "after.txt", tmp_path) == b"written after the bind"
     assert _download(before, "before.txt", tmp_path) == b"written before the bind"
 
+    # A trace's files (span segments are files on this server, not rows) land in the container,
+    # and read back whole.
+    @mlflow.trace
+    def traced(x: int) -> int:
+        return x + 1
+
+    traced(1)
+    trace_id = mlflow.get_last_active_trace_id()
+    assert trace_id is not None
+    deadline = time.monotonic() + 60
+    while not any(f"/traces/{trace_id}/" in n for n in team_blobs()):
+        assert time.monotonic() < deadline, team_blobs()
+        time.sleep(0.2)
+    trace = MlflowClient(server.url).get_trace(trace_id)
+    assert [span.name for span in trace.data.spans] == ["traced"]
+
     mlflow.set_workspace(None)  # default: the server store, as ever
     mlflow.set_experiment(unique_name("default"))
     default_run = _log_file(tmp_path, "default.txt", b"default's")
@@ -207,7 +225,7 @@ def test_a_bound_workspace_writes_and_reads_only_its_own_container(
     assert any(n.endswith(f"{default_run}/artifacts/default.txt") for n in store), store
     team_on_server = [n for n in store if n.startswith(f"store/workspaces/{TEAM}/")]
     assert team_on_server and all(before in n or "probe" in n for n in team_on_server)
-    assert not any(after in n or logged.model_id in n for n in store)
+    assert not any(after in n or logged.model_id in n or trace_id in n for n in store)
     assert not any(default_run in n for n in team)
 
     # Moving the old files: into the container, gone from the server store, still served.
