@@ -35,8 +35,7 @@ from tether.ops.install import install as install_observability
 from tether.registry import endpoints as registry_endpoints
 from tether.registry.service import RegistryService
 from tether.registry.sources import HostPolicy
-from tether.storage.configured import artifact_backend
-from tether.sync import binding_endpoints
+from tether.sync import binding_endpoints, destinations
 from tether.sync import endpoints as sync_endpoints
 from tether.sync.runtime import BackgroundSync
 from tether.threads import blocking
@@ -119,7 +118,8 @@ def build_services(settings: Settings) -> tuple[Database, Services]:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
-    backend = artifact_backend(settings)
+    # Each workspace's files at its own artifacts destination (tether workspaces bind).
+    backend = destinations.artifact_store(settings, db)
     spans = SpanStore(
         backend,
         db,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from standin.identity import ManagedIdentityEndpoint
     from standin.workspace import AzuremlWorkspace
     from support import TetherServerStarter
+    from support.azurite import Azurite
 
 pytestmark = pytest.mark.timeout(600)
 TEAM = "team-b"
@@ -84,14 +85,48 @@ def _source_runs(ws: AzuremlWorkspace) -> set[str]:
     return {t["value"] for r in runs for t in r["data"].get("tags", []) if t["key"] == SOURCE_TAG}
 
 
+def _blobs(azurite: Azurite, container: str) -> list[str]:
+    from azure.storage.blob import BlobServiceClient
+
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as client:
+        return [b.name for b in client.get_container_client(container).list_blobs()]
+
+
+def _until_files_routed(server: TetherServer, azurite: Azurite, container: str) -> None:
+    """Until the server routes team-b's files to its container (its route table is re-read
+    every 2 s): a file put straight into the container reads through the proxy."""
+    from azure.storage.blob import BlobServiceClient
+
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as client:
+        client.get_container_client(container).upload_blob("probe/ready.txt", b"ready")
+    deadline = time.monotonic() + 60
+    with server.rest() as plain:
+        rest = plain.in_workspace(TEAM)
+        while True:
+            got = rest.request("GET", "/api/2.0/mlflow-artifacts/artifacts/probe/ready.txt")
+            if got.status == 200:
+                break
+            assert got.status == 404 and time.monotonic() < deadline, got.text
+            time.sleep(0.2)
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as client:
+        client.get_container_client(container).delete_blob("probe/ready.txt")
+
+
 def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apart(
     start_tether_server: TetherServerStarter,
     azureml_workspace: AzuremlWorkspace,
     team_b_workspace: AzuremlWorkspace,
     azureml_identity: ManagedIdentityEndpoint,
+    azurite: Azurite,
     tmp_path: Path,
 ) -> None:
     ws_a, ws_b = azureml_workspace, team_b_workspace
+    # team-b's own artifact store: a container its named credential reaches (an account key
+    # of its own; the server has no storage credential at all: its store is a directory).
+    team_container = azurite.new_container("team-b")
+    team_storage = {
+        "TETHER_AZURE_CREDENTIAL_TEAMB_STORAGE_CONNECTION_STRING": azurite.connection_string
+    }
     # The server trusts both stand-ins' CAs (each has its own).
     bundle = tmp_path / "cas.pem"
     bundle.write_text(Path(ws_a.ca_bundle).read_text() + Path(ws_b.ca_file).read_text())
@@ -101,6 +136,7 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
         "REQUESTS_CA_BUNDLE": str(bundle),
         # team-b's own identity: a user-assigned managed identity, named by the binding.
         "TETHER_AZURE_CREDENTIAL_TEAMB_CLIENT_ID": azureml_identity.client_id,
+        **team_storage,
         "TETHER_METRICS_CACHE_SECONDS": "0",
     }
     server = start_tether_server(
@@ -148,7 +184,8 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
     ):
         assert time.monotonic() < deadline, sync_status(server)["worker"]
         time.sleep(0.2)
-    # Then with the right one: the same Azure workspace, so a plain rebind, no restart.
+    # Then with the right one: the same Azure workspace, so a plain rebind, no restart; and
+    # team-b's files go to its own Blob container, reached with the same named credential.
     bound = run_tether(
         "workspaces",
         "bind",
@@ -157,10 +194,14 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
         ws_b.tracking_uri,
         "--credential",
         "TEAMB",
+        "--artifacts-destination",
+        azurite.wasbs(team_container),
         "--backend-store-uri",
         server.backend_uri,
+        env=team_storage,
     )
     assert bound.returncode == 0, bound.stderr
+    _until_files_routed(server, azurite, team_container)
     run_a = work_a.run(server, exp_a, points=400)
     work_a.files_of(server, run_a, 2)
     work_b.files_of(team, run_b, 2)
@@ -173,7 +214,16 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
         == "/".join((ws_b.subscription, ws_b.resource_group, ws_b.workspace_name)).lower()
     )
     work_a.check(server.backend_uri, ws_a, mark_a)
-    work_b.check(server.backend_uri, ws_b, mark_b)
+    work_b.check(server.backend_uri, ws_b, mark_b)  # delivered from team-b's container
+    # team-b's files are only in its container (at its root), default's only on the server.
+    in_container = _blobs(azurite, team_container)
+    for run_id, files in work_b.files.items():
+        for path in files:
+            assert f"{work_b.roots[run_id].split('/', 2)[2]}/{path}" in in_container
+    assert not any(a in n for a in work_a.runs for n in in_container), in_container
+    local = tmp_path / "artifacts"
+    assert not [p for p in (local / "workspaces" / TEAM).rglob("*") if p.is_file()]
+    assert all((local / work_a.roots[r] / p).is_file() for r, f in work_a.files.items() for p in f)
     # Each reached only its own Azure workspace.
     assert set(work_a.runs) <= _source_runs(ws_a) and not set(work_b.runs) & _source_runs(ws_a)
     assert set(work_b.runs) <= _source_runs(ws_b) and not set(work_a.runs) & _source_runs(ws_b)

@@ -8,6 +8,8 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from azure.core.credentials_async import AsyncTokenCredential
+
 from tether.errors import invalid_parameter
 from tether.storage.azure_blob import AzureBlobBackend, AzureTuning
 from tether.storage.base import (
@@ -26,11 +28,18 @@ def create_backend(
     chunk_size: int,
     azure: AzureTuning,
     env: Mapping[str, str] | None = None,
+    credential: AsyncTokenCredential | None = None,
 ) -> ArtifactBackend:
-    """A local directory (a path or file:// URI) or `wasbs://container@account.../prefix`."""
+    """A local directory (a path or file:// URI) or `wasbs://container@account.../prefix`
+    (reached with `env`'s storage variables, else `credential`, else the default identity)."""
     scheme = urllib.parse.urlparse(destination).scheme
     if scheme == "wasbs":
-        return AzureBlobBackend(destination, tuning=azure, env=os.environ if env is None else env)
+        return AzureBlobBackend(
+            destination,
+            tuning=azure,
+            env=os.environ if env is None else env,
+            credential=credential,
+        )
     if scheme == "file":
         path = urllib.request.url2pathname(urllib.parse.urlparse(destination).path)
         return LocalBackend(Path(path), chunk_size=chunk_size)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobProperties, BlobSasPermissions, generate_blob_sas
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
@@ -107,17 +108,26 @@ def _storage_errors(action: str) -> Iterator[None]:
 
 class AzureBlobBackend:
     def __init__(
-        self, uri: str, *, tuning: AzureTuning | None = None, env: Mapping[str, str]
+        self,
+        uri: str,
+        *,
+        tuning: AzureTuning | None = None,
+        env: Mapping[str, str],
+        credential: AsyncTokenCredential | None = None,
     ) -> None:
+        """`credential` (owned: closed with the backend) replaces `DefaultAzureCredential`
+        when `env` has no connection string or key (a workspace's named identity)."""
         self.uri = WasbsUri.parse(uri)
         self.tuning = tuning or AzureTuning()
-        self._service, self._credential = self._make_client(env)
+        self._service, self._credential = self._make_client(env, credential)
         self._container: ContainerClient = self._service.get_container_client(self.uri.container)
 
     def __repr__(self) -> str:
         return f"AzureBlobBackend({self.uri.container!r}, {self.uri.account!r}, {self.uri.path!r})"
 
-    def _make_client(self, env: Mapping[str, str]) -> tuple[BlobServiceClient, Any]:
+    def _make_client(
+        self, env: Mapping[str, str], credential: AsyncTokenCredential | None
+    ) -> tuple[BlobServiceClient, Any]:
         t = self.tuning
         options: dict[str, Any] = {
             "connection_timeout": t.connect_timeout,
@@ -133,9 +143,10 @@ class AzureBlobBackend:
         if key := env.get("AZURE_STORAGE_ACCESS_KEY"):
             shared = {"account_name": self.uri.account, "account_key": key}
             return BlobServiceClient(account_url, credential=shared, **options), None
-        from azure.identity.aio import DefaultAzureCredential
+        if credential is None:
+            from azure.identity.aio import DefaultAzureCredential
 
-        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+            credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
         return BlobServiceClient(account_url, credential=credential, **options), credential
 
     def _name(self, path: str) -> str:

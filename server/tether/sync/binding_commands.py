@@ -10,8 +10,14 @@ from typing import Any
 import click
 
 from tether.errors import MlflowError
-from tether.sync import bindings
-from tether.sync.commands import EXIT_ERROR, _database, _settings, backend_option
+from tether.sync import bindings, destinations
+from tether.sync.commands import (
+    EXIT_ERROR,
+    _database,
+    _settings,
+    artifacts_option,
+    backend_option,
+)
 from tether.sync.schemas import WorkspaceBindingInfo
 
 
@@ -28,7 +34,9 @@ def workspaces() -> None:
 @click.option(
     "--artifacts-destination",
     default=None,
-    help="Where this workspace's files are read from for upload, if not the server's store.",
+    help="The workspace's own artifact store (a local path, file:// or wasbs:// URI, reached "
+    "with --credential): its files are written and read there, at the store's root. Files "
+    "already elsewhere stay readable there until `tether workspaces move-artifacts`.",
 )
 @click.option(
     "--credential",
@@ -53,8 +61,12 @@ def bind(
     **options: Any,
 ) -> None:
     """Sync workspace NAME into its own Azure ML workspace."""
-    with _database(_settings(**options)) as db:
+    settings = _settings(**options)
+    with _database(settings) as db:
         try:
+            if artifacts_destination is not None:
+                artifacts_destination = destinations.normalized(artifacts_destination)
+                destinations.verify(settings, db, name, artifacts_destination, credential)
             with db.write() as session:
                 row, fresh = bindings.bind(
                     session,
@@ -86,7 +98,30 @@ def unbind(name: str, **options: Any) -> None:
         except MlflowError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(EXIT_ERROR)
-    click.echo(f"unbound {name}: kept in Tether only")
+    click.echo(f"unbound {name}: kept in Tether only (its artifacts stay where they are)")
+
+
+@workspaces.command("move-artifacts")
+@click.argument("name")
+@backend_option
+@artifacts_option
+def move_artifacts(name: str, **options: Any) -> None:
+    """Move workspace NAME's files to its current artifacts location (its destination, else
+    the server store) from where they were before: the server store before its first bind,
+    destinations a rebind replaced. Each file is copied, its size checked, then the original
+    deleted; run it again after an interruption. Give the server's --artifacts-destination
+    and the environment of its credentials."""
+    settings = _settings(**options)
+    with _database(settings) as db:
+        try:
+            moved = destinations.move(settings, db, name)
+        except MlflowError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(EXIT_ERROR)
+    click.echo(
+        f"{name}: moved {moved.copied} files ({moved.bytes} bytes); {moved.already_there} "
+        "already at the destination (old copy removed)"
+    )
 
 
 @workspaces.command("list")

@@ -13,7 +13,7 @@ from tether.api.access import ADMIN
 from tether.api.routing import Router
 from tether.config import Settings
 from tether.db.engine import Database
-from tether.sync import bindings
+from tether.sync import bindings, destinations
 from tether.sync.schemas import (
     BindResponse,
     BindWorkspace,
@@ -56,13 +56,17 @@ async def _bind(workspace_name: str, body: BindWorkspace, request: Request) -> B
     db, settings = _store(request)
 
     def write() -> BindResponse:
+        destination = body.artifacts_destination
+        if destination is not None:  # checked before anything is written
+            destination = destinations.normalized(destination)
+            destinations.verify(settings, db, workspace_name, destination, body.credential)
         with db.write() as session:
             _, fresh = bindings.bind(
                 session,
                 workspace_name,
                 body.azureml_workspace,
                 endpoint=body.azureml_endpoint,
-                artifacts_destination=body.artifacts_destination,
+                artifacts_destination=destination,
                 credential=body.credential,
                 force=body.force,
             )

@@ -14,7 +14,8 @@ Invariants:
   refused unless forced; forced, the workspace's sync state starts over (everything is
   delivered to the new target; the old one keeps what it has). Tether never deletes anything
   in Azure ML.
-- Unbinding keeps the row (bound = false, with its target) and every local datum.
+- Unbinding keeps the row (bound = false, with its target) and every local datum; its
+  artifacts destination stays in effect (tether.sync.destinations).
 - No secret is stored: `credential` names environment variables the server reads
   (`credentials.named_credential`).
 - The sync runtime re-reads the table every few seconds (`active_targets`), so a bind takes
@@ -34,7 +35,7 @@ from tether.config import Settings
 from tether.db.models import SyncEntity, SyncReport, Workspace, WorkspaceBinding
 from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.errors import MlflowError, invalid_parameter, not_found
-from tether.sync import status
+from tether.sync import destinations, status
 from tether.sync.azureml.credentials import TokenProvider, named_credential
 from tether.sync.azureml.workspace import parse_workspace_setting
 from tether.sync.schemas import WorkspaceBindingInfo, WorkspaceSync
@@ -54,7 +55,6 @@ class Target:
     azureml_workspace: str  # tracking URI or ARM id
     endpoint: str | None = None
     credential: str | None = None  # None: the server's own identity
-    artifacts_destination: str | None = None
 
     @property
     def identity(self) -> str:
@@ -118,7 +118,6 @@ def _target(row: WorkspaceBinding) -> Target:
         row.azureml_workspace,
         row.azureml_endpoint,
         row.credential,
-        row.artifacts_destination,
     )
 
 
@@ -152,6 +151,7 @@ def _describe(
             "target": own.identity,
             "azureml_endpoint": own.endpoint,
             "artifacts_destination": None,
+            "artifacts_previous": [],
             "credential": None,
             "sync": sync,
         }
@@ -161,7 +161,9 @@ def _describe(
         "azureml_workspace": row.azureml_workspace if row is not None and bound else None,
         "target": row.target if row is not None else None,
         "azureml_endpoint": row.azureml_endpoint if row is not None and bound else None,
-        "artifacts_destination": row.artifacts_destination if row is not None and bound else None,
+        # In effect bound or not: unbinding never moves where the files are.
+        "artifacts_destination": row.artifacts_destination if row is not None else None,
+        "artifacts_previous": [d.uri for d in destinations.previous_of(row)] if row else [],
         "credential": row.credential if row is not None and bound else None,
         "sync": sync,
     }
@@ -217,12 +219,23 @@ def bind(
     row.azureml_workspace = azureml_workspace.strip()
     row.target = identity
     row.azureml_endpoint = endpoint
-    row.artifacts_destination = artifacts_destination
+    _set_destination(row, artifacts_destination, credential)
     row.credential = credential
     row.bound = True
     row.updated_at = now
     session.flush()
     return row, fresh
+
+
+def _set_destination(row: WorkspaceBinding, uri: str | None, credential: str | None) -> None:
+    """The new destination (None: the server store). The one it replaces, if it is another
+    location, becomes the newest read fallback (tether.sync.destinations)."""
+    old = destinations.current_of(row)
+    previous = destinations.previous_of(row)
+    if old is not None and old.uri != uri:
+        previous = [old, *(d for d in previous if d.uri != old.uri)]
+    destinations.store_previous(row, [d for d in previous if d.uri != uri])
+    row.artifacts_destination = uri
 
 
 def unbind(session: Session, workspace: str) -> WorkspaceBinding:

@@ -76,7 +76,8 @@ def run(timeout: float | None, **options: Any) -> None:
     `tether sync status`, then `tether sync retry`); 1: a workspace was unreachable."""
     from tether.db import migrate
     from tether.sync import bindings
-    from tether.sync.runtime import connect, files_backend, worker_config
+    from tether.sync.destinations import artifact_store
+    from tether.sync.runtime import connect, worker_config
     from tether.sync.worker import SyncWorker, drain_exit_code
 
     settings = _settings(**options)
@@ -101,7 +102,7 @@ def run(timeout: float | None, **options: Any) -> None:
                 db,
                 api,
                 worker_config(settings),
-                artifacts=files_backend(settings, target),
+                artifacts=artifact_store(settings, db),
                 workspace=target.workspace,
             )
             try:

@@ -12,9 +12,7 @@ from tether.config import Settings
 from tether.db.engine import Database
 from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.observability import events
-from tether.storage.base import ArtifactBackend
-from tether.storage.configured import artifact_backend
-from tether.sync import bindings, state
+from tether.sync import bindings, destinations, state
 from tether.sync.azureml.client import AzureMLClient, RetryPolicy
 from tether.sync.azureml.errors import SyncError, TransientError
 from tether.sync.azureml.mlflow_api import AzureMLflow
@@ -80,16 +78,6 @@ def _wait_unless_stopped(stop: threading.Event, seconds: float) -> None:
         raise TransientError("the sync worker is stopping")
 
 
-def files_backend(settings: Settings, target: Target) -> ArtifactBackend:
-    """Where the worker reads the files it uploads: the binding's artifacts destination when
-    it has one, else the server's."""
-    if target.artifacts_destination:
-        return artifact_backend(
-            settings.model_copy(update={"artifacts_destination": target.artifacts_destination})
-        )
-    return artifact_backend(settings)
-
-
 class WorkspaceSync:
     """One bound workspace's worker thread: connects (retrying), then loops until stopped."""
 
@@ -149,7 +137,8 @@ class WorkspaceSync:
             self.db,
             api,
             worker_config(self.settings),
-            artifacts=files_backend(self.settings, self.target),
+            # The files as the API stores them: each workspace's at its destination.
+            artifacts=destinations.artifact_store(self.settings, self.db),
             stop_event=self._stop,
             workspace=self.target.workspace,
             discovers=False,  # BackgroundSync discovers for every workspace

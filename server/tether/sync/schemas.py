@@ -98,7 +98,11 @@ class WorkspaceBindingInfo(TypedDict):
     azureml_workspace: str | None  # as given (tracking URI or ARM id); null: local-only
     target: str | None  # subscription/resource group/workspace, also kept after an unbind
     azureml_endpoint: str | None
+    # Where its files are written (kept after an unbind: the files stay there); null: the
+    # server store. `artifacts_previous`: locations a rebind replaced, still read from until
+    # `tether workspaces move-artifacts` empties them (newest first).
     artifacts_destination: str | None
+    artifacts_previous: list[str]
     credential: str | None  # a name (TETHER_AZURE_CREDENTIAL_<NAME>_*), never a secret
     sync: WorkspaceSync
 

@@ -37,6 +37,12 @@ class WorkspaceBinding(Base):
     to a different Azure workspace is noticed (refused unless forced: see tether.sync.bindings).
     `credential` names a credential the server takes from its environment
     (`TETHER_AZURE_CREDENTIAL_<NAME>_*`); no secret is ever stored here.
+
+    `artifacts_destination` (with `credential`) is where the workspace's files are written
+    (tether.storage.routed); it stays in effect after an unbind. `artifacts_previous` is a
+    JSON list, newest first, of the destinations (`{"uri", "credential"}`) a rebind replaced
+    while they may still hold files: reads fall back to them until `tether workspaces
+    move-artifacts` has moved their files and cleared it.
     """
 
     __tablename__ = "workspace_bindings"
@@ -51,5 +57,6 @@ class WorkspaceBinding(Base):
     azureml_endpoint: Mapped[str | None] = mapped_column(Text)
     artifacts_destination: Mapped[str | None] = mapped_column(Text)
     credential: Mapped[str | None] = mapped_column(String(64))
+    artifacts_previous: Mapped[str | None] = mapped_column(Text)
     bound: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[int] = mapped_column(BigInteger)
