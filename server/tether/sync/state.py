@@ -289,6 +289,18 @@ def dead(
     )
 
 
+def note_retry(session: Session, key: Key, owner: str, reason: str, now: int | None = None) -> bool:
+    """A call of the entity's lane failed and is being retried: show why now (`last_error`),
+    the status unchanged (the lease says it is in flight). False if the lease is not ours."""
+    now = now_ms() if now is None else now
+    result = session.execute(
+        update(SyncEntity)
+        .where(_mine(key, owner))
+        .values(last_error=f"retrying: {reason}"[:2000], updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def defer(
     session: Session, key: Key, owner: str, waiting_on: str, until: int, now: int | None = None
 ) -> None:

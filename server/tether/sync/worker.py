@@ -19,6 +19,9 @@ Failures decide the entity's fate (see `state`), always after what it delivered 
 committed: transient -> `failed` with backoff, permanent (an Azure refusal, or an outbox row
 this version cannot decode: `handlers.base.Route`) -> `dead`, a dependency not yet in Azure ->
 back to `pending` until it is, a partial batch lingering -> `pending` until the linger ends.
+While a call retries inside the Azure client (503/429 with `Retry-After`: up to ~30 s), the
+entity's failing reason is recorded as soon as an attempt fails (`state.note_retry`), at most
+once per `_NOTE_RETRY_EVERY_S` per entity, so the status shows an outage at once.
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ ROUTES: dict[str, Route[Any]] = {
     "model_version": Route(reader.MODEL_VERSION, model_versions.apply),
 }
 _ROWS_PER_READ = 500
+# A retried attempt's reason is written at most this often per entity: the first at once (what
+# an operator watching the status needs), the rest would only rewrite the same row.
+_NOTE_RETRY_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ class _Lease:
     ctx: Context
     requests_mark: int  # the lane's request count when last committed
     rows_read: list[int] = field(default_factory=list)
+    retry_noted_at: float = float("-inf")  # monotonic: when a retried attempt was last recorded
 
 
 class SyncWorker:
@@ -200,10 +207,11 @@ class SyncWorker:
         )
         lease = _Lease(work, owner, ctx, self.api.client.thread_requests())
         try:
-            if work.key.entity_type == "run":
-                done = run_data.deliver(ctx, self._read(lease))
-            else:
-                done = self._apply_rows(lease)
+            with self.api.client.observing(lambda reason: self._note_retry(lease, reason)):
+                if work.key.entity_type == "run":
+                    done = run_data.deliver(ctx, self._read(lease))
+                else:
+                    done = self._apply_rows(lease)
             with self.db.write() as session:
                 self._commit(session, lease)
                 if not done:
@@ -273,6 +281,15 @@ class SyncWorker:
             events.count("sync_points_delivered", work.key.entity_type, points)
         if sent:
             events.count("sync_requests", work.key.entity_type, sent)
+
+    def _note_retry(self, lease: _Lease, reason: str) -> None:
+        """The lane's call failed an attempt and retries: show why (throttled per entity)."""
+        if time.monotonic() - lease.retry_noted_at < _NOTE_RETRY_EVERY_S:
+            return
+        lease.retry_noted_at = time.monotonic()
+        self.stats.last_error = f"{lease.work.key}: retrying: {reason}"
+        with self.db.write() as session:
+            state.note_retry(session, lease.work.key, lease.owner, reason)
 
     def _record_failure(self, lease: _Lease, exc: Exception) -> None:
         work, owner = lease.work, lease.owner
