@@ -394,8 +394,12 @@ class SyncWorker:
             now = now_ms()
             self._told_to_wait = {k: t for k, t in self._told_to_wait.items() if t > now}
             keep = list(self._told_to_wait)
-        with self.db.write() as session:
-            woken = state.wake_backed_off(session, self.workspace, keep=keep)
+        try:
+            with self.db.write() as session:
+                woken = state.wake_backed_off(session, self.workspace, keep=keep)
+        except Exception:  # the database may be briefly unreachable: the backoffs run out
+            log.warning("sync: cannot make the waiting entities due", exc_info=True)
+            return
         log.info(
             "sync: the workspace answers again after %.0f s: %d waiting entities due now",
             down_for,
