@@ -49,7 +49,9 @@ elif action == "get":
 """
 
 
-def env(url: str, workspace: str | None = None) -> dict[str, str]:
+def env(
+    url: str, workspace: str | None = None, auth: tuple[str, str] | None = None
+) -> dict[str, str]:
     found = {
         "MLFLOW_TRACKING_URI": url,
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -58,14 +60,20 @@ def env(url: str, workspace: str | None = None) -> dict[str, str]:
     }
     if workspace is not None:  # the stock client sends it as X-MLFLOW-WORKSPACE
         found["MLFLOW_WORKSPACE"] = workspace
+    if auth is not None:  # a server with authentication on: the stock client signs in so
+        found["MLFLOW_TRACKING_USERNAME"], found["MLFLOW_TRACKING_PASSWORD"] = auth
     return found
 
 
 def run(
-    args: list[str], url: str, timeout: float = 200, workspace: str | None = None
+    args: list[str],
+    url: str,
+    timeout: float = 200,
+    workspace: str | None = None,
+    auth: tuple[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        args, capture_output=True, text=True, timeout=timeout, env=env(url, workspace)
+        args, capture_output=True, text=True, timeout=timeout, env=env(url, workspace, auth)
     )
 
 
@@ -78,10 +86,16 @@ def mlflow(*args: str, url: str, workspace: str | None = None) -> subprocess.Com
 
 
 def train(
-    url: str, name: str, pip: str = GOOD_PIP, *, flip: bool = False, workspace: str | None = None
+    url: str,
+    name: str,
+    pip: str = GOOD_PIP,
+    *,
+    flip: bool = False,
+    workspace: str | None = None,
+    auth: tuple[str, str] | None = None,
 ) -> None:
     args = [sys.executable, "-c", TRAIN, name, pip, "flip" if flip else "same"]
-    done = run(args, url, workspace=workspace)
+    done = run(args, url, workspace=workspace, auth=auth)
     assert done.returncode == 0, done.stderr
 
 

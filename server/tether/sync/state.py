@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
@@ -287,6 +287,44 @@ def dead(
         last_error=reason[:2000],
         waiting_on=waiting_on,
     )
+
+
+def wake_backed_off(
+    session: Session,
+    workspace: str | None,
+    *,
+    keep: Sequence[Key] = (),
+    now: int | None = None,
+) -> int:
+    """The workspace answers again (after an outage): its entities backing off (`failed`, or
+    `pending` on a dependency that was) are due now instead of at the end of their backoff,
+    but those in `keep` (told by Azure to come back later: `Retry-After`). Their attempt
+    counts stay: an entity still failing backs off longer as before."""
+    now = now_ms() if now is None else now
+    where = [
+        SyncEntity.next_attempt_at > now,
+        or_(
+            SyncEntity.status == FAILED,
+            and_(SyncEntity.status == PENDING, SyncEntity.waiting_on.is_not(None)),
+        ),
+    ]
+    if workspace is not None:
+        where.append(SyncEntity.workspace == workspace)
+    where.extend(~_pk(key) for key in keep)
+    result = session.execute(update(SyncEntity).where(*where).values(next_attempt_at=now))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def note_retry(session: Session, key: Key, owner: str, reason: str, now: int | None = None) -> bool:
+    """A call of the entity's lane failed and is being retried: show why now (`last_error`),
+    the status unchanged (the lease says it is in flight). False if the lease is not ours."""
+    now = now_ms() if now is None else now
+    result = session.execute(
+        update(SyncEntity)
+        .where(_mine(key, owner))
+        .values(last_error=f"retrying: {reason}"[:2000], updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def defer(

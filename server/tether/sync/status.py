@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
@@ -223,10 +223,18 @@ def _deferred_ops(session: Session) -> int:
     )
 
 
+def _failing(now: int) -> Any:
+    """Failed or dead, or in flight with a call retrying a failed attempt right now
+    (`state.note_retry`): what the errors and a workspace's `last_error` show."""
+    leased = and_(SyncEntity.lease_owner.is_not(None), SyncEntity.lease_expires_at >= now)
+    retrying = and_(leased, SyncEntity.last_error.is_not(None))
+    return or_(SyncEntity.status.in_((state.FAILED, state.DEAD)), retrying)
+
+
 def _errors(session: Session, now: int) -> list[EntityBrief]:
     rows = session.scalars(
         select(SyncEntity)
-        .where(SyncEntity.status.in_((state.FAILED, state.DEAD)))
+        .where(_failing(now))
         .order_by(SyncEntity.updated_at.desc())
         .limit(_ERRORS_SHOWN)
     )
@@ -345,7 +353,7 @@ def by_workspace(
             select(SyncEntity.last_error)
             .where(
                 SyncEntity.workspace == name,
-                SyncEntity.status.in_((state.FAILED, state.DEAD)),
+                _failing(now),
                 SyncEntity.last_error.is_not(None),
             )
             .order_by(SyncEntity.updated_at.desc())

@@ -19,6 +19,17 @@ Failures decide the entity's fate (see `state`), always after what it delivered 
 committed: transient -> `failed` with backoff, permanent (an Azure refusal, or an outbox row
 this version cannot decode: `handlers.base.Route`) -> `dead`, a dependency not yet in Azure ->
 back to `pending` until it is, a partial batch lingering -> `pending` until the linger ends.
+While a call retries inside the Azure client (503/429 with `Retry-After`: up to ~30 s), the
+entity's failing reason is recorded as soon as an attempt fails (`state.note_retry`), at most
+once per `_NOTE_RETRY_EVERY_S` per entity, so the status shows an outage at once.
+
+Recovery (a circuit breaker): a failure that says the workspace is down or throttling (no
+answer, 408, 429, 5xx) marks it *down*; while it is, an idle lane probes it (one cheap read,
+every `WorkerConfig.probe_s`). The first call that gets through (the probe, or any entity's
+delivery) closes the breaker: the workspace's entities backing off become due at once
+(`state.wake_backed_off`) instead of sitting out backoffs grown during a long outage. The
+lanes then claim them one at a time and every request goes through the shared throttle
+(AIMD window, hold and probe), so recovery is fast without a burst beyond what it admits.
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ from tether.sync.handlers import (
     registered_models,
     run_artifacts,
     run_data,
+    uploads,
 )
 from tether.sync.handlers.base import Blocked, Context, Deferred, Lingering, Route
 from tether.sync.handlers.run_data import OutboxRow
@@ -72,6 +84,14 @@ ROUTES: dict[str, Route[Any]] = {
     "model_version": Route(reader.MODEL_VERSION, model_versions.apply),
 }
 _ROWS_PER_READ = 500
+# A retried attempt's reason is written at most this often per entity: the first at once (what
+# an operator watching the status needs), the rest would only rewrite the same row.
+_NOTE_RETRY_EVERY_S = 5.0
+# Failures that say the workspace (not the entity) is down: no answer (status None), timeouts,
+# server errors, none with a Retry-After (throttling is the throttle's business, and a
+# Retry-After is honoured to its end). A 401/403 or a missing local file says nothing of it.
+_OUTAGE_STATUS = frozenset({None, 408, 500, 502, 503, 504})
+_PROBE_EXPERIMENT = "Default"  # a read any workspace answers (None when it has no such one)
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,8 @@ class WorkerConfig:
     linger_ms: int = 1_000  # see handlers.run_data
     concurrency: int = 8  # lanes: entities worked at the same time by this process
     backoff: Backoff = field(default_factory=Backoff)
+    # While the workspace is down: how often an idle lane asks whether it is back (one read).
+    probe_s: float = 10.0
 
 
 @dataclass
@@ -111,6 +133,7 @@ class _Lease:
     ctx: Context
     requests_mark: int  # the lane's request count when last committed
     rows_read: list[int] = field(default_factory=list)
+    retry_noted_at: float = float("-inf")  # monotonic: when a retried attempt was last recorded
 
 
 class SyncWorker:
@@ -149,6 +172,13 @@ class SyncWorker:
         self._wake = threading.Condition()
         self._next_due = float("inf")  # monotonic: when an entity put back here is due again
         self._busy = 0
+        # The breaker: monotonic time the workspace was seen down (None: up), next probe.
+        self._down_since: float | None = None
+        # Entities Azure told to come back later (Retry-After) -> until (epoch ms): the
+        # breaker closing leaves them be. In memory: another process's are not known here.
+        self._told_to_wait: dict[state.Key, int] = {}
+        self._next_probe = 0.0
+        self._probing = False
 
     # One unit of work ---------------------------------------------------------------------
 
@@ -199,11 +229,13 @@ class SyncWorker:
             should_yield=lambda: self.stop_event.is_set() or time.monotonic() > deadline,
         )
         lease = _Lease(work, owner, ctx, self.api.client.thread_requests())
+        started = lease.requests_mark
         try:
-            if work.key.entity_type == "run":
-                done = run_data.deliver(ctx, self._read(lease))
-            else:
-                done = self._apply_rows(lease)
+            with self.api.client.observing(lambda reason: self._note_retry(lease, reason)):
+                if work.key.entity_type == "run":
+                    done = run_data.deliver(ctx, self._read(lease))
+                else:
+                    done = self._apply_rows(lease)
             with self.db.write() as session:
                 self._commit(session, lease)
                 if not done:
@@ -211,6 +243,8 @@ class SyncWorker:
                 elif state.finish(session, work, owner) == state.SYNCED:
                     self._count("entities_synced")
                     events.count("sync_entities_synced", work.key.entity_type)
+            if self.api.client.thread_requests() > started:  # Azure answered this entity
+                self._workspace_up()
         except LeaseLost as exc:
             log.warning("sync: %s; another worker continues", exc)
         except Exception as exc:  # every failure ends as a state of the entity
@@ -274,6 +308,15 @@ class SyncWorker:
         if sent:
             events.count("sync_requests", work.key.entity_type, sent)
 
+    def _note_retry(self, lease: _Lease, reason: str) -> None:
+        """The lane's call failed an attempt and retries: show why (throttled per entity)."""
+        if time.monotonic() - lease.retry_noted_at < _NOTE_RETRY_EVERY_S:
+            return
+        lease.retry_noted_at = time.monotonic()
+        self.stats.last_error = f"{lease.work.key}: retrying: {reason}"
+        with self.db.write() as session:
+            state.note_retry(session, lease.work.key, lease.owner, reason)
+
     def _record_failure(self, lease: _Lease, exc: Exception) -> None:
         work, owner = lease.work, lease.owner
         key = work.key
@@ -313,6 +356,15 @@ class SyncWorker:
             log.exception("sync: unexpected failure on %s", key)
         self._count("transient_failures")
         events.count("sync_failures", key.entity_type)
+        if _says_down(exc):
+            self._workspace_down()
+        if retry_after is not None:
+            with self._wake:
+                if len(self._told_to_wait) > 1000:  # the breaker has not closed for long
+                    self._told_to_wait = {
+                        k: t for k, t in self._told_to_wait.items() if t > now_ms()
+                    }
+                self._told_to_wait[key] = now_ms() + int(retry_after * 1000)
         self.stats.last_error = f"{key}: {reason}"
         due = state.fail(
             session,
@@ -324,6 +376,59 @@ class SyncWorker:
         )
         self._due_at(due)
         log.info("sync: %s failed (%s); next attempt in %d ms", key, reason, due - now_ms())
+
+    # The breaker -----------------------------------------------------------------------------
+
+    def _workspace_down(self) -> None:
+        with self._wake:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                self._next_probe = self._down_since + self.config.probe_s
+
+    def _workspace_up(self) -> None:
+        """A call got through: if the workspace was down, what backs off is due now."""
+        with self._wake:
+            if self._down_since is None:
+                return
+            down_for, self._down_since = time.monotonic() - self._down_since, None
+            now = now_ms()
+            self._told_to_wait = {k: t for k, t in self._told_to_wait.items() if t > now}
+            keep = list(self._told_to_wait)
+        try:
+            with self.db.write() as session:
+                woken = state.wake_backed_off(session, self.workspace, keep=keep)
+        except Exception:  # the database may be briefly unreachable: the backoffs run out
+            log.warning("sync: cannot make the waiting entities due", exc_info=True)
+            return
+        log.info(
+            "sync: the workspace answers again after %.0f s: %d waiting entities due now",
+            down_for,
+            woken,
+        )
+        with self._wake:
+            self._wake.notify_all()
+
+    def _probe(self) -> bool:
+        """While the workspace is down, one idle lane at a time asks whether it is back, every
+        `probe_s`; True if this lane probed."""
+        with self._wake:
+            due = self._down_since is not None and time.monotonic() >= self._next_probe
+            if not due or self._probing:
+                return False
+            self._probing = True
+            self._next_probe = time.monotonic() + self.config.probe_s
+        try:
+            self.api.get_experiment_by_name(_PROBE_EXPERIMENT)
+        except TransientError as exc:
+            log.info("sync: the workspace is still down: %s", exc.reason)
+            return True
+        except PermanentError:
+            pass  # refused, but answered: the workspace is up
+        finally:
+            with self._wake:
+                self._probing = False
+        self._workspace_up()
+        return True
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -360,7 +465,7 @@ class SyncWorker:
         while not (self.stop_event.is_set() or done.is_set()):
             try:
                 paused = self.paused_for()
-                if paused > 0 or not self.step(lane):
+                if paused > 0 or not (self.step(lane) or self._probe()):
                     with self._wake:
                         self._wake.wait(min(self.config.poll_s, paused or self.config.poll_s))
             except Exception:  # the database may be briefly unreachable: keep going
@@ -466,6 +571,16 @@ class SyncWorker:
     def _idle(self) -> bool:
         with self._wake:
             return self._busy == 0
+
+
+def _says_down(exc: Exception) -> bool:
+    """A failure that is news about the workspace, not about the entity (`_OUTAGE_STATUS`)."""
+    return (
+        isinstance(exc, TransientError)
+        and not isinstance(exc, uploads.Missing)
+        and exc.status in _OUTAGE_STATUS
+        and exc.retry_after is None
+    )
 
 
 def drain_exit_code(counts: dict[str, int]) -> int:

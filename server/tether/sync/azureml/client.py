@@ -11,16 +11,22 @@ too: they are fixed by the operator (role assignment, identity), not by changing
 
 Every request of every lane goes through one `Throttle` (`throttle`): a 429 or 503 seen by one
 lane holds and slows them all.
+
+A thread can ask to be told of each failed attempt that is about to be retried (`observing`):
+the worker shows an entity's failing reason while its call still retries, not only once the
+call gives up (with `Retry-After` that can take half a minute).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -32,6 +38,7 @@ from tether.sync.azureml.credentials import TokenProvider
 from tether.sync.azureml.errors import AmbiguousError, PermanentError, TransientError
 from tether.sync.azureml.throttle import Throttle
 
+log = logging.getLogger("tether.sync")
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # The workspace is throttling (or shedding load): every lane slows down (`Throttle`).
 _THROTTLING_STATUS = frozenset({429, 503})
@@ -96,6 +103,16 @@ class AzureMLClient:
     def thread_requests(self) -> int:
         """Requests sent so far by the calling thread (a lane counts what its entity cost)."""
         return int(getattr(self._local, "requests", 0))
+
+    @contextmanager
+    def observing(self, on_retry: Callable[[str], None]) -> Iterator[None]:
+        """While the block runs, the calling thread's calls tell `on_retry` the reason of each
+        failed attempt they are about to retry (before the wait)."""
+        self._local.on_retry = on_retry
+        try:
+            yield
+        finally:
+            self._local.on_retry = None
 
     def _count(self, field_name: str) -> None:
         with self._lock:
@@ -200,6 +217,12 @@ class AzureMLClient:
             raise exc
         self._count("retries")
         events.count("azureml_retries")
+        on_retry: Callable[[str], None] | None = getattr(self._local, "on_retry", None)
+        if on_retry is not None:
+            try:
+                on_retry(exc.reason)
+            except Exception:  # telling is best effort: the call goes on
+                log.warning("sync: cannot record a retried attempt", exc_info=True)
         self.retry.sleep(delay)
         return attempt + 1
 

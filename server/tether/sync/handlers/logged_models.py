@@ -91,7 +91,11 @@ def _rehome(ctx: Context, only: str | None = None) -> None:
     if root is None:
         ctx.report("skipped", "files", "the model's artifacts are not in Tether's store")
         return
-    target = uploads.target(ctx, run_id)
+    try:
+        target = uploads.target(ctx, run_id)
+    except uploads.RunGone:
+        ctx.report("skipped", "files", "the source run was deleted from Tether (its workspace)")
+        return
     files = [only] if only else ctx.files.walk(root)
     pairs = [(f, rehomed_path(model_id, f[len(root) :].lstrip("/"))) for f in files]
     pairs = [(f, p) for f, p in pairs if f.startswith(root + "/")]

@@ -5,7 +5,10 @@ The cursor moves after each file; the upload itself (exactly once, SAS fetched a
 to 50 pending files, 409 and 403 handling) is `uploads`.
 
 Not mirrored, and reported: deletes (Azure ML has no artifact delete), a file deleted before
-it was uploaded (a later row deletes it), and what `uploads` reports (a path Azure refuses,
+it was uploaded (a later row deletes it), a file of a run deleted from Tether before it was
+uploaded (the run's workspace deleted with mode=CASCADE: run and files are gone, as for a
+file deleted before its upload, so it is `skipped`, never a failure or a dead letter), and
+what `uploads` reports (a path Azure refuses,
 other content already at the path). A file missing without a later delete is a failure
 (retried, shown in `tether sync status`): the worker may be reading the wrong store.
 
@@ -27,6 +30,8 @@ from tether.sync.azureml.run_history import MAX_PATHS_PER_BATCH
 from tether.sync.handlers import uploads
 from tether.sync.handlers.base import Context, Row
 from tether.sync.sources import rows_of
+
+_RUN_GONE = "the run was deleted from Tether (with its workspace) before the file was uploaded"
 
 
 def run_relative(store_path: str) -> str:
@@ -55,13 +60,20 @@ def apply(ctx: Context, row: Row[ArtifactRecord]) -> None:
 
 
 def _upload(ctx: Context, row_id: int, store_path: str, path: str) -> None:
-    target = uploads.target(ctx, ctx.work.key.entity_id)
+    run_id = ctx.work.key.entity_id
     try:
+        target = uploads.target(ctx, run_id)
         uploads.upload(ctx, target, store_path, path, lambda: _pending_paths(ctx, row_id, path))
+    except uploads.RunGone:
+        ctx.report("skipped", f"file:{path}", _RUN_GONE)
     except uploads.Missing:
-        if not _deleted_later(ctx, row_id, path):
+        # The files of a run deleted meanwhile (CASCADE commits, then removes the files).
+        if uploads.run_gone(ctx, run_id):
+            ctx.report("skipped", f"file:{path}", _RUN_GONE)
+        elif _deleted_later(ctx, row_id, path):
+            ctx.report("skipped", f"file:{path}", "deleted from Tether before it was uploaded")
+        else:
             raise
-        ctx.report("skipped", f"file:{path}", "deleted from Tether before it was uploaded")
 
 
 def _later(

@@ -14,7 +14,9 @@ overwritten (run artifacts are write-once in Azure ML, and it may be another wri
 nor made a dead letter (retrying cannot change it, and it would stop the run's later files);
 it is a `skipped` report `file:<path>` with both sizes and MD5s, shown by
 `tether sync status --entity run_artifacts:<run>`. A file missing from Tether's store
-raises `Missing`.
+raises `Missing`. A run no longer in Tether at all (hard-deleted: its workspace deleted with
+mode=CASCADE, which removes its files too) raises `RunGone`, which the callers settle as
+`skipped`, as a file deleted before its upload is: retrying cannot bring it back.
 
 Azure's side: docs/azureml-protocol.md §5.2, §7.3.
 """
@@ -46,15 +48,28 @@ class Missing(TransientError):
         )
 
 
+class RunGone(PermanentError):
+    """The run is no longer in Tether: its files went with it (settled as `skipped`)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} is no longer in Tether (deleted with its workspace)")
+
+
+def run_gone(ctx: Context, run_id: str) -> bool:
+    with ctx.db.read() as session:
+        return session.execute(select(Run.run_uuid).where(Run.run_uuid == run_id)).first() is None
+
+
 def target(ctx: Context, run_id: str) -> tuple[str, str]:
-    """(Azure experiment id, Azure run id) of the local run."""
-    azure_run = ctx.require(Key("run", run_id))
+    """(Azure experiment id, Azure run id) of the local run; `RunGone` when it was deleted
+    from Tether (checked first: a gone run's files have nothing to wait for)."""
     with ctx.db.read() as session:
         experiment_id = session.execute(
             select(Run.experiment_id).where(Run.run_uuid == run_id)
         ).scalar()
     if experiment_id is None:
-        raise PermanentError(f"run {run_id} is no longer in Tether")
+        raise RunGone(run_id)
+    azure_run = ctx.require(Key("run", run_id))
     return ctx.require(Key("experiment", str(experiment_id))), azure_run
 
 
