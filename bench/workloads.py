@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import threading
@@ -137,22 +138,30 @@ def _log_metric(clients: int) -> Callable[[str, Params, dict[str, Any]], Sample]
             run_ids = [_new_run(client, state) for _ in range(clients)]
         if clients == 1:
             return _log_metric_loop(base, run_ids[0], params.seconds)
-        barrier = threading.Barrier(clients)
-
-        def worker(run_id: str) -> Sample:
-            barrier.wait()
-            return _log_metric_loop(base, run_id, params.seconds)
-
-        with ThreadPoolExecutor(clients) as pool:
-            parts = list(pool.map(worker, run_ids))
-        return Sample(
-            units=sum(p.units for p in parts),
-            elapsed=max(p.elapsed for p in parts),
-            latencies=[x for p in parts for x in p.latencies],
-            errors=sum(p.errors for p in parts),
+        return _concurrently(
+            [functools.partial(_log_metric_loop, base, r, params.seconds) for r in run_ids]
         )
 
     return run
+
+
+def _concurrently(loops: list[Callable[[], Sample]]) -> Sample:
+    """Each loop on its own thread, started together; their samples summed (units, latencies,
+    errors) over the longest elapsed time."""
+    barrier = threading.Barrier(len(loops))
+
+    def worker(loop: Callable[[], Sample]) -> Sample:
+        barrier.wait()
+        return loop()
+
+    with ThreadPoolExecutor(len(loops)) as pool:
+        parts = list(pool.map(worker, loops))
+    return Sample(
+        units=sum(p.units for p in parts),
+        elapsed=max(p.elapsed for p in parts),
+        latencies=[x for p in parts for x in p.latencies],
+        errors=sum(p.errors for p in parts),
+    )
 
 
 def runs_create(base: str, params: Params, state: dict[str, Any]) -> Sample:
@@ -413,15 +422,27 @@ def _log_trace(client: httpx.Client, experiment_id: str) -> None:
     _start_trace(client, experiment_id, trace_hex, ms)
 
 
-def traces_log(base: str, params: Params, state: dict[str, Any]) -> Sample:
+def _traces_log_loop(base: str, experiment_id: str, seconds: float) -> Sample:
     with _client(base) as client:
-        experiment_id = _experiment(client, state, "traces")
 
         def step() -> float:
             _log_trace(client, experiment_id)
             return 1
 
-        return _timed_loop(params.seconds, step)
+        return _timed_loop(seconds, step)
+
+
+def _traces_log(clients: int) -> Callable[[str, Params, dict[str, Any]], Sample]:
+    """`clients` clients (threads, each its own connection) logging traces into one
+    experiment, each trace as `_log_trace` sends it."""
+
+    def run(base: str, params: Params, state: dict[str, Any]) -> Sample:
+        with _client(base) as client:
+            experiment_id = _experiment(client, state, "traces")
+        loop = functools.partial(_traces_log_loop, base, experiment_id, params.seconds)
+        return loop() if clients == 1 else _concurrently([loop] * clients)
+
+    return run
 
 
 def _search_traces_setup(base: str, params: Params, state: dict[str, Any]) -> str:
@@ -441,9 +462,7 @@ def _search_traces_setup(base: str, params: Params, state: dict[str, Any]) -> st
     return experiment_id
 
 
-def search_traces(base: str, params: Params, state: dict[str, Any]) -> Sample:
-    """The Traces tab's query: the newest 100 OK traces of the experiment."""
-    experiment_id = _search_traces_setup(base, params, state)
+def _search_traces_loop(base: str, experiment_id: str, seconds: float) -> Sample:
     body = {
         "locations": [
             {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}}
@@ -458,7 +477,19 @@ def search_traces(base: str, params: Params, state: dict[str, Any]) -> Sample:
             page = _post(client, f"{API3}/traces/search", body)
             return float(len(page.get("traces", [])))
 
-        return _timed_loop(params.seconds, step)
+        return _timed_loop(seconds, step)
+
+
+def _search_traces(clients: int) -> Callable[[str, Params, dict[str, Any]], Sample]:
+    """The Traces tab's query, the newest 100 OK traces of the experiment, from `clients`
+    clients (threads, each its own connection)."""
+
+    def run(base: str, params: Params, state: dict[str, Any]) -> Sample:
+        experiment_id = _search_traces_setup(base, params, state)
+        loop = functools.partial(_search_traces_loop, base, experiment_id, params.seconds)
+        return loop() if clients == 1 else _concurrently([loop] * clients)
+
+    return run
 
 
 WORKLOADS: list[Workload] = [
@@ -472,6 +503,9 @@ WORKLOADS: list[Workload] = [
     Workload("search-all", "runs/s", _search("", [])),
     Workload("artifact-upload", "MB/s", artifact_upload),
     Workload("artifact-download", "MB/s", artifact_download),
-    Workload("traces-log", "traces/s", traces_log),
-    Workload("search-traces", "traces/s", search_traces),
+    Workload("traces-log", "traces/s", _traces_log(1)),
+    Workload("search-traces", "traces/s", _search_traces(1)),
+    # Throughput with concurrent clients, beside the single-client workloads above.
+    Workload("traces-log-8", "traces/s", _traces_log(8)),
+    Workload("search-traces-8", "traces/s", _search_traces(8)),
 ]

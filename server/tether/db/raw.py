@@ -86,6 +86,36 @@ class Statement:
         return compiled
 
 
+class Compiled:
+    """A select built at run time (e.g. from a search filter), compiled once for `dialect`
+    with its bound values, then run on the DBAPI cursor like a `Statement`, with the values
+    of some parameters replaced per call (a page's LIMIT and OFFSET): for a statement that
+    repeats, as a search page does, SQLAlchemy's execution path (~0.15 ms for a 100-row
+    page) is paid once. `usable` is False when a bound value would need type processing
+    (then run it through SQLAlchemy as usual)."""
+
+    def __init__(self, clause: ClauseElement, dialect: Dialect) -> None:
+        done: Any = clause.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        self.sql: str = done.string
+        self.order: tuple[str, ...] | None = (
+            tuple(done.positiontup or ()) if done.positional else None
+        )
+        self.params: dict[str, Any] = dict(done.params)
+        self.usable = all(
+            bind.type._cached_bind_processor(dialect) is None for bind in done.binds.values()
+        )
+
+    def all(self, session: Session, replaced: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        connection, _ = _dbapi(session)
+        cursor = connection.cursor()
+        try:
+            cursor.execute(self.sql, _bind({**self.params, **replaced}, self.order))
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        finally:
+            cursor.close()
+        return rows
+
+
 def _bind(params: Mapping[str, Any], order: tuple[str, ...] | None) -> Any:
     return params if order is None else tuple(params[name] for name in order)
 

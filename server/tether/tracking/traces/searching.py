@@ -10,14 +10,17 @@ artifact store, so such searches are slower than the others (README, "Traces").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from contextlib import aclosing
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Dialect
 
 from tether.db.engine import Database
 from tether.db.models import TraceInfo
+from tether.db.raw import Compiled
 from tether.errors import API_DOCS_HINT, invalid_parameter
 from tether.search.experiment_ids import parse_experiment_id
 from tether.search.page_token import create_page_token, parse_page_token
@@ -67,6 +70,49 @@ def experiment_scope(locations: Sequence[str]) -> list[int]:
     return [parse_experiment_id(loc) for loc in locations]
 
 
+def _statement(
+    experiment_ids: Sequence[int],
+    clauses: list[filters.Clause],
+    order: Any,
+    dialect: str,
+    columns: Any = TraceInfo.request_id,
+) -> tuple[Any, ContentCheck | None]:
+    built = search.build(clauses, dialect, list(experiment_ids))
+    stmt = (
+        sa.select(columns)
+        .where(TraceInfo.experiment_id.in_(list(experiment_ids)), *built.conditions)
+        .order_by(*search.order_by(order))
+    )
+    return stmt, built.content
+
+
+_OFFSET, _LIMIT = "_tether_offset", "_tether_limit"
+
+
+# Keyed by the request's own strings (a filter's parse and SQL depend on nothing else), so a
+# repeated search (the Traces tab's, a client paging) skips parsing, building and
+# SQLAlchemy's execution path: ~0.25 ms of a 100-trace page's ~2.3 ms in process. The SQL is
+# what is cached, never an answer: every request runs it. Errors are not cached (raised anew).
+@functools.lru_cache(maxsize=256)
+def _compiled_page(
+    dialect: Dialect, experiment_ids: tuple[int, ...], filter_string: str, order_by: tuple[str, ...]
+) -> Compiled | None:
+    """The page statement of a search the SQL decides alone, with its offset and limit as
+    parameters; None when it has content clauses or needs SQLAlchemy's type processing."""
+    order = filters.parse_order_by(list(order_by))
+    clauses = filters.parse_filter(filter_string)
+    stmt, content = _statement(experiment_ids, clauses, order, dialect.name, TraceInfo.__table__)
+    if content is not None:
+        return None
+    compiled = Compiled(
+        stmt.offset(sa.bindparam(_OFFSET, 0, type_=sa.Integer)).limit(
+            sa.bindparam(_LIMIT, 0, type_=sa.Integer)
+        ),
+        dialect,
+    )
+    return compiled if compiled.usable else None
+
+
 class TraceSearch:
     def __init__(self, db: Database, reader: TraceReader) -> None:
         self.db = db
@@ -81,6 +127,14 @@ class TraceSearch:
         page_token: str | None,
     ) -> tuple[list[repository.TraceRead], str | None]:
         _check_max_results(max_results)
+        compiled = _compiled_page(
+            self.db.engine.dialect, tuple(experiment_ids), filter_string, tuple(order_by)
+        )
+        if compiled is not None:
+            offset = parse_page_token(page_token)
+            reads = await blocking(self._compiled_page, compiled, offset, max_results)
+            token = create_page_token(offset + max_results) if len(reads) == max_results else None
+            return reads, token
         order = filters.parse_order_by(list(order_by))
         clauses = filters.parse_filter(filter_string)
         offset = parse_page_token(page_token)
@@ -103,13 +157,17 @@ class TraceSearch:
         dialect: str,
         columns: Any = TraceInfo.request_id,
     ) -> tuple[Any, ContentCheck | None]:
-        built = search.build(clauses, dialect, list(experiment_ids))
-        stmt = (
-            sa.select(columns)
-            .where(TraceInfo.experiment_id.in_(list(experiment_ids)), *built.conditions)
-            .order_by(*search.order_by(order))
-        )
-        return stmt, built.content
+        return _statement(experiment_ids, clauses, order, dialect, columns)
+
+    def _compiled_page(
+        self, compiled: Compiled, offset: int, max_results: int
+    ) -> list[repository.TraceRead]:
+        """The page of a search whose statement is compiled (`_compiled_page`), then its
+        children, in one read transaction."""
+        with self.db.read() as session:
+            found = compiled.all(session, {_OFFSET: offset, _LIMIT: max_results})
+            rows = {r.request_id: r for r in map(repository.InfoRow._make, found)}
+            return repository.with_children(session, list(rows.values()))
 
     def _page(
         self,

@@ -45,15 +45,21 @@ def parse_timestamp(text: str) -> int:
 
 def format_timestamp(millis: int) -> str:
     seconds, ms = divmod(millis, 1000)
-    if millis >= 0:
-        # Every trace of a search page goes through here: the date of a day is computed once
-        # (cached), the time of day with integer arithmetic (~4x faster than strftime).
+    base = _second(seconds)
+    return f"{base}.{ms:03d}Z" if ms else f"{base}Z"
+
+
+# Every trace of a search page goes through here, and a page's traces mostly start within a
+# few seconds of each other: each second is formatted once (cached), its date once per day,
+# the time of day with integer arithmetic (~4x faster than strftime).
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    if seconds >= 0:
         day, rest = divmod(seconds, 86_400)
         hours, rest = divmod(rest, 3600)
-        base = f"{_date(day)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
-    else:  # as datetime writes them (years before 1000 unpadded)
-        base = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{ms:03d}Z" if ms else f"{base}Z"
+        return f"{_date(day)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    # as datetime writes them (years before 1000 unpadded)
+    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -71,6 +77,7 @@ def parse_duration(text: str) -> int:
     return sign * (int(match.group(2)) * 1000 + int(fraction) // 1_000_000)
 
 
+@functools.lru_cache(maxsize=4096)  # a page's traces often share their duration
 def format_duration(millis: int) -> str:
     sign = "-" if millis < 0 else ""
     seconds, ms = divmod(abs(millis), 1000)
