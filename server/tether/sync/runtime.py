@@ -214,9 +214,12 @@ class BackgroundSync:
         workspace's binding keeps its worker until drained, then is removed here (by whichever
         replica sees it drained first: tether.sync.retiring) and its worker stops."""
         try:
-            with self.db.write() as session:
-                for name in retiring.remove_drained(session):
-                    log.info("sync: deleted workspace %s is drained: its binding is removed", name)
+            with self.db.read() as session:
+                any_retiring = bool(retiring.retiring_names(session))
+            if any_retiring:  # a write transaction only then (SQLite: one writer at a time)
+                with self.db.write() as session:
+                    for name in retiring.remove_drained(session):
+                        log.info("sync: deleted workspace %s is drained: binding removed", name)
             with self.db.read() as session:
                 targets = bindings.active_targets(session, self.settings)
             self.bindings_error = None
