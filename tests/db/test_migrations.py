@@ -316,3 +316,42 @@ def test_bindings_migration_keeps_sync_state_and_rekeys_workspace_files(backend_
         ]
     finally:
         db.dispose()
+
+
+def test_retiring_bindings_migration_keeps_bindings_and_lets_them_outlive_the_workspace(
+    backend_uri: str,
+) -> None:
+    """0014: a store at 0013 with a binding keeps it as it was (not retiring); the binding no
+    longer depends on its workspace row, so a deleted workspace's binding can be kept while
+    its work drains (tether.sync.retiring)."""
+    db = Database(backend_uri)
+    columns = (
+        "workspace, azureml_workspace, target, azureml_endpoint, artifacts_destination, "
+        "credential, artifacts_previous, bound, updated_at"
+    )
+    try:
+        migrate.upgrade(db, "0013")
+        with db.write() as session:
+            session.execute(text("INSERT INTO workspaces (name) VALUES ('team-b')"))
+            session.execute(
+                text(
+                    f"INSERT INTO workspace_bindings ({columns}) VALUES ('team-b', 'ws-uri', "
+                    "'s/rg/w', 'https://e', 'file:///d', 'SP_B', '[]', :bound, 7)"
+                ),
+                {"bound": True},
+            )
+        with db.read() as session:
+            before = session.execute(text(f"SELECT {columns} FROM workspace_bindings")).all()
+        migrate.upgrade(db)
+        with db.read() as session:
+            after = session.execute(
+                text(f"SELECT {columns}, deleted_at, deleted_outbox_id FROM workspace_bindings")
+            ).all()
+        assert [tuple(r) for r in after] == [(*before[0], None, None)]
+        with db.write() as session:
+            session.execute(text("DELETE FROM workspaces WHERE name = 'team-b'"))
+        with db.read() as session:
+            kept = session.execute(text("SELECT workspace FROM workspace_bindings")).scalars()
+            assert kept.all() == ["team-b"]
+    finally:
+        db.dispose()

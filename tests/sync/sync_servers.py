@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from support import TetherServer
+from support.rest import MlflowRest
 from support.servers import tether_command
 
 if TYPE_CHECKING:
@@ -85,4 +87,56 @@ def run_tether(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
         text=True,
         timeout=120,
         env=clean_env(env),
+    )
+
+
+class InWorkspace:
+    """A server whose REST client sends X-MLFLOW-WORKSPACE (what `mlflow.set_workspace`
+    does), for the workload helpers."""
+
+    def __init__(self, server: TetherServer, workspace: str) -> None:
+        self.server = server
+        self.workspace = workspace
+
+    def rest(self, prefix: str | None = None) -> MlflowRest:
+        with self.server.rest(prefix) as plain:
+            return plain.in_workspace(self.workspace)
+
+
+def in_workspace(server: TetherServer, workspace: str) -> TetherServer:
+    return cast(TetherServer, InWorkspace(server, workspace))
+
+
+def start_two_workspaces(
+    start: TetherServerStarter,
+    ws_a: AzuremlWorkspace,
+    ws_b: AzuremlWorkspace,
+    identity: ManagedIdentityEndpoint,
+    tmp_path: Path,
+    backend_uri: str | None = None,
+    env: dict[str, str] | None = None,
+) -> TetherServer:
+    """`tether serve --enable-workspaces` syncing `default` into `ws_a`, trusting both
+    stand-ins' CAs (each has its own), with team-b's named credential `TEAMB` (a user-assigned
+    managed identity), Prometheus exposed and metrics read on every scrape."""
+    bundle = tmp_path / "cas.pem"
+    bundle.write_text(Path(ws_a.ca_bundle).read_text() + Path(ws_b.ca_file).read_text())
+    return start(
+        backend_uri,
+        extra_args=[
+            "--enable-workspaces",
+            "--azureml-workspace",
+            ws_a.arm_id,
+            "--expose-prometheus",
+            str(tmp_path / "prom"),
+        ],
+        env={
+            **sync_env(ws_a, identity),
+            "SSL_CERT_FILE": str(bundle),
+            "REQUESTS_CA_BUNDLE": str(bundle),
+            "TETHER_AZURE_CREDENTIAL_TEAMB_CLIENT_ID": identity.client_id,
+            "TETHER_METRICS_CACHE_SECONDS": "0",
+            **(env or {}),
+        },
+        artifacts_destination=str(tmp_path / "artifacts"),
     )

@@ -15,15 +15,14 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from observability.prom_scrape import scrape
 from support import TetherServer
-from support.rest import MlflowRest
 from sync.sync_fidelity import SOURCE_TAG, InnerMlflow
-from sync.sync_servers import run_tether, sync_env, sync_status
+from sync.sync_servers import in_workspace, run_tether, start_two_workspaces, sync_status
 from sync.sync_workload import Workload
 
 if TYPE_CHECKING:
@@ -35,19 +34,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(600)
 TEAM = "team-b"
 BUSY = ("pending", "in_flight", "failed", "dead")
-
-
-class InWorkspace:
-    """A server whose REST client sends X-MLFLOW-WORKSPACE (what `mlflow.set_workspace`
-    does), for the workload helpers."""
-
-    def __init__(self, server: TetherServer, workspace: str) -> None:
-        self.server = server
-        self.workspace = workspace
-
-    def rest(self, prefix: str | None = None) -> MlflowRest:
-        with self.server.rest(prefix) as plain:
-            return plain.in_workspace(self.workspace)
 
 
 def _status(server: TetherServer, workspace: str) -> dict[str, Any]:
@@ -127,34 +113,14 @@ def test_each_workspace_syncs_into_its_own_azure_workspace_and_outages_stay_apar
     team_storage = {
         "TETHER_AZURE_CREDENTIAL_TEAMB_STORAGE_CONNECTION_STRING": azurite.connection_string
     }
-    # The server trusts both stand-ins' CAs (each has its own).
-    bundle = tmp_path / "cas.pem"
-    bundle.write_text(Path(ws_a.ca_bundle).read_text() + Path(ws_b.ca_file).read_text())
-    env = {
-        **sync_env(ws_a, azureml_identity),
-        "SSL_CERT_FILE": str(bundle),
-        "REQUESTS_CA_BUNDLE": str(bundle),
-        # team-b's own identity: a user-assigned managed identity, named by the binding.
-        "TETHER_AZURE_CREDENTIAL_TEAMB_CLIENT_ID": azureml_identity.client_id,
-        **team_storage,
-        "TETHER_METRICS_CACHE_SECONDS": "0",
-    }
-    server = start_tether_server(
-        extra_args=[
-            "--enable-workspaces",
-            "--azureml-workspace",
-            ws_a.arm_id,
-            "--expose-prometheus",
-            str(tmp_path / "prom"),
-        ],
-        env=env,
-        artifacts_destination=str(tmp_path / "artifacts"),
+    server = start_two_workspaces(
+        start_tether_server, ws_a, ws_b, azureml_identity, tmp_path, env=team_storage
     )
     mark_a, mark_b = ws_a.mark(), ws_b.mark()
     with server.rest("/api/3.0/mlflow") as rest:
         created = rest.post("workspaces", {"name": TEAM})
     assert created.status == 201, created.text
-    team = cast(TetherServer, InWorkspace(server, TEAM))
+    team = in_workspace(server, TEAM)
 
     # team-b's work before it is bound: kept local, and said so.
     work_a, work_b = Workload(), Workload()

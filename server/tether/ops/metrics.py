@@ -43,6 +43,7 @@ from tether.config import Settings
 from tether.db.engine import Database
 from tether.observability import events, prometheus_dir
 from tether.sync import status as sync_status
+from tether.sync.retiring import DRAINING
 from tether.sync.schemas import WorkspaceSync
 from tether.sync.status import BUCKETS
 from tether.threads import blocking
@@ -206,11 +207,18 @@ def _workspace_families(each: dict[str, WorkspaceSync]) -> list[Metric]:
         "writes not picked up yet are in tether_outbox_oldest_unscanned_age_seconds)",
         labels=["workspace"],
     )
+    draining = GaugeMetricFamily(
+        "tether_sync_workspace_draining",
+        "Per MLflow workspace: 1 while it is deleted and its binding still delivers what is "
+        "left (the series goes once it is drained)",
+        labels=["workspace"],
+    )
     for name, one in sorted(each.items()):
         for bucket in BUCKETS:
             entities.add_metric([name, bucket], one["entities"].get(bucket, 0))
         lag.add_metric([name], one["oldest_pending_age_seconds"] or 0.0)
-    return [entities, lag]
+        draining.add_metric([name], 1 if one["binding"] == DRAINING else 0)
+    return [entities, lag, draining]
 
 
 def _sync_families(snap: sync_status.QueueSnapshot) -> list[Metric]:

@@ -18,6 +18,8 @@ Invariants:
   artifacts destination stays in effect (tether.sync.destinations).
 - No secret is stored: `credential` names environment variables the server reads
   (`credentials.named_credential`).
+- Deleting a bound workspace keeps its row, retiring, until its work is delivered
+  (tether.sync.retiring): it stays an active target, shown as `deleted (draining)`.
 - The sync runtime re-reads the table every few seconds (`active_targets`), so a bind takes
   effect on every running server (replicas share the table) without a restart.
 """
@@ -246,6 +248,8 @@ def unbind(session: Session, workspace: str) -> WorkspaceBinding:
             "server without it to keep `default` local"
         )
     row = session.get(WorkspaceBinding, workspace)
+    if row is not None and row.deleted_at is not None:  # retiring: its workspace is gone
+        raise not_found(f"Workspace '{workspace}' not found")
     if row is None or not row.bound:
         raise not_found(f"Workspace '{workspace}' is not bound to an Azure ML workspace")
     row.bound = False

@@ -16,7 +16,7 @@ from tether.config import Settings
 from tether.db.engine import Database
 from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.errors import MlflowError
-from tether.sync import bindings, state, status
+from tether.sync import bindings, retiring, state, status
 from tether.sync.azureml.errors import SyncError
 from tether.sync.schemas import EntityDetail, Lag, SyncSummary
 from tether.sync.state import Key
@@ -115,6 +115,8 @@ def run(timeout: float | None, **options: Any) -> None:
             thread.start()
         for thread in threads:
             thread.join()
+        with db.write() as session:  # a deleted workspace's binding, once its work is drained
+            retiring.remove_drained(session)
     codes = []
     for name, result in sorted(results.items()):
         prefix = "" if len(results) == 1 and name == DEFAULT_WORKSPACE else f"{name}: "

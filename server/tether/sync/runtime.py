@@ -12,7 +12,7 @@ from tether.config import Settings
 from tether.db.engine import Database
 from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.observability import events
-from tether.sync import bindings, destinations, state
+from tether.sync import bindings, destinations, retiring, state
 from tether.sync.azureml.client import AzureMLClient, RetryPolicy
 from tether.sync.azureml.errors import SyncError, TransientError
 from tether.sync.azureml.mlflow_api import AzureMLflow
@@ -210,8 +210,16 @@ class BackgroundSync:
 
     def _apply_bindings(self) -> None:
         """Start a worker per newly bound workspace, stop those unbound, restart those whose
-        binding changed (another endpoint, credential or Azure workspace)."""
+        binding changed (another endpoint, credential or Azure workspace). A deleted
+        workspace's binding keeps its worker until drained, then is removed here (by whichever
+        replica sees it drained first: tether.sync.retiring) and its worker stops."""
         try:
+            with self.db.read() as session:
+                any_retiring = bool(retiring.retiring_names(session))
+            if any_retiring:  # a write transaction only then (SQLite: one writer at a time)
+                with self.db.write() as session:
+                    for name in retiring.remove_drained(session):
+                        log.info("sync: deleted workspace %s is drained: binding removed", name)
             with self.db.read() as session:
                 targets = bindings.active_targets(session, self.settings)
             self.bindings_error = None

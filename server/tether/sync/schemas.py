@@ -80,8 +80,9 @@ class WorkspaceSync(TypedDict):
     """One MLflow workspace: where it syncs to and how far it is.
 
     `binding`: `server` (`default`, bound by --azureml-workspace), `bound` (tether workspaces
-    bind) or `local-only` (kept in Tether, not an error: its entities wait, pending, until it
-    is bound)."""
+    bind), `local-only` (kept in Tether, not an error: its entities wait, pending, until it
+    is bound) or `deleted (draining)` (deleted, its binding kept until what is left of it is
+    delivered: tether.sync.retiring)."""
 
     binding: str
     azureml_workspace: str | None  # the Azure ML workspace (subscription/resource group/name)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from tether.clock import now_ms
 from tether.db.models import OutboxEntry, SyncEntity, SyncReport, TraceInfo, Workspace
-from tether.sync import delivery, discovery, state
+from tether.sync import delivery, discovery, retiring, state
 from tether.sync.schemas import (
     EntityBrief,
     EntityDetail,
@@ -315,12 +315,17 @@ def by_workspace(
     session: Session, bound: dict[str, tuple[str, str]], now: int | None = None
 ) -> dict[str, WorkspaceSync]:
     """Every workspace's sync state. `bound`: workspace -> (how it is bound: `server` or
-    `bound`, its Azure ML workspace); the others are local-only."""
+    `bound`, its Azure ML workspace); the others are local-only, a deleted one whose binding
+    still retires is `deleted (draining)` (tether.sync.retiring). A name that is no workspace
+    (deleted) is listed only while some entity of it is not synced."""
     now = now_ms() if now is None else now
     names = set(session.scalars(select(Workspace.name))) | set(bound)
+    draining = retiring.retiring_names(session)
     out: dict[str, WorkspaceSync] = {}
-    for name in sorted(names):
+    for name in sorted(names | draining):
         kind, identity = bound.get(name, ("local-only", None))
+        if name in draining:  # deleted, its binding kept until its work is delivered
+            kind = retiring.DRAINING
         out[name] = {
             "binding": kind,
             "azureml_workspace": identity,
@@ -328,7 +333,13 @@ def by_workspace(
             "oldest_pending_age_seconds": None,
             "last_error": None,
         }
-    for name, bucket, n in _workspace_buckets(session, now):
+    buckets = _workspace_buckets(session, now)
+    # A deleted workspace's entities once its binding drained and went: not a workspace any
+    # more, nothing to report unless something of it is left undelivered.
+    left = {name for name, bucket, _ in buckets if bucket != "synced"}
+    for name, bucket, n in buckets:
+        if name not in out and name not in left:
+            continue
         entry = out.setdefault(
             name,
             {

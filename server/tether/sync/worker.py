@@ -232,7 +232,9 @@ class SyncWorker:
         started = lease.requests_mark
         try:
             with self.api.client.observing(lambda reason: self._note_retry(lease, reason)):
-                if work.key.entity_type == "run":
+                if work.key.entity_type == "run" and uploads.run_gone(ctx, work.key.entity_id):
+                    done = self._settle_gone_run(lease)
+                elif work.key.entity_type == "run":
                     done = run_data.deliver(ctx, self._read(lease))
                 else:
                     done = self._apply_rows(lease)
@@ -266,6 +268,27 @@ class SyncWorker:
             route(ctx, row.id, row.op, row.payload)  # a row that does not decode: dead letter
             work.cursor = row.id
             self._checkpoint(lease)
+        return True
+
+    def _settle_gone_run(self, lease: _Lease) -> bool:
+        """A run no longer in Tether (hard-deleted: its workspace deleted with CASCADE) has its
+        rows left settled as `skipped`, not sent: its experiment's deletion (also in the
+        outbox) deletes it in Azure ML, and a row sent after that is refused there (the run or
+        experiment is deleted), which would leave it dead forever and its workspace's drain
+        (tether.sync.retiring) stuck. Settled once, with one report naming how many."""
+        work, ctx = lease.work, lease.ctx
+        rows = [row.id for row in self._read(lease)]
+        if not rows:
+            return True
+        ctx.row_id = rows[-1]
+        ctx.report(
+            "skipped",
+            "run",
+            f"the run was deleted from Tether (with its workspace) before {len(rows)} "
+            "change(s) of it were delivered",
+        )
+        work.cursor = rows[-1]
+        self._checkpoint(lease)
         return True
 
     def _read(self, lease: _Lease) -> Iterator[OutboxRow]:

@@ -15,6 +15,16 @@ deleted entity. Then, once committed, their artifacts are removed from the store
 (`remove_artifacts`): each experiment's artifact location and the workspace's own prefix
 (`workspaces/<name>/` under the artifact root), streamed by the backend, off the event loop.
 A location outside the store (another bucket) is left alone.
+
+A bound workspace's binding (`workspace_bindings`) outlives its deletion, in every mode: it is
+kept, retiring (`deleted_at`, `deleted_outbox_id` = the last outbox row then), so the sync
+keeps delivering that workspace's pending work, the deletion records among it, into its Azure
+ML workspace; the sync runtime removes it once drained (tether.sync.retiring). An unbound
+binding is simply removed with the workspace (nothing to drain). While a deleted workspace's
+binding retires, creating a workspace of that name is refused (INVALID_STATE, naming the
+pending work): the new workspace would otherwise be a different team's data tethered to the
+old team's Azure ML workspace and credential without anyone binding it; once the old work is
+delivered the name is free again, and binding it is an explicit act.
 """
 
 from __future__ import annotations
@@ -29,9 +39,19 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tether.clock import now_ms
 from tether.db import outbox
 from tether.db.engine import Database
-from tether.db.models import Experiment, RegisteredModel, Run, TraceInfo, Workspace
+from tether.db.models import (
+    Experiment,
+    OutboxEntry,
+    RegisteredModel,
+    Run,
+    SyncEntity,
+    TraceInfo,
+    Workspace,
+    WorkspaceBinding,
+)
 from tether.db.models.workspaces import DEFAULT_WORKSPACE
 from tether.db.outbox.records import ExperimentDelete, RegisteredModelDelete
 from tether.errors import MlflowError, already_exists, invalid_parameter, not_found
@@ -152,6 +172,7 @@ class WorkspaceService:
             with self.db.write() as session:
                 if session.get(Workspace, name) is not None:
                     raise taken
+                _refuse_while_retiring(session, name)
                 row = Workspace(
                     name=name, description=description, default_artifact_root=root or None
                 )
@@ -206,6 +227,7 @@ class WorkspaceService:
                 leftover = self._artifact_paths(session, name)
                 _tell_sync(session, name)
                 _delete_contents(session, name)
+            _retire_binding(session, name)
             session.delete(row)
         return leftover
 
@@ -254,6 +276,36 @@ class WorkspaceService:
         if row is None:
             raise _not_found(name)
         return row
+
+
+def _retire_binding(session: Session, name: str) -> None:
+    """A bound binding is kept, retiring, until its sync work is drained; an unbound one goes."""
+    binding = session.get(WorkspaceBinding, name)
+    if binding is None:
+        return
+    if not binding.bound:
+        session.delete(binding)
+        return
+    session.flush()  # the deletion records appended above have their ids
+    binding.deleted_at = now_ms()
+    binding.deleted_outbox_id = int(session.scalar(sa.select(sa.func.max(OutboxEntry.id))) or 0)
+
+
+def _refuse_while_retiring(session: Session, name: str) -> None:
+    binding = session.get(WorkspaceBinding, name)
+    if binding is None or binding.deleted_at is None:
+        return
+    pending = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(SyncEntity)
+        .where(SyncEntity.workspace == name, SyncEntity.status.in_(("pending", "failed")))
+    )
+    raise MlflowError(
+        f"Cannot create workspace '{name}': a deleted workspace of that name is still "
+        f"delivering its pending work ({pending} pending change(s)) to Azure ML workspace "
+        f"{binding.target}. Create it again once `tether sync status` no longer lists it.",
+        "INVALID_STATE",
+    )
 
 
 def _refuse_if_used(session: Session, name: str) -> None:

@@ -8,7 +8,7 @@ workspace of their experiment or registered model. Names are unique per workspac
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text
+from sqlalchemy import BigInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tether.db.models.base import Base
@@ -43,13 +43,18 @@ class WorkspaceBinding(Base):
     JSON list, newest first, of the destinations (`{"uri", "credential"}`) a rebind replaced
     while they may still hold files: reads fall back to them until `tether workspaces
     move-artifacts` has moved their files and cleared it.
+
+    Deleting a bound workspace keeps its row, retiring (`deleted_at` set, `deleted_outbox_id`
+    the last outbox row then), so its worker delivers what is still pending (the deletion
+    records CASCADE appends among it); the sync runtime removes the row once that is drained
+    (tether.sync.retiring). Hence `workspace` is no foreign key: a retiring row outlives its
+    workspace. While it retires the name cannot be created again (tether.workspaces.service).
     """
 
     __tablename__ = "workspace_bindings"
 
     workspace: Mapped[str] = mapped_column(
         String(WORKSPACE_NAME_LENGTH),
-        ForeignKey("workspaces.name", ondelete="CASCADE"),
         primary_key=True,
     )
     azureml_workspace: Mapped[str] = mapped_column(Text)
@@ -60,3 +65,5 @@ class WorkspaceBinding(Base):
     artifacts_previous: Mapped[str | None] = mapped_column(Text)
     bound: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger)
+    deleted_outbox_id: Mapped[int | None] = mapped_column(BigInteger)
