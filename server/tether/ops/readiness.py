@@ -20,6 +20,7 @@ from tether.db.engine import Database
 from tether.observability.redact import redact
 from tether.ops import schemas
 from tether.storage.base import ArtifactBackend
+from tether.storage.routed import RoutedBackend
 from tether.sync import status
 from tether.sync.runtime import BackgroundSync
 from tether.threads import blocking
@@ -76,9 +77,12 @@ class Readiness:
             return {"ok": True, "served": False}
         if self._artifact_probe is None or self._artifact_probe.done():
             self._artifact_probe = _probe(backend.check())
+        # The server store's kind: the routing layer over it (workspaces' own destinations)
+        # is not a kind of store, and one team's destination never makes the server unready.
+        store = backend.server if isinstance(backend, RoutedBackend) else backend
         return {
             "served": True,
-            "backend": type(backend).__name__,
+            "backend": type(store).__name__,
             **await self._timed(self._artifact_probe),
         }
 
