@@ -149,16 +149,6 @@ class TraceSearch:
         token = create_page_token(offset + max_results) if len(reads) == max_results else None
         return reads, token
 
-    def _statement(
-        self,
-        experiment_ids: Sequence[int],
-        clauses: list[filters.Clause],
-        order: Any,
-        dialect: str,
-        columns: Any = TraceInfo.request_id,
-    ) -> tuple[Any, ContentCheck | None]:
-        return _statement(experiment_ids, clauses, order, dialect, columns)
-
     def _compiled_page(
         self, compiled: Compiled, offset: int, max_results: int
     ) -> list[repository.TraceRead]:
@@ -180,7 +170,7 @@ class TraceSearch:
         """The page, when the SQL decides it alone: its rows are read by the ordered query
         itself (no second lookup by id), then their children."""
         with self.db.read() as session:
-            stmt, content = self._statement(
+            stmt, content = _statement(
                 experiment_ids, clauses, order, dialect_name(session), TraceInfo.__table__
             )
             if content is not None:
@@ -229,7 +219,7 @@ class TraceSearch:
         size: int,
     ) -> list[tuple[str, str | None, list[Any]]]:
         with self.db.read() as session:
-            stmt, content = self._statement(experiment_ids, clauses, order, dialect_name(session))
+            stmt, content = _statement(experiment_ids, clauses, order, dialect_name(session))
             assert content is not None
             ids = list(session.scalars(stmt.offset(start).limit(size)))
             paths = dict(
